@@ -1,0 +1,34 @@
+//! The `stockwatch` command line. Each subcommand is one file; `anyhow` lives here, at the edge.
+
+pub mod progress;
+pub mod replay;
+
+use clap::{Parser, Subcommand};
+
+/// Streaming stockout-risk detection for retail inventory.
+///
+/// Consumes sale, shipment, receipt and availability events, keeps windowed inventory state per
+/// (SKU, location), scores the risk of a stockout with an online model and publishes alerts.
+#[derive(Debug, Parser)]
+#[command(name = "stockwatch", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a deterministic stream of store-network events (JSON lines).
+
+    /// Run the engine over an event file: alerts, rejects, final state and a report.
+    Replay(replay::ReplayArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Replay(a) => replay::run(a),
+    }
+}

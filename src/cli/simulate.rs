@@ -1,0 +1,1 @@
+//! `stockwatch simulate`: write a simulated event stream to a file.

@@ -1,0 +1,529 @@
+//! One shard: the state, event order, model replica and alert state of one partition number.
+//!
+//! `ingest` admits a decoded batch into the reorder buffer (late and duplicate events become
+//! rejections); `advance` applies every event the watermark has passed, in event-time order:
+//! mature labels → apply to state → features → score → label snapshot → alert policy. Nothing on
+//! that path allocates in steady state except when an alert is emitted.
+
+use arrow::array::Array;
+
+use crate::alert::{self, Alert, AlertKind, AlertStatus, Reason, Transition};
+use crate::decode::DecodedBatch;
+use crate::event::EventType;
+use crate::model::features::{self, Features, KeyInputs, NAMES, NF};
+use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
+use crate::model::RiskModel;
+use crate::reject::{RejectReason, Rejection};
+use crate::state::columns::{flag, hour_of, Columns, HOUR_MS, NO_HOUR, NO_TIME};
+use crate::state::inbound::{Closed, Inbound};
+use crate::state::keys::KeyDict;
+use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
+
+use super::EngineConfig;
+
+/// Counters of one shard's lifetime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardCounters {
+    /// Events applied, by type code.
+    pub applied: [u64; 4],
+    /// Rejections at ingest: late.
+    pub late: u64,
+    /// Rejections at ingest: duplicate.
+    pub duplicate: u64,
+    /// Receipts naming no open shipment of their key (applied to on hand all the same).
+    pub receipts_unmatched: u64,
+    /// Stockout episodes started.
+    pub stockouts: u64,
+    /// Alerts emitted, `[kind][status]`.
+    pub alerts: [[u64; 3]; 2],
+}
+
+/// One partition's worth of state and model.
+#[derive(Debug)]
+pub struct Shard {
+    cfg: EngineConfig,
+    pub(crate) keys: KeyDict,
+    pub(crate) cols: Columns,
+    pub(crate) inbound: Inbound,
+    pub(crate) order: EventOrder,
+    pub(crate) model: Box<dyn RiskModel>,
+    pub(crate) labels: PendingLabels,
+    pub(crate) quality: RollingQuality,
+    pub(crate) counters: ShardCounters,
+    x: Features,
+}
+
+/// The risk view of one key (state lookups, top-risk lists).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KeyView {
+    /// Store or DC.
+    pub location: String,
+    /// Stock keeping unit.
+    pub sku: String,
+    /// Risk at the last scoring.
+    pub risk: f64,
+    /// Recorded on hand, if known.
+    pub on_hand: Option<f64>,
+    /// Units in transit.
+    pub in_transit: f64,
+    /// A risk alert is open.
+    pub risk_alert_open: bool,
+    /// A stockout episode is open.
+    pub in_stockout: bool,
+    /// Event time of the last applied event (RFC 3339).
+    pub last_event_time: Option<String>,
+}
+
+impl Shard {
+    /// An empty shard.
+    pub fn new(cfg: EngineConfig) -> Self {
+        Shard {
+            keys: KeyDict::default(),
+            cols: Columns::default(),
+            inbound: Inbound::default(),
+            order: EventOrder::new(cfg.allowed_lateness_ms, cfg.dedupe_ttl_ms),
+            model: crate::model::build(&cfg.model),
+            labels: PendingLabels::default(),
+            quality: RollingQuality::default(),
+            counters: ShardCounters::default(),
+            x: [0.0; NF],
+            cfg,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Keys tracked.
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    /// Rolling prequential model quality.
+    pub fn quality(&self) -> &RollingQuality {
+        &self.quality
+    }
+
+    /// Labels waiting to mature.
+    pub fn label_backlog(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Events waiting for the watermark.
+    pub fn pending_events(&self) -> usize {
+        self.order.pending()
+    }
+
+    /// Current watermark, ms.
+    pub fn watermark_ms(&self) -> i64 {
+        self.order.watermark_ms()
+    }
+
+    /// The model replica.
+    pub fn model(&self) -> &dyn RiskModel {
+        self.model.as_ref()
+    }
+
+    /// Heap bytes of the state, split into (per-key columns and index, key strings, shard-level
+    /// structures: inbound table, reorder buffer and dedupe, pending labels).
+    pub fn state_bytes(&self) -> (usize, usize, usize) {
+        (
+            self.cols.heap_bytes() + self.keys.index_bytes(),
+            self.keys.string_bytes(),
+            self.inbound.heap_bytes() + self.order.heap_bytes() + self.labels.heap_bytes(),
+        )
+    }
+
+    /// Admits a decoded batch into the reorder buffer. `source_of(index)` gives the opaque
+    /// source position of the batch's message `index` (carried through to the pending event).
+    pub fn ingest(
+        &mut self,
+        batch: &DecodedBatch,
+        source_of: impl Fn(u32) -> u64,
+        rejects: &mut Vec<Rejection>,
+    ) {
+        let rows: Vec<u32> = (0..batch.len() as u32).collect();
+        self.ingest_rows(batch, &rows, source_of, rejects);
+    }
+
+    /// Like [`Shard::ingest`], for the given rows of the batch only (routing).
+    pub fn ingest_rows(
+        &mut self,
+        batch: &DecodedBatch,
+        rows: &[u32],
+        source_of: impl Fn(u32) -> u64,
+        rejects: &mut Vec<Rejection>,
+    ) {
+        let c = batch.columns();
+        for &i in rows {
+            let i = i as usize;
+            let time_ms = c.event_time.value(i);
+            let idh = id_hash(c.event_id.value(i));
+            let index = c.index.value(i);
+            match self.order.admit(time_ms, idh) {
+                Ok(()) => {}
+                Err(Refused::Late { watermark_ms }) => {
+                    self.counters.late += 1;
+                    rejects.push(Rejection {
+                        index,
+                        reason: RejectReason::Late,
+                        detail: format!(
+                            "event_time {} is {} s behind the watermark {}",
+                            alert::rfc3339_ms(time_ms),
+                            (watermark_ms - time_ms) / 1000,
+                            alert::rfc3339_ms(watermark_ms)
+                        ),
+                    });
+                    continue;
+                }
+                Err(Refused::Duplicate) => {
+                    self.counters.duplicate += 1;
+                    rejects.push(Rejection {
+                        index,
+                        reason: RejectReason::Duplicate,
+                        detail: format!("event_id {:?} was already seen", c.event_id.value(i)),
+                    });
+                    continue;
+                }
+            }
+            let (row, new) = self.keys.get_or_insert(c.location.value(i), c.sku.value(i));
+            if new {
+                self.cols.push_key();
+            }
+            let kind = EventType::from_code(c.kind.value(i)).unwrap_or(EventType::Sale);
+            let shipment_hash = if c.shipment_id.is_valid(i) {
+                id_hash(c.shipment_id.value(i))
+            } else {
+                0
+            };
+            self.order.push(PendingEvent {
+                time_ms,
+                id_hash: idh,
+                row,
+                kind,
+                in_stock: c.in_stock.is_valid(i) && c.in_stock.value(i),
+                qty: if c.qty.is_valid(i) {
+                    c.qty.value(i)
+                } else {
+                    0.0
+                },
+                eta_ms: if c.eta.is_valid(i) { c.eta.value(i) } else { 0 },
+                shipment_hash,
+                source: source_of(index),
+            });
+        }
+    }
+
+    /// Applies every event the watermark has passed (all of them with `flush`), appending the
+    /// alerts they trigger. `processing_ms` stamps `emitted_at`; `None` uses the event time.
+    pub fn advance(&mut self, flush: bool, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
+        while let Some(e) = self.order.pop_ready(flush) {
+            self.apply(&e, processing_ms, alerts);
+        }
+        self.order.evict_seen();
+    }
+
+    /// `ingest` then `advance`.
+    pub fn process(
+        &mut self,
+        batch: &DecodedBatch,
+        source_of: impl Fn(u32) -> u64,
+        processing_ms: Option<i64>,
+        rejects: &mut Vec<Rejection>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        self.ingest(batch, source_of, rejects);
+        self.advance(false, processing_ms, alerts);
+    }
+
+    fn horizon_ms(&self) -> i64 {
+        i64::from(self.cfg.model.horizon_hours) * HOUR_MS
+    }
+
+    fn mature_labels(&mut self, now_ms: i64) {
+        let h = self.horizon_ms();
+        while let Some(s) = self.labels.pop_matured(now_ms, h) {
+            let y = labels::label(s.time_ms, h, self.cols.last_stockout_ms[s.row as usize]);
+            self.quality.observe(f64::from(s.risk), y, 1.0 / 2000.0);
+            self.model.learn(&s.x, y);
+        }
+    }
+
+    /// Applies one event in order, then scores its key.
+    fn apply(&mut self, e: &PendingEvent, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
+        self.mature_labels(e.time_ms);
+        let row = e.row as usize;
+        let hour = hour_of(e.time_ms);
+        let c = &mut self.cols;
+        c.roll(row, hour);
+        c.last_event_ms[row] = c.last_event_ms[row].max(e.time_ms);
+        self.counters.applied[e.kind as usize] += 1;
+        let mut stockout = Transition::None;
+        match e.kind {
+            EventType::Sale => {
+                c.on_hand[row] -= e.qty;
+                c.add_demand(row, hour, e.qty);
+                if c.flags[row] & flag::ON_HAND_KNOWN != 0 && c.on_hand[row] <= 0.0 {
+                    stockout = Transition::Raise;
+                }
+            }
+            EventType::Shipment => {
+                let delta = self.inbound.open_shipment(
+                    &mut c.inbound_head[row],
+                    e.row,
+                    e.shipment_hash,
+                    e.qty,
+                    e.eta_ms,
+                );
+                c.in_transit[row] += delta;
+            }
+            EventType::Receipt => {
+                if e.shipment_hash != 0 {
+                    match self
+                        .inbound
+                        .close(&mut c.inbound_head[row], e.row, e.shipment_hash)
+                    {
+                        Closed::Shipment(q) => {
+                            c.in_transit[row] = (c.in_transit[row] - q).max(0.0);
+                        }
+                        Closed::Unmatched => self.counters.receipts_unmatched += 1,
+                    }
+                } else {
+                    self.counters.receipts_unmatched += 1;
+                }
+                c.on_hand[row] += e.qty;
+                c.flags[row] |= flag::ON_HAND_KNOWN;
+                c.last_receipt_hour[row] = hour;
+                if c.on_hand[row] > 0.0 {
+                    stockout = Transition::Resolve;
+                }
+            }
+            EventType::Availability => {
+                c.flags[row] |= flag::HAS_OBS;
+                if e.in_stock {
+                    c.flags[row] &= !flag::LAST_OBS_OOS;
+                    stockout = Transition::Resolve;
+                } else {
+                    c.flags[row] |= flag::LAST_OBS_OOS;
+                    c.mark_oos(row, hour);
+                    stockout = Transition::Raise;
+                }
+            }
+        }
+        let in_stockout = c.flags[row] & flag::IN_STOCKOUT != 0;
+        let stockout = match stockout {
+            Transition::Raise if !in_stockout => {
+                c.flags[row] |= flag::IN_STOCKOUT;
+                c.last_stockout_ms[row] = e.time_ms;
+                self.counters.stockouts += 1;
+                Some(AlertStatus::Raised)
+            }
+            Transition::Resolve if in_stockout => {
+                c.flags[row] &= !flag::IN_STOCKOUT;
+                Some(AlertStatus::Resolved)
+            }
+            _ => None,
+        };
+
+        // Score.
+        let inputs = self.inputs(row, e.time_ms);
+        let derived = features::compute(&inputs, &mut self.x);
+        let risk = self.model.score(&self.x);
+        let c = &mut self.cols;
+        c.risk[row] = risk as f32;
+
+        // Label snapshot: keys in stock, at most one per sampling interval.
+        let in_stockout = c.flags[row] & flag::IN_STOCKOUT != 0;
+        let last = c.last_sample_hour[row];
+        if !in_stockout
+            && (last == NO_HOUR
+                || i64::from(hour) - i64::from(last)
+                    >= i64::from(self.cfg.model.label_sample_hours))
+        {
+            let s = Snapshot {
+                row: e.row,
+                time_ms: e.time_ms,
+                x: self.x,
+                risk: risk as f32,
+            };
+            if self.labels.push(s, self.cfg.model.max_pending_labels) {
+                c.last_sample_hour[row] = hour;
+            }
+        }
+
+        // Alerts.
+        if let Some(status) = stockout {
+            self.emit(
+                AlertKind::Stockout,
+                status,
+                e,
+                risk,
+                &derived,
+                processing_ms,
+                alerts,
+            );
+        }
+        let c = &self.cols;
+        let open = c.flags[row] & flag::RISK_OPEN != 0;
+        let t = self.cfg.alerts.decide(
+            open,
+            risk,
+            f64::from(c.alert_risk[row]),
+            c.last_alert_ms[row],
+            e.time_ms,
+        );
+        let status = match t {
+            Transition::None => return,
+            Transition::Raise => AlertStatus::Raised,
+            Transition::Update => AlertStatus::Updated,
+            Transition::Resolve => AlertStatus::Resolved,
+        };
+        let c = &mut self.cols;
+        match t {
+            Transition::Raise => c.flags[row] |= flag::RISK_OPEN,
+            Transition::Resolve => c.flags[row] &= !flag::RISK_OPEN,
+            _ => {}
+        }
+        c.alert_risk[row] = risk as f32;
+        c.last_alert_ms[row] = e.time_ms;
+        self.emit(
+            AlertKind::StockoutRisk,
+            status,
+            e,
+            risk,
+            &derived,
+            processing_ms,
+            alerts,
+        );
+    }
+
+    /// Assembles the model inputs of `row` at `now_ms` (its windows already rolled).
+    fn inputs(&self, row: usize, now_ms: i64) -> KeyInputs {
+        let c = &self.cols;
+        let h = self.horizon_ms();
+        let (inbound, next_eta) = self
+            .inbound
+            .arriving(c.inbound_head[row], now_ms.saturating_add(h));
+        let hours_since = |ms: i64| (ms != NO_TIME).then(|| (now_ms - ms) as f64 / HOUR_MS as f64);
+        let hour = hour_of(now_ms);
+        KeyInputs {
+            now_ms,
+            horizon_ms: h,
+            on_hand: (c.flags[row] & flag::ON_HAND_KNOWN != 0).then_some(c.on_hand[row]),
+            demand: c.demand(row),
+            inbound_in_horizon: inbound,
+            next_eta_ms: next_eta,
+            hours_since_receipt: (c.last_receipt_hour[row] != NO_HOUR)
+                .then(|| f64::from(hour - c.last_receipt_hour[row])),
+            oos_hours: c.oos_hours[row],
+            oos_days: c.oos_days[row],
+            last_obs_oos: c.flags[row] & flag::LAST_OBS_OOS != 0,
+            in_stockout: c.flags[row] & flag::IN_STOCKOUT != 0,
+            hours_since_stockout: hours_since(c.last_stockout_ms[row]),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        kind: AlertKind,
+        status: AlertStatus,
+        e: &PendingEvent,
+        risk: f64,
+        d: &features::Derived,
+        processing_ms: Option<i64>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let row = e.row as usize;
+        let (location, sku) = (self.keys.location(e.row), self.keys.sku(e.row));
+        self.counters.alerts[kind as usize][status as usize] += 1;
+        let mut contrib = [0.0; NF];
+        self.model.contributions(&self.x, &mut contrib);
+        let mut order: Vec<usize> = (1..NF).filter(|&i| contrib[i] != 0.0).collect();
+        order.sort_by(|&a, &b| {
+            contrib[b]
+                .abs()
+                .total_cmp(&contrib[a].abs())
+                .then(a.cmp(&b))
+        });
+        let reasons = order
+            .into_iter()
+            .take(self.cfg.alerts.max_reasons)
+            .map(|i| Reason {
+                feature: NAMES[i].to_string(),
+                contribution: round6(contrib[i]),
+            })
+            .collect();
+        let c = &self.cols;
+        alerts.push(Alert {
+            alert_id: alert::alert_id(location, sku, kind, status, e.time_ms, e.id_hash),
+            schema_version: alert::ALERT_CONTRACT_VERSION.to_string(),
+            kind,
+            status,
+            sku: sku.to_string(),
+            location: location.to_string(),
+            risk: round6(risk),
+            horizon_hours: self.cfg.model.horizon_hours,
+            on_hand: (c.flags[row] & flag::ON_HAND_KNOWN != 0).then_some(round6(c.on_hand[row])),
+            in_transit: round6(c.in_transit[row]),
+            expected_demand: round6(d.expected_demand),
+            days_of_cover: d.days_of_cover.map(round6),
+            reasons,
+            model_version: self.model.version().to_string(),
+            event_time: alert::rfc3339_ms(e.time_ms),
+            emitted_at: alert::rfc3339_ms(processing_ms.unwrap_or(e.time_ms)),
+        });
+    }
+
+    /// The current view of one key, if tracked.
+    pub fn view(&self, location: &str, sku: &str) -> Option<KeyView> {
+        self.keys.get(location, sku).map(|r| self.view_row(r))
+    }
+
+    /// The `n` keys with the highest current risk, highest first.
+    pub fn top_risks(&self, n: usize) -> Vec<KeyView> {
+        let mut rows: Vec<u32> = (0..self.keys.len() as u32).collect();
+        let risk = &self.cols.risk;
+        let n = n.min(rows.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        let cmp = |a: &u32, b: &u32| {
+            risk[*b as usize]
+                .total_cmp(&risk[*a as usize])
+                .then(a.cmp(b))
+        };
+        rows.select_nth_unstable_by(n - 1, cmp);
+        rows.truncate(n);
+        rows.sort_by(cmp);
+        rows.into_iter().map(|r| self.view_row(r)).collect()
+    }
+
+    fn view_row(&self, r: u32) -> KeyView {
+        let c = &self.cols;
+        let i = r as usize;
+        KeyView {
+            location: self.keys.location(r).to_string(),
+            sku: self.keys.sku(r).to_string(),
+            risk: f64::from(c.risk[i]),
+            on_hand: (c.flags[i] & flag::ON_HAND_KNOWN != 0).then_some(c.on_hand[i]),
+            in_transit: c.in_transit[i],
+            risk_alert_open: c.flags[i] & flag::RISK_OPEN != 0,
+            in_stockout: c.flags[i] & flag::IN_STOCKOUT != 0,
+            last_event_time: (c.last_event_ms[i] != NO_TIME)
+                .then(|| alert::rfc3339_ms(c.last_event_ms[i])),
+        }
+    }
+}
+
+/// Rounds to 6 decimals so alert JSON stays short and stable.
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}

@@ -1,0 +1,43 @@
+//! # stockwatch
+//!
+//! Streaming stockout-risk detection: inventory events in, stockout-risk alerts out.
+//!
+//! ```text
+//!  sale / shipment / receipt / availability (JSON, keyed "{location}|{sku}")
+//!     │
+//!  source ──> decode + validate ──> engine: route by key to shard p (one per partition)
+//!  (file,       JSON -> Arrow batch;    · reorder by event time, dedupe, watermark
+//!   Kafka)      bad -> rejection        · apply to Arrow-layout state
+//!                                       · features -> model -> risk; matured labels -> learn
+//!                                       · alert policy (raised / updated / resolved)
+//!                                            │
+//!  sink <────────────────────────────────────┘  alerts, dead letters (rejections + reason)
+//! ```
+//!
+//! ## Layout
+//! - [`event`]: the input contract v1 (types the JSON Schema is generated from).
+//! - [`reject`]: rejection reasons (bounded codes) — the dead-letter contract's core.
+//! - [`decode`]: raw messages → validated Arrow `RecordBatch` + rejections.
+//! - [`partition`]: Kafka's default partitioner (murmur2), for key → shard routing.
+//! - [`state`]: per-shard state — key dictionary, columns, inbound schedule, event order.
+//! - [`model`]: features, analytic prior, online learner, delayed labels.
+//! - [`alert`]: the alert contract v1 and the hysteresis/cool-down policy.
+//! - [`engine`]: the shard (apply → score → alert) and the multi-shard engine.
+//! - [`source`] / [`sink`]: reading event files, writing alerts, rejects and reports.
+//! - [`sim`]: a deterministic store-network simulator (the load generator).
+//! - [`config`]: layered configuration (embedded defaults, file, environment).
+//! - [`cli`]: the `stockwatch` command line (the binary is a thin wrapper).
+
+pub mod alert;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod event;
+pub mod model;
+pub mod partition;
+pub mod reject;
+pub mod sim;
+pub mod sink;
+pub mod source;
+pub mod state;

@@ -1,0 +1,144 @@
+//! Delayed labels. A scored snapshot of a key waits in a FIFO until its horizon has passed in
+//! event time; then it is positive if a stockout episode of that key started inside
+//! `(t, t + horizon]`, else negative, and the learner learns from it. Snapshots are created in
+//! applied (event-time) order with one horizon, so the FIFO is also ordered by maturity: maturing
+//! is popping the front. The label needs only the key's last stockout start, since nothing after
+//! the horizon has been applied when the snapshot matures.
+
+use std::collections::VecDeque;
+
+use super::features::Features;
+
+/// One scored moment of one key, awaiting its outcome.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    /// Key row.
+    pub row: u32,
+    /// Event time of the scoring, ms.
+    pub time_ms: i64,
+    /// The features at that time.
+    pub x: Features,
+    /// The risk predicted then (for prequential metrics).
+    pub risk: f32,
+}
+
+/// Snapshots awaiting maturity, oldest first, bounded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingLabels {
+    queue: VecDeque<Snapshot>,
+    /// Snapshots not taken because the queue was full.
+    pub dropped: u64,
+}
+
+impl PendingLabels {
+    /// Snapshots waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when none wait.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.queue.capacity() * std::mem::size_of::<Snapshot>()
+    }
+
+    /// Queues a snapshot unless `max` are already waiting.
+    pub fn push(&mut self, s: Snapshot, max: usize) -> bool {
+        if self.queue.len() >= max {
+            self.dropped += 1;
+            return false;
+        }
+        self.queue.push_back(s);
+        true
+    }
+
+    /// Pops the oldest snapshot if its horizon ended before `now_ms`.
+    pub fn pop_matured(&mut self, now_ms: i64, horizon_ms: i64) -> Option<Snapshot> {
+        match self.queue.front() {
+            Some(s) if s.time_ms.saturating_add(horizon_ms) < now_ms => self.queue.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// Waiting snapshots, oldest first (snapshots of state).
+    pub fn iter(&self) -> impl Iterator<Item = &Snapshot> + '_ {
+        self.queue.iter()
+    }
+}
+
+/// The label of a matured snapshot: did a stockout start in `(t, t + horizon]`?
+pub fn label(snapshot_ms: i64, horizon_ms: i64, last_stockout_ms: i64) -> bool {
+    last_stockout_ms > snapshot_ms && last_stockout_ms <= snapshot_ms.saturating_add(horizon_ms)
+}
+
+/// Prequential quality, exponentially weighted over the last ~`1/alpha` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct RollingQuality {
+    /// Labels seen.
+    pub labels: u64,
+    /// Positive labels seen.
+    pub positives: u64,
+    /// Exponentially weighted Brier score.
+    pub brier: f64,
+    /// Exponentially weighted log loss.
+    pub log_loss: f64,
+}
+
+impl RollingQuality {
+    /// Adds one (prediction, outcome) pair.
+    pub fn observe(&mut self, p: f64, y: bool, alpha: f64) {
+        let yf = f64::from(u8::from(y));
+        let b = (p - yf).powi(2);
+        let pc = p.clamp(1e-7, 1.0 - 1e-7);
+        let ll = -(yf * pc.ln() + (1.0 - yf) * (1.0 - pc).ln());
+        if self.labels == 0 {
+            self.brier = b;
+            self.log_loss = ll;
+        } else {
+            let a = alpha.max(1.0 / (self.labels as f64 + 1.0));
+            self.brier += a * (b - self.brier);
+            self.log_loss += a * (ll - self.log_loss);
+        }
+        self.labels += 1;
+        self.positives += u64::from(y);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_window() {
+        assert!(label(0, 10, 10));
+        assert!(label(0, 10, 1));
+        assert!(
+            !label(0, 10, 0),
+            "a stockout at the snapshot time is not in the future"
+        );
+        assert!(!label(0, 10, 11));
+        assert!(!label(0, 10, i64::MIN));
+    }
+
+    #[test]
+    fn fifo_matures_in_order_and_is_bounded() {
+        let mut q = PendingLabels::default();
+        let s = |t| Snapshot {
+            row: 0,
+            time_ms: t,
+            x: [0.0; super::super::features::NF],
+            risk: 0.5,
+        };
+        assert!(q.push(s(0), 2));
+        assert!(q.push(s(5), 2));
+        assert!(!q.push(s(6), 2));
+        assert_eq!(q.dropped, 1);
+        assert_eq!(q.pop_matured(10, 10), None);
+        assert_eq!(q.pop_matured(11, 10).map(|s| s.time_ms), Some(0));
+        assert_eq!(q.pop_matured(11, 10), None);
+    }
+}

@@ -1,0 +1,675 @@
+//! The inventory side of the world: true stock, the store system's book stock,
+//! replenishment, deliveries and shrink, simulated hour by hour.
+//!
+//! Every (location, SKU) pair is a key. Stores sell (see [`super::demand`]) out of their
+//! *true* stock, so demand is censored: nobody buys what is not on the shelf. Each store runs
+//! an (s, S) policy on its *book* stock (what its system believes) every morning and orders
+//! from its DC; DCs order from `SUPPLIER` the same way. Shrink (theft, damage) lowers true
+//! stock without any event, so the book — and the engine's `receipts − sales` — drifts above
+//! the truth until a shelf scan finds the shelf empty; those stockouts are visible only
+//! through `availability` events.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::SimConfig;
+use super::demand::{log_normal, pick, poisson, Demand};
+use super::event::{Body, Event, EventId, Names, Origin, Source};
+use super::format::{hour_of_day, weekday, DAY_MS, HOUR_MS};
+use super::stats::WorldStats;
+use super::Topic;
+
+/// Hour of day at which DCs review their stock and order from the supplier.
+const DC_REVIEW_HOUR: usize = 4;
+/// Hour of day at which stores review their stock and order from their DC.
+const STORE_REVIEW_HOUR: usize = 6;
+/// Planned (ETA) hour of day of deliveries to stores and to DCs.
+const STORE_DELIVERY_HOUR: i64 = 7;
+const DC_DELIVERY_HOUR: i64 = 9;
+/// Days from a store's order to its planned delivery, and their probabilities.
+const STORE_LEAD_DAYS: [(i64, f64); 5] = [(1, 0.3), (2, 0.45), (3, 0.15), (4, 0.07), (5, 0.03)];
+/// Days from a DC's order to its planned delivery, and their probabilities.
+const SUPPLIER_LEAD_DAYS: [(i64, f64); 6] =
+    [(3, 0.1), (4, 0.2), (5, 0.25), (6, 0.2), (7, 0.15), (8, 0.1)];
+/// Days of demand a store must cover between two deliveries on average (lead time plus the
+/// daily review period): the base of its reorder point.
+const STORE_EXPOSURE_DAYS: f64 = 3.2;
+/// The same for a DC (supplier lead time plus review).
+const DC_EXPOSURE_DAYS: f64 = 6.5;
+/// DCs order whole pallets of this many case packs.
+const DC_PALLET_PACKS: i64 = 10;
+/// Chance that a delivery is more than a few hours late (8–36 h), and very late (36–72 h).
+const LATE_DELIVERY: f64 = 0.08;
+const VERY_LATE_DELIVERY: f64 = 0.02;
+/// Chance that a receipt's quantity differs from what was shipped.
+const RECEIPT_MISMATCH: f64 = 0.04;
+/// Chance per open hour of a shelf scan of one key, when the shelf has stock and when it is
+/// empty (gaps are noticed more often).
+const SCAN_CHANCE: f64 = 0.02;
+const SCAN_EMPTY_CHANCE: f64 = 0.1;
+/// Chance per open hour that a key loses stock without a sale (about 2 % per day).
+const SHRINK_CHANCE: f64 = 0.0015;
+/// Chance that a customer who found the shelf empty was an online order whose picker reports
+/// "not found" (at most one report per key and hour).
+const PICKER_CHANCE: f64 = 0.25;
+
+/// One generated event, waiting to be emitted in event-time order.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub(crate) time_ms: i64,
+    /// Generation counter (also the event id number): ties in time keep generation order.
+    pub(crate) seq: u64,
+    pub(crate) topic: Topic,
+    pub(crate) loc: u32,
+    pub(crate) sku: u32,
+    pub(crate) value: Vec<u8>,
+}
+
+/// A shipment on its way; ordered by arrival time, then shipment id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Arrival {
+    time_ms: i64,
+    shipment: u64,
+    key: u32,
+    shipped_milli: i64,
+    received_milli: i64,
+}
+
+/// The state of one (location, SKU); quantities in thousandths of a unit (grams by weight).
+#[derive(Debug, Clone, Default)]
+struct KeyState {
+    /// Expected demand per day before profiles (for a DC: the sum over its stores).
+    rate: f64,
+    /// What is physically there.
+    on_hand: i64,
+    /// What the store system believes (≥ `on_hand`: shrink only lowers the truth).
+    book: i64,
+    in_transit: i64,
+    /// Reorder point `s`: order when book + in transit ≤ s.
+    reorder: i64,
+    /// Order-up-to level `S`.
+    order_up_to: i64,
+    /// The shelf was empty at some point of today's opening hours.
+    out_today: bool,
+}
+
+/// Something that happens to a key within one hour, applied in time order.
+#[derive(Debug, Clone, Copy)]
+enum Happening {
+    Arrival(Arrival),
+    Customer { wants_milli: i64 },
+    Scan,
+    Shrink,
+}
+
+/// The simulated store network, advanced one hour at a time.
+#[derive(Debug)]
+pub(crate) struct World {
+    names: Names,
+    demand: Demand,
+    keys: Vec<KeyState>,
+    arrivals: BinaryHeap<Reverse<Arrival>>,
+    rng: ChaCha8Rng,
+    start_ms: i64,
+    hours: u64,
+    hour: u64,
+    finished: bool,
+    next_event: u64,
+    next_shipment: u64,
+    // Buffers reused from hour to hour.
+    due: Vec<Arrival>,
+    happenings: Vec<(i64, Happening)>,
+    scratch: Vec<u8>,
+    stats: WorldStats,
+}
+
+/// Rounds a positive quantity up to a multiple of `unit`.
+fn round_up(qty: i64, unit: i64) -> i64 {
+    (qty + unit - 1).div_euclid(unit) * unit
+}
+
+impl World {
+    /// Draws the network (stores, SKUs, stock policies, initial stock) from `cfg.seed`.
+    pub(crate) fn new(cfg: &SimConfig) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let names = Names::new(cfg.seed, cfg.dcs, cfg.stores, cfg.skus);
+        let demand = Demand::new(&mut rng, cfg.stores, cfg.skus);
+        let skus = cfg.skus as usize;
+        let dcs = cfg.dcs as usize;
+        let mut keys = vec![KeyState::default(); names.locations() as usize * skus];
+        for (store, params) in demand.stores.iter().enumerate() {
+            let loc = dcs + store;
+            for (sku, params_sku) in demand.skus.iter().enumerate() {
+                let rate = params_sku.daily_rate * params.size * log_normal(&mut rng, 1.0, 0.25);
+                let unit = if params_sku.by_weight { 100 } else { 1_000 };
+                let mu = rate * STORE_EXPOSURE_DAYS;
+                // Safety factors differ by key so that some keys run tight.
+                let sd = (mu * params_sku.dispersion()).sqrt();
+                let z = rng.random_range(0.5..2.0);
+                let reorder = round_up((1_000.0 * (mu + z * sd)) as i64, unit).max(unit);
+                let cycle_days = if params_sku.by_weight {
+                    rng.random_range(2.0..4.0)
+                } else {
+                    rng.random_range(4.0..9.0)
+                };
+                let lot = ((1_000.0 * rate * cycle_days) as i64).max(params_sku.pack_milli);
+                let order_up_to = reorder + round_up(lot, unit);
+                let fill: f64 = rng.random_range(0.2..1.0);
+                let start = reorder
+                    + round_up(((order_up_to - reorder) as f64 * fill) as i64, unit).max(unit);
+                keys[loc * skus + sku] = KeyState {
+                    rate,
+                    on_hand: start,
+                    book: start,
+                    reorder,
+                    order_up_to,
+                    ..KeyState::default()
+                };
+            }
+        }
+        // A DC's demand is the sum of its stores' demand.
+        for store_loc in dcs..keys.len() / skus {
+            if let Some(dc) = names.dc_for_store(store_loc as u32) {
+                for sku in 0..skus {
+                    keys[dc as usize * skus + sku].rate += keys[store_loc * skus + sku].rate;
+                }
+            }
+        }
+        for dc in 0..dcs {
+            for (sku, params_sku) in demand.skus.iter().enumerate() {
+                let rate = keys[dc * skus + sku].rate;
+                let pallet = params_sku.pack_milli * DC_PALLET_PACKS;
+                let mu = rate * DC_EXPOSURE_DAYS;
+                let reorder = (1_000.0 * (1.1 * mu + 2.0 * mu.sqrt())) as i64;
+                let lot = (1_000.0 * rate * rng.random_range(7.0..12.0)) as i64;
+                let order_up_to = reorder + round_up(lot.max(1), pallet);
+                let fill: f64 = rng.random_range(0.3..1.0);
+                let start =
+                    reorder + round_up(((order_up_to - reorder) as f64 * fill) as i64, 1_000);
+                keys[dc * skus + sku] = KeyState {
+                    rate,
+                    on_hand: start.max(1_000),
+                    book: start.max(1_000),
+                    reorder,
+                    order_up_to,
+                    ..KeyState::default()
+                };
+            }
+        }
+        Self {
+            names,
+            demand,
+            keys,
+            arrivals: BinaryHeap::new(),
+            rng,
+            start_ms: cfg.start_ms,
+            hours: u64::from(cfg.days) * 24,
+            hour: 0,
+            finished: false,
+            next_event: 0,
+            next_shipment: 0,
+            due: Vec::new(),
+            happenings: Vec::new(),
+            scratch: Vec::with_capacity(64),
+            stats: WorldStats::default(),
+        }
+    }
+
+    /// Location and SKU names of the network.
+    pub(crate) fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Ground-truth counters so far.
+    pub(crate) fn stats(&self) -> &WorldStats {
+        &self.stats
+    }
+
+    /// Simulates the next hour, appending its events to `out` (unsorted); returns `false`
+    /// once every hour of the run has been simulated.
+    pub(crate) fn next_hour(&mut self, out: &mut Vec<Pending>) -> bool {
+        if self.hour >= self.hours {
+            if !self.finished {
+                self.finished = true;
+                self.close_day();
+            }
+            return false;
+        }
+        let hour_start = self.start_ms + self.hour as i64 * HOUR_MS;
+        let hour = hour_of_day(hour_start);
+        let day = hour_start.div_euclid(DAY_MS) - self.start_ms.div_euclid(DAY_MS);
+        if self.hour == 0 {
+            self.stats.promotions += self.demand.start_day(&mut self.rng, day);
+            self.initial_receipts(out);
+        } else if hour == 0 {
+            self.close_day();
+            self.stats.promotions += self.demand.start_day(&mut self.rng, day);
+        }
+        if hour == DC_REVIEW_HOUR {
+            self.review_dcs(out, hour_start);
+        }
+        if hour == STORE_REVIEW_HOUR {
+            self.review_stores(out, hour_start, day);
+        }
+        self.run_hour(out, hour_start, hour, weekday(hour_start));
+        self.hour += 1;
+        self.stats.hours += 1;
+        true
+    }
+
+    /// Numbers, encodes and queues one event.
+    fn emit(&mut self, out: &mut Vec<Pending>, loc: u32, sku: u32, time_ms: i64, body: Body) {
+        let seq = self.next_event;
+        self.next_event += 1;
+        let event = Event {
+            id: EventId::Good(seq),
+            loc,
+            sku,
+            time_ms,
+            // System-generated flags carry milliseconds; people and scanners write seconds.
+            millis: matches!(
+                body,
+                Body::Availability {
+                    source: Source::StoreSystem,
+                    ..
+                }
+            ),
+            body,
+        };
+        let mut value = Vec::with_capacity(192);
+        event.write_json(&self.names, &mut self.scratch, &mut value);
+        self.stats.count(&body);
+        out.push(Pending {
+            time_ms,
+            seq,
+            topic: event.topic(),
+            loc,
+            sku,
+            value,
+        });
+    }
+
+    /// The receipt that establishes on-hand stock of every key at the start of the run.
+    fn initial_receipts(&mut self, out: &mut Vec<Pending>) {
+        let skus = self.names.skus();
+        for loc in 0..self.names.locations() {
+            for sku in 0..skus {
+                let qty_milli = self.keys[(loc * skus + sku) as usize].on_hand;
+                let body = Body::Receipt {
+                    shipment: None,
+                    qty_milli,
+                };
+                self.emit(out, loc, sku, self.start_ms, body);
+            }
+        }
+    }
+
+    /// Ends a day of the run: counts store key-days and those with an empty shelf.
+    fn close_day(&mut self) {
+        let first_store = self.names.dcs() as usize * self.names.skus() as usize;
+        for key in &mut self.keys[first_store..] {
+            self.stats.store_key_days += 1;
+            self.stats.out_of_stock_key_days += u64::from(key.out_today);
+            key.out_today = false;
+        }
+    }
+
+    /// Planned and actual delivery time of an order placed at `ordered_ms`.
+    fn draw_delivery(&mut self, ordered_ms: i64, lead: &[(i64, f64)], eta_hour: i64) -> (i64, i64) {
+        let days = pick(&mut self.rng, lead);
+        let eta = ordered_ms.div_euclid(DAY_MS) * DAY_MS + days * DAY_MS + eta_hour * HOUR_MS;
+        let u: f64 = self.rng.random();
+        let delay_s: i64 = if u < VERY_LATE_DELIVERY {
+            self.rng.random_range(36 * 3_600..72 * 3_600)
+        } else if u < VERY_LATE_DELIVERY + LATE_DELIVERY {
+            self.rng.random_range(8 * 3_600..36 * 3_600)
+        } else {
+            self.rng.random_range(-40 * 60..80 * 60)
+        };
+        (eta, (eta + delay_s * 1_000).max(ordered_ms + HOUR_MS))
+    }
+
+    /// What arrives of `shipped`: usually exactly that, sometimes a little more or less.
+    fn draw_received(&mut self, shipped: i64, by_weight: bool) -> i64 {
+        if !self.rng.random_bool(RECEIPT_MISMATCH) {
+            return shipped;
+        }
+        if by_weight {
+            let factor: f64 = self.rng.random_range(0.97..1.01);
+            ((shipped as f64 * factor).round() as i64).max(1)
+        } else {
+            let delta = pick(
+                &mut self.rng,
+                &[(-1_000, 0.45), (-2_000, 0.2), (1_000, 0.35)],
+            );
+            (shipped + delta).max(1_000)
+        }
+    }
+
+    /// Sends a shipment towards key `key` and schedules its arrival.
+    #[allow(clippy::too_many_arguments)]
+    fn ship(
+        &mut self,
+        out: &mut Vec<Pending>,
+        loc: u32,
+        sku: u32,
+        origin: Origin,
+        qty_milli: i64,
+        ordered_ms: i64,
+        (eta_ms, arrival_ms): (i64, i64),
+    ) {
+        let shipment = self.next_shipment;
+        self.next_shipment += 1;
+        let body = Body::Shipment {
+            shipment,
+            origin,
+            qty_milli,
+            eta_ms,
+        };
+        self.emit(out, loc, sku, ordered_ms, body);
+        let by_weight = self.demand.skus[sku as usize].by_weight;
+        let received_milli = self.draw_received(qty_milli, by_weight);
+        let key = loc * self.names.skus() + sku;
+        self.keys[key as usize].in_transit += qty_milli;
+        self.arrivals.push(Reverse(Arrival {
+            time_ms: arrival_ms,
+            shipment,
+            key,
+            shipped_milli: qty_milli,
+            received_milli,
+        }));
+    }
+
+    /// Each DC orders from the supplier every SKU at or below its reorder point.
+    fn review_dcs(&mut self, out: &mut Vec<Pending>, hour_start: i64) {
+        let skus = self.names.skus();
+        for dc in 0..self.names.dcs() {
+            let ordered_ms = hour_start + self.rng.random_range(0..3_600) * 1_000;
+            for sku in 0..skus {
+                let key = &self.keys[(dc * skus + sku) as usize];
+                let position = key.on_hand + key.in_transit;
+                if position > key.reorder {
+                    continue;
+                }
+                let pallet = self.demand.skus[sku as usize].pack_milli * DC_PALLET_PACKS;
+                let qty = round_up(key.order_up_to - position, pallet);
+                // Each SKU has its own supplier, hence its own lead time.
+                let delivery =
+                    self.draw_delivery(ordered_ms, &SUPPLIER_LEAD_DAYS, DC_DELIVERY_HOUR);
+                self.ship(out, dc, sku, Origin::Supplier, qty, ordered_ms, delivery);
+            }
+        }
+    }
+
+    /// Each store orders every SKU whose book position is at or below its reorder point;
+    /// its DC ships what it has (one truck per store and day).
+    fn review_stores(&mut self, out: &mut Vec<Pending>, hour_start: i64, day: i64) {
+        let skus = self.names.skus();
+        let dcs = self.names.dcs();
+        let stores = self.names.locations() - dcs;
+        // Rotate who is served first, so that a short DC does not always fail the same store.
+        let first = day.rem_euclid(i64::from(stores)) as u32;
+        for i in 0..stores {
+            let loc = dcs + (first + i) % stores;
+            let ordered_ms = hour_start + self.rng.random_range(0..3_600) * 1_000;
+            let delivery = self.draw_delivery(ordered_ms, &STORE_LEAD_DAYS, STORE_DELIVERY_HOUR);
+            let dc = self.names.dc_for_store(loc);
+            for sku in 0..skus {
+                let key = &self.keys[(loc * skus + sku) as usize];
+                let params = &self.demand.skus[sku as usize];
+                let plan = params.plan_factor();
+                let position = key.book + key.in_transit;
+                if position as f64 > key.reorder as f64 * plan {
+                    continue;
+                }
+                let order_up_to = (key.order_up_to as f64 * plan) as i64;
+                let wanted = round_up(order_up_to - position, params.pack_milli);
+                let (origin, qty) = match dc {
+                    None => (Origin::Supplier, wanted),
+                    Some(dc) => {
+                        let stock = &mut self.keys[(dc * skus + sku) as usize];
+                        let qty = wanted.min(stock.on_hand);
+                        if qty < wanted {
+                            self.stats.dc_shortfalls += 1;
+                        }
+                        if qty <= 0 {
+                            continue;
+                        }
+                        stock.on_hand -= qty;
+                        stock.book -= qty;
+                        // The DC's outbound is its demand: a sale on the transfer channel
+                        // keeps its `receipts − sales` equal to its stock.
+                        let body = Body::Sale {
+                            qty_milli: qty,
+                            unit_price_cents: None,
+                            channel: Some("transfer"),
+                        };
+                        self.emit(out, dc, sku, ordered_ms, body);
+                        (Origin::Location(dc), qty)
+                    }
+                };
+                self.ship(out, loc, sku, origin, qty, ordered_ms, delivery);
+            }
+        }
+    }
+
+    /// Applies every key's arrivals, and at open stores its customers, scans and shrink.
+    fn run_hour(&mut self, out: &mut Vec<Pending>, hour_start: i64, hour: usize, weekday: usize) {
+        let hour_end = hour_start + HOUR_MS;
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(Reverse(next)) = self.arrivals.peek() {
+            if next.time_ms >= hour_end {
+                break;
+            }
+            due.push(*next);
+            self.arrivals.pop();
+        }
+        due.sort_unstable_by_key(|a| (a.key, a.time_ms, a.shipment));
+        let skus = self.names.skus();
+        let dcs = self.names.dcs();
+        let mut next_due = 0;
+        for loc in 0..self.names.locations() {
+            let store = loc.checked_sub(dcs).map(|s| s as usize);
+            let hour_factor = store.map_or(0.0, |s| self.demand.hour_factor(s, hour, weekday));
+            if hour_factor <= 0.0 {
+                // Closed (or a DC): only deliveries happen.
+                while next_due < due.len() && due[next_due].key / skus == loc {
+                    self.arrive(out, due[next_due]);
+                    next_due += 1;
+                }
+                continue;
+            }
+            for sku in 0..skus {
+                let key = loc * skus + sku;
+                let first = next_due;
+                while next_due < due.len() && due[next_due].key == key {
+                    next_due += 1;
+                }
+                self.open_key_hour(
+                    out,
+                    loc,
+                    sku,
+                    hour_start,
+                    hour_factor,
+                    &due[first..next_due],
+                );
+            }
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    /// A delivery: stock and book go up, the shipment leaves transit.
+    fn arrive(&mut self, out: &mut Vec<Pending>, arrival: Arrival) {
+        let skus = self.names.skus();
+        let (loc, sku) = (arrival.key / skus, arrival.key % skus);
+        let key = &mut self.keys[arrival.key as usize];
+        let book_was_empty = key.book <= 0;
+        key.on_hand += arrival.received_milli;
+        key.book += arrival.received_milli;
+        key.in_transit -= arrival.shipped_milli;
+        let body = Body::Receipt {
+            shipment: Some(arrival.shipment),
+            qty_milli: arrival.received_milli,
+        };
+        self.emit(out, loc, sku, arrival.time_ms, body);
+        if book_was_empty && loc >= self.names.dcs() {
+            let flag_ms = arrival.time_ms + self.rng.random_range(1..1_000);
+            let body = Body::Availability {
+                in_stock: true,
+                source: Source::StoreSystem,
+            };
+            self.emit(out, loc, sku, flag_ms, body);
+        }
+    }
+
+    /// One key of an open store for one hour: deliveries, customers (censored by true
+    /// stock), a possible shelf scan and a possible shrink, in time order.
+    fn open_key_hour(
+        &mut self,
+        out: &mut Vec<Pending>,
+        loc: u32,
+        sku: u32,
+        hour_start: i64,
+        hour_factor: f64,
+        arrivals: &[Arrival],
+    ) {
+        let index = (loc * self.names.skus() + sku) as usize;
+        let key = &mut self.keys[index];
+        let empty = key.on_hand <= 0;
+        self.stats.open_key_hours += 1;
+        if empty {
+            key.out_today = true;
+            self.stats.out_of_stock_key_hours += 1;
+            self.stats.phantom_key_hours += u64::from(key.book > 0);
+        }
+        let params = &self.demand.skus[sku as usize];
+        let lambda =
+            key.rate * params.today_factor * hour_factor * 1_000.0 / params.mean_basket_milli();
+        let customers = poisson(&mut self.rng, lambda);
+        let u: f64 = self.rng.random();
+        let scan_chance = if empty {
+            SCAN_EMPTY_CHANCE
+        } else {
+            SCAN_CHANCE
+        };
+        let scan = u < scan_chance;
+        let shrink = !scan && u < scan_chance + SHRINK_CHANCE;
+        if customers == 0 && !scan && !shrink && arrivals.is_empty() {
+            return;
+        }
+        let mut happenings = std::mem::take(&mut self.happenings);
+        happenings.clear();
+        happenings.extend(arrivals.iter().map(|a| (a.time_ms, Happening::Arrival(*a))));
+        let at = |rng: &mut ChaCha8Rng| hour_start + rng.random_range(0..3_600) * 1_000;
+        for _ in 0..customers {
+            let wants_milli = params.basket_milli(&mut self.rng);
+            happenings.push((at(&mut self.rng), Happening::Customer { wants_milli }));
+        }
+        if scan {
+            happenings.push((at(&mut self.rng), Happening::Scan));
+        }
+        if shrink {
+            happenings.push((at(&mut self.rng), Happening::Shrink));
+        }
+        // Stable: at equal times deliveries come first, then customers in draw order.
+        happenings.sort_by_key(|&(time, _)| time);
+        let mut picker_reported = false;
+        for &(time_ms, happening) in &happenings {
+            match happening {
+                Happening::Arrival(arrival) => self.arrive(out, arrival),
+                Happening::Customer { wants_milli } => {
+                    picker_reported |=
+                        self.sell(out, loc, sku, time_ms, wants_milli, picker_reported);
+                }
+                Happening::Scan => self.scan(out, loc, sku, time_ms),
+                Happening::Shrink => self.shrink(index, sku),
+            }
+        }
+        self.happenings = happenings;
+    }
+
+    /// One customer wanting `wants_milli`: a sale of what is there, or a lost sale. Returns
+    /// whether a picker reported the item missing.
+    fn sell(
+        &mut self,
+        out: &mut Vec<Pending>,
+        loc: u32,
+        sku: u32,
+        time_ms: i64,
+        wants_milli: i64,
+        picker_reported: bool,
+    ) -> bool {
+        let key = &mut self.keys[(loc * self.names.skus() + sku) as usize];
+        if key.on_hand <= 0 {
+            self.stats.lost_customers += 1;
+            if picker_reported || !self.rng.random_bool(PICKER_CHANCE) {
+                return false;
+            }
+            let body = Body::Availability {
+                in_stock: false,
+                source: Source::PickerNotFound,
+            };
+            self.emit(out, loc, sku, time_ms, body);
+            return true;
+        }
+        let qty_milli = wants_milli.min(key.on_hand);
+        key.on_hand -= qty_milli;
+        key.book -= qty_milli;
+        key.out_today |= key.on_hand <= 0;
+        let book_empty = key.book <= 0;
+        let body = Body::Sale {
+            qty_milli,
+            unit_price_cents: Some(self.demand.skus[sku as usize].today_price_cents),
+            channel: None,
+        };
+        self.emit(out, loc, sku, time_ms, body);
+        if book_empty {
+            let flag_ms = time_ms + self.rng.random_range(1..1_000);
+            let body = Body::Availability {
+                in_stock: false,
+                source: Source::StoreSystem,
+            };
+            self.emit(out, loc, sku, flag_ms, body);
+        }
+        false
+    }
+
+    /// A shelf scan reports what is physically there; an empty shelf also corrects the store
+    /// system's book (but not the engine's `receipts − sales`, which never sees it).
+    fn scan(&mut self, out: &mut Vec<Pending>, loc: u32, sku: u32, time_ms: i64) {
+        let key = &mut self.keys[(loc * self.names.skus() + sku) as usize];
+        let in_stock = key.on_hand > 0;
+        if !in_stock && key.book > 0 {
+            key.book = key.on_hand;
+            self.stats.book_corrections += 1;
+        }
+        let body = Body::Availability {
+            in_stock,
+            source: Source::ShelfScan,
+        };
+        self.emit(out, loc, sku, time_ms, body);
+    }
+
+    /// Stock lost without a sale: usually a unit or two, sometimes a whole case.
+    fn shrink(&mut self, index: usize, sku: u32) {
+        let params = &self.demand.skus[sku as usize];
+        let loss = if self.rng.random_bool(0.2) {
+            params.pack_milli
+        } else if params.by_weight {
+            self.rng.random_range(100..800)
+        } else {
+            self.rng.random_range(1..=2) * 1_000
+        };
+        let key = &mut self.keys[index];
+        let loss = loss.min(key.on_hand);
+        if loss > 0 {
+            key.on_hand -= loss;
+            key.out_today |= key.on_hand <= 0;
+            self.stats.shrink_events += 1;
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Sources of raw messages. [`file`]: JSON-lines event files (optionally gzip), read in
+//! micro-batches without a per-line allocation. The Kafka consumer arrives with the service.
+
+pub mod file;

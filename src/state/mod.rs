@@ -1,0 +1,14 @@
+//! State: what a shard knows about each (location, sku), in Arrow-layout columns.
+//!
+//! - [`keys`]: the key dictionary `(location, sku) -> row`.
+//! - [`columns`]: per-key columns — quantities, times, demand ring windows, availability history,
+//!   alert state.
+//! - [`inbound`]: open shipments by ETA (the in-transit schedule).
+//! - [`order`]: watermark, reorder buffer and dedupe: events are applied in event-time order.
+//! - [`snapshot`]: a shard's state as one Arrow `RecordBatch` / IPC file and back.
+
+pub mod columns;
+pub mod inbound;
+pub mod keys;
+pub mod order;
+pub mod snapshot;

@@ -1,0 +1,292 @@
+//! Property tests of the engine through its public API (decode → shard → alerts):
+//! order independence within the lateness window, on hand = receipts − sales, duplicates change
+//! nothing, risk ∈ [0, 1], and exact state round-trips through Arrow IPC.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::{Array, RecordBatch};
+use proptest::prelude::*;
+use stockwatch::alert::Alert;
+use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+use stockwatch::engine::{EngineConfig, Shard};
+use stockwatch::reject::{RejectReason, Rejection};
+use stockwatch::state::snapshot;
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const NOW: i64 = T0 + 400 * 86_400_000;
+const H: i64 = 3_600_000;
+
+#[derive(Debug, Clone)]
+struct Ev {
+    id: u32,
+    kind: u8,
+    key: (u8, u8),
+    qty: f64,
+    t: i64,
+    eta_h: i64,
+    ship: u8,
+    in_stock: bool,
+}
+
+impl Ev {
+    fn json(&self) -> String {
+        let loc = format!("S{}", self.key.0);
+        let sku = format!("K{}", self.key.1);
+        let ts = |ms: i64| stockwatch::alert::rfc3339_ms(ms);
+        match self.kind {
+            0 => format!(
+                r#"{{"event_id":"e{}","type":"sale","sku":"{sku}","location":"{loc}","qty":{},"event_time":"{}"}}"#,
+                self.id,
+                self.qty,
+                ts(self.t)
+            ),
+            1 => format!(
+                r#"{{"event_id":"e{}","type":"shipment","shipment_id":"sh{}","sku":"{sku}","location":"{loc}","qty":{},"event_time":"{}","eta":"{}"}}"#,
+                self.id,
+                self.ship,
+                self.qty,
+                ts(self.t),
+                ts(self.t + self.eta_h * H)
+            ),
+            2 => format!(
+                r#"{{"event_id":"e{}","type":"receipt","shipment_id":"sh{}","sku":"{sku}","location":"{loc}","qty":{},"event_time":"{}"}}"#,
+                self.id,
+                self.ship,
+                self.qty,
+                ts(self.t)
+            ),
+            _ => format!(
+                r#"{{"event_id":"e{}","type":"availability","sku":"{sku}","location":"{loc}","in_stock":{},"event_time":"{}"}}"#,
+                self.id,
+                self.in_stock,
+                ts(self.t)
+            ),
+        }
+    }
+}
+
+fn ev_strategy(span_ms: i64) -> impl Strategy<Value = Ev> {
+    (
+        0u8..4,
+        (0u8..2, 0u8..3),
+        prop_oneof![1u32..50, 1u32..5000].prop_map(|q| f64::from(q) / 4.0),
+        0..span_ms,
+        1i64..200,
+        0u8..4,
+        any::<bool>(),
+    )
+        .prop_map(|(kind, key, qty, dt, eta_h, ship, in_stock)| Ev {
+            id: 0,
+            kind,
+            key,
+            qty,
+            t: T0 + dt,
+            eta_h,
+            ship,
+            in_stock,
+        })
+}
+
+fn stream(span_ms: i64, max: usize) -> impl Strategy<Value = Vec<Ev>> {
+    prop::collection::vec(ev_strategy(span_ms), 1..max).prop_map(|mut v| {
+        for (i, e) in v.iter_mut().enumerate() {
+            e.id = i as u32;
+        }
+        v
+    })
+}
+
+fn cfg() -> EngineConfig {
+    let mut c = EngineConfig::default();
+    c.model.horizon_hours = 24;
+    c.model.label_sample_hours = 1;
+    c
+}
+
+struct Run {
+    shard: Shard,
+    alerts: Vec<Alert>,
+    rejects: Vec<Rejection>,
+}
+
+/// Feeds `jsons` in batches of `batch`, then flushes.
+fn run(jsons: &[String], batch: usize) -> Run {
+    let c = cfg();
+    let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+    let mut shard = Shard::new(c);
+    let (mut alerts, mut rejects) = (Vec::new(), Vec::new());
+    for chunk in jsons.chunks(batch.max(1)) {
+        let b = dec.decode(
+            chunk.iter().map(|s| MessageRef {
+                key: None,
+                value: s.as_bytes(),
+            }),
+            NOW,
+            &mut rejects,
+        );
+        shard.process(&b, u64::from, None, &mut rejects, &mut alerts);
+    }
+    shard.advance(true, None, &mut alerts);
+    Run {
+        shard,
+        alerts,
+        rejects,
+    }
+}
+
+/// The state batch without what legitimately depends on arrival order (the insertion order of
+/// remembered ids and the source positions of pending events).
+fn canonical(s: &Shard) -> RecordBatch {
+    let b = snapshot::shard_to_batch(s, 0).unwrap();
+    let keep: Vec<usize> = (0..b.num_columns())
+        .filter(|&i| {
+            !matches!(
+                b.schema().field(i).name().as_str(),
+                "seen_ids" | "pending_events"
+            )
+        })
+        .collect();
+    let b = b.project(&keep).unwrap();
+    // Rejection counters differ by construction (a duplicate is counted); the rest must not.
+    let mut meta = snapshot::shard_meta(&b).unwrap();
+    meta["counters"]["duplicate"] = 0.into();
+    meta["counters"]["late"] = 0.into();
+    let md = [(
+        "stockwatch.shards".to_string(),
+        serde_json::json!([meta]).to_string(),
+    )]
+    .into();
+    let schema = std::sync::Arc::new(b.schema().as_ref().clone().with_metadata(md));
+    RecordBatch::try_new(schema, b.columns().to_vec()).unwrap()
+}
+
+fn alert_set(a: &[Alert]) -> BTreeSet<String> {
+    a.iter()
+        .map(|a| serde_json::to_string(a).unwrap())
+        .collect()
+}
+
+/// Sorts events by (t + jitter): every event arrives less than the lateness after any event that
+/// is later in event time, i.e. a permutation within the lateness window.
+fn jittered(events: &[Ev], jitter: &[i64]) -> Vec<String> {
+    let mut idx: Vec<usize> = (0..events.len()).collect();
+    idx.sort_by_key(|&i| (events[i].t + jitter[i % jitter.len()], i));
+    idx.iter().map(|&i| events[i].json()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn order_within_lateness_does_not_matter(
+        events in stream(72 * H, 120),
+        jitter in prop::collection::vec(0i64..3_599_000, 1..50),
+        batch in 1usize..40,
+    ) {
+        let sorted: Vec<String> = {
+            let mut e = events.clone();
+            e.sort_by_key(|e| (e.t, e.id));
+            e.iter().map(Ev::json).collect()
+        };
+        let a = run(&sorted, 7);
+        let b = run(&jittered(&events, &jitter), batch);
+        prop_assert!(a.rejects.is_empty(), "{:?}", a.rejects);
+        prop_assert!(b.rejects.is_empty(), "{:?}", b.rejects);
+        prop_assert_eq!(canonical(&a.shard), canonical(&b.shard));
+        prop_assert_eq!(alert_set(&a.alerts), alert_set(&b.alerts));
+    }
+
+    #[test]
+    fn on_hand_is_receipts_minus_sales(events in stream(200 * H, 150)) {
+        let mut sorted = events.clone();
+        sorted.sort_by_key(|e| (e.t, e.id));
+        let r = run(&sorted.iter().map(Ev::json).collect::<Vec<_>>(), 16);
+        prop_assert!(r.rejects.is_empty(), "{:?}", r.rejects);
+        let mut want: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for e in &sorted {
+            let k = (format!("S{}", e.key.0), format!("K{}", e.key.1));
+            let v = want.entry(k).or_insert(0.0);
+            match e.kind { 0 => *v -= e.qty, 2 => *v += e.qty, _ => {} }
+        }
+        let b = snapshot::shard_to_batch(&r.shard, 0).unwrap();
+        let loc = b.column_by_name("location").unwrap().as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        let sku = b.column_by_name("sku").unwrap().as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        let oh = b.column_by_name("on_hand").unwrap().as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            let k = (loc.value(i).to_string(), sku.value(i).to_string());
+            let w = want.get(&k).copied().unwrap_or(0.0);
+            prop_assert!((oh.value(i) - w).abs() < 1e-6, "{:?}: {} vs {}", k, oh.value(i), w);
+        }
+    }
+
+    #[test]
+    fn duplicates_change_nothing(
+        events in stream(48 * H, 100),
+        dups in prop::collection::vec(any::<prop::sample::Index>(), 1..20),
+    ) {
+        let mut sorted = events.clone();
+        sorted.sort_by_key(|e| (e.t, e.id));
+        let plain: Vec<String> = sorted.iter().map(Ev::json).collect();
+        // Re-send some events right after the original (inside the lateness window).
+        let mut with_dups = Vec::new();
+        let picks: BTreeSet<usize> = dups.iter().map(|i| i.index(sorted.len())).collect();
+        for (i, s) in plain.iter().enumerate() {
+            with_dups.push(s.clone());
+            if picks.contains(&i) {
+                with_dups.push(s.clone());
+            }
+        }
+        let a = run(&plain, 9);
+        let b = run(&with_dups, 9);
+        prop_assert_eq!(canonical(&a.shard), canonical(&b.shard));
+        prop_assert_eq!(alert_set(&a.alerts), alert_set(&b.alerts));
+        prop_assert_eq!(b.rejects.len(), picks.len());
+        prop_assert!(b.rejects.iter().all(|r| r.reason == RejectReason::Duplicate));
+    }
+
+    #[test]
+    fn risk_is_a_probability(events in stream(400 * H, 200)) {
+        let r = run(&events.iter().map(Ev::json).collect::<Vec<_>>(), 13);
+        for a in &r.alerts {
+            prop_assert!((0.0..=1.0).contains(&a.risk), "{}", a.risk);
+            prop_assert!(a.expected_demand.is_finite() && a.in_transit >= 0.0);
+        }
+        for v in r.shard.top_risks(100) {
+            prop_assert!((0.0..=1.0).contains(&v.risk), "{}", v.risk);
+        }
+    }
+
+    #[test]
+    fn state_round_trips_through_arrow_ipc(events in stream(100 * H, 120), cut in 0usize..120) {
+        // Stop before the end without flushing, so pending events, dedupe memory, open shipments
+        // and label snapshots are all part of the state.
+        let jsons: Vec<String> = events.iter().map(Ev::json).collect();
+        let cut = cut.min(jsons.len());
+        let c = cfg();
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        let mut shard = Shard::new(c);
+        let (mut alerts, mut rejects) = (Vec::new(), Vec::new());
+        let b = dec.decode(jsons[..cut].iter().map(|s| MessageRef { key: None, value: s.as_bytes() }), NOW, &mut rejects);
+        shard.process(&b, u64::from, None, &mut rejects, &mut alerts);
+        let before = snapshot::shard_to_batch(&shard, 0).unwrap();
+        let meta = snapshot::shard_meta(&before).unwrap();
+        let rebuilt = snapshot::shard_from_batch(&before, &meta, c).unwrap();
+        prop_assert_eq!(snapshot::shard_to_batch(&rebuilt, 0).unwrap(), before.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.arrow");
+        snapshot::write_state(std::slice::from_ref(&shard), &p).unwrap();
+        let mut back = snapshot::read_engine_state(&p, c).unwrap();
+        prop_assert_eq!(back.len(), 1);
+        let mut restored = back.remove(0);
+        prop_assert_eq!(snapshot::shard_to_batch(&restored, 0).unwrap(), before);
+        // The restored shard goes on exactly like the original.
+        let rest = dec.decode(jsons[cut..].iter().map(|s| MessageRef { key: None, value: s.as_bytes() }), NOW, &mut Vec::new());
+        let (mut a1, mut a2) = (Vec::new(), Vec::new());
+        restored.process(&rest, u64::from, None, &mut Vec::new(), &mut a1);
+        shard.process(&rest, u64::from, None, &mut Vec::new(), &mut a2);
+        restored.advance(true, None, &mut a1);
+        shard.advance(true, None, &mut a2);
+        prop_assert_eq!(snapshot::shard_to_batch(&restored, 0).unwrap(), snapshot::shard_to_batch(&shard, 0).unwrap());
+        prop_assert_eq!(a1, a2);
+    }
+}
