@@ -22,6 +22,7 @@
 //! - [`state`]: per-shard state — key dictionary, columns, inbound schedule, event order.
 //! - [`model`]: features, analytic prior, online learner, delayed labels.
 //! - [`alert`]: the alert contract v1 and the hysteresis/cool-down policy.
+//! - [`schema`]: JSON Schemas of both contracts, generated from the types (`schemas/`).
 //! - [`engine`]: the shard (apply → score → alert) and the multi-shard engine.
 //! - [`source`] / [`sink`]: reading event files, writing alerts, rejects and reports.
 //! - [`sim`]: a deterministic store-network simulator (the load generator).
@@ -37,6 +38,7 @@ pub mod event;
 pub mod model;
 pub mod partition;
 pub mod reject;
+pub mod schema;
 pub mod sim;
 pub mod sink;
 pub mod source;

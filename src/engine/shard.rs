@@ -372,13 +372,17 @@ impl Shard {
         }
         let c = &self.cols;
         let open = c.flags[row] & flag::RISK_OPEN != 0;
-        let t = self.cfg.alerts.decide(
+        let t = match self.cfg.alerts.decide(
             open,
             risk,
             f64::from(c.alert_risk[row]),
             c.last_alert_ms[row],
             e.time_ms,
-        );
+        ) {
+            // While a stockout is open its own alert says it all: no new risk alert on top.
+            Transition::Raise if in_stockout => Transition::None,
+            t => t,
+        };
         let status = match t {
             Transition::None => return,
             Transition::Raise => AlertStatus::Raised,

@@ -99,8 +99,20 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
     x[0] = 1.0;
     match k.on_hand {
         Some(oh) => {
-            let available = oh + k.inbound_in_horizon;
-            let p = stockout_prior(expected, d.dispersion, available);
+            let p = if k.in_stockout {
+                1.0 // an observed empty shelf: nothing is available, whatever the records say
+            } else {
+                // Stock runs out before the next arrival, or over the whole horizon despite it.
+                let until_h = match k.next_eta_ms {
+                    Some(eta) if k.inbound_in_horizon > 0.0 => {
+                        ((eta - k.now_ms) as f64 / 3_600_000.0).clamp(0.0, horizon_h)
+                    }
+                    _ => horizon_h,
+                };
+                let before = stockout_prior(d.rate_per_hour * until_h, d.dispersion, oh);
+                let over = stockout_prior(expected, d.dispersion, oh + k.inbound_in_horizon);
+                before.max(over)
+            };
             out.prior = Some(p);
             x[PRIOR_LOGIT] = logit(p) as f32;
             let doc = if per_day > 1e-9 {
@@ -183,12 +195,20 @@ mod tests {
     }
 
     #[test]
-    fn inbound_lowers_the_prior() {
+    fn inbound_lowers_the_prior_only_if_it_arrives_in_time() {
         let mut x = [0.0; NF];
         let p0 = compute(&inputs(), &mut x).prior.unwrap();
         let mut k = inputs();
         k.inbound_in_horizon = 40.0;
-        let p1 = compute(&k, &mut x).prior.unwrap();
-        assert!(p1 < p0);
+        k.next_eta_ms = Some(3_600_000);
+        let early = compute(&k, &mut x).prior.unwrap();
+        assert!(early < 0.2 && early < p0, "{early} {p0}");
+        // The same shipment arriving after the on-hand stock is gone does not help much.
+        k.next_eta_ms = Some(40 * 3_600_000);
+        let late = compute(&k, &mut x).prior.unwrap();
+        assert!(late > 0.5, "{late}");
+        // An observed stockout is certain, whatever the records say.
+        k.in_stockout = true;
+        assert_eq!(compute(&k, &mut x).prior, Some(1.0));
     }
 }

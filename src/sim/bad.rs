@@ -142,8 +142,15 @@ pub(crate) struct BadMaker {
 }
 
 impl BadMaker {
-    /// The next bad record, for a random store key, near stream time `now_ms`.
-    pub(crate) fn make(&mut self, rng: &mut ChaCha8Rng, names: &Names, now_ms: i64) -> BadRecord {
+    /// The next bad record, for a random store key, up to five minutes behind stream time
+    /// `now_ms` (well inside any allowed lateness) but not before `start_ms`.
+    pub(crate) fn make(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        names: &Names,
+        start_ms: i64,
+        now_ms: i64,
+    ) -> BadRecord {
         if self.bag.is_empty() {
             self.bag.extend_from_slice(&BadKind::ALL);
             self.bag.shuffle(rng);
@@ -151,7 +158,8 @@ impl BadMaker {
         let kind = self.bag.pop().unwrap_or(BadKind::InvalidJson);
         let id = EventId::Bad(self.made);
         self.made += 1;
-        let event = base_event(rng, names, kind, id, now_ms);
+        let time_ms = (now_ms - rng.random_range(0..300) * 1_000).max(start_ms);
+        let event = base_event(rng, names, kind, id, time_ms);
         let mut fields = Fields::new();
         event.for_each_field(names, &mut self.scratch, |name, raw| {
             fields.push((name, raw.to_vec()))
@@ -168,19 +176,18 @@ impl BadMaker {
     }
 }
 
-/// A plausible event to break: a random store and SKU, a type that has the field to break.
+/// A plausible event at `time_ms` to break: a random store and SKU, a type that has the
+/// field to break.
 fn base_event(
     rng: &mut ChaCha8Rng,
     names: &Names,
     kind: BadKind,
     id: EventId,
-    now_ms: i64,
+    time_ms: i64,
 ) -> Event {
     let stores = names.locations() - names.dcs();
     let loc = names.dcs() + rng.random_range(0..stores);
     let sku = rng.random_range(0..names.skus());
-    // A little behind the stream, well inside any allowed lateness.
-    let time_ms = now_ms - rng.random_range(0..300) * 1_000;
     let qty_milli = rng.random_range(1..=3) * 1_000;
     let topic = if kind == BadKind::EtaBeforeEventTime {
         Topic::Shipments

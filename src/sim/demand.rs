@@ -19,10 +19,12 @@ const OPENING_HOURS: [(usize, usize, f64); 4] =
 const INTERMITTENT_SHARE: f64 = 0.2;
 /// Share of the other SKUs that are fresh goods sold by weight (fractional quantities, kg).
 const WEIGHT_SHARE: f64 = 0.06;
-/// Daily chance that a (non-intermittent) SKU starts a chain-wide promotion.
-const PROMO_START_CHANCE: f64 = 1.0 / 40.0;
-/// Share of a promotion's lift that stores plan for in their orders: promotions still
-/// empty shelves, but not for their whole duration.
+/// Daily chance that a (non-intermittent) SKU without a promotion schedules a chain-wide one.
+const PROMO_SCHEDULE_CHANCE: f64 = 1.0 / 40.0;
+/// Days between a promotion being scheduled and its start: long enough for DCs to stock up.
+const PROMO_NOTICE_DAYS: i64 = 10;
+/// Share of a promotion's lift that stores and DCs plan for in their orders: promotions
+/// still empty shelves, but not for their whole duration.
 const PROMO_PLANNED_SHARE: f64 = 0.6;
 
 /// Units per customer for SKUs sold by the piece: 1 to 6, mostly 1.
@@ -95,10 +97,10 @@ pub(crate) struct Sku {
     season_amplitude: f64,
     season_period_days: f64,
     season_phase: f64,
-    /// Day index (since the start of the run) at which the running promotion ends.
-    promo_until_day: i64,
-    promo_lift: f64,
-    promo_discount: f64,
+    /// The scheduled or running promotion, if any.
+    promo: Option<Promo>,
+    /// Today's day index (days since the start of the run).
+    today: i64,
     /// Today's demand multiplier: seasonal trend × promotion lift.
     pub(crate) today_factor: f64,
     /// Today's shelf price in cents.
@@ -141,41 +143,66 @@ impl Sku {
             season_amplitude: rng.random_range(0.0..0.3),
             season_period_days: rng.random_range(30.0..120.0),
             season_phase: rng.random_range(0.0..1.0),
-            promo_until_day: 0,
-            promo_lift: 1.0,
-            promo_discount: 0.0,
+            promo: None,
+            today: 0,
             today_factor: 1.0,
             today_price_cents: price_cents,
         }
     }
 
-    /// Rolls the SKU to day `day` (days since the start of the run): trend, promotion start
-    /// or end, today's price. Returns whether a promotion started.
-    fn start_day(&mut self, rng: &mut ChaCha8Rng, day: i64) -> bool {
-        let mut started = false;
-        if day >= self.promo_until_day {
-            self.promo_lift = 1.0;
-            self.promo_discount = 0.0;
-            if !self.intermittent && rng.random_bool(PROMO_START_CHANCE) {
-                self.promo_until_day = day + rng.random_range(3..=7);
-                self.promo_lift = rng.random_range(2.0..4.0);
-                self.promo_discount = rng.random_range(0.15..0.4);
-                started = true;
-            }
+    /// Rolls the SKU to day `day` (days since the start of the run): trend, promotion
+    /// schedule, today's price. Returns whether a promotion was scheduled.
+    ///
+    /// On the `first` day, promotions already scheduled before the run are drawn too, so
+    /// that promotions run from the start.
+    fn start_day(&mut self, rng: &mut ChaCha8Rng, day: i64, first: bool) -> bool {
+        self.today = day;
+        if self.promo.is_some_and(|p| day >= p.end_day) {
+            self.promo = None;
+        }
+        let chance = if first {
+            PROMO_SCHEDULE_CHANCE * (PROMO_NOTICE_DAYS + 1) as f64
+        } else {
+            PROMO_SCHEDULE_CHANCE
+        };
+        let scheduled = self.promo.is_none() && !self.intermittent && rng.random_bool(chance);
+        if scheduled {
+            let notice = if first {
+                rng.random_range(0..=PROMO_NOTICE_DAYS)
+            } else {
+                PROMO_NOTICE_DAYS
+            };
+            let start_day = day + notice;
+            self.promo = Some(Promo {
+                start_day,
+                end_day: start_day + rng.random_range(3..=7),
+                lift: rng.random_range(2.0..4.0),
+                discount: rng.random_range(0.15..0.4),
+            });
         }
         let angle = std::f64::consts::TAU
             * ((day as f64 + 0.5) / self.season_period_days + self.season_phase);
         let trend = 1.0 + self.season_amplitude * angle.sin();
-        self.today_factor = trend * self.promo_lift;
+        let (lift, discount) = match self.promo {
+            Some(p) if p.start_day <= day => (p.lift, p.discount),
+            _ => (1.0, 0.0),
+        };
+        self.today_factor = trend * lift;
         self.today_price_cents =
-            ((f64::from(self.price_cents) * (1.0 - self.promo_discount)).round() as u32).max(1);
-        started
+            ((f64::from(self.price_cents) * (1.0 - discount)).round() as u32).max(1);
+        scheduled
     }
 
-    /// How much the stores scale their reorder point and order-up-to level today, planning
-    /// for part of a running promotion.
-    pub(crate) fn plan_factor(&self) -> f64 {
-        1.0 + PROMO_PLANNED_SHARE * (self.promo_lift - 1.0)
+    /// How much to scale a reorder point and order-up-to level today, for a location that
+    /// must order `horizon_days` ahead: it plans for part of a promotion running within that
+    /// horizon.
+    pub(crate) fn plan_factor(&self, horizon_days: i64) -> f64 {
+        match self.promo {
+            Some(p) if p.start_day < self.today + horizon_days => {
+                1.0 + PROMO_PLANNED_SHARE * (p.lift - 1.0)
+            }
+            _ => 1.0,
+        }
     }
 
     /// Variance-to-mean ratio of demand (in units, or kg): customers arrive as a Poisson
@@ -207,6 +234,16 @@ impl Sku {
             pick(rng, &BASKET_UNITS) * 1_000
         }
     }
+}
+
+/// A chain-wide promotion of one SKU: days `[start_day, end_day)` at `lift` times the
+/// demand and a `discount` off the shelf price.
+#[derive(Debug, Clone, Copy)]
+struct Promo {
+    start_day: i64,
+    end_day: i64,
+    lift: f64,
+    discount: f64,
 }
 
 /// How one store sells: its size and opening hours.
@@ -265,13 +302,13 @@ impl Demand {
     }
 
     /// Rolls every SKU to day `day` (days since the start of the run); returns how many
-    /// promotions started.
-    pub(crate) fn start_day(&mut self, rng: &mut ChaCha8Rng, day: i64) -> u64 {
-        let mut started = 0;
+    /// promotions were scheduled (see [`Sku::start_day`] for the `first` day).
+    pub(crate) fn start_day(&mut self, rng: &mut ChaCha8Rng, day: i64, first: bool) -> u64 {
+        let mut scheduled = 0;
         for sku in &mut self.skus {
-            started += u64::from(sku.start_day(rng, day));
+            scheduled += u64::from(sku.start_day(rng, day, first));
         }
-        started
+        scheduled
     }
 
     /// Share of a day's demand at `store` falling in hour `hour` of weekday `weekday`
@@ -320,7 +357,7 @@ mod tests {
     fn baskets_match_their_mean() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut demand = Demand::new(&mut rng, 1, 400);
-        demand.start_day(&mut rng, 0);
+        demand.start_day(&mut rng, 0, true);
         for sku in demand.skus.iter().filter(|s| !s.intermittent).take(40) {
             let n = 5_000;
             let total: i64 = (0..n).map(|_| sku.basket_milli(&mut rng)).sum();

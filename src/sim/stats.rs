@@ -36,7 +36,8 @@ pub struct WorldStats {
     pub book_corrections: u64,
     /// Store orders the DC could fill only partly or not at all.
     pub dc_shortfalls: u64,
-    /// Promotions started.
+    /// Promotions scheduled (those drawn on the first day may start at once; later ones
+    /// start ten days after being scheduled).
     pub promotions: u64,
     /// Store key-hours during opening hours.
     pub open_key_hours: u64,

@@ -39,6 +39,10 @@ const SUPPLIER_LEAD_DAYS: [(i64, f64); 6] =
 const STORE_EXPOSURE_DAYS: f64 = 3.2;
 /// The same for a DC (supplier lead time plus review).
 const DC_EXPOSURE_DAYS: f64 = 6.5;
+/// How many days ahead stores and DCs look for promotions when they order (about their
+/// lead time plus a review).
+const STORE_PLAN_HORIZON_DAYS: i64 = 3;
+const DC_PLAN_HORIZON_DAYS: i64 = 8;
 /// DCs order whole pallets of this many case packs.
 const DC_PALLET_PACKS: i64 = 10;
 /// Chance that a delivery is more than a few hours late (8–36 h), and very late (36–72 h).
@@ -94,6 +98,16 @@ struct KeyState {
     order_up_to: i64,
     /// The shelf was empty at some point of today's opening hours.
     out_today: bool,
+}
+
+impl KeyState {
+    /// The (s, S) policy: what to order up to S when `position` (stock the system believes
+    /// in, plus in transit) is at or below s; both levels scaled by `plan` for promotions.
+    fn order_for(&self, position: i64, plan: f64) -> Option<i64> {
+        let reorder = (self.reorder as f64 * plan) as i64;
+        let order_up_to = (self.order_up_to as f64 * plan) as i64;
+        (position <= reorder).then_some(order_up_to - position)
+    }
 }
 
 /// Something that happens to a key within one hour, applied in time order.
@@ -183,12 +197,15 @@ impl World {
                 let rate = keys[dc * skus + sku].rate;
                 let pallet = params_sku.pack_milli * DC_PALLET_PACKS;
                 let mu = rate * DC_EXPOSURE_DAYS;
-                let reorder = (1_000.0 * (1.1 * mu + 2.0 * mu.sqrt())) as i64;
+                // Store orders arrive in lumps of case packs: a generous safety stock.
+                let sd = (mu * params_sku.dispersion()).sqrt();
+                let unit = if params_sku.by_weight { 100 } else { 1_000 };
+                let reorder = round_up((1_000.0 * (1.3 * mu + 3.0 * sd)) as i64, unit);
                 let lot = (1_000.0 * rate * rng.random_range(7.0..12.0)) as i64;
                 let order_up_to = reorder + round_up(lot.max(1), pallet);
                 let fill: f64 = rng.random_range(0.3..1.0);
                 let start =
-                    reorder + round_up(((order_up_to - reorder) as f64 * fill) as i64, 1_000);
+                    reorder + round_up(((order_up_to - reorder) as f64 * fill) as i64, unit);
                 keys[dc * skus + sku] = KeyState {
                     rate,
                     on_hand: start.max(1_000),
@@ -242,11 +259,11 @@ impl World {
         let hour = hour_of_day(hour_start);
         let day = hour_start.div_euclid(DAY_MS) - self.start_ms.div_euclid(DAY_MS);
         if self.hour == 0 {
-            self.stats.promotions += self.demand.start_day(&mut self.rng, day);
+            self.stats.promotions += self.demand.start_day(&mut self.rng, day, true);
             self.initial_receipts(out);
         } else if hour == 0 {
             self.close_day();
-            self.stats.promotions += self.demand.start_day(&mut self.rng, day);
+            self.stats.promotions += self.demand.start_day(&mut self.rng, day, false);
         }
         if hour == DC_REVIEW_HOUR {
             self.review_dcs(out, hour_start);
@@ -390,12 +407,13 @@ impl World {
             let ordered_ms = hour_start + self.rng.random_range(0..3_600) * 1_000;
             for sku in 0..skus {
                 let key = &self.keys[(dc * skus + sku) as usize];
+                let params = &self.demand.skus[sku as usize];
                 let position = key.on_hand + key.in_transit;
-                if position > key.reorder {
+                let plan = params.plan_factor(DC_PLAN_HORIZON_DAYS);
+                let Some(wanted) = key.order_for(position, plan) else {
                     continue;
-                }
-                let pallet = self.demand.skus[sku as usize].pack_milli * DC_PALLET_PACKS;
-                let qty = round_up(key.order_up_to - position, pallet);
+                };
+                let qty = round_up(wanted, params.pack_milli * DC_PALLET_PACKS);
                 // Each SKU has its own supplier, hence its own lead time.
                 let delivery =
                     self.draw_delivery(ordered_ms, &SUPPLIER_LEAD_DAYS, DC_DELIVERY_HOUR);
@@ -420,13 +438,12 @@ impl World {
             for sku in 0..skus {
                 let key = &self.keys[(loc * skus + sku) as usize];
                 let params = &self.demand.skus[sku as usize];
-                let plan = params.plan_factor();
                 let position = key.book + key.in_transit;
-                if position as f64 > key.reorder as f64 * plan {
+                let plan = params.plan_factor(STORE_PLAN_HORIZON_DAYS);
+                let Some(wanted) = key.order_for(position, plan) else {
                     continue;
-                }
-                let order_up_to = (key.order_up_to as f64 * plan) as i64;
-                let wanted = round_up(order_up_to - position, params.pack_milli);
+                };
+                let wanted = round_up(wanted, params.pack_milli);
                 let (origin, qty) = match dc {
                     None => (Origin::Supplier, wanted),
                     Some(dc) => {
