@@ -189,7 +189,7 @@ impl AlertPolicy {
                 self.raise_threshold, self.resolve_threshold
             ));
         }
-        if !(self.update_min_delta > 0.0) {
+        if self.update_min_delta.is_nan() || self.update_min_delta <= 0.0 {
             return Err(format!(
                 "alerts.update_min_delta must be > 0, got {}",
                 self.update_min_delta

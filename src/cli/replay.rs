@@ -181,12 +181,12 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
     let mut bytes = StateBytes::default();
     for s in e.shards() {
         let c = s.counters();
-        for t in 0..4 {
-            applied[t] += c.applied[t];
+        for (a, v) in applied.iter_mut().zip(c.applied) {
+            *a += v;
         }
-        for k in 0..2 {
-            for st in 0..3 {
-                alerts[k][st] += c.alerts[k][st];
+        for (row, src) in alerts.iter_mut().zip(c.alerts) {
+            for (a, v) in row.iter_mut().zip(src) {
+                *a += v;
             }
         }
         stockouts += c.stockouts;

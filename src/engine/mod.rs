@@ -35,7 +35,7 @@ impl Default for EngineConfig {
         EngineConfig {
             limits: DecodeLimits::default(),
             allowed_lateness_ms: 3_600_000,
-            dedupe_ttl_ms: 24 * 3_600_000,
+            dedupe_ttl_ms: 3_600_000,
             model: ModelConfig::default(),
             alerts: AlertPolicy::default(),
         }

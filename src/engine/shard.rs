@@ -121,6 +121,11 @@ impl Shard {
         self.order.pending()
     }
 
+    /// Event ids remembered for dedupe.
+    pub fn remembered_ids(&self) -> usize {
+        self.order.remembered()
+    }
+
     /// Current watermark, ms.
     pub fn watermark_ms(&self) -> i64 {
         self.order.watermark_ms()
@@ -224,7 +229,12 @@ impl Shard {
     /// Applies every event the watermark has passed (all of them with `flush`), appending the
     /// alerts they trigger. `processing_ms` stamps `emitted_at`; `None` uses the event time.
     pub fn advance(&mut self, flush: bool, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
+        /// Events between a prefetch and its use: enough to cover a memory access.
+        const AHEAD: usize = 6;
         while let Some(e) = self.order.pop_ready(flush) {
+            if let Some(next) = self.order.peek_ahead(AHEAD) {
+                self.cols.prefetch(next.row as usize);
+            }
             self.apply(&e, processing_ms, alerts);
         }
         self.order.evict_seen();

@@ -84,11 +84,7 @@ impl AdaGradLogistic {
     }
 
     fn margin(&self, x: &Features) -> f64 {
-        let mut z = 0.0;
-        for i in 0..NF {
-            z += self.w[i] * f64::from(x[i]);
-        }
-        z
+        self.w.iter().zip(x).map(|(w, &v)| w * f64::from(v)).sum()
     }
 }
 
@@ -114,20 +110,21 @@ impl RiskModel for AdaGradLogistic {
     fn learn(&mut self, x: &Features, positive: bool) {
         let p = self.score(x);
         let err = p - f64::from(u8::from(positive));
-        for i in 0..NF {
-            let g = err * f64::from(x[i]) + self.cfg.l2 * (self.w[i] - self.w0[i]);
+        let (lr, l2) = (self.cfg.learning_rate, self.cfg.l2);
+        for (((w, w0), g2), &v) in self.w.iter_mut().zip(&self.w0).zip(&mut self.g2).zip(x) {
+            let g = err * f64::from(v) + l2 * (*w - w0);
             if g == 0.0 {
                 continue;
             }
-            self.g2[i] += g * g;
-            self.w[i] -= self.cfg.learning_rate * g / (self.g2[i].sqrt() + 1e-8);
+            *g2 += g * g;
+            *w -= lr * g / (g2.sqrt() + 1e-8);
         }
         self.updates += 1;
     }
 
     fn contributions(&self, x: &Features, out: &mut [f64; NF]) {
-        for i in 0..NF {
-            out[i] = self.w[i] * f64::from(x[i]);
+        for ((o, w), &v) in out.iter_mut().zip(&self.w).zip(x) {
+            *o = w * f64::from(v);
         }
     }
 

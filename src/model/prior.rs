@@ -8,10 +8,10 @@
 /// Probability that demand with `mean` and dispersion index `dispersion` (variance / mean ≥ 1)
 /// exceeds `available`. Always in [0, 1].
 pub fn stockout_prior(mean: f64, dispersion: f64, available: f64) -> f64 {
-    if !(available > 0.0) {
+    if available.is_nan() || available <= 0.0 {
         return 1.0; // nothing on hand or inbound: out already (NaN-safe).
     }
-    if !(mean > 1e-9) {
+    if mean.is_nan() || mean <= 1e-9 {
         return 0.0;
     }
     let theta = dispersion.max(1.0);

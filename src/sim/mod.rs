@@ -221,7 +221,9 @@ impl Simulator {
     /// Makes a bad record near the current stream time.
     fn bad_record(&mut self) -> SimRecord {
         let names = self.world.names();
-        let bad = (self.bad).make(&mut self.noise, names, self.cfg.start_ms, self.frontier_ms);
+        let bad = self
+            .bad
+            .make(&mut self.noise, names, self.cfg.start_ms, self.frontier_ms);
         SimRecord {
             topic: bad.topic,
             key: self.world.names().key(bad.loc, bad.sku),

@@ -149,6 +149,35 @@ impl Columns {
             + self.alert_risk.capacity() * 4
     }
 
+    /// Hints the CPU to load `row` of every column. The apply loop calls it a few events
+    /// ahead: with a million keys each column access is a cache miss, and issuing them early
+    /// overlaps their latency (a hint only; it changes no state).
+    #[inline]
+    pub fn prefetch(&self, row: usize) {
+        if row >= self.flags.len() {
+            return;
+        }
+        prefetch(&self.on_hand[row]);
+        prefetch(&self.in_transit[row]);
+        prefetch(&self.flags[row]);
+        prefetch(&self.last_event_ms[row]);
+        prefetch(&self.last_stockout_ms[row]);
+        prefetch(&self.last_alert_ms[row]);
+        prefetch(&self.first_hour[row]);
+        prefetch(&self.ring_hour[row]);
+        prefetch(&self.last_receipt_hour[row]);
+        prefetch(&self.last_sample_hour[row]);
+        prefetch(&self.hourly[row * HOURS]);
+        prefetch(&self.hourly[row * HOURS + HOURS - 1]);
+        prefetch(&self.daily[row * DAYS]);
+        prefetch(&self.daily[row * DAYS + DAYS - 1]);
+        prefetch(&self.oos_hours[row]);
+        prefetch(&self.oos_days[row]);
+        prefetch(&self.inbound_head[row]);
+        prefetch(&self.risk[row]);
+        prefetch(&self.alert_risk[row]);
+    }
+
     /// Moves the windows of `row` forward to `hour`, clearing buckets that fell out. Lazy: only
     /// done when the key is touched, so idle keys cost nothing.
     pub fn roll(&mut self, row: usize, hour: i32) {
@@ -262,6 +291,20 @@ impl Columns {
             today,
         }
     }
+}
+
+#[inline(always)]
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = (v as *const T).cast::<i8>();
+        // SAFETY: a prefetch is a hint with no architectural effect; `p` comes from a live
+        // reference, and SSE is part of the x86_64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 fn shl(bits: u32, by: i64) -> u32 {

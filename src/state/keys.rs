@@ -17,6 +17,11 @@ struct StrColumn {
 }
 
 impl StrColumn {
+    fn bytes(&self, row: usize) -> &[u8] {
+        let (a, b) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
+        &self.bytes[a..b]
+    }
+
     fn get(&self, row: usize) -> &str {
         let (a, b) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
         // Only ever filled from `&str` values, so every slice is valid UTF-8.
@@ -58,7 +63,7 @@ pub struct KeyDict {
     skus: StrColumn,
 }
 
-fn hash_key(location: &str, sku: &str) -> u64 {
+fn hash_key(location: &[u8], sku: &[u8]) -> u64 {
     // Fixed-seed hash: stable within a build, fast, and never persisted.
     let s = foldhash::fast::FixedState::with_seed(0x5eed_57c4);
     use std::hash::BuildHasher;
@@ -78,7 +83,7 @@ impl KeyDict {
 
     /// The row of `(location, sku)`, if tracked.
     pub fn get(&self, location: &str, sku: &str) -> Option<Row> {
-        let h = hash_key(location, sku);
+        let h = hash_key(location.as_bytes(), sku.as_bytes());
         self.index
             .find(h, |&r| self.matches(r, location, sku))
             .copied()
@@ -86,7 +91,7 @@ impl KeyDict {
 
     /// The row of `(location, sku)`, and whether it was created by this call.
     pub fn get_or_insert(&mut self, location: &str, sku: &str) -> (Row, bool) {
-        let h = hash_key(location, sku);
+        let h = hash_key(location.as_bytes(), sku.as_bytes());
         if let Some(&r) = self.index.find(h, |&r| self.matches(r, location, sku)) {
             return (r, false);
         }
@@ -97,14 +102,15 @@ impl KeyDict {
         // Growth rehashes from the strings: rare, and saves 8 bytes per key.
         let (locs, skus) = (&self.locations, &self.skus);
         self.index.insert_unique(h, row, |&r| {
-            hash_key(locs.get(r as usize), skus.get(r as usize))
+            hash_key(locs.bytes(r as usize), skus.bytes(r as usize))
         });
         (row, true)
     }
 
     fn matches(&self, r: Row, location: &str, sku: &str) -> bool {
+        // Bytes, not str: no UTF-8 check on the lookup path.
         let r = r as usize;
-        self.locations.get(r) == location && self.skus.get(r) == sku
+        self.locations.bytes(r) == location.as_bytes() && self.skus.bytes(r) == sku.as_bytes()
     }
 
     /// The location of `row`.

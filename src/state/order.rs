@@ -1,7 +1,10 @@
 //! Event-time order: the watermark, the reorder buffer and dedupe.
 //!
-//! Accepted events wait in a min-heap until the watermark (max event time seen − allowed
-//! lateness) passes them, then leave in `(event_time, event_id hash)` order. An event behind the
+//! Accepted events wait in one-second buckets of event time until the watermark (max event
+//! time seen − allowed lateness) has passed a whole bucket; the bucket is then sorted by
+//! `(event_time, event_id hash)` and released. Input is nearly ordered, so this costs an append
+//! per event and a small in-cache sort per second, where a binary heap over an hour of events
+//! would cost a cache miss per level. An event behind the
 //! watermark is `late`. Because nothing behind the watermark is ever applied later, the applied
 //! sequence is the same for every arrival order within the lateness window: the output is a
 //! function of the events, not of how topics interleaved.
@@ -9,8 +12,7 @@
 //! Dedupe remembers `event_id` hashes (xxh3-64) for a TTL of event time; the TTL must cover the
 //! allowed lateness so that a duplicate is either remembered or late, never applied twice.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use hashbrown::HashMap;
 
@@ -46,26 +48,8 @@ impl PendingEvent {
     }
 }
 
-/// Min-heap adapter: `BinaryHeap` is a max-heap.
-#[derive(Debug, Clone, Copy)]
-struct ByTime(PendingEvent);
-
-impl PartialEq for ByTime {
-    fn eq(&self, o: &Self) -> bool {
-        self.0.order_key() == o.0.order_key()
-    }
-}
-impl Eq for ByTime {}
-impl PartialOrd for ByTime {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for ByTime {
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.0.order_key().cmp(&self.0.order_key())
-    }
-}
+/// Width of a reorder bucket in event time.
+pub const BUCKET_MS: i64 = 1000;
 
 /// Identity hasher for keys that already are good 64-bit hashes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,7 +90,11 @@ pub struct EventOrder {
     lateness_ms: i64,
     dedupe_ttl_ms: i64,
     max_time_ms: i64,
-    heap: BinaryHeap<ByTime>,
+    buckets: BTreeMap<i64, Vec<PendingEvent>>,
+    waiting: usize,
+    ready: Vec<PendingEvent>,
+    ready_pos: usize,
+    spare: Vec<Vec<PendingEvent>>,
     seen: HashMap<u64, (i64, u32), PreHashedState>,
     seen_fifo: VecDeque<(i64, u64)>,
 }
@@ -118,7 +106,11 @@ impl EventOrder {
             lateness_ms,
             dedupe_ttl_ms: dedupe_ttl_ms.max(lateness_ms),
             max_time_ms: i64::MIN,
-            heap: BinaryHeap::new(),
+            buckets: BTreeMap::new(),
+            waiting: 0,
+            ready: Vec::new(),
+            ready_pos: 0,
+            spare: Vec::new(),
             seen: HashMap::default(),
             seen_fifo: VecDeque::new(),
         }
@@ -136,7 +128,7 @@ impl EventOrder {
 
     /// Events waiting for the watermark.
     pub fn pending(&self) -> usize {
-        self.heap.len()
+        self.waiting + self.ready.len() - self.ready_pos
     }
 
     /// Ids remembered for dedupe.
@@ -146,7 +138,10 @@ impl EventOrder {
 
     /// Heap bytes held (buffer, dedupe map, its eviction queue).
     pub fn heap_bytes(&self) -> usize {
-        self.heap.capacity() * std::mem::size_of::<ByTime>()
+        (self.buckets.values().map(Vec::capacity).sum::<usize>()
+            + self.ready.capacity()
+            + self.spare.iter().map(Vec::capacity).sum::<usize>())
+            * std::mem::size_of::<PendingEvent>()
             + self.seen.capacity() * 21
             + self.seen_fifo.capacity() * 16
     }
@@ -170,21 +165,68 @@ impl EventOrder {
         if e.time_ms > self.max_time_ms {
             self.max_time_ms = e.time_ms;
         }
-        self.heap.push(ByTime(e));
+        self.enqueue(e);
+    }
+
+    fn enqueue(&mut self, e: PendingEvent) {
+        let b = e.time_ms.div_euclid(BUCKET_MS);
+        self.waiting += 1;
+        // Fast path: the newest bucket.
+        if let Some(mut last) = self.buckets.last_entry() {
+            if *last.key() == b {
+                last.get_mut().push(e);
+                return;
+            }
+        }
+        let spare = &mut self.spare;
+        self.buckets
+            .entry(b)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push(e);
     }
 
     /// The next event the watermark has passed, in order; `flush` releases everything.
     pub fn pop_ready(&mut self, flush: bool) -> Option<PendingEvent> {
-        let wm = self.watermark_ms();
-        match self.heap.peek() {
-            Some(top) if flush || top.0.time_ms < wm => self.heap.pop().map(|b| b.0),
-            _ => None,
+        if self.ready_pos == self.ready.len() && !self.release(flush) {
+            return None;
         }
+        let e = self.ready[self.ready_pos];
+        self.ready_pos += 1;
+        Some(e)
     }
 
-    /// Forgets ids whose event time is older than the watermark minus the TTL.
+    /// The event `k` places after the next one, if already released (for prefetching).
+    pub fn peek_ahead(&self, k: usize) -> Option<&PendingEvent> {
+        self.ready.get(self.ready_pos + k)
+    }
+
+    /// Moves the oldest bucket, if the watermark has passed all of it, into `ready`, sorted.
+    fn release(&mut self, flush: bool) -> bool {
+        let wm = self.watermark_ms();
+        let Some(first) = self.buckets.first_entry() else {
+            return false;
+        };
+        let end = first.key().saturating_add(1).saturating_mul(BUCKET_MS);
+        if !flush && end > wm {
+            return false;
+        }
+        let mut bucket = first.remove();
+        bucket.sort_unstable_by_key(PendingEvent::order_key);
+        self.waiting -= bucket.len();
+        let mut done = std::mem::replace(&mut self.ready, bucket);
+        done.clear();
+        if self.spare.len() < 64 {
+            self.spare.push(done);
+        }
+        self.ready_pos = 0;
+        true
+    }
+
+    /// Forgets ids whose event time is more than the TTL behind the max event time. With
+    /// TTL ≥ lateness every id at or after the watermark is kept, which is all dedupe needs:
+    /// anything older is `late`.
     pub fn evict_seen(&mut self) {
-        let horizon = self.watermark_ms().saturating_sub(self.dedupe_ttl_ms);
+        let horizon = self.max_time_ms.saturating_sub(self.dedupe_ttl_ms);
         while let Some(&(t, h)) = self.seen_fifo.front() {
             if t >= horizon {
                 break;
@@ -198,7 +240,9 @@ impl EventOrder {
 
     /// Waiting events in no particular order (snapshots).
     pub fn pending_events(&self) -> impl Iterator<Item = &PendingEvent> + '_ {
-        self.heap.iter().map(|b| &b.0)
+        self.ready[self.ready_pos..]
+            .iter()
+            .chain(self.buckets.values().flatten())
     }
 
     /// Remembered ids with their event times, in insertion order (snapshots).
@@ -226,7 +270,7 @@ impl EventOrder {
 
     /// Re-inserts a pending event without touching dedupe (snapshots).
     pub fn restore_pending(&mut self, e: PendingEvent) {
-        self.heap.push(ByTime(e));
+        self.enqueue(e);
     }
 }
 
@@ -255,28 +299,51 @@ mod tests {
 
     #[test]
     fn releases_in_order_after_watermark() {
-        let mut o = EventOrder::new(10, 10);
-        for (t, id) in [(5, 1), (3, 2), (3, 0), (20, 3)] {
+        let s = BUCKET_MS;
+        let mut o = EventOrder::new(10 * s, 10 * s);
+        for (t, id) in [
+            (5 * s, 1),
+            (3 * s + 7, 2),
+            (3 * s + 7, 0),
+            (3 * s, 4),
+            (20 * s, 3),
+        ] {
             assert!(o.admit(t, id).is_ok());
             o.push(ev(t, id));
         }
-        // watermark = 20 - 10 = 10: releases 3 (id 0), 3 (id 2), 5.
+        // watermark = 20 s - 10 s = 10 s: releases every bucket before it, in order.
         let out: Vec<_> = std::iter::from_fn(|| o.pop_ready(false))
             .map(|e| (e.time_ms, e.id_hash))
             .collect();
-        assert_eq!(out, vec![(3, 0), (3, 2), (5, 1)]);
-        assert_eq!(o.admit(9, 9), Err(Refused::Late { watermark_ms: 10 }));
-        assert_eq!(o.admit(15, 3), Err(Refused::Duplicate));
-        assert_eq!(o.pop_ready(true).map(|e| e.time_ms), Some(20));
+        assert_eq!(
+            out,
+            vec![(3 * s, 4), (3 * s + 7, 0), (3 * s + 7, 2), (5 * s, 1)]
+        );
+        assert_eq!(
+            o.admit(9 * s, 9),
+            Err(Refused::Late {
+                watermark_ms: 10 * s
+            })
+        );
+        assert_eq!(o.admit(15 * s, 3), Err(Refused::Duplicate));
+        // An event inside the watermark's own bucket waits until the whole bucket has passed.
+        o.push(ev(10 * s + 1, 5));
+        assert_eq!(o.pending(), 2);
+        assert_eq!(o.pop_ready(false), None);
+        assert_eq!(o.pop_ready(true).map(|e| e.time_ms), Some(10 * s + 1));
+        assert_eq!(o.pop_ready(true).map(|e| e.time_ms), Some(20 * s));
     }
 
     #[test]
     fn dedupe_forgets_after_ttl() {
         let mut o = EventOrder::new(10, 20);
         o.push(ev(0, 7));
-        o.push(ev(100, 8));
+        o.push(ev(15, 9));
+        o.push(ev(30, 8));
         o.evict_seen();
-        assert_eq!(o.remembered(), 1);
-        assert!(o.admit(95, 7).is_ok());
+        // Kept: ids at or after max - ttl = 10, which covers the watermark (20).
+        assert_eq!(o.remembered(), 2);
+        assert_eq!(o.admit(20, 8), Err(Refused::Duplicate));
+        assert!(o.admit(25, 7).is_ok(), "7 was forgotten");
     }
 }

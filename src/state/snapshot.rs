@@ -325,7 +325,7 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
 /// Maps each remembered id to its key row. Ids of events still pending are taken from them;
 /// ids of applied events were attributed at ingest (`Shard::seen_row`).
 fn seen_rows(s: &Shard) -> StdHashMap<u64, u32> {
-    s.order.seen_rows().map(|(h, r)| (h, r)).collect()
+    s.order.seen_rows().collect()
 }
 
 fn get<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T, SnapshotError> {

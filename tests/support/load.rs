@@ -1,0 +1,100 @@
+//! A uniform-key event generator for benchmarks and allocation tests: ~200-byte events over
+//! `keys` distinct (location, sku) pairs. The first `keys` events are one receipt per key (so on
+//! hand is known everywhere), then a mix of sales (85 %), availability (8 %), receipts (5 %) and
+//! shipments (2 %) on uniformly random keys. Event time advances `ms_per_event` per event.
+#![allow(dead_code)]
+
+use std::io::Write;
+
+pub struct Load {
+    pub keys: u32,
+    pub ms_per_event: f64,
+    pub n: u64,
+    rng: u64,
+    t0: i64,
+}
+
+impl Load {
+    pub fn new(keys: u32, ms_per_event: f64) -> Self {
+        Load {
+            keys,
+            ms_per_event,
+            n: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            t0: 1_767_225_600_000,
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Appends one event (without newline) to `out`.
+    pub fn next_event(&mut self, out: &mut Vec<u8>) {
+        let n = self.n;
+        self.n += 1;
+        let (k, dice) = if n < u64::from(self.keys) {
+            (n as u32, 97)
+        } else {
+            let r = self.rand();
+            ((r % u64::from(self.keys)) as u32, (r >> 40) % 100)
+        };
+        let t = self.t0 + (n as f64 * self.ms_per_event) as i64;
+        let ts = chrono::DateTime::from_timestamp_millis(t).unwrap();
+        let ts = ts.format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let (loc, sku) = (k / 1000, k % 1000);
+        let _ = match dice {
+            0..=84 => write!(
+                out,
+                r#"{{"event_id":"ev-{n:012}","type":"sale","sku":"SKU-{sku:06}","location":"STORE-{loc:05}","qty":1,"event_time":"{ts}","unit_price":19.99,"channel":"store","register":"R-{:02}"}}"#,
+                n % 17
+            ),
+            85..=92 => write!(
+                out,
+                r#"{{"event_id":"ev-{n:012}","type":"availability","sku":"SKU-{sku:06}","location":"STORE-{loc:05}","in_stock":true,"event_time":"{ts}","source":"shelf_scan","scanner":"H-{:03}"}}"#,
+                n % 101
+            ),
+            93..=97 => write!(
+                out,
+                r#"{{"event_id":"ev-{n:012}","type":"receipt","sku":"SKU-{sku:06}","location":"STORE-{loc:05}","qty":500,"event_time":"{ts}","dock":"D-{:02}","note":"regular replenishment"}}"#,
+                n % 7
+            ),
+            _ => write!(
+                out,
+                r#"{{"event_id":"ev-{n:012}","type":"shipment","shipment_id":"SHP-{n:010}","sku":"SKU-{sku:06}","origin":"DC-01","location":"STORE-{loc:05}","qty":24,"event_time":"{ts}","eta":"{ts}"}}"#
+            ),
+        };
+    }
+}
+
+/// A batch of messages in one buffer.
+#[derive(Default)]
+pub struct Batch {
+    pub buf: Vec<u8>,
+    pub ends: Vec<usize>,
+}
+
+impl Batch {
+    pub fn fill(&mut self, load: &mut Load, n: usize) {
+        self.buf.clear();
+        self.ends.clear();
+        for _ in 0..n {
+            load.next_event(&mut self.buf);
+            self.ends.push(self.buf.len());
+        }
+    }
+
+    pub fn messages(&self) -> impl Iterator<Item = stockwatch::decode::MessageRef<'_>> + '_ {
+        (0..self.ends.len()).map(move |i| {
+            let s = if i == 0 { 0 } else { self.ends[i - 1] };
+            stockwatch::decode::MessageRef {
+                key: None,
+                value: &self.buf[s..self.ends[i]],
+            }
+        })
+    }
+}
