@@ -446,6 +446,12 @@ fn check_id<'a>(name: &'static str, s: &'a str) -> Result<&'a str, (RejectReason
             format!("`{name}` is {} bytes, limit is {MAX_ID_BYTES}", s.len()),
         ));
     }
+    // Fast path: plain printable ASCII without the separator needs no per-char decoding.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != KEY_SEPARATOR)
+    {
+        return Ok(s);
+    }
     if let Some(c) = s.chars().find(|c| c.is_control()) {
         return Err((
             RejectReason::InvalidValue,
@@ -461,8 +467,12 @@ fn check_id<'a>(name: &'static str, s: &'a str) -> Result<&'a str, (RejectReason
     Ok(s)
 }
 
-/// Parses an RFC 3339 timestamp into ms since the Unix epoch.
+/// Parses an RFC 3339 timestamp into ms since the Unix epoch (sub-millisecond digits are
+/// truncated, as chrono's `timestamp_millis` does).
 pub fn parse_time(name: &'static str, s: &str) -> Result<i64, (RejectReason, String)> {
+    if let Some(ms) = parse_utc_fast(s.as_bytes()) {
+        return Ok(ms);
+    }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
         .map_err(|e| {
@@ -471,6 +481,73 @@ pub fn parse_time(name: &'static str, s: &str) -> Result<i64, (RejectReason, Str
                 format!("`{name}` is not RFC 3339 ({e}): {:?}", clip(s)),
             )
         })
+}
+
+/// The common form `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, parsed without chrono; `None` for
+/// anything else (offsets, leap seconds, lowercase, out-of-range fields), which chrono handles.
+fn parse_utc_fast(b: &[u8]) -> Option<i64> {
+    let n = b.len();
+    if !(20..=30).contains(&n) || b[n - 1] != b'Z' {
+        return None;
+    }
+    let d = |i: usize| -> Option<i64> {
+        let c = b[i];
+        c.is_ascii_digit().then(|| i64::from(c - b'0'))
+    };
+    let num = |a: usize, len: usize| -> Option<i64> {
+        (a..a + len).try_fold(0i64, |acc, i| Some(acc * 10 + d(i)?))
+    };
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, da) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, se) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let mut ms = 0;
+    if n > 20 {
+        // ".fraction" between the seconds and the Z: 1 to 9 digits.
+        if b[19] != b'.' || n < 22 {
+            return None;
+        }
+        let digits = n - 21;
+        let frac = num(20, digits)?;
+        ms = match digits {
+            1 => frac * 100,
+            2 => frac * 10,
+            _ => frac / 10i64.pow(digits as u32 - 3),
+        };
+    } else if b[19] != b'Z' {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mdays = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || da < 1 || da > mdays[(mo - 1) as usize] {
+        return None;
+    }
+    if h > 23 || mi > 59 || se > 59 {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
 }
 
 fn check_qty(q: Option<f64>, nulls: u32) -> Result<f64, (RejectReason, String)> {

@@ -117,7 +117,7 @@ impl<'de> Visitor<'de> for RawVisitor<'_> {
         let mut ev = RawEvent::default();
         let mut seen: u32 = 0;
         while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-            let Some(idx) = FIELDS.iter().position(|f| *f == key) else {
+            let Some(idx) = field_index(&key) else {
                 self.cursor.set(None);
                 map.next_value::<IgnoredAny>()?;
                 ev.unknown_fields += 1;
@@ -126,27 +126,28 @@ impl<'de> Visitor<'de> for RawVisitor<'_> {
             let name = FIELDS[idx];
             self.cursor.set(Some(name));
             let bit = 1u32 << idx;
+            debug_assert_eq!(field_index(name), Some(idx));
             if seen & bit != 0 {
                 return Err(de::Error::custom(format_args!("duplicate field `{name}`")));
             }
             seen |= bit;
-            let present = match name {
-                "type" => put(&mut ev.kind, map.next_value::<Option<CowStr>>()?),
-                "event_id" => put(&mut ev.event_id, map.next_value::<Option<CowStr>>()?),
-                "sku" => put(&mut ev.sku, map.next_value::<Option<CowStr>>()?),
-                "location" => put(&mut ev.location, map.next_value::<Option<CowStr>>()?),
-                "shipment_id" => put(&mut ev.shipment_id, map.next_value::<Option<CowStr>>()?),
-                "event_time" => put(&mut ev.event_time, map.next_value::<Option<CowStr>>()?),
-                "eta" => put(&mut ev.eta, map.next_value::<Option<CowStr>>()?),
-                "qty" => {
+            let present = match idx {
+                0 => put(&mut ev.kind, map.next_value::<Option<CowStr>>()?),
+                1 => put(&mut ev.event_id, map.next_value::<Option<CowStr>>()?),
+                2 => put(&mut ev.sku, map.next_value::<Option<CowStr>>()?),
+                3 => put(&mut ev.location, map.next_value::<Option<CowStr>>()?),
+                4 => put(&mut ev.shipment_id, map.next_value::<Option<CowStr>>()?),
+                5 => {
                     ev.qty = map.next_value::<Option<f64>>()?;
                     ev.qty.is_some()
                 }
-                "in_stock" => {
+                6 => put(&mut ev.event_time, map.next_value::<Option<CowStr>>()?),
+                7 => put(&mut ev.eta, map.next_value::<Option<CowStr>>()?),
+                8 => {
                     ev.in_stock = map.next_value::<Option<bool>>()?;
                     ev.in_stock.is_some()
                 }
-                "unit_price" => map.next_value::<Option<f64>>()?.is_some(),
+                11 => map.next_value::<Option<f64>>()?.is_some(),
                 // origin, source, channel, event_version: carried by producers, not used here;
                 // they must still be strings (or null) to honour the contract.
                 _ => map.next_value::<Option<CowStr>>()?.is_some(),
@@ -165,10 +166,28 @@ fn put<'a>(slot: &mut Option<Cow<'a, str>>, v: Option<CowStr<'a>>) -> bool {
     slot.is_some()
 }
 
+/// Position of a known field in [`FIELDS`] (a `match` compiles to length + compare, not a scan).
+fn field_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "type" => 0,
+        "event_id" => 1,
+        "sku" => 2,
+        "location" => 3,
+        "shipment_id" => 4,
+        "qty" => 5,
+        "event_time" => 6,
+        "eta" => 7,
+        "in_stock" => 8,
+        "origin" => 9,
+        "source" => 10,
+        "unit_price" => 11,
+        "channel" => 12,
+        "event_version" => 13,
+        _ => return None,
+    })
+}
+
 /// Bit of a known field in [`RawEvent::nulls`].
 pub fn field_bit(name: &str) -> u32 {
-    FIELDS
-        .iter()
-        .position(|f| *f == name)
-        .map_or(0, |i| 1u32 << i)
+    field_index(name).map_or(0, |i| 1u32 << i)
 }

@@ -192,3 +192,34 @@ fn deep_nesting_in_an_ignored_field_is_skipped_without_recursion() {
     );
     assert_eq!(r.unwrap_err().0, RejectReason::SchemaViolation);
 }
+
+proptest::proptest! {
+    /// The fast timestamp path agrees with chrono wherever it answers.
+    #[test]
+    fn fast_time_parser_agrees_with_chrono(
+        ms in -62_000_000_000_000i64..253_000_000_000_000,
+        digits in 0usize..10,
+        mutate in proptest::option::of((0usize..30, 0u8..128)),
+    ) {
+        let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+        let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        if digits > 0 {
+            let nanos = format!("{:09}", t.timestamp_subsec_nanos() + (ms.rem_euclid(7) as u32));
+            s.push('.');
+            s.push_str(&nanos[..digits]);
+        }
+        s.push('Z');
+        if let Some((at, byte)) = mutate {
+            if at < s.len() && byte.is_ascii() {
+                let mut v = s.clone().into_bytes();
+                v[at] = byte;
+                s = String::from_utf8(v).unwrap();
+            }
+        }
+        let chrono_ms = chrono::DateTime::parse_from_rfc3339(&s).ok().map(|t| t.timestamp_millis());
+        if let Some(fast) = parse_utc_fast(s.as_bytes()) {
+            proptest::prop_assert_eq!(Some(fast), chrono_ms, "{}", s);
+        }
+        proptest::prop_assert_eq!(parse_time("t", &s).ok(), chrono_ms, "{}", s);
+    }
+}

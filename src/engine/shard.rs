@@ -172,31 +172,19 @@ impl Shard {
             let time_ms = c.event_time.value(i);
             let idh = id_hash(c.event_id.value(i));
             let index = c.index.value(i);
-            match self.order.admit(time_ms, idh) {
-                Ok(()) => {}
-                Err(Refused::Late { watermark_ms }) => {
-                    self.counters.late += 1;
-                    rejects.push(Rejection {
-                        index,
-                        reason: RejectReason::Late,
-                        detail: format!(
-                            "event_time {} is {} s behind the watermark {}",
-                            alert::rfc3339_ms(time_ms),
-                            (watermark_ms - time_ms) / 1000,
-                            alert::rfc3339_ms(watermark_ms)
-                        ),
-                    });
-                    continue;
-                }
-                Err(Refused::Duplicate) => {
-                    self.counters.duplicate += 1;
-                    rejects.push(Rejection {
-                        index,
-                        reason: RejectReason::Duplicate,
-                        detail: format!("event_id {:?} was already seen", c.event_id.value(i)),
-                    });
-                    continue;
-                }
+            if let Err(Refused::Late { watermark_ms }) = self.order.check_late(time_ms) {
+                self.counters.late += 1;
+                rejects.push(Rejection {
+                    index,
+                    reason: RejectReason::Late,
+                    detail: format!(
+                        "event_time {} is {} s behind the watermark {}",
+                        alert::rfc3339_ms(time_ms),
+                        (watermark_ms - time_ms) / 1000,
+                        alert::rfc3339_ms(watermark_ms)
+                    ),
+                });
+                continue;
             }
             let (row, new) = self.keys.get_or_insert(c.location.value(i), c.sku.value(i));
             if new {
@@ -208,7 +196,7 @@ impl Shard {
             } else {
                 0
             };
-            self.order.push(PendingEvent {
+            let accepted = self.order.accept(PendingEvent {
                 time_ms,
                 id_hash: idh,
                 row,
@@ -223,6 +211,15 @@ impl Shard {
                 shipment_hash,
                 source: source_of(index),
             });
+            if accepted.is_err() {
+                // Not late (checked above): its id was seen within the TTL.
+                self.counters.duplicate += 1;
+                rejects.push(Rejection {
+                    index,
+                    reason: RejectReason::Duplicate,
+                    detail: format!("event_id {:?} was already seen", c.event_id.value(i)),
+                });
+            }
         }
     }
 

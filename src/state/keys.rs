@@ -1,6 +1,8 @@
-//! The key dictionary: `(location, sku) -> row`. The strings live once, in two Arrow-layout
-//! string columns (offsets + bytes); the index is a `hashbrown::HashTable<u32>` of rows, so a
-//! lookup hashes the borrowed strings and allocates nothing, and a new key costs one row.
+//! The key dictionary: `(location, sku) -> row`. Each key lives once, as its message key
+//! `"{location}|{sku}"` in one Arrow-layout string column (offsets + bytes: verifying a hit
+//! touches two cache lines); the index is a `hashbrown::HashTable<u32>` of rows, so a lookup
+//! hashes the borrowed strings and allocates nothing, and a new key costs one row. Ids cannot
+//! contain `|` (validated at decode), so the split is unambiguous.
 
 use arrow::array::{Array, StringArray};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
@@ -28,11 +30,13 @@ impl StrColumn {
         std::str::from_utf8(&self.bytes[a..b]).unwrap_or_default()
     }
 
-    fn push(&mut self, s: &str) {
+    fn push_parts(&mut self, a: &str, b: &str) {
         if self.offsets.is_empty() {
             self.offsets.push(0);
         }
-        self.bytes.extend_from_slice(s.as_bytes());
+        self.bytes.extend_from_slice(a.as_bytes());
+        self.bytes.push(crate::event::KEY_SEPARATOR);
+        self.bytes.extend_from_slice(b.as_bytes());
         self.offsets.push(self.bytes.len() as i32);
     }
 
@@ -59,15 +63,24 @@ impl StrColumn {
 pub struct KeyDict {
     index: HashTable<Row>,
     len: usize,
-    locations: StrColumn,
-    skus: StrColumn,
+    keys: StrColumn,
 }
 
 fn hash_key(location: &[u8], sku: &[u8]) -> u64 {
     // Fixed-seed hash: stable within a build, fast, and never persisted.
-    let s = foldhash::fast::FixedState::with_seed(0x5eed_57c4);
-    use std::hash::BuildHasher;
-    s.hash_one((location, sku))
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = foldhash::fast::FixedState::with_seed(0x5eed_57c4).build_hasher();
+    h.write(location);
+    h.write(sku);
+    h.finish()
+}
+
+/// Splits a stored `"{location}|{sku}"` at its separator.
+fn split(key: &[u8]) -> (&[u8], &[u8]) {
+    match key.iter().position(|&b| b == crate::event::KEY_SEPARATOR) {
+        Some(i) => (&key[..i], &key[i + 1..]),
+        None => (key, &[]),
+    }
 }
 
 impl KeyDict {
@@ -97,40 +110,46 @@ impl KeyDict {
         }
         let row = self.len as Row;
         self.len += 1;
-        self.locations.push(location);
-        self.skus.push(sku);
+        self.keys.push_parts(location, sku);
         // Growth rehashes from the strings: rare, and saves 8 bytes per key.
-        let (locs, skus) = (&self.locations, &self.skus);
+        let keys = &self.keys;
         self.index.insert_unique(h, row, |&r| {
-            hash_key(locs.bytes(r as usize), skus.bytes(r as usize))
+            let (l, s) = split(keys.bytes(r as usize));
+            hash_key(l, s)
         });
         (row, true)
     }
 
     fn matches(&self, r: Row, location: &str, sku: &str) -> bool {
         // Bytes, not str: no UTF-8 check on the lookup path.
-        let r = r as usize;
-        self.locations.bytes(r) == location.as_bytes() && self.skus.bytes(r) == sku.as_bytes()
+        let k = self.keys.bytes(r as usize);
+        let (l, s) = (location.as_bytes(), sku.as_bytes());
+        k.len() == l.len() + 1 + s.len()
+            && k.starts_with(l)
+            && k[l.len()] == crate::event::KEY_SEPARATOR
+            && k.ends_with(s)
     }
 
     /// The location of `row`.
     pub fn location(&self, row: Row) -> &str {
-        self.locations.get(row as usize)
+        let k = self.keys.get(row as usize);
+        k.split_once('|').map_or(k, |(l, _)| l)
+    }
+
+    /// The message key `"{location}|{sku}"` of `row`.
+    pub fn key(&self, row: Row) -> &str {
+        self.keys.get(row as usize)
     }
 
     /// The sku of `row`.
     pub fn sku(&self, row: Row) -> &str {
-        self.skus.get(row as usize)
+        let k = self.keys.get(row as usize);
+        k.split_once('|').map_or("", |(_, s)| s)
     }
 
-    /// Locations as an Arrow column (row order).
-    pub fn locations_array(&self) -> StringArray {
-        self.locations.to_arrow()
-    }
-
-    /// Skus as an Arrow column (row order).
-    pub fn skus_array(&self) -> StringArray {
-        self.skus.to_arrow()
+    /// Message keys as an Arrow column (row order).
+    pub fn keys_array(&self) -> StringArray {
+        self.keys.to_arrow()
     }
 
     /// Rebuilds a dictionary from location and sku columns in row order.
@@ -150,7 +169,7 @@ impl KeyDict {
 
     /// Heap bytes held by the key strings and their offsets.
     pub fn string_bytes(&self) -> usize {
-        self.locations.heap_bytes() + self.skus.heap_bytes()
+        self.keys.heap_bytes()
     }
 }
 
@@ -168,17 +187,11 @@ mod tests {
         assert_eq!(d.get("S2", "A"), None);
         assert_eq!(d.location(1), "S1");
         assert_eq!(d.sku(1), "B");
-        let r = KeyDict::from_arrays(&d.locations_array(), &d.skus_array());
+        let locs: StringArray = (0..2).map(|r| Some(d.location(r))).collect();
+        let skus: StringArray = (0..2).map(|r| Some(d.sku(r))).collect();
+        assert_eq!(d.key(1), "S1|B");
+        let r = KeyDict::from_arrays(&locs, &skus);
         assert_eq!(r.get("S1", "B"), Some(1));
         assert_eq!(r.len(), 2);
-    }
-
-    #[test]
-    fn separator_ambiguity_is_impossible() {
-        // ("a", "b|c") and ("a|b", "c") are different keys even though "a|b|c" is one string.
-        let mut d = KeyDict::default();
-        let (x, _) = d.get_or_insert("a", "b|c");
-        let (y, _) = d.get_or_insert("a|b", "c");
-        assert_ne!(x, y);
     }
 }

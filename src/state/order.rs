@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use hashbrown::HashMap;
+use hashbrown::HashSet;
 
 use crate::event::EventType;
 
@@ -46,6 +46,14 @@ impl PendingEvent {
     fn order_key(&self) -> (i64, u64, u64) {
         (self.time_ms, self.id_hash, self.source)
     }
+}
+
+/// A remembered id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    time_ms: i64,
+    id_hash: u64,
+    row: u32,
 }
 
 /// Width of a reorder bucket in event time.
@@ -95,8 +103,10 @@ pub struct EventOrder {
     ready: Vec<PendingEvent>,
     ready_pos: usize,
     spare: Vec<Vec<PendingEvent>>,
-    seen: HashMap<u64, (i64, u32), PreHashedState>,
-    seen_fifo: VecDeque<(i64, u64)>,
+    /// Remembered id hashes (8 bytes each: the table stays small enough to live in cache).
+    seen: HashSet<u64, PreHashedState>,
+    /// The same ids in insertion order with their time and key row, for eviction and snapshots.
+    seen_fifo: VecDeque<Seen>,
 }
 
 impl EventOrder {
@@ -111,7 +121,7 @@ impl EventOrder {
             ready: Vec::new(),
             ready_pos: 0,
             spare: Vec::new(),
-            seen: HashMap::default(),
+            seen: HashSet::default(),
             seen_fifo: VecDeque::new(),
         }
     }
@@ -142,30 +152,36 @@ impl EventOrder {
             + self.ready.capacity()
             + self.spare.iter().map(Vec::capacity).sum::<usize>())
             * std::mem::size_of::<PendingEvent>()
-            + self.seen.capacity() * 21
-            + self.seen_fifo.capacity() * 16
+            + self.seen.capacity() * 9 * 8 / 7
+            + self.seen_fifo.capacity() * std::mem::size_of::<Seen>()
     }
 
-    /// Checks lateness and dedupe for an event about to be accepted, without accepting it.
-    pub fn admit(&self, time_ms: i64, id_hash: u64) -> Result<(), Refused> {
+    /// Refuses an event behind the watermark.
+    pub fn check_late(&self, time_ms: i64) -> Result<(), Refused> {
         let wm = self.watermark_ms();
         if time_ms < wm {
             return Err(Refused::Late { watermark_ms: wm });
         }
-        if self.seen.contains_key(&id_hash) {
-            return Err(Refused::Duplicate);
-        }
         Ok(())
     }
 
-    /// Accepts an event that passed [`EventOrder::admit`].
-    pub fn push(&mut self, e: PendingEvent) {
-        self.seen.insert(e.id_hash, (e.time_ms, e.row));
-        self.seen_fifo.push_back((e.time_ms, e.id_hash));
+    /// Accepts an event unless it is late or its id was seen (one hash probe for both the
+    /// dedupe check and the insert).
+    pub fn accept(&mut self, e: PendingEvent) -> Result<(), Refused> {
+        self.check_late(e.time_ms)?;
+        if !self.seen.insert(e.id_hash) {
+            return Err(Refused::Duplicate);
+        }
+        self.seen_fifo.push_back(Seen {
+            time_ms: e.time_ms,
+            id_hash: e.id_hash,
+            row: e.row,
+        });
         if e.time_ms > self.max_time_ms {
             self.max_time_ms = e.time_ms;
         }
         self.enqueue(e);
+        Ok(())
     }
 
     fn enqueue(&mut self, e: PendingEvent) {
@@ -227,14 +243,13 @@ impl EventOrder {
     /// anything older is `late`.
     pub fn evict_seen(&mut self) {
         let horizon = self.max_time_ms.saturating_sub(self.dedupe_ttl_ms);
-        while let Some(&(t, h)) = self.seen_fifo.front() {
-            if t >= horizon {
+        while let Some(s) = self.seen_fifo.front() {
+            if s.time_ms >= horizon {
                 break;
             }
+            // Each remembered id has exactly one FIFO entry (a second insert is refused).
+            self.seen.remove(&s.id_hash);
             self.seen_fifo.pop_front();
-            if self.seen.get(&h).map(|v| v.0) == Some(t) {
-                self.seen.remove(&h);
-            }
         }
     }
 
@@ -245,17 +260,9 @@ impl EventOrder {
             .chain(self.buckets.values().flatten())
     }
 
-    /// Remembered ids with their event times, in insertion order (snapshots).
-    pub fn seen_ids(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
-        self.seen_fifo
-            .iter()
-            .copied()
-            .filter(|(t, h)| self.seen.get(h).map(|v| v.0) == Some(*t))
-    }
-
-    /// Remembered ids with the key row they belong to (snapshots).
-    pub fn seen_rows(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.seen.iter().map(|(h, v)| (*h, v.1))
+    /// Remembered ids as (event time, id hash, key row), in insertion order (snapshots).
+    pub fn seen_ids(&self) -> impl Iterator<Item = (i64, u64, u32)> + '_ {
+        self.seen_fifo.iter().map(|s| (s.time_ms, s.id_hash, s.row))
     }
 
     /// Restores the watermark and remembered ids (snapshots). Pending events are re-pushed by
@@ -263,8 +270,12 @@ impl EventOrder {
     pub fn restore(&mut self, max_time_ms: i64, seen: impl IntoIterator<Item = (i64, u64, u32)>) {
         self.max_time_ms = max_time_ms;
         for (t, h, row) in seen {
-            self.seen.insert(h, (t, row));
-            self.seen_fifo.push_back((t, h));
+            self.seen.insert(h);
+            self.seen_fifo.push_back(Seen {
+                time_ms: t,
+                id_hash: h,
+                row,
+            });
         }
     }
 
@@ -301,33 +312,29 @@ mod tests {
     fn releases_in_order_after_watermark() {
         let s = BUCKET_MS;
         let mut o = EventOrder::new(10 * s, 10 * s);
-        for (t, id) in [
+        let input = [
             (5 * s, 1),
             (3 * s + 7, 2),
             (3 * s + 7, 0),
             (3 * s, 4),
             (20 * s, 3),
-        ] {
-            assert!(o.admit(t, id).is_ok());
-            o.push(ev(t, id));
+        ];
+        for (t, id) in input {
+            assert!(o.accept(ev(t, id)).is_ok());
         }
         // watermark = 20 s - 10 s = 10 s: releases every bucket before it, in order.
         let out: Vec<_> = std::iter::from_fn(|| o.pop_ready(false))
             .map(|e| (e.time_ms, e.id_hash))
             .collect();
-        assert_eq!(
-            out,
-            vec![(3 * s, 4), (3 * s + 7, 0), (3 * s + 7, 2), (5 * s, 1)]
-        );
-        assert_eq!(
-            o.admit(9 * s, 9),
-            Err(Refused::Late {
-                watermark_ms: 10 * s
-            })
-        );
-        assert_eq!(o.admit(15 * s, 3), Err(Refused::Duplicate));
+        let want = vec![(3 * s, 4), (3 * s + 7, 0), (3 * s + 7, 2), (5 * s, 1)];
+        assert_eq!(out, want);
+        let late = Refused::Late {
+            watermark_ms: 10 * s,
+        };
+        assert_eq!(o.accept(ev(9 * s, 9)), Err(late));
+        assert_eq!(o.accept(ev(15 * s, 3)), Err(Refused::Duplicate));
         // An event inside the watermark's own bucket waits until the whole bucket has passed.
-        o.push(ev(10 * s + 1, 5));
+        assert!(o.accept(ev(10 * s + 1, 5)).is_ok());
         assert_eq!(o.pending(), 2);
         assert_eq!(o.pop_ready(false), None);
         assert_eq!(o.pop_ready(true).map(|e| e.time_ms), Some(10 * s + 1));
@@ -337,13 +344,13 @@ mod tests {
     #[test]
     fn dedupe_forgets_after_ttl() {
         let mut o = EventOrder::new(10, 20);
-        o.push(ev(0, 7));
-        o.push(ev(15, 9));
-        o.push(ev(30, 8));
+        for (t, id) in [(0, 7), (15, 9), (30, 8)] {
+            assert!(o.accept(ev(t, id)).is_ok());
+        }
         o.evict_seen();
         // Kept: ids at or after max - ttl = 10, which covers the watermark (20).
         assert_eq!(o.remembered(), 2);
-        assert_eq!(o.admit(20, 8), Err(Refused::Duplicate));
-        assert!(o.admit(25, 7).is_ok(), "7 was forgotten");
+        assert_eq!(o.accept(ev(20, 8)), Err(Refused::Duplicate));
+        assert!(o.accept(ev(25, 7)).is_ok(), "7 was forgotten");
     }
 }

@@ -140,14 +140,10 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
         &counts,
     );
 
-    // Remembered ids need the key they belong to; pending events carry it. Ids of applied events
-    // are attributed through `seen_rows`, kept by the order module's insertion sequence.
-    let seen_rows = seen_rows(s);
+    // Remembered ids, per key, with their insertion sequence.
     let mut per_key: Vec<Vec<(u64, i64, u64)>> = vec![Vec::new(); n];
-    for (seq, (t, h)) in s.order.seen_ids().enumerate() {
-        if let Some(&r) = seen_rows.get(&h) {
-            per_key[pos[r as usize]].push((seq as u64, t, h));
-        }
+    for (seq, (t, h, r)) in s.order.seen_ids().enumerate() {
+        per_key[pos[r as usize]].push((seq as u64, t, h));
     }
     let counts: Vec<usize> = per_key.iter().map(Vec::len).collect();
     let flat: Vec<(u64, i64, u64)> = per_key.into_iter().flatten().collect();
@@ -320,12 +316,6 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
         schema,
         columns.into_iter().map(|(_, a)| a).collect(),
     )?)
-}
-
-/// Maps each remembered id to its key row. Ids of events still pending are taken from them;
-/// ids of applied events were attributed at ingest (`Shard::seen_row`).
-fn seen_rows(s: &Shard) -> StdHashMap<u64, u32> {
-    s.order.seen_rows().collect()
 }
 
 fn get<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T, SnapshotError> {
