@@ -217,6 +217,7 @@ pub struct Decoder {
     stats: DecodeStats,
     cursor: FieldCursor,
     b: Builders,
+    schema: SchemaRef,
 }
 
 #[derive(Debug)]
@@ -234,18 +235,21 @@ struct Builders {
 }
 
 impl Builders {
-    fn new() -> Self {
+    /// Builders sized for `rows` rows of `id_bytes` bytes per string column: a batch then costs
+    /// one allocation per buffer instead of a series of doublings.
+    fn with_capacity(rows: usize, id_bytes: usize) -> Self {
+        let ts = || TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
         Builders {
-            index: UInt32Builder::new(),
-            kind: UInt8Builder::new(),
-            event_id: StringBuilder::new(),
-            location: StringBuilder::new(),
-            sku: StringBuilder::new(),
-            shipment_id: StringBuilder::new(),
-            qty: Float64Builder::new(),
-            event_time: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            eta: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            in_stock: BooleanBuilder::new(),
+            index: UInt32Builder::with_capacity(rows),
+            kind: UInt8Builder::with_capacity(rows),
+            event_id: StringBuilder::with_capacity(rows, id_bytes),
+            location: StringBuilder::with_capacity(rows, id_bytes),
+            sku: StringBuilder::with_capacity(rows, id_bytes),
+            shipment_id: StringBuilder::with_capacity(rows, id_bytes / 4),
+            qty: Float64Builder::with_capacity(rows),
+            event_time: ts(),
+            eta: ts(),
+            in_stock: BooleanBuilder::with_capacity(rows),
         }
     }
 
@@ -265,7 +269,13 @@ impl Builders {
         self.in_stock.append_option(e.in_stock);
     }
 
-    fn finish(&mut self) -> RecordBatch {
+    fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
+        let rows = arrow::array::ArrayBuilder::len(&self.index);
+        let id_bytes = self
+            .event_id
+            .values_slice()
+            .len()
+            .max(self.location.values_slice().len());
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.index.finish()),
             Arc::new(self.kind.finish()),
@@ -278,7 +288,9 @@ impl Builders {
             Arc::new(self.eta.finish()),
             Arc::new(self.in_stock.finish()),
         ];
-        RecordBatch::try_new(decoded_schema(), cols)
+        // The next batch is likely the same size as this one.
+        *self = Builders::with_capacity(rows.max(16), id_bytes.max(256));
+        RecordBatch::try_new(schema.clone(), cols)
             .expect("builders match decoded_schema by construction")
     }
 }
@@ -291,7 +303,8 @@ impl Decoder {
             policy,
             stats: DecodeStats::default(),
             cursor: FieldCursor::new(None),
-            b: Builders::new(),
+            b: Builders::with_capacity(1024, 16 * 1024),
+            schema: decoded_schema(),
         }
     }
 
@@ -330,7 +343,7 @@ impl Decoder {
             }
         }
         DecodedBatch {
-            batch: self.b.finish(),
+            batch: self.b.finish(&self.schema),
         }
     }
 

@@ -231,9 +231,8 @@ impl EventOrder {
         self.waiting -= bucket.len();
         let mut done = std::mem::replace(&mut self.ready, bucket);
         done.clear();
-        if self.spare.len() < 64 {
-            self.spare.push(done);
-        }
+        // Kept for the next bucket: the pool never exceeds the buckets one batch opens.
+        self.spare.push(done);
         self.ready_pos = 0;
         true
     }
