@@ -22,9 +22,11 @@ fn steady_state_allocations_do_not_grow_with_events() {
     // memory hold ~30 k events. (The reorder buffer's B-tree allocates per second of event
     // time, not per event: a sparse stream pays a little per bucket.)
     let mut l = load::Load::new(keys, 2.0);
-    let mut cfg = EngineConfig::default();
-    cfg.allowed_lateness_ms = 60_000;
-    cfg.dedupe_ttl_ms = 60_000;
+    let mut cfg = EngineConfig {
+        allowed_lateness_ms: 60_000,
+        dedupe_ttl_ms: 60_000,
+        ..EngineConfig::default()
+    };
     cfg.alerts.raise_threshold = 1.0; // no alerts: their (rare) allocation is not the point here
     cfg.alerts.resolve_threshold = 0.99;
     let mut shard = Shard::new(cfg);

@@ -2,6 +2,7 @@
 
 pub mod progress;
 pub mod replay;
+pub mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -20,8 +21,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate a deterministic stream of store-network events (JSON lines).
-
+    /// Generate a deterministic stream of store-network events: to a JSON-lines file, or
+    /// produced to the input topics of a Kafka cluster.
+    Simulate(simulate::SimulateArgs),
     /// Run the engine over an event file: alerts, rejects, final state and a report.
     Replay(replay::ReplayArgs),
 }
@@ -29,6 +31,7 @@ pub enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Simulate(a) => simulate::run(a),
         Command::Replay(a) => replay::run(a),
     }
 }

@@ -51,6 +51,7 @@ pub struct Shard {
     pub(crate) quality: RollingQuality,
     pub(crate) counters: ShardCounters,
     x: Features,
+    hashes: Vec<u64>,
 }
 
 /// The risk view of one key (state lookups, top-risk lists).
@@ -87,6 +88,7 @@ impl Shard {
             quality: RollingQuality::default(),
             counters: ShardCounters::default(),
             x: [0.0; NF],
+            hashes: Vec::new(),
             cfg,
         }
     }
@@ -167,7 +169,23 @@ impl Shard {
         rejects: &mut Vec<Rejection>,
     ) {
         let c = batch.columns();
-        for &i in rows {
+        // Key lookups over a large dictionary are chains of cache misses; hash every row first,
+        // then prefetch each stage of the lookup a few rows ahead.
+        self.hashes.clear();
+        self.hashes.extend(rows.iter().map(|&i| {
+            let i = i as usize;
+            KeyDict::hash(c.location.value(i), c.sku.value(i))
+        }));
+        for (n, &i) in rows.iter().enumerate() {
+            if let Some(&h) = self.hashes.get(n + 12) {
+                self.keys.prefetch_slot(h);
+            }
+            if let Some(&h) = self.hashes.get(n + 8) {
+                self.keys.prefetch_offsets(h);
+            }
+            if let Some(&h) = self.hashes.get(n + 4) {
+                self.keys.prefetch_bytes(h);
+            }
             let i = i as usize;
             let time_ms = c.event_time.value(i);
             let idh = id_hash(c.event_id.value(i));
@@ -186,7 +204,9 @@ impl Shard {
                 });
                 continue;
             }
-            let (row, new) = self.keys.get_or_insert(c.location.value(i), c.sku.value(i));
+            let (row, new) =
+                self.keys
+                    .get_or_insert_hashed(self.hashes[n], c.location.value(i), c.sku.value(i));
             if new {
                 self.cols.push_key();
             }

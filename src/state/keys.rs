@@ -1,12 +1,14 @@
 //! The key dictionary: `(location, sku) -> row`. Each key lives once, as its message key
-//! `"{location}|{sku}"` in one Arrow-layout string column (offsets + bytes: verifying a hit
-//! touches two cache lines); the index is a `hashbrown::HashTable<u32>` of rows, so a lookup
-//! hashes the borrowed strings and allocates nothing, and a new key costs one row. Ids cannot
-//! contain `|` (validated at decode), so the split is unambiguous.
+//! `"{location}|{sku}"` in one Arrow-layout string column (offsets + bytes). The index is an
+//! open-addressing table of `u64` slots (32-bit hash tag | row + 1) with linear probing: a
+//! lookup hashes the borrowed strings, allocates nothing, and verifies a tag match against the
+//! stored key. It is hand-written, not `hashbrown`, for one reason: with a million keys every
+//! lookup is a chain of cache misses (slot → offsets → bytes), and [`KeyDict::prefetch`] lets
+//! the ingest loop issue them several events ahead. Ids cannot contain `|` (validated at
+//! decode), so the split is unambiguous.
 
 use arrow::array::{Array, StringArray};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use hashbrown::HashTable;
 
 /// Rows are `u32`: one shard holds at most 4 billion keys.
 pub type Row = u32;
@@ -61,9 +63,32 @@ impl StrColumn {
 /// `(location, sku) -> row`, rows dense from 0 in insertion order.
 #[derive(Debug, Clone, Default)]
 pub struct KeyDict {
-    index: HashTable<Row>,
+    /// Power-of-two table; 0 = empty, else `(hash >> 32) << 32 | (row + 1)`.
+    slots: Vec<u64>,
     len: usize,
     keys: StrColumn,
+}
+
+/// Grow when more than 5/8 of the slots are used: short probe runs for linear probing.
+const MAX_LOAD_NUM: usize = 5;
+const MAX_LOAD_DEN: usize = 8;
+
+fn tag_of(h: u64) -> u64 {
+    h & 0xffff_ffff_0000_0000
+}
+
+/// Hints the CPU to load the cache line holding `v` (no architectural effect).
+#[inline(always)]
+pub(crate) fn prefetch_ref<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is a hint with no architectural effect; the pointer comes from a
+        // live reference, and SSE is part of the x86_64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 fn hash_key(location: &[u8], sku: &[u8]) -> u64 {
@@ -94,30 +119,117 @@ impl KeyDict {
         self.len == 0
     }
 
+    /// The hash the index uses for `(location, sku)`.
+    pub fn hash(location: &str, sku: &str) -> u64 {
+        hash_key(location.as_bytes(), sku.as_bytes())
+    }
+
+    /// Finds `(location, sku)` with hash `h`: `Ok(row)`, or `Err(empty slot index)`.
+    fn find(&self, h: u64, location: &str, sku: &str) -> Result<Row, usize> {
+        if self.slots.is_empty() {
+            return Err(0);
+        }
+        let mask = self.slots.len() - 1;
+        let tag = tag_of(h);
+        let mut i = h as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return Err(i);
+            }
+            let row = (s as u32).wrapping_sub(1);
+            if tag_of(s) == tag && self.matches(row, location, sku) {
+                return Ok(row);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The row of `(location, sku)`, if tracked.
     pub fn get(&self, location: &str, sku: &str) -> Option<Row> {
-        let h = hash_key(location.as_bytes(), sku.as_bytes());
-        self.index
-            .find(h, |&r| self.matches(r, location, sku))
-            .copied()
+        self.find(Self::hash(location, sku), location, sku).ok()
     }
 
     /// The row of `(location, sku)`, and whether it was created by this call.
     pub fn get_or_insert(&mut self, location: &str, sku: &str) -> (Row, bool) {
-        let h = hash_key(location.as_bytes(), sku.as_bytes());
-        if let Some(&r) = self.index.find(h, |&r| self.matches(r, location, sku)) {
-            return (r, false);
-        }
+        self.get_or_insert_hashed(Self::hash(location, sku), location, sku)
+    }
+
+    /// [`KeyDict::get_or_insert`] with the hash already computed ([`KeyDict::hash`]).
+    pub fn get_or_insert_hashed(&mut self, h: u64, location: &str, sku: &str) -> (Row, bool) {
+        let slot = match self.find(h, location, sku) {
+            Ok(row) => return (row, false),
+            Err(slot) => slot,
+        };
         let row = self.len as Row;
         self.len += 1;
         self.keys.push_parts(location, sku);
-        // Growth rehashes from the strings: rare, and saves 8 bytes per key.
-        let keys = &self.keys;
-        self.index.insert_unique(h, row, |&r| {
-            let (l, s) = split(keys.bytes(r as usize));
-            hash_key(l, s)
-        });
+        if self.len * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
+            self.grow();
+        } else {
+            self.slots[slot] = tag_of(h) | (u64::from(row) + 1);
+        }
         (row, true)
+    }
+
+    /// Doubles the table and re-inserts every row (hashes recomputed from the strings: rare,
+    /// and saves storing them).
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(64);
+        let mut slots = vec![0u64; cap];
+        let mask = cap - 1;
+        for r in 0..self.len {
+            let (l, s) = split(self.keys.bytes(r));
+            let h = hash_key(l, s);
+            let mut i = h as usize & mask;
+            while slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = tag_of(h) | (r as u64 + 1);
+        }
+        self.slots = slots;
+    }
+
+    /// Prefetch stage 1, several events ahead: the slot a hash starts probing at.
+    #[inline]
+    pub fn prefetch_slot(&self, h: u64) {
+        if !self.slots.is_empty() {
+            prefetch_ref(&self.slots[h as usize & (self.slots.len() - 1)]);
+        }
+    }
+
+    /// The row of the first tag match at a hash's home slot, if any (prefetch stages 2 and 3).
+    #[inline]
+    fn candidate(&self, h: u64) -> Option<usize> {
+        let s = *self
+            .slots
+            .get(h as usize & self.slots.len().wrapping_sub(1))?;
+        (s != 0 && tag_of(s) == tag_of(h)).then(|| (s as u32 - 1) as usize)
+    }
+
+    /// Prefetch stage 2 (the slot is cached by now): the candidate's string offsets.
+    #[inline]
+    pub fn prefetch_offsets(&self, h: u64) {
+        if let Some(r) = self.candidate(h) {
+            if let Some(o) = self.keys.offsets.get(r) {
+                prefetch_ref(o);
+            }
+        }
+    }
+
+    /// Prefetch stage 3 (slot and offsets cached): the candidate's key bytes.
+    #[inline]
+    pub fn prefetch_bytes(&self, h: u64) {
+        if let Some(r) = self.candidate(h) {
+            if let Some(b) = self
+                .keys
+                .offsets
+                .get(r)
+                .and_then(|&o| self.keys.bytes.get(o as usize))
+            {
+                prefetch_ref(b);
+            }
+        }
     }
 
     fn matches(&self, r: Row, location: &str, sku: &str) -> bool {
@@ -163,8 +275,7 @@ impl KeyDict {
 
     /// Heap bytes held by the hash index (not the strings).
     pub fn index_bytes(&self) -> usize {
-        // hashbrown: one u32 slot plus one control byte per bucket (capacity is 7/8 of buckets).
-        self.index.capacity() * 5 * 8 / 7
+        self.slots.capacity() * 8
     }
 
     /// Heap bytes held by the key strings and their offsets.
@@ -176,6 +287,22 @@ impl KeyDict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_keys_survive_growth() {
+        let mut d = KeyDict::default();
+        for i in 0..10_000 {
+            assert_eq!(
+                d.get_or_insert(&format!("S{}", i % 97), &format!("K{i}")),
+                (i, true)
+            );
+        }
+        for i in 0..10_000 {
+            assert_eq!(d.get(&format!("S{}", i % 97), &format!("K{i}")), Some(i));
+        }
+        assert_eq!(d.get("S1", "nope"), None);
+        assert!(d.index_bytes() <= 10_000 * 8 * 4);
+    }
 
     #[test]
     fn insert_and_get() {

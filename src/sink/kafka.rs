@@ -1,0 +1,574 @@
+//! A keyed-record producer for Kafka topics: create the topics, send with backpressure, flush
+//! with a deadline, and account for every delivery.
+//!
+//! It wraps librdkafka's [`BaseProducer`]: `send` only enqueues, and delivery reports are served
+//! by `poll`, which `send` calls itself while the local queue is full. So the caller's thread
+//! is the only one that touches the producer, memory stays bounded by librdkafka's queue
+//! limits, and a delivery failure surfaces on the next `send` or at `flush` — nothing is lost
+//! without an error.
+//!
+//! Records are partitioned as Kafka's Java clients do (`partitioner=murmur2_random`), so the
+//! partition of a keyed record is [`crate::partition::partition_for_key`] of its key, the
+//! contract of the input topics (DESIGN §2). The producer is idempotent: librdkafka's retries
+//! neither duplicate nor reorder records within a partition.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::util::Timeout;
+use thiserror::Error;
+
+/// Producer settings that are not left to librdkafka's defaults. [`ProducerSettings::new`]
+/// gives the defaults of the input topics' producers; `properties` passes any other librdkafka
+/// property through by its own name (and overrides the fields above it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerSettings {
+    /// `bootstrap.servers`: `host:port[,host:port…]`.
+    pub bootstrap_servers: String,
+    /// `client.id`, as the brokers' logs and quotas see it.
+    pub client_id: String,
+    /// `linger.ms`: how long to wait to fill a batch.
+    pub linger_ms: u32,
+    /// `compression.type`: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+    pub compression: String,
+    /// Extra librdkafka properties (security, timeouts, …), applied last, in order.
+    pub properties: Vec<(String, String)>,
+}
+
+impl ProducerSettings {
+    /// The input topics' producer: 5 ms linger, lz4.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            client_id: "stockwatch".to_owned(),
+            linger_ms: 5,
+            compression: "lz4".to_owned(),
+            properties: Vec::new(),
+        }
+    }
+
+    /// Connection-level settings only (for the admin client): no producer tuning, no
+    /// idempotence (which would make the admin client ask the cluster for a producer id).
+    fn admin_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", format!("{}-admin", self.client_id));
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id)
+            // Kafka's Java default: the partition is a function of the key alone, the same in
+            // every producer and in `replay --partitions`.
+            .set("partitioner", "murmur2_random")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("compression.type", &self.compression)
+            // Topics are created on purpose (`ensure_topics`), never by a typo.
+            .set("allow.auto.create.topics", "false");
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// Why producing failed. Every variant names the topic or the setting involved. The messages
+/// include librdkafka's error text (so one line says everything in a log); they have no
+/// `source()`, so error-chain printers do not repeat it.
+#[derive(Debug, Error)]
+pub enum ProduceError {
+    /// librdkafka refused the configuration (an unknown property or a bad value).
+    #[error("invalid producer configuration: {0}")]
+    Config(KafkaError),
+    /// An admin request failed as a whole (e.g. no broker reachable before the timeout).
+    #[error("admin request failed: {error}{}", last_error_suffix(.last_broker_error))]
+    Admin {
+        /// The error.
+        error: KafkaError,
+        /// The last error librdkafka reported about the connection, if any.
+        last_broker_error: Option<String>,
+    },
+    /// The cluster refused to create a topic.
+    #[error("cannot create topic {topic}: {code}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        code: RDKafkaErrorCode,
+    },
+    /// A topic exists with another partition count: records would be routed to other
+    /// partitions than the contract expects (and the inputs would not be co-partitioned).
+    #[error("topic {topic} has {actual} partitions, expected {expected}; delete it or use its partition count")]
+    PartitionCount {
+        /// The topic.
+        topic: String,
+        /// Partitions it has.
+        actual: usize,
+        /// Partitions asked for.
+        expected: usize,
+    },
+    /// A topic did not show up in the cluster's metadata (with a leader for every partition)
+    /// before the deadline.
+    #[error("topic {topic} is not available after {waited:?}: {detail}")]
+    TopicUnavailable {
+        /// The topic.
+        topic: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The last metadata error or what was missing.
+        detail: String,
+    },
+    /// A record could not be enqueued (too large, unknown topic, …).
+    #[error("cannot produce to {topic}: {error}")]
+    Send {
+        /// The topic.
+        topic: String,
+        /// The error.
+        error: KafkaError,
+    },
+    /// Records were enqueued but not delivered (librdkafka gave up after its retries).
+    #[error("{failed} record(s) not delivered; first error: {first}")]
+    Delivery {
+        /// Records that failed.
+        failed: u64,
+        /// The first delivery error.
+        first: String,
+    },
+    /// The idempotent producer hit a fatal error (e.g. a sequence gap): it cannot go on
+    /// without risking duplicates or reordering.
+    #[error("fatal producer error {code}: {reason}")]
+    Fatal {
+        /// The error code.
+        code: RDKafkaErrorCode,
+        /// librdkafka's description.
+        reason: String,
+    },
+    /// Records were still in flight when the flush deadline passed.
+    #[error("{in_flight} record(s) still undelivered after {deadline:?}{}", last_error_suffix(.last_broker_error))]
+    FlushTimeout {
+        /// Records enqueued or in flight.
+        in_flight: i32,
+        /// The deadline.
+        deadline: Duration,
+        /// The last error librdkafka reported about the connection, if any.
+        last_broker_error: Option<String>,
+    },
+}
+
+fn last_error_suffix(e: &Option<String>) -> String {
+    e.as_ref()
+        .map(|e| format!(" (last broker error: {e})"))
+        .unwrap_or_default()
+}
+
+/// Delivery accounting, shared between the producer and its delivery callback.
+#[derive(Debug, Default)]
+struct Deliveries {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+    last_client_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {
+    // Transient errors (a broker down, a timeout) are retried by librdkafka; keep the last one
+    // to explain a timeout instead of logging each.
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut last) = self.last_client_error.lock() {
+            *last = Some(format!("{error}: {reason}"));
+        }
+    }
+}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    if let Ok(mut first) = self.first_failure.lock() {
+                        *first = Some(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Deliveries {
+    fn last_error(&self) -> Option<String> {
+        self.last_client_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+/// Counts of a producer's records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Records enqueued by `send`.
+    pub sent: u64,
+    /// Records acknowledged by the cluster.
+    pub delivered: u64,
+    /// Records that failed for good.
+    pub failed: u64,
+}
+
+/// A topic made or found by [`EventProducer::ensure_topics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicStatus {
+    /// The topic.
+    pub name: String,
+    /// Whether this call created it (otherwise it existed with the right partition count).
+    pub created: bool,
+}
+
+/// A keyed-record producer (see the module doc).
+pub struct EventProducer {
+    settings: ProducerSettings,
+    producer: BaseProducer<Deliveries>,
+    sent: u64,
+}
+
+impl std::fmt::Debug for EventProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventProducer")
+            .field("bootstrap_servers", &self.settings.bootstrap_servers)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// How long `send` waits for the local queue to drain a little when it is full.
+const QUEUE_FULL_POLL: Duration = Duration::from_millis(50);
+/// Interval between metadata checks while waiting for created topics.
+const METADATA_RETRY: Duration = Duration::from_millis(200);
+
+impl EventProducer {
+    /// A producer for `settings`. Connects lazily: an unreachable cluster shows up in
+    /// [`EventProducer::ensure_topics`] or at flush.
+    pub fn new(settings: ProducerSettings) -> Result<Self, ProduceError> {
+        let producer = settings
+            .producer_config()
+            .create_with_context(Deliveries::default())
+            .map_err(ProduceError::Config)?;
+        Ok(Self {
+            settings,
+            producer,
+            sent: 0,
+        })
+    }
+
+    /// The settings it was made with.
+    pub fn settings(&self) -> &ProducerSettings {
+        &self.settings
+    }
+
+    /// Creates the `topics` that do not exist with `partitions` partitions each (and
+    /// `replication` replicas), then waits until every topic has exactly `partitions`
+    /// partitions with a leader. A topic that already exists with another partition count is
+    /// an error: the input topics must be co-partitioned.
+    pub fn ensure_topics(
+        &self,
+        topics: &[&str],
+        partitions: u32,
+        replication: u32,
+        timeout: Duration,
+    ) -> Result<Vec<TopicStatus>, ProduceError> {
+        let started = Instant::now();
+        let admin: AdminClient<DefaultClientContext> = self
+            .settings
+            .admin_config()
+            .create()
+            .map_err(ProduceError::Config)?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| {
+                NewTopic::new(
+                    t,
+                    partitions.try_into().unwrap_or(i32::MAX),
+                    TopicReplication::Fixed(replication.try_into().unwrap_or(i32::MAX)),
+                )
+            })
+            .collect();
+        let opts = AdminOptions::new()
+            .request_timeout(Some(timeout))
+            .operation_timeout(Some(timeout));
+        let results =
+            futures_executor::block_on(admin.create_topics(&new, &opts)).map_err(|error| {
+                ProduceError::Admin {
+                    error,
+                    last_broker_error: self.last_broker_error(),
+                }
+            })?;
+        let mut status = Vec::with_capacity(topics.len());
+        for r in results {
+            match r {
+                Ok(name) => status.push(TopicStatus {
+                    name,
+                    created: true,
+                }),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => status.push(TopicStatus {
+                    name,
+                    created: false,
+                }),
+                Err((topic, code)) => return Err(ProduceError::CreateTopic { topic, code }),
+            }
+        }
+        for topic in topics {
+            let remaining = timeout.saturating_sub(started.elapsed());
+            self.await_topic(topic, partitions as usize, remaining)?;
+        }
+        Ok(status)
+    }
+
+    /// Waits until `topic` is in the metadata with `partitions` partitions, all led.
+    fn await_topic(
+        &self,
+        topic: &str,
+        partitions: usize,
+        timeout: Duration,
+    ) -> Result<(), ProduceError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let detail = match self
+                .producer
+                .client()
+                .fetch_metadata(Some(topic), remaining.max(METADATA_RETRY))
+            {
+                Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
+                    Some(t) if t.error().is_some() => {
+                        format!("metadata error {:?}", t.error())
+                    }
+                    Some(t) if t.partitions().len() != partitions && !t.partitions().is_empty() => {
+                        return Err(ProduceError::PartitionCount {
+                            topic: topic.to_owned(),
+                            actual: t.partitions().len(),
+                            expected: partitions,
+                        });
+                    }
+                    Some(t)
+                        if !t.partitions().is_empty()
+                            && t.partitions()
+                                .iter()
+                                .all(|p| p.leader() >= 0 && p.error().is_none()) =>
+                    {
+                        return Ok(());
+                    }
+                    Some(_) => "partitions without a leader".to_owned(),
+                    None => "not in metadata".to_owned(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(ProduceError::TopicUnavailable {
+                    topic: topic.to_owned(),
+                    waited: timeout,
+                    detail,
+                });
+            }
+            std::thread::sleep(
+                METADATA_RETRY.min(deadline.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+
+    /// Enqueues one record for `topic`, partitioned by `key`. When librdkafka's local queue is
+    /// full it serves delivery reports until there is room (backpressure: this call blocks,
+    /// memory does not grow). Fails on the first delivery failure or fatal error seen so far.
+    pub fn send(&mut self, topic: &str, key: &[u8], value: &[u8]) -> Result<(), ProduceError> {
+        self.enqueue(BaseRecord::to(topic).key(key).payload(value))
+    }
+
+    /// [`EventProducer::send`] with headers (e.g. CloudEvents `ce_*` attributes, or the
+    /// reason code of a dead letter).
+    pub fn send_with_headers(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), ProduceError> {
+        let headers = headers.iter().fold(
+            OwnedHeaders::new_with_capacity(headers.len()),
+            |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(*v),
+                })
+            },
+        );
+        self.enqueue(
+            BaseRecord::to(topic)
+                .key(key)
+                .payload(value)
+                .headers(headers),
+        )
+    }
+
+    fn enqueue(&mut self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), ProduceError> {
+        self.check()?;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.sent += 1;
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    self.producer.poll(QUEUE_FULL_POLL);
+                    self.check()?;
+                }
+                Err((error, r)) => {
+                    return Err(ProduceError::Send {
+                        topic: r.topic.to_owned(),
+                        error,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Serves delivery reports, waiting up to `timeout` for one (use it instead of sleeping,
+    /// e.g. while rate limiting).
+    pub fn poll(&self, timeout: Duration) {
+        self.producer.poll(timeout);
+    }
+
+    /// Waits until every enqueued record is delivered or failed, at most `deadline`; then
+    /// fails if any record was not delivered.
+    pub fn flush(&mut self, deadline: Duration) -> Result<DeliveryStats, ProduceError> {
+        match self.producer.flush(Timeout::After(deadline)) {
+            Ok(()) => {}
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {
+                self.check()?;
+                return Err(ProduceError::FlushTimeout {
+                    in_flight: self.producer.in_flight_count(),
+                    deadline,
+                    last_broker_error: self.last_broker_error(),
+                });
+            }
+            Err(error) => {
+                self.check()?;
+                return Err(ProduceError::Send {
+                    topic: "(flush)".to_owned(),
+                    error,
+                });
+            }
+        }
+        self.check()?;
+        Ok(self.stats())
+    }
+
+    /// Records sent, delivered and failed so far.
+    pub fn stats(&self) -> DeliveryStats {
+        let ctx = self.producer.context();
+        DeliveryStats {
+            sent: self.sent,
+            delivered: ctx.delivered.load(Ordering::Relaxed),
+            failed: ctx.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records enqueued and not yet delivered or failed.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// The last connection-level error librdkafka reported. Errors arrive as events through
+    /// `poll`, and a zero-timeout poll serves only one event: this error path polls a little
+    /// longer to drain what is pending.
+    fn last_broker_error(&self) -> Option<String> {
+        self.producer.poll(Duration::from_millis(100));
+        self.producer.context().last_error()
+    }
+
+    /// Fails on a fatal error or a failed delivery.
+    fn check(&self) -> Result<(), ProduceError> {
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            return Err(ProduceError::Fatal { code, reason });
+        }
+        let ctx = self.producer.context();
+        let failed = ctx.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = ctx
+                .first_failure
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
+            return Err(ProduceError::Delivery { failed, first });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_pass_properties_through_last() {
+        let mut s = ProducerSettings::new("127.0.0.1:9092");
+        s.properties.push(("linger.ms".to_owned(), "50".to_owned()));
+        let c = s.producer_config();
+        assert_eq!(c.get("linger.ms"), Some("50"));
+        assert_eq!(c.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("compression.type"), Some("lz4"));
+        let a = s.admin_config();
+        assert_eq!(a.get("enable.idempotence"), None);
+        assert_eq!(a.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+    }
+
+    #[test]
+    fn bad_property_is_a_config_error() {
+        let mut s = ProducerSettings::new("127.0.0.1:9092");
+        s.properties
+            .push(("no.such.property".to_owned(), "1".to_owned()));
+        let e = EventProducer::new(s).unwrap_err();
+        assert!(matches!(e, ProduceError::Config(_)), "{e}");
+        assert!(e.to_string().contains("no.such.property"), "{e}");
+    }
+
+    /// With nothing listening, the admin request times out with a typed error and the
+    /// producer's last connection error.
+    #[test]
+    fn unreachable_cluster_fails_within_the_timeout() {
+        // A port nothing listens on: bind one, then drop the listener.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let p = EventProducer::new(ProducerSettings::new(format!("127.0.0.1:{port}"))).unwrap();
+        let started = Instant::now();
+        let e = p
+            .ensure_topics(&["t"], 1, 1, Duration::from_millis(1500))
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            matches!(
+                e,
+                ProduceError::Admin { .. } | ProduceError::TopicUnavailable { .. }
+            ),
+            "{e}"
+        );
+    }
+}
