@@ -56,36 +56,43 @@ fn engine(c: &mut Criterion) {
         })
     });
 
-    // Full path over 1 M keys in steady state.
-    let mut l = load::Load::new(KEYS, MS_PER_EVENT);
-    let (mut shard, mut dec) = warm_shard(&mut l, 3 * u64::from(KEYS));
-    let (per_key, strings, shard_level) = shard.state_bytes();
-    eprintln!(
-        "warm shard: {} keys, per-key state {:.1} B/key (columns + index), key strings {:.1} MiB, \
-         shard-level (inbound, reorder buffer {} events, dedupe {} ids, labels {}) {:.1} MiB",
-        shard.keys(),
-        per_key as f64 / shard.keys() as f64,
-        strings as f64 / 1048576.0,
-        shard.pending_events(),
-        shard.remembered_ids(),
-        shard.label_backlog(),
-        shard_level as f64 / 1048576.0
-    );
-    let mut out = BatchOutput::default();
-    g.bench_function("decode_apply_score_1M_keys", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                batch.fill(&mut l, BATCH);
-                out.clear();
-                let t = Instant::now();
-                let d = dec.decode(batch.messages(), NOW, &mut out.rejects);
-                shard.process(&d, u64::from, None, &mut out.rejects, &mut out.alerts);
-                total += t.elapsed();
-            }
-            total
-        })
-    });
+    // Full path over 1 M keys in steady state: uniform keys (every access a cache miss), and
+    // skewed keys (P(k) ∝ 1/k, closer to real sales where a few SKUs dominate).
+    for (name, skewed) in [
+        ("decode_apply_score_1M_keys_uniform", false),
+        ("decode_apply_score_1M_keys_skewed", true),
+    ] {
+        let mut l = load::Load::new(KEYS, MS_PER_EVENT);
+        l.skewed = skewed;
+        let (mut shard, mut dec) = warm_shard(&mut l, 3 * u64::from(KEYS));
+        let (per_key, strings, shard_level) = shard.state_bytes();
+        eprintln!(
+            "{name}: {} keys, per-key state {:.1} B/key (columns + index), key strings {:.1} MiB, \
+             shard-level (inbound, reorder buffer {} events, dedupe {} ids, labels {}) {:.1} MiB",
+            shard.keys(),
+            per_key as f64 / shard.keys() as f64,
+            strings as f64 / 1048576.0,
+            shard.pending_events(),
+            shard.remembered_ids(),
+            shard.label_backlog(),
+            shard_level as f64 / 1048576.0
+        );
+        let mut out = BatchOutput::default();
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    batch.fill(&mut l, BATCH);
+                    out.clear();
+                    let t = Instant::now();
+                    let d = dec.decode(batch.messages(), NOW, &mut out.rejects);
+                    shard.process(&d, u64::from, None, &mut out.rejects, &mut out.alerts);
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+    }
     g.finish();
 }
 

@@ -14,7 +14,7 @@ use crate::model::features::{self, Features, KeyInputs, NAMES, NF};
 use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
 use crate::model::RiskModel;
 use crate::reject::{RejectReason, Rejection};
-use crate::state::columns::{flag, hour_of, Columns, HOUR_MS, NO_HOUR, NO_TIME};
+use crate::state::columns::{flag, hour_of, Columns, HOUR_MS, NO_HOUR, NO_SLOT, NO_TIME};
 use crate::state::inbound::{Closed, Inbound};
 use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
@@ -32,6 +32,8 @@ pub struct ShardCounters {
     pub duplicate: u64,
     /// Receipts naming no open shipment of their key (applied to on hand all the same).
     pub receipts_unmatched: u64,
+    /// Shipments dropped unreceived: overdue, or beyond the per-key bound.
+    pub shipments_dropped: u64,
     /// Stockout episodes started.
     pub stockouts: u64,
     /// Alerts emitted, `[kind][status]`.
@@ -71,8 +73,8 @@ pub struct KeyView {
     pub risk_alert_open: bool,
     /// A stockout episode is open.
     pub in_stockout: bool,
-    /// Event time of the last applied event (RFC 3339).
-    pub last_event_time: Option<String>,
+    /// Start of the hour of the last applied event (RFC 3339).
+    pub last_event_hour: Option<String>,
 }
 
 impl Shard {
@@ -290,7 +292,12 @@ impl Shard {
         let hour = hour_of(e.time_ms);
         let c = &mut self.cols;
         c.roll(row, hour);
-        c.last_event_ms[row] = c.last_event_ms[row].max(e.time_ms);
+        if c.inbound_head[row] != NO_SLOT {
+            let gone = self
+                .inbound
+                .expire_overdue(&mut c.inbound_head[row], e.time_ms);
+            c.in_transit[row] = (c.in_transit[row] - gone).max(0.0);
+        }
         self.counters.applied[e.kind as usize] += 1;
         let mut stockout = Transition::None;
         match e.kind {
@@ -358,6 +365,8 @@ impl Shard {
             }
             _ => None,
         };
+
+        self.counters.shipments_dropped = self.inbound.dropped;
 
         // Score.
         let inputs = self.inputs(row, e.time_ms);
@@ -548,8 +557,8 @@ impl Shard {
             in_transit: c.in_transit[i],
             risk_alert_open: c.flags[i] & flag::RISK_OPEN != 0,
             in_stockout: c.flags[i] & flag::IN_STOCKOUT != 0,
-            last_event_time: (c.last_event_ms[i] != NO_TIME)
-                .then(|| alert::rfc3339_ms(c.last_event_ms[i])),
+            last_event_hour: (c.ring_hour[i] != NO_HOUR)
+                .then(|| alert::rfc3339_ms(i64::from(c.ring_hour[i]) * HOUR_MS)),
         }
     }
 }

@@ -2,9 +2,10 @@
 //! contiguous native-endian buffer in Arrow's layout, so a snapshot is a `RecordBatch` built from
 //! them (see [`super::snapshot`]); the ring windows are the values of `FixedSizeList` columns.
 //!
-//! Bytes per key (at 1 M keys): 2×f64 quantities, 3×i64 times, 2×i32 hours, 24+14 f32 demand
-//! buckets, 2×u32 availability bitmaps, u32 inbound head, i32 sample hour, 2×f32 risks, i64 alert
-//! time, u8 flags: 241 bytes, plus the key index (~6) and string offsets (8).
+//! Bytes per key: 2×f64 quantities, 2×i64 times (last stockout, last alert), 4×i32 hours (first,
+//! ring = last event, last receipt, last sample), 24 + 14 f32 demand buckets, 2×u32
+//! availability bitmaps, u32 inbound head, 2×f32 risks, u8 flags: 221 bytes; plus the key
+//! index (8-byte slots at ≤ 5/8 load) and the key string offsets (4).
 
 /// Hourly demand buckets per key (the last 24 hours of event time, current hour included).
 pub const HOURS: usize = 24;
@@ -47,8 +48,6 @@ pub struct Columns {
     pub in_transit: Vec<f64>,
     /// See [`flag`].
     pub flags: Vec<u8>,
-    /// Event time of the last applied event.
-    pub last_event_ms: Vec<i64>,
     /// Start of the last stockout episode ([`NO_TIME`] if none).
     pub last_stockout_ms: Vec<i64>,
     /// Event time of the last risk alert emitted.
@@ -112,7 +111,6 @@ impl Columns {
         self.on_hand.push(0.0);
         self.in_transit.push(0.0);
         self.flags.push(0);
-        self.last_event_ms.push(NO_TIME);
         self.last_stockout_ms.push(NO_TIME);
         self.last_alert_ms.push(NO_TIME);
         self.first_hour.push(NO_HOUR);
@@ -133,7 +131,6 @@ impl Columns {
         self.on_hand.capacity() * 8
             + self.in_transit.capacity() * 8
             + self.flags.capacity()
-            + self.last_event_ms.capacity() * 8
             + self.last_stockout_ms.capacity() * 8
             + self.last_alert_ms.capacity() * 8
             + self.first_hour.capacity() * 4
@@ -160,7 +157,6 @@ impl Columns {
         prefetch(&self.on_hand[row]);
         prefetch(&self.in_transit[row]);
         prefetch(&self.flags[row]);
-        prefetch(&self.last_event_ms[row]);
         prefetch(&self.last_stockout_ms[row]);
         prefetch(&self.last_alert_ms[row]);
         prefetch(&self.first_hour[row]);

@@ -8,6 +8,14 @@ use hashbrown::HashMap;
 
 use super::columns::NO_SLOT;
 
+/// At most this many open shipments per key: a new one beyond it evicts the earliest ETA, so
+/// scoring a key never walks a long list (shipments that are never received would otherwise
+/// pile up).
+pub const MAX_OPEN_PER_KEY: usize = 16;
+
+/// A shipment this long past its ETA without a receipt is presumed lost and dropped.
+pub const OVERDUE_MS: i64 = 14 * 24 * 3_600_000;
+
 /// One open shipment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shipment {
@@ -29,6 +37,8 @@ pub struct Inbound {
     slots: Vec<Shipment>,
     free: Vec<u32>,
     by_id: HashMap<(u32, u64), u32, foldhash::fast::FixedState>,
+    /// Shipments dropped as overdue or beyond [`MAX_OPEN_PER_KEY`].
+    pub dropped: u64,
 }
 
 /// What a receipt did to the inbound schedule.
@@ -88,7 +98,31 @@ impl Inbound {
         };
         self.link_sorted(head, slot);
         self.by_id.insert((row, id_hash), slot);
+        if self.iter_key(*head).nth(MAX_OPEN_PER_KEY).is_some() {
+            delta -= self.drop_head(head);
+        }
         delta
+    }
+
+    /// Drops the key's shipments whose ETA is more than [`OVERDUE_MS`] before `now_ms`;
+    /// returns the quantity that left in-transit.
+    pub fn expire_overdue(&mut self, head: &mut u32, now_ms: i64) -> f64 {
+        let mut gone = 0.0;
+        while *head != NO_SLOT && self.slots[*head as usize].eta_ms < now_ms - OVERDUE_MS {
+            gone += self.drop_head(head);
+        }
+        gone
+    }
+
+    /// Removes the earliest-ETA shipment of a key; returns its quantity.
+    fn drop_head(&mut self, head: &mut u32) -> f64 {
+        let slot = *head;
+        let s = self.slots[slot as usize];
+        self.by_id.remove(&(s.row, s.id_hash));
+        *head = s.next;
+        self.free.push(slot);
+        self.dropped += 1;
+        s.qty
     }
 
     /// Closes the shipment `id_hash` of `row`, if open.
@@ -192,5 +226,21 @@ mod tests {
         assert_eq!(ib.open_shipment(&mut head, 0, 1, 12.0, 300), 2.0);
         assert_eq!(ib.arriving(head, i64::MAX), (17.0, Some(100)));
         assert_eq!(ib.open(), 2);
+    }
+
+    #[test]
+    fn lists_stay_bounded() {
+        let mut ib = Inbound::default();
+        let mut head = NO_SLOT;
+        let mut in_transit = 0.0;
+        for i in 0..100u64 {
+            in_transit += ib.open_shipment(&mut head, 0, i + 1, 1.0, i as i64 * 1000);
+        }
+        assert_eq!(ib.iter_key(head).count(), MAX_OPEN_PER_KEY);
+        assert_eq!(in_transit, MAX_OPEN_PER_KEY as f64);
+        assert_eq!(ib.dropped, 100 - MAX_OPEN_PER_KEY as u64);
+        // All of them are long overdue a month later.
+        in_transit -= ib.expire_overdue(&mut head, 30 * 24 * 3_600_000);
+        assert_eq!((head, in_transit, ib.open()), (NO_SLOT, 0.0, 0));
     }
 }

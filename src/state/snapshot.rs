@@ -276,7 +276,6 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
         ("on_hand", col!(c.on_hand, Float64Array)),
         ("in_transit", col!(c.in_transit, Float64Array)),
         ("flags", col!(c.flags, UInt8Array)),
-        ("last_event_ms", col!(c.last_event_ms, Int64Array)),
         ("last_stockout_ms", col!(c.last_stockout_ms, Int64Array)),
         ("last_alert_ms", col!(c.last_alert_ms, Int64Array)),
         ("first_hour", col!(c.first_hour, Int32Array)),
@@ -388,7 +387,6 @@ pub fn shard_from_batch(
     c.on_hand = get::<Float64Array>(b, "on_hand")?.values().to_vec();
     c.in_transit = get::<Float64Array>(b, "in_transit")?.values().to_vec();
     c.flags = get::<UInt8Array>(b, "flags")?.values().to_vec();
-    c.last_event_ms = get::<Int64Array>(b, "last_event_ms")?.values().to_vec();
     c.last_stockout_ms = get::<Int64Array>(b, "last_stockout_ms")?.values().to_vec();
     c.last_alert_ms = get::<Int64Array>(b, "last_alert_ms")?.values().to_vec();
     c.first_hour = get::<Int32Array>(b, "first_hour")?.values().to_vec();

@@ -9,6 +9,9 @@ use std::io::Write;
 pub struct Load {
     pub keys: u32,
     pub ms_per_event: f64,
+    /// Draw keys log-uniformly (P(k) ∝ 1/k, Zipf-like: a few hot SKUs, a long tail) instead
+    /// of uniformly.
+    pub skewed: bool,
     pub n: u64,
     rng: u64,
     t0: i64,
@@ -19,6 +22,7 @@ impl Load {
         Load {
             keys,
             ms_per_event,
+            skewed: false,
             n: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
             t0: 1_767_225_600_000,
@@ -41,7 +45,15 @@ impl Load {
             (n as u32, 97)
         } else {
             let r = self.rand();
-            ((r % u64::from(self.keys)) as u32, (r >> 40) % 100)
+            let k = if self.skewed {
+                let u = (r >> 11) as f64 / (1u64 << 53) as f64;
+                // Scatter ranks over the key space so hot keys are not neighbours in memory.
+                let rank = (f64::from(self.keys).powf(u) as u64).saturating_sub(1);
+                (rank.wrapping_mul(0x9e37_79b9) % u64::from(self.keys)) as u32
+            } else {
+                (r % u64::from(self.keys)) as u32
+            };
+            (k, (self.rand() >> 40) % 100)
         };
         let t = self.t0 + (n as f64 * self.ms_per_event) as i64;
         let ts = chrono::DateTime::from_timestamp_millis(t).unwrap();
