@@ -50,8 +50,62 @@ pub struct EngineSection {
     pub batch_max_messages: usize,
 }
 
+/// `[kafka.topics]`: topic names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsSection {
+    /// Sale events.
+    pub sales: String,
+    /// Shipment events.
+    pub shipments: String,
+    /// Receipt events.
+    pub receipts: String,
+    /// Availability observations.
+    pub availability: String,
+    /// Alerts out.
+    pub alerts: String,
+    /// Rejected records out, with their reason.
+    pub dead_letter: String,
+}
+
+impl TopicsSection {
+    /// The four input topics, in [`crate::event::EventType`] code order.
+    pub fn inputs(&self) -> [&str; 4] {
+        [
+            &self.sales,
+            &self.shipments,
+            &self.receipts,
+            &self.availability,
+        ]
+    }
+}
+
+/// `[kafka]`: the cluster, the group, batching, and librdkafka pass-through properties.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Messages per micro-batch at most.
+    pub poll_max_messages: usize,
+    /// Milliseconds a micro-batch waits for messages at most.
+    pub poll_max_ms: u64,
+    /// `session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// Topic names.
+    pub topics: TopicsSection,
+    /// Extra librdkafka consumer properties, by their own names.
+    #[serde(default)]
+    pub consumer: std::collections::BTreeMap<String, String>,
+    /// Extra librdkafka producer properties, by their own names.
+    #[serde(default)]
+    pub producer: std::collections::BTreeMap<String, String>,
+}
+
 /// The whole configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[engine]`.
@@ -60,6 +114,8 @@ pub struct Config {
     pub model: ModelConfig,
     /// `[alerts]`.
     pub alerts: AlertPolicy,
+    /// `[kafka]`.
+    pub kafka: KafkaSection,
 }
 
 impl Config {
@@ -130,6 +186,29 @@ impl Config {
                 "model.learner.l2 must be >= 0, got {}",
                 m.learner.l2
             ));
+        }
+        let k = &self.kafka;
+        if k.poll_max_messages == 0 {
+            return bad("kafka.poll_max_messages must be > 0, got 0".into());
+        }
+        let t = &k.topics;
+        let names = [
+            ("kafka.topics.sales", &t.sales),
+            ("kafka.topics.shipments", &t.shipments),
+            ("kafka.topics.receipts", &t.receipts),
+            ("kafka.topics.availability", &t.availability),
+            ("kafka.topics.alerts", &t.alerts),
+            ("kafka.topics.dead_letter", &t.dead_letter),
+        ];
+        for (i, (a, x)) in names.iter().enumerate() {
+            if x.is_empty() {
+                return bad(format!("{a} must not be empty"));
+            }
+            if let Some((b, _)) = names[i + 1..].iter().find(|(_, y)| y == x) {
+                return bad(format!(
+                    "{a} and {b} are both {x:?}: every topic must differ"
+                ));
+            }
         }
         self.alerts.validate().map_err(ConfigError::Invalid)
     }
