@@ -107,6 +107,11 @@ pub struct Alert {
     /// Processing time when it was emitted (RFC 3339). `replay` uses the event time here, so
     /// its output is reproducible.
     pub emitted_at: String,
+    /// Source position of the triggering event (internal: not part of the contract, never
+    /// serialized). The service uses it to avoid re-publishing while it rebuilds state.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub trigger_source: u64,
 }
 
 /// Alert policy settings (`[alerts]` in the config).

@@ -143,6 +143,7 @@ impl Engine {
             shard.ingest_rows(
                 &batch,
                 &self.route[p],
+                0,
                 |i| source_base + u64::from(i),
                 &mut out.rejects,
             );

@@ -54,6 +54,8 @@ pub struct Shard {
     pub(crate) counters: ShardCounters,
     x: Features,
     hashes: Vec<u64>,
+    track_applied: bool,
+    applied: Vec<u64>,
 }
 
 /// The risk view of one key (state lookups, top-risk lists).
@@ -91,6 +93,8 @@ impl Shard {
             counters: ShardCounters::default(),
             x: [0.0; NF],
             hashes: Vec::new(),
+            track_applied: false,
+            applied: Vec::new(),
             cfg,
         }
     }
@@ -123,6 +127,28 @@ impl Shard {
     /// Events waiting for the watermark.
     pub fn pending_events(&self) -> usize {
         self.order.pending()
+    }
+
+    /// Declares how many inputs feed the shard (one per input topic partition; default 1).
+    /// The watermark is the slowest active input's.
+    pub fn set_inputs(&mut self, n: usize) {
+        self.order.set_inputs(n);
+    }
+
+    /// Marks input `input` idle (caught up) or active.
+    pub fn set_idle(&mut self, input: usize, idle: bool) {
+        self.order.set_idle(input, idle);
+    }
+
+    /// Records the source of every applied event, for [`Shard::drain_applied`] (the service
+    /// commits offsets from them).
+    pub fn track_applied(&mut self, on: bool) {
+        self.track_applied = on;
+    }
+
+    /// Sources of the events applied since the last call (empty unless tracking).
+    pub fn drain_applied(&mut self) -> std::vec::Drain<'_, u64> {
+        self.applied.drain(..)
     }
 
     /// Event ids remembered for dedupe.
@@ -159,14 +185,16 @@ impl Shard {
         rejects: &mut Vec<Rejection>,
     ) {
         let rows: Vec<u32> = (0..batch.len() as u32).collect();
-        self.ingest_rows(batch, &rows, source_of, rejects);
+        self.ingest_rows(batch, &rows, 0, source_of, rejects);
     }
 
-    /// Like [`Shard::ingest`], for the given rows of the batch only (routing).
+    /// Like [`Shard::ingest`], for the given rows of the batch only (routing), read from input
+    /// `input` of the shard (see [`Shard::set_inputs`]).
     pub fn ingest_rows(
         &mut self,
         batch: &DecodedBatch,
         rows: &[u32],
+        input: usize,
         source_of: impl Fn(u32) -> u64,
         rejects: &mut Vec<Rejection>,
     ) {
@@ -218,7 +246,7 @@ impl Shard {
             } else {
                 0
             };
-            let accepted = self.order.accept(PendingEvent {
+            let accepted = self.order.accept_from(input, PendingEvent {
                 time_ms,
                 id_hash: idh,
                 row,
@@ -255,6 +283,9 @@ impl Shard {
                 self.cols.prefetch(next.row as usize);
             }
             self.apply(&e, processing_ms, alerts);
+            if self.track_applied {
+                self.applied.push(e.source);
+            }
         }
         self.order.evict_seen();
     }
@@ -519,6 +550,7 @@ impl Shard {
             model_version: self.model.version().to_string(),
             event_time: alert::rfc3339_ms(e.time_ms),
             emitted_at: alert::rfc3339_ms(processing_ms.unwrap_or(e.time_ms)),
+            trigger_source: e.source,
         });
     }
 

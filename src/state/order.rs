@@ -92,12 +92,28 @@ pub enum Refused {
     Duplicate,
 }
 
+/// The event-time clock of one input (one topic partition of the shard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InputClock {
+    max_ms: i64,
+    idle: bool,
+}
+
 /// Watermark, reorder buffer and dedupe of one shard.
+///
+/// A shard reads several inputs (one partition of each input topic) that arrive at different
+/// speeds. The watermark is the *minimum* over the active inputs of their max event time, minus
+/// the lateness: a topic whose backlog is fetched first cannot push the others' events behind
+/// the watermark (the effect Kafka Streams gets from KIP-353's merge and Flink from per-input
+/// watermarks). An idle input (caught up, no data) stops holding the others back. The
+/// watermark never moves backwards.
 #[derive(Debug, Clone)]
 pub struct EventOrder {
     lateness_ms: i64,
     dedupe_ttl_ms: i64,
     max_time_ms: i64,
+    inputs: Vec<InputClock>,
+    watermark_ms: i64,
     buckets: BTreeMap<i64, Vec<PendingEvent>>,
     waiting: usize,
     ready: Vec<PendingEvent>,
@@ -116,6 +132,11 @@ impl EventOrder {
             lateness_ms,
             dedupe_ttl_ms: dedupe_ttl_ms.max(lateness_ms),
             max_time_ms: i64::MIN,
+            inputs: vec![InputClock {
+                max_ms: i64::MIN,
+                idle: false,
+            }],
+            watermark_ms: i64::MIN,
             buckets: BTreeMap::new(),
             waiting: 0,
             ready: Vec::new(),
@@ -126,9 +147,37 @@ impl EventOrder {
         }
     }
 
-    /// Max event time seen minus the allowed lateness (`i64::MIN` before any event).
+    /// Min over active inputs of their max event time, minus the allowed lateness (`i64::MIN`
+    /// until every active input has data).
     pub fn watermark_ms(&self) -> i64 {
-        self.max_time_ms.saturating_sub(self.lateness_ms)
+        self.watermark_ms
+    }
+
+    /// Sets the number of inputs (default 1); all start active with no data.
+    pub fn set_inputs(&mut self, n: usize) {
+        self.inputs = vec![
+            InputClock {
+                max_ms: i64::MIN,
+                idle: false,
+            };
+            n.max(1)
+        ];
+    }
+
+    /// Marks an input idle (caught up: it no longer holds the watermark) or active again.
+    pub fn set_idle(&mut self, input: usize, idle: bool) {
+        if let Some(c) = self.inputs.get_mut(input) {
+            c.idle = idle;
+        }
+        self.update_watermark();
+    }
+
+    fn update_watermark(&mut self) {
+        let active = self.inputs.iter().filter(|c| !c.idle).map(|c| c.max_ms).min();
+        let base = active.unwrap_or(self.max_time_ms);
+        self.watermark_ms = self
+            .watermark_ms
+            .max(base.saturating_sub(self.lateness_ms));
     }
 
     /// Largest event time accepted so far.
@@ -168,6 +217,11 @@ impl EventOrder {
     /// Accepts an event unless it is late or its id was seen (one hash probe for both the
     /// dedupe check and the insert).
     pub fn accept(&mut self, e: PendingEvent) -> Result<(), Refused> {
+        self.accept_from(0, e)
+    }
+
+    /// [`EventOrder::accept`] for an event read from input `input`.
+    pub fn accept_from(&mut self, input: usize, e: PendingEvent) -> Result<(), Refused> {
         self.check_late(e.time_ms)?;
         if !self.seen.insert(e.id_hash) {
             return Err(Refused::Duplicate);
@@ -179,6 +233,12 @@ impl EventOrder {
         });
         if e.time_ms > self.max_time_ms {
             self.max_time_ms = e.time_ms;
+        }
+        if let Some(c) = self.inputs.get_mut(input) {
+            if e.time_ms > c.max_ms {
+                c.max_ms = e.time_ms;
+                self.update_watermark();
+            }
         }
         self.enqueue(e);
         Ok(())
@@ -268,6 +328,11 @@ impl EventOrder {
     /// [`EventOrder::push`] afterwards.
     pub fn restore(&mut self, max_time_ms: i64, seen: impl IntoIterator<Item = (i64, u64, u32)>) {
         self.max_time_ms = max_time_ms;
+        self.inputs = vec![InputClock {
+            max_ms: max_time_ms,
+            idle: false,
+        }];
+        self.update_watermark();
         for (t, h, row) in seen {
             self.seen.insert(h);
             self.seen_fifo.push_back(Seen {
@@ -351,5 +416,25 @@ mod tests {
         assert_eq!(o.remembered(), 2);
         assert_eq!(o.accept(ev(20, 8)), Err(Refused::Duplicate));
         assert!(o.accept(ev(25, 7)).is_ok(), "7 was forgotten");
+    }
+
+    #[test]
+    fn slowest_active_input_holds_the_watermark() {
+        let mut o = EventOrder::new(10, 10);
+        o.set_inputs(2);
+        assert!(o.accept_from(0, ev(1000, 1)).is_ok());
+        // Input 1 has no data yet: nothing is released, and nothing on input 1 is late.
+        assert_eq!(o.watermark_ms(), i64::MIN);
+        assert!(o.accept_from(1, ev(100, 2)).is_ok());
+        assert_eq!(o.watermark_ms(), 90);
+        // Input 1 catches up; then goes idle and stops holding input 0 back.
+        assert!(o.accept_from(1, ev(500, 3)).is_ok());
+        assert_eq!(o.watermark_ms(), 490);
+        o.set_idle(1, true);
+        assert_eq!(o.watermark_ms(), 990);
+        // Waking up with old data does not move the watermark back: that data is late.
+        o.set_idle(1, false);
+        assert_eq!(o.watermark_ms(), 990);
+        assert_eq!(o.accept_from(1, ev(600, 4)), Err(Refused::Late { watermark_ms: 990 }));
     }
 }
