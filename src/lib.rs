@@ -27,6 +27,7 @@
 //! - [`source`] / [`sink`]: reading event files, writing alerts, rejects and reports.
 //! - [`sim`]: a deterministic store-network simulator (the load generator).
 //! - [`config`]: layered configuration (embedded defaults, file, environment).
+//! - [`telemetry`]: Prometheus metrics, health/readiness and the HTTP endpoints that serve them.
 //! - [`cli`]: the `stockwatch` command line (the binary is a thin wrapper).
 
 pub mod alert;
@@ -39,7 +40,9 @@ pub mod model;
 pub mod partition;
 pub mod reject;
 pub mod schema;
+pub mod service;
 pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod telemetry;

@@ -1,7 +1,10 @@
 //! The `stockwatch` command line. Each subcommand is one file; `anyhow` lives here, at the edge.
 
+pub mod check_config;
+pub mod demo;
 pub mod progress;
 pub mod replay;
+pub mod run;
 pub mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +29,13 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run the engine over an event file: alerts, rejects, final state and a report.
     Replay(replay::ReplayArgs),
+    /// Run the whole pipeline on an embedded broker: simulator, service, live alerts, summary.
+    Demo(demo::DemoArgs),
+    /// Run the service: consume the input topics, publish alerts and dead letters.
+    Run(run::RunArgs),
+    /// Print the effective configuration (defaults, file, environment) with secrets masked, or
+    /// the error that names the bad field and value.
+    CheckConfig(check_config::CheckConfigArgs),
 }
 
 /// Runs the parsed command line.
@@ -33,5 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(a) => simulate::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Run(a) => run::run(a),
+        Command::CheckConfig(a) => check_config::run(a),
     }
 }

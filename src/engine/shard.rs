@@ -246,21 +246,24 @@ impl Shard {
             } else {
                 0
             };
-            let accepted = self.order.accept_from(input, PendingEvent {
-                time_ms,
-                id_hash: idh,
-                row,
-                kind,
-                in_stock: c.in_stock.is_valid(i) && c.in_stock.value(i),
-                qty: if c.qty.is_valid(i) {
-                    c.qty.value(i)
-                } else {
-                    0.0
+            let accepted = self.order.accept_from(
+                input,
+                PendingEvent {
+                    time_ms,
+                    id_hash: idh,
+                    row,
+                    kind,
+                    in_stock: c.in_stock.is_valid(i) && c.in_stock.value(i),
+                    qty: if c.qty.is_valid(i) {
+                        c.qty.value(i)
+                    } else {
+                        0.0
+                    },
+                    eta_ms: if c.eta.is_valid(i) { c.eta.value(i) } else { 0 },
+                    shipment_hash,
+                    source: source_of(index),
                 },
-                eta_ms: if c.eta.is_valid(i) { c.eta.value(i) } else { 0 },
-                shipment_hash,
-                source: source_of(index),
-            });
+            );
             if accepted.is_err() {
                 // Not late (checked above): its id was seen within the TTL.
                 self.counters.duplicate += 1;

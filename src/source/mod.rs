@@ -2,3 +2,4 @@
 //! micro-batches without a per-line allocation. The Kafka consumer arrives with the service.
 
 pub mod file;
+pub mod kafka;

@@ -173,11 +173,14 @@ impl EventOrder {
     }
 
     fn update_watermark(&mut self) {
-        let active = self.inputs.iter().filter(|c| !c.idle).map(|c| c.max_ms).min();
+        let active = self
+            .inputs
+            .iter()
+            .filter(|c| !c.idle)
+            .map(|c| c.max_ms)
+            .min();
         let base = active.unwrap_or(self.max_time_ms);
-        self.watermark_ms = self
-            .watermark_ms
-            .max(base.saturating_sub(self.lateness_ms));
+        self.watermark_ms = self.watermark_ms.max(base.saturating_sub(self.lateness_ms));
     }
 
     /// Largest event time accepted so far.
@@ -435,6 +438,9 @@ mod tests {
         // Waking up with old data does not move the watermark back: that data is late.
         o.set_idle(1, false);
         assert_eq!(o.watermark_ms(), 990);
-        assert_eq!(o.accept_from(1, ev(600, 4)), Err(Refused::Late { watermark_ms: 990 }));
+        assert_eq!(
+            o.accept_from(1, ev(600, 4)),
+            Err(Refused::Late { watermark_ms: 990 })
+        );
     }
 }

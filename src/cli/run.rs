@@ -1,0 +1,86 @@
+//! `stockwatch run`: the Kafka service.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Config;
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (layered over the embedded defaults; `STOCKWATCH__SECTION__KEY`
+    /// environment variables override both). `stockwatch check-config` shows the result.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs the service until SIGTERM or SIGINT: the first signal stops polling, finishes the
+/// batch, flushes and commits; a second one exits at once.
+pub fn run(a: RunArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(a.config.as_deref())?;
+    init_logs();
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the runtime for signals")?;
+    let flag = stop.clone();
+    rt.spawn(async move {
+        signal().await;
+        tracing::info!("signal received: finishing the batch, then exiting");
+        flag.store(true, Ordering::Relaxed);
+        signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    let stats = crate::service::run(cfg, stop).context("the service stopped")?;
+    eprintln!(
+        "stockwatch stopped: {} messages in {} batches, {} alerts published ({} suppressed while rebuilding), {} dead letters, {} commits, {} rebalances",
+        stats.messages,
+        stats.batches,
+        stats.alerts_published,
+        stats.alerts_suppressed,
+        stats.dead_letters,
+        stats.commits,
+        stats.rebalances
+    );
+    Ok(())
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub(crate) fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STOCKWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}

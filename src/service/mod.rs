@@ -1,0 +1,518 @@
+//! The Kafka service: the engine behind a consumer group (at-least-once).
+//!
+//! One loop, on one thread (librdkafka calls block; they stay off any async runtime):
+//!
+//! 1. poll a micro-batch: up to `kafka.poll_max_messages` messages or `kafka.poll_max_ms`;
+//! 2. apply rebalances: a newly assigned partition number gets a fresh shard that rebuilds its
+//!    state by reading its four input partitions from the beginning — output below the
+//!    committed offsets is suppressed, since it was published before; a revoked one is dropped
+//!    (its progress is already committed);
+//! 3. per shard and input topic: decode (the message key must match the body), ingest into the
+//!    shard (input = topic, so the watermark follows the slowest topic), then apply what the
+//!    watermark allows;
+//! 4. publish alerts (CloudEvents headers) and dead letters (original key, value and headers,
+//!    plus Kafka Connect's `__connect.errors.*` headers), wait for every acknowledgement;
+//! 5. commit, per input partition, the lowest offset not yet applied or dead-lettered.
+//!
+//! A crash anywhere before 5 re-reads the batch: alerts may repeat, with the same `alert_id`.
+
+pub mod offsets;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::alert::Alert;
+use crate::config::Config;
+use crate::decode::{Decoder, KeyPolicy, MessageRef};
+use crate::engine::{EngineConfig, Shard};
+use crate::event::EventType;
+use crate::reject::Rejection;
+use crate::sink::kafka::{EventProducer, ProduceError, ProducerSettings};
+use crate::source::kafka::{subscribe, GroupConsumer, Rebalance, SourceError};
+use offsets::OffsetTracker;
+
+/// Errors that stop the service (the orchestrator restarts it).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The consumer failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Publishing failed or timed out.
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// Committing offsets failed.
+    #[error("committing offsets failed: {0}")]
+    Commit(rdkafka::error::KafkaError),
+    /// The input topics are missing or not co-partitioned.
+    #[error("input topics: {0}")]
+    Inputs(String),
+    /// Reading committed offsets after an assignment failed.
+    #[error("reading committed offsets failed: {0}")]
+    Committed(rdkafka::error::KafkaError),
+}
+
+/// Counters of a run, for the exit summary and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Batches processed.
+    pub batches: u64,
+    /// Messages read.
+    pub messages: u64,
+    /// Alerts published.
+    pub alerts_published: u64,
+    /// Alerts not published because they were published before (rebuild after assignment).
+    pub alerts_suppressed: u64,
+    /// Dead letters published.
+    pub dead_letters: u64,
+    /// Offset commits.
+    pub commits: u64,
+    /// Rebalances handled.
+    pub rebalances: u64,
+    /// Rejections by reason (index: [`crate::reject::RejectReason::index`]), including those
+    /// not re-published while rebuilding.
+    pub rejected: [u64; crate::reject::RejectReason::ALL.len()],
+}
+
+/// One assigned partition number: its shard and the progress of its four input partitions.
+struct Slot {
+    shard: Shard,
+    trackers: [OffsetTracker; 4],
+    /// Committed offset per input when the partition was assigned: output triggered below it
+    /// was published by an earlier owner.
+    resume: [i64; 4],
+    /// Last committed offset per input.
+    committed: [i64; 4],
+    last_seen: [Instant; 4],
+}
+
+/// How long an input partition may stay silent before it stops holding the watermark.
+const INPUT_IDLE: Duration = Duration::from_secs(2);
+/// Bound on waiting for acknowledgements of one batch.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on metadata / committed-offset queries.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The running service: the consumer, and everything its messages are processed with (kept
+/// apart so that a batch of messages borrowed from the consumer can be processed mutably).
+pub struct Service {
+    consumer: GroupConsumer,
+    core: Core,
+}
+
+struct Core {
+    cfg: Config,
+    engine: EngineConfig,
+    producer: EventProducer,
+    decoder: Decoder,
+    slots: BTreeMap<i32, Slot>,
+    stats: RunStats,
+    source_name: String,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("assigned", &self.core.slots.keys().collect::<Vec<_>>())
+            .field("stats", &self.core.stats)
+            .finish()
+    }
+}
+
+impl Service {
+    /// Connects (lazily) and subscribes.
+    pub fn new(cfg: Config) -> Result<Self, ServiceError> {
+        let engine = cfg.engine_config();
+        let consumer = subscribe(&cfg)?;
+        let mut ps = ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
+        ps.properties = cfg
+            .kafka
+            .producer
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let producer = EventProducer::new(ps)?;
+        // Output topics get the input topics' partition count (keyed the same way).
+        let partitions = input_partitions(&consumer, &cfg)?;
+        let t = &cfg.kafka.topics;
+        let outputs = [t.alerts.as_str(), t.dead_letter.as_str()];
+        let mut missing = false;
+        for topic in outputs {
+            match topic_partitions(&consumer, topic)? {
+                0 => missing = true,
+                n if n as u32 == partitions => {}
+                n => tracing::warn!(
+                    topic,
+                    partitions = n,
+                    "output topic is not co-partitioned with the inputs"
+                ),
+            }
+        }
+        if missing {
+            producer.ensure_topics(&outputs, partitions, 1, QUERY_TIMEOUT)?;
+        }
+        Ok(Service {
+            consumer,
+            core: Core {
+                decoder: Decoder::new(engine.limits, KeyPolicy::Require),
+                source_name: format!("stockwatch/{}", cfg.kafka.group_id),
+                cfg,
+                engine,
+                producer,
+                slots: BTreeMap::new(),
+                stats: RunStats::default(),
+            },
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RunStats {
+        self.core.stats
+    }
+
+    /// Rejections by reason so far.
+    pub fn rejected_by_reason(&self) -> [u64; crate::reject::RejectReason::ALL.len()] {
+        self.core.stats.rejected
+    }
+
+    /// The shards of the partitions assigned to this instance.
+    pub fn shards(&self) -> impl Iterator<Item = (i32, &Shard)> + '_ {
+        self.core.slots.iter().map(|(p, s)| (*p, &s.shard))
+    }
+
+    /// Runs until `stop` is set, then finishes the batch, flushes, commits and returns.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<RunStats, ServiceError> {
+        while !stop.load(Ordering::Relaxed) {
+            self.step()?;
+        }
+        self.core.producer.flush(FLUSH_DEADLINE)?;
+        self.core.commit(&self.consumer)?;
+        tracing::info!(stats = ?self.core.stats, "stopped");
+        Ok(self.core.stats)
+    }
+
+    /// One micro-batch: poll, rebalance, process, publish, commit.
+    pub fn step(&mut self) -> Result<(), ServiceError> {
+        let k = &self.core.cfg.kafka;
+        let (max, window) = (k.poll_max_messages, Duration::from_millis(k.poll_max_ms));
+        let inputs: Vec<String> = k.topics.inputs().iter().map(|t| t.to_string()).collect();
+        let started = Instant::now();
+        let mut msgs: Vec<BorrowedMessage<'_>> = Vec::with_capacity(max.min(65_536));
+        while msgs.len() < max {
+            let left = window.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            match self.consumer.poll(left) {
+                Some(Ok(m)) => msgs.push(m),
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => break,
+            }
+        }
+        // Rebalances happen inside poll. A batch that saw one is dropped: its messages may
+        // come from the old assignment's positions, and every newly assigned partition is
+        // read again from the beginning anyway.
+        let events = self.consumer.context().take_events();
+        if !events.is_empty() {
+            drop(msgs);
+            for ev in events {
+                self.core.rebalance(&self.consumer, ev, &inputs)?;
+            }
+            return Ok(());
+        }
+        self.core.process(&msgs, &inputs)?;
+        drop(msgs);
+        self.core.commit(&self.consumer)
+    }
+}
+
+impl Core {
+    fn rebalance(
+        &mut self,
+        consumer: &GroupConsumer,
+        ev: Rebalance,
+        inputs: &[String],
+    ) -> Result<(), ServiceError> {
+        self.stats.rebalances += 1;
+        match ev {
+            Rebalance::Revoked(parts) => {
+                for (_, p) in parts {
+                    if self.slots.remove(&p).is_some() {
+                        tracing::info!(partition = p, "partition revoked; shard dropped");
+                    }
+                }
+            }
+            Rebalance::Assigned(parts) => {
+                let mut tpl = TopicPartitionList::new();
+                for (t, p) in &parts {
+                    tpl.add_partition(t, *p);
+                }
+                let committed = consumer
+                    .committed_offsets(tpl, QUERY_TIMEOUT)
+                    .map_err(ServiceError::Committed)?;
+                let mut by_partition: BTreeMap<i32, [i64; 4]> = BTreeMap::new();
+                for e in committed.elements() {
+                    let Some(i) = inputs.iter().position(|t| t == e.topic()) else {
+                        continue;
+                    };
+                    let off = match e.offset() {
+                        Offset::Offset(o) => o,
+                        _ => 0,
+                    };
+                    by_partition.entry(e.partition()).or_insert([0; 4])[i] = off;
+                }
+                for (p, resume) in by_partition {
+                    let mut shard = Shard::new(self.engine);
+                    shard.set_inputs(4);
+                    shard.track_applied(true);
+                    let now = Instant::now();
+                    self.slots.insert(
+                        p,
+                        Slot {
+                            shard,
+                            trackers: Default::default(),
+                            resume,
+                            committed: resume,
+                            last_seen: [now; 4],
+                        },
+                    );
+                    tracing::info!(partition = p, ?resume, "partition assigned; rebuilding");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        msgs: &[BorrowedMessage<'_>],
+        inputs: &[String],
+    ) -> Result<(), ServiceError> {
+        if !msgs.is_empty() {
+            self.stats.batches += 1;
+        }
+        self.stats.messages += msgs.len() as u64;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        // Group message indices by (partition, input topic), keeping read order.
+        let mut groups: BTreeMap<(i32, usize), Vec<usize>> = BTreeMap::new();
+        for (i, m) in msgs.iter().enumerate() {
+            if let Some(t) = inputs.iter().position(|x| x == m.topic()) {
+                groups.entry((m.partition(), t)).or_default().push(i);
+            }
+        }
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut rejects: Vec<Rejection> = Vec::new();
+        for ((p, t), idx) in &groups {
+            let Some(slot) = self.slots.get_mut(p) else {
+                continue; // not ours (any more)
+            };
+            rejects.clear();
+            let batch = self.decoder.decode(
+                idx.iter().map(|&i| MessageRef {
+                    key: msgs[i].key(),
+                    value: msgs[i].payload().unwrap_or_default(),
+                }),
+                now_ms,
+                &mut rejects,
+            );
+            for &i in idx {
+                slot.trackers[*t].read(msgs[i].offset());
+            }
+            slot.last_seen[*t] = Instant::now();
+            slot.shard.set_idle(*t, false);
+            let offsets: Vec<i64> = idx.iter().map(|&i| msgs[i].offset()).collect();
+            slot.shard.ingest_rows(
+                &batch,
+                &(0..batch.len() as u32).collect::<Vec<_>>(),
+                *t,
+                |j| offsets::source(*t, offsets[j as usize]),
+                &mut rejects,
+            );
+            for r in &rejects {
+                self.stats.rejected[r.reason.index()] += 1;
+                let m = &msgs[idx[r.index as usize]];
+                if m.offset() >= slot.resume[*t] {
+                    send_dead_letter(&mut self.producer, &self.cfg, m, r)?;
+                    self.stats.dead_letters += 1;
+                }
+                slot.trackers[*t].done(m.offset());
+            }
+        }
+        self.mark_idle();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for slot in self.slots.values_mut() {
+            slot.shard.advance(false, Some(now_ms), &mut alerts);
+            for src in slot.shard.drain_applied() {
+                let (t, off) = offsets::unpack(src);
+                if let Some(tr) = slot.trackers.get_mut(t) {
+                    tr.done(off);
+                }
+            }
+            for a in alerts.drain(..) {
+                let (t, off) = offsets::unpack(a.trigger_source);
+                if off < slot.resume.get(t).copied().unwrap_or(0) {
+                    self.stats.alerts_suppressed += 1;
+                    continue;
+                }
+                send_alert(&mut self.producer, &self.cfg, &self.source_name, &a)?;
+                self.stats.alerts_published += 1;
+            }
+        }
+        if self.producer.in_flight() > 0 {
+            self.producer.flush(FLUSH_DEADLINE)?;
+        }
+        Ok(())
+    }
+
+    /// Inputs silent for a while stop holding their shard's watermark.
+    fn mark_idle(&mut self) {
+        for slot in self.slots.values_mut() {
+            for t in 0..4 {
+                if slot.last_seen[t].elapsed() > INPUT_IDLE {
+                    slot.shard.set_idle(t, true);
+                }
+            }
+        }
+    }
+
+    /// Commits, per input partition, the lowest offset not yet done (only forward).
+    fn commit(&mut self, consumer: &GroupConsumer) -> Result<(), ServiceError> {
+        let inputs = self.cfg.kafka.topics.inputs();
+        let mut tpl = TopicPartitionList::new();
+        for (p, slot) in &mut self.slots {
+            for (t, topic) in inputs.iter().enumerate() {
+                if let Some(o) = slot.trackers[t].committable() {
+                    if o > slot.committed[t] {
+                        // Infallible for a fresh list.
+                        let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(o));
+                        slot.committed[t] = o;
+                    }
+                }
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(ServiceError::Commit)?;
+        self.stats.commits += 1;
+        Ok(())
+    }
+}
+
+/// The partition count shared by the four input topics (they must be co-partitioned).
+fn input_partitions(consumer: &GroupConsumer, cfg: &Config) -> Result<u32, ServiceError> {
+    let mut counts = Vec::new();
+    for topic in cfg.kafka.topics.inputs() {
+        let n = topic_partitions(consumer, topic)?;
+        if n == 0 {
+            return Err(ServiceError::Inputs(format!(
+                "topic {topic} does not exist (kafka.topics)"
+            )));
+        }
+        counts.push((topic, n));
+    }
+    let n = counts[0].1;
+    if let Some((t, m)) = counts.iter().find(|(_, m)| *m != n) {
+        return Err(ServiceError::Inputs(format!(
+            "{} has {n} partitions but {t} has {m}: the input topics must be co-partitioned",
+            counts[0].0
+        )));
+    }
+    Ok(n as u32)
+}
+
+/// Partitions of `topic` (0 if it does not exist).
+fn topic_partitions(consumer: &GroupConsumer, topic: &str) -> Result<usize, ServiceError> {
+    let md = consumer
+        .fetch_metadata(Some(topic), QUERY_TIMEOUT)
+        .map_err(|e| ServiceError::Inputs(format!("metadata of {topic}: {e}")))?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none())
+        .map_or(0, |t| t.partitions().len()))
+}
+
+/// CloudEvents (binary mode) type of alerts.
+pub const ALERT_CE_TYPE: &str = "com.stockwatch.alert.v1";
+
+fn send_alert(
+    producer: &mut EventProducer,
+    cfg: &Config,
+    source: &str,
+    a: &Alert,
+) -> Result<(), ProduceError> {
+    let key = crate::event::message_key(&a.location, &a.sku);
+    let value = serde_json::to_vec(a).unwrap_or_default();
+    producer.send_with_headers(
+        &cfg.kafka.topics.alerts,
+        key.as_bytes(),
+        &value,
+        &[
+            ("ce_specversion", b"1.0"),
+            ("ce_id", a.alert_id.as_bytes()),
+            ("ce_type", ALERT_CE_TYPE.as_bytes()),
+            ("ce_source", source.as_bytes()),
+            ("ce_time", a.emitted_at.as_bytes()),
+            ("ce_subject", key.as_bytes()),
+            ("content-type", b"application/json"),
+        ],
+    )
+}
+
+fn send_dead_letter(
+    producer: &mut EventProducer,
+    cfg: &Config,
+    m: &BorrowedMessage<'_>,
+    r: &Rejection,
+) -> Result<(), ProduceError> {
+    let partition = m.partition().to_string();
+    let offset = m.offset().to_string();
+    let class = format!("stockwatch.reject.{}", r.reason.as_str());
+    let mut headers: Vec<(&str, &[u8])> = Vec::new();
+    if let Some(h) = m.headers() {
+        for i in 0..h.count() {
+            let hd = h.get(i);
+            headers.push((hd.key, hd.value.unwrap_or_default()));
+        }
+    }
+    headers.extend_from_slice(&[
+        ("__connect.errors.topic", m.topic().as_bytes()),
+        ("__connect.errors.partition", partition.as_bytes()),
+        ("__connect.errors.offset", offset.as_bytes()),
+        ("__connect.errors.stage", b"VALUE_CONVERTER"),
+        ("__connect.errors.exception.class.name", class.as_bytes()),
+        ("__connect.errors.exception.message", r.detail.as_bytes()),
+        ("stockwatch.reason", r.reason.as_str().as_bytes()),
+    ]);
+    producer.send_with_headers(
+        &cfg.kafka.topics.dead_letter,
+        m.key().unwrap_or_default(),
+        m.payload().unwrap_or_default(),
+        &headers,
+    )
+}
+
+/// Runs the service until `stop` is set.
+pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<RunStats, ServiceError> {
+    let mut s = Service::new(cfg)?;
+    tracing::info!(
+        delivery = "at_least_once",
+        topics = ?s.core.cfg.kafka.topics.inputs(),
+        "stockwatch running"
+    );
+    s.run(&stop)
+}
+
+/// The event type whose topic is input `i` (inputs are in [`EventType`] code order).
+pub fn input_type(i: usize) -> Option<EventType> {
+    EventType::from_code(i as u8)
+}

@@ -1,0 +1,131 @@
+//! The Kafka source: one consumer in the service's group over the four input topics.
+//!
+//! Co-partitioning: partition *p* of every input topic must land on the same instance, which the
+//! `range` assignor guarantees for topics with equal partition counts. On assignment every
+//! partition starts from the beginning of its topic: the shard's state is rebuilt from the input
+//! itself (the service suppresses output below the committed offsets while it catches up). The
+//! changelog topic of the recovery issue replaces this full re-read.
+
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+
+use crate::config::Config;
+
+/// Errors of the Kafka source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The consumer could not be created (bad property, missing feature).
+    #[error("cannot create the Kafka consumer: {0}")]
+    Create(KafkaError),
+    /// Subscribing failed.
+    #[error("cannot subscribe to {topics:?}: {error}")]
+    Subscribe {
+        /// The topics.
+        topics: Vec<String>,
+        /// librdkafka's error.
+        error: KafkaError,
+    },
+}
+
+/// A change of assignment seen by the rebalance callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalance {
+    /// These (topic, partition)s are now ours.
+    Assigned(Vec<(String, i32)>),
+    /// These were taken away.
+    Revoked(Vec<(String, i32)>),
+}
+
+/// Consumer context: records rebalances for the poll loop, and assigns new partitions from the
+/// beginning (state is rebuilt from the input).
+#[derive(Debug, Default)]
+pub struct GroupContext {
+    events: Mutex<Vec<Rebalance>>,
+}
+
+impl GroupContext {
+    /// Rebalances since the last call, in order.
+    pub fn take_events(&self) -> Vec<Rebalance> {
+        match self.events.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    fn push(&self, r: Rebalance) {
+        match self.events.lock() {
+            Ok(mut e) => e.push(r),
+            Err(p) => p.into_inner().push(r),
+        }
+    }
+}
+
+fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts = list(tpl);
+                for (t, p) in &parts {
+                    // Infallible for partitions of this very list.
+                    let _ = tpl.set_partition_offset(t, *p, Offset::Beginning);
+                }
+                self.push(Rebalance::Assigned(parts));
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "assigning partitions failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.push(Rebalance::Revoked(list(tpl)));
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassigning partitions failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; dropping the assignment");
+                self.push(Rebalance::Revoked(list(tpl)));
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// The service's consumer.
+pub type GroupConsumer = BaseConsumer<GroupContext>;
+
+/// Creates the consumer and subscribes it to the four input topics.
+/// Properties come from [`crate::config::KafkaSection::consumer_config`] (group, manual
+/// commits, the `range` assignor, read_committed, security, pass-through).
+pub fn subscribe(cfg: &Config) -> Result<GroupConsumer, SourceError> {
+    let k = &cfg.kafka;
+    let consumer: GroupConsumer = k
+        .consumer_config(&cfg.service)
+        .create_with_context(GroupContext::default())
+        .map_err(SourceError::Create)?;
+    let topics = k.topics.inputs();
+    consumer
+        .subscribe(&topics)
+        .map_err(|error| SourceError::Subscribe {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            error,
+        })?;
+    Ok(consumer)
+}

@@ -1,0 +1,821 @@
+//! The metric catalogue and its typed handles.
+//!
+//! Naming follows Prometheus practice and STYLE: prefix `stockwatch_`, base units (seconds,
+//! bytes), `_total` on counters, bounded labels only. Every label value of a bounded label is
+//! resolved once in [`Metrics::new`] into an array of child handles, so the hot path indexes an
+//! array and bumps an atomic — no label hashing, no allocation. The service reports per batch
+//! (counts, not one call per event). Per-partition lag children are created on assignment and
+//! removed on revoke, so a revoked partition's series disappears instead of going stale.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus::proto::MetricType;
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use super::TelemetryError;
+use crate::alert::{AlertKind, AlertStatus};
+use crate::event::EventType;
+use crate::reject::RejectReason;
+
+/// The Prometheus metric type of a catalogue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    /// Monotonic count; name ends in `_total`.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Bucketed observations; name ends in a unit (`_seconds`, `_bytes`) or `_messages`.
+    Histogram,
+}
+
+impl MetricKind {
+    /// The `# TYPE` word of the text exposition format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// Every metric the service exports: (name, type, label names). Dashboards, alert rules and the
+/// README's metrics list are checked against this; a test checks it against the registry.
+pub const CATALOGUE: &[(&str, MetricKind, &[&str])] = &[
+    (
+        "stockwatch_events_consumed_total",
+        MetricKind::Counter,
+        &["type"],
+    ),
+    (
+        "stockwatch_events_applied_total",
+        MetricKind::Counter,
+        &["type"],
+    ),
+    (
+        "stockwatch_events_rejected_total",
+        MetricKind::Counter,
+        &["reason"],
+    ),
+    (
+        "stockwatch_dead_letters_total",
+        MetricKind::Counter,
+        &["reason"],
+    ),
+    ("stockwatch_batch_messages", MetricKind::Histogram, &[]),
+    (
+        "stockwatch_batch_duration_seconds",
+        MetricKind::Histogram,
+        &[],
+    ),
+    (
+        "stockwatch_end_to_end_latency_seconds",
+        MetricKind::Histogram,
+        &[],
+    ),
+    (
+        "stockwatch_consumer_lag_messages",
+        MetricKind::Gauge,
+        &["partition"],
+    ),
+    ("stockwatch_assigned_partitions", MetricKind::Gauge, &[]),
+    (
+        "stockwatch_alerts_total",
+        MetricKind::Counter,
+        &["kind", "status"],
+    ),
+    ("stockwatch_open_alerts", MetricKind::Gauge, &["kind"]),
+    ("stockwatch_tracked_keys", MetricKind::Gauge, &[]),
+    ("stockwatch_state_bytes", MetricKind::Gauge, &["part"]),
+    ("stockwatch_pending_events", MetricKind::Gauge, &[]),
+    (
+        "stockwatch_restore_duration_seconds",
+        MetricKind::Histogram,
+        &[],
+    ),
+    ("stockwatch_restored_keys_total", MetricKind::Counter, &[]),
+    (
+        "stockwatch_transactions_total",
+        MetricKind::Counter,
+        &["outcome"],
+    ),
+    ("stockwatch_commit_failures_total", MetricKind::Counter, &[]),
+    ("stockwatch_model_rolling_brier", MetricKind::Gauge, &[]),
+    ("stockwatch_model_rolling_auc", MetricKind::Gauge, &[]),
+    ("stockwatch_model_label_backlog", MetricKind::Gauge, &[]),
+    ("stockwatch_model_updates_total", MetricKind::Counter, &[]),
+    (
+        "stockwatch_build_info",
+        MetricKind::Gauge,
+        &["version", "model_version"],
+    ),
+];
+
+/// `type` label values of `stockwatch_events_consumed_total`: the event types in
+/// [`EventType`] code order, then `unknown` (a record whose type could not be told).
+pub const CONSUMED_TYPES: [&str; 5] = ["sale", "shipment", "receipt", "availability", "unknown"];
+
+/// Index of `unknown` in [`CONSUMED_TYPES`] (the others are `EventType as usize`).
+pub const UNKNOWN_TYPE: usize = 4;
+
+/// `part` label values of `stockwatch_state_bytes`, in [`crate::engine::Shard::state_bytes`]
+/// order.
+pub const STATE_PARTS: [&str; 3] = ["per_key", "key_strings", "shard_level"];
+
+const ALERT_KINDS: [AlertKind; 2] = [AlertKind::StockoutRisk, AlertKind::Stockout];
+const ALERT_STATUSES: [AlertStatus; 3] = [
+    AlertStatus::Raised,
+    AlertStatus::Updated,
+    AlertStatus::Resolved,
+];
+const REASONS: usize = RejectReason::ALL.len();
+
+// Buckets: batch sizes up to the largest sensible poll batch; durations from sub-millisecond
+// batches to multi-second stalls; latency resolves the p99 < 100 ms target finely and still
+// places catch-up backlogs (minutes) in a bucket rather than only in +Inf.
+const BATCH_MESSAGES_BUCKETS: &[f64] = &[
+    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0,
+];
+const BATCH_SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const LATENCY_SECONDS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    3600.0,
+];
+const RESTORE_SECONDS_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+
+/// Outcome of a Kafka transaction (`stockwatch_transactions_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxOutcome {
+    /// Committed.
+    Commit,
+    /// Aborted (the batch will be reprocessed).
+    Abort,
+}
+
+impl TxOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxOutcome::Commit => "commit",
+            TxOutcome::Abort => "abort",
+        }
+    }
+}
+
+/// The lag gauge of one assigned partition: a handle a shard may keep (no lookup per update).
+/// After the partition is revoked the handle still works but is no longer exported.
+#[derive(Debug, Clone)]
+pub struct PartitionLag(IntGauge);
+
+impl PartitionLag {
+    /// Sets the lag in messages (summed over the input topics of this partition). A negative
+    /// value means "unknown" (librdkafka reports -1) and leaves the gauge unchanged.
+    pub fn set(&self, lag: i64) {
+        if lag >= 0 {
+            self.0.set(lag);
+        }
+    }
+}
+
+/// The service's metrics: a private registry and pre-resolved handles. Share it as
+/// `Arc<Metrics>`; every method takes `&self` and is lock-free except the rebalance-time
+/// partition bookkeeping.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    consumed: [IntCounter; 5],
+    applied: [IntCounter; 4],
+    rejected: [IntCounter; REASONS],
+    dead_letters: [IntCounter; REASONS],
+    batch_messages: Histogram,
+    batch_seconds: Histogram,
+    latency_seconds: Histogram,
+    lag: IntGaugeVec,
+    partitions: Mutex<BTreeMap<i32, IntGauge>>,
+    assigned_partitions: IntGauge,
+    alerts: [[IntCounter; 3]; 2],
+    open_alerts: [IntGauge; 2],
+    tracked_keys: IntGauge,
+    state_bytes: [IntGauge; 3],
+    pending_events: IntGauge,
+    restore_seconds: Histogram,
+    restored_keys: IntCounter,
+    transactions: [IntCounter; 2],
+    commit_failures: IntCounter,
+    model_brier: Gauge,
+    model_auc: Gauge,
+    label_backlog: IntGauge,
+    model_updates: IntCounter,
+}
+
+impl Metrics {
+    /// Creates the registry and registers every metric of [`CATALOGUE`] once.
+    /// `stockwatch_build_info` gets this crate's version and `model_version`.
+    pub fn new(model_version: &str) -> Result<Self, TelemetryError> {
+        let r = Registry::new();
+        let reasons = RejectReason::ALL.map(RejectReason::as_str);
+        let kinds = ALERT_KINDS.map(AlertKind::as_str);
+
+        let alerts_vec = register(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "stockwatch_alerts_total",
+                    "Alerts published, by kind and status.",
+                ),
+                &["kind", "status"],
+            ),
+        )?;
+        let mut alerts = Vec::with_capacity(ALERT_KINDS.len());
+        for kind in ALERT_KINDS {
+            let mut row = Vec::with_capacity(ALERT_STATUSES.len());
+            for status in ALERT_STATUSES {
+                row.push(
+                    alerts_vec
+                        .get_metric_with_label_values(&[kind.as_str(), status.as_str()])
+                        .map_err(TelemetryError::Register)?,
+                );
+            }
+            alerts.push(to_array(row)?);
+        }
+
+        let build_info = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "stockwatch_build_info",
+                    "Always 1; labels carry the service and model versions.",
+                ),
+                &["version", "model_version"],
+            ),
+        )?;
+        build_info
+            .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION"), model_version])
+            .map_err(TelemetryError::Register)?
+            .set(1);
+
+        let metrics = Metrics {
+            consumed: counters(
+                &r,
+                "stockwatch_events_consumed_total",
+                "Input records consumed, by event type (unknown: type not recognised).",
+                "type",
+                CONSUMED_TYPES,
+            )?,
+            applied: counters(
+                &r,
+                "stockwatch_events_applied_total",
+                "Events applied to state, by event type.",
+                "type",
+                EventType::ALL.map(EventType::as_str),
+            )?,
+            rejected: counters(
+                &r,
+                "stockwatch_events_rejected_total",
+                "Input records rejected, by reason code.",
+                "reason",
+                reasons,
+            )?,
+            dead_letters: counters(
+                &r,
+                "stockwatch_dead_letters_total",
+                "Records written to the dead-letter topic, by reason code.",
+                "reason",
+                reasons,
+            )?,
+            batch_messages: histogram(
+                &r,
+                "stockwatch_batch_messages",
+                "Messages per processed micro-batch.",
+                BATCH_MESSAGES_BUCKETS,
+            )?,
+            batch_seconds: histogram(
+                &r,
+                "stockwatch_batch_duration_seconds",
+                "Time to process one micro-batch (decode, apply, score, alert).",
+                BATCH_SECONDS_BUCKETS,
+            )?,
+            latency_seconds: histogram(
+                &r,
+                "stockwatch_end_to_end_latency_seconds",
+                "From the input record's timestamp to the publication of the alert it caused.",
+                LATENCY_SECONDS_BUCKETS,
+            )?,
+            lag: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "stockwatch_consumer_lag_messages",
+                        "Consumer lag of an assigned partition, summed over the input topics.",
+                    ),
+                    &["partition"],
+                ),
+            )?,
+            partitions: Mutex::new(BTreeMap::new()),
+            assigned_partitions: gauge(
+                &r,
+                "stockwatch_assigned_partitions",
+                "Partitions currently assigned to this instance.",
+            )?,
+            alerts: to_array(alerts)?,
+            open_alerts: gauges(
+                &r,
+                "stockwatch_open_alerts",
+                "Alerts currently open (raised and not resolved) on this instance, by kind.",
+                "kind",
+                kinds,
+            )?,
+            tracked_keys: gauge(
+                &r,
+                "stockwatch_tracked_keys",
+                "Keys (location, sku) held in state on this instance.",
+            )?,
+            state_bytes: gauges(
+                &r,
+                "stockwatch_state_bytes",
+                "Heap bytes of state, by part.",
+                "part",
+                STATE_PARTS,
+            )?,
+            pending_events: gauge(
+                &r,
+                "stockwatch_pending_events",
+                "Events held in reorder buffers, waiting for the watermark.",
+            )?,
+            restore_seconds: histogram(
+                &r,
+                "stockwatch_restore_duration_seconds",
+                "Time to restore one partition's state on assignment.",
+                RESTORE_SECONDS_BUCKETS,
+            )?,
+            restored_keys: counter(
+                &r,
+                "stockwatch_restored_keys_total",
+                "Keys restored into state on assignment.",
+            )?,
+            transactions: counters(
+                &r,
+                "stockwatch_transactions_total",
+                "Kafka transactions ended, by outcome.",
+                "outcome",
+                [TxOutcome::Commit.as_str(), TxOutcome::Abort.as_str()],
+            )?,
+            commit_failures: counter(
+                &r,
+                "stockwatch_commit_failures_total",
+                "Failed offset or transaction commits.",
+            )?,
+            model_brier: float_gauge(
+                &r,
+                "stockwatch_model_rolling_brier",
+                "Rolling prequential Brier score of the risk model (lower is better; NaN until labels).",
+            )?,
+            model_auc: float_gauge(
+                &r,
+                "stockwatch_model_rolling_auc",
+                "Rolling prequential ROC AUC of the risk model (NaN until both classes are seen).",
+            )?,
+            label_backlog: gauge(
+                &r,
+                "stockwatch_model_label_backlog",
+                "Training snapshots waiting for their label to mature.",
+            )?,
+            model_updates: counter(
+                &r,
+                "stockwatch_model_updates_total",
+                "Online model updates (matured labels learned from).",
+            )?,
+            registry: r,
+        };
+        // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
+        // broken AUC and could fire a quality alert at every start.
+        metrics.model_brier.set(f64::NAN);
+        metrics.model_auc.set(f64::NAN);
+        Ok(metrics)
+    }
+
+    /// Records consumed in one batch, by [`CONSUMED_TYPES`] index (`EventType as usize`, then
+    /// [`UNKNOWN_TYPE`]).
+    pub fn consumed(&self, by_type: [u64; 5]) {
+        inc_all(&self.consumed, &by_type);
+    }
+
+    /// Events applied in one batch, by `EventType as usize` (the layout of
+    /// `ShardCounters::applied`).
+    pub fn applied(&self, by_type: [u64; 4]) {
+        inc_all(&self.applied, &by_type);
+    }
+
+    /// `n` records rejected for `reason`.
+    pub fn rejected(&self, reason: RejectReason, n: u64) {
+        inc(&self.rejected[reason.index()], n);
+    }
+
+    /// Rejections of one batch, by [`RejectReason::index`] (the layout of
+    /// `EngineCounters::rejected`).
+    pub fn rejected_by_reason(&self, by_reason: &[u64; RejectReason::ALL.len()]) {
+        inc_all(&self.rejected, by_reason);
+    }
+
+    /// `n` records acknowledged by the dead-letter topic for `reason`.
+    pub fn dead_lettered(&self, reason: RejectReason, n: u64) {
+        inc(&self.dead_letters[reason.index()], n);
+    }
+
+    /// One micro-batch processed: its size and how long it took.
+    pub fn batch(&self, messages: usize, elapsed: Duration) {
+        self.batch_messages.observe(messages as f64);
+        self.batch_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// End-to-end latencies of the alerts of one publish, in seconds (publish time minus the
+    /// triggering record's timestamp). Negative values (clock skew) count as 0.
+    pub fn end_to_end_latencies(&self, seconds: impl IntoIterator<Item = f64>) {
+        // A local histogram batches the atomic updates into one flush.
+        let local = self.latency_seconds.local();
+        for s in seconds {
+            if s.is_finite() {
+                local.observe(s.max(0.0));
+            }
+        }
+        local.flush();
+    }
+
+    /// Sets the partitions currently assigned (the full set, after each rebalance): creates
+    /// their lag series, removes those of partitions no longer assigned, and sets
+    /// `stockwatch_assigned_partitions`.
+    pub fn set_assignment(&self, partitions: &[i32]) {
+        let mut map = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.retain(|p, _| {
+            let keep = partitions.contains(p);
+            if !keep {
+                // Absent only if never created; nothing to remove then.
+                let _ = self.lag.remove_label_values(&[&p.to_string()]);
+            }
+            keep
+        });
+        for &p in partitions {
+            if let std::collections::btree_map::Entry::Vacant(slot) = map.entry(p) {
+                if let Ok(g) = self.lag.get_metric_with_label_values(&[&p.to_string()]) {
+                    slot.insert(g);
+                }
+            }
+        }
+        self.assigned_partitions.set(gauge_value(map.len()));
+    }
+
+    /// The lag handle of an assigned partition, for a shard to keep; `None` if not assigned.
+    pub fn partition_lag(&self, partition: i32) -> Option<PartitionLag> {
+        let map = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(&partition).cloned().map(PartitionLag)
+    }
+
+    /// Sets the lag of an assigned partition (ignored if the partition is not assigned, so a
+    /// late update cannot resurrect a revoked series; negative = unknown, ignored).
+    pub fn consumer_lag(&self, partition: i32, lag: i64) {
+        let map = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let (Some(g), true) = (map.get(&partition), lag >= 0) {
+            g.set(lag);
+        }
+    }
+
+    /// `n` alerts of `kind` with `status` published.
+    pub fn alert(&self, kind: AlertKind, status: AlertStatus, n: u64) {
+        inc(&self.alerts[kind_index(kind)][status_index(status)], n);
+    }
+
+    /// Alerts of one batch, `[kind][status]` (the layout of `ShardCounters::alerts`: kinds
+    /// stockout_risk, stockout; statuses raised, updated, resolved).
+    pub fn alerts(&self, counts: &[[u64; 3]; 2]) {
+        for (handles, row) in self.alerts.iter().zip(counts) {
+            inc_all(handles, row);
+        }
+    }
+
+    /// Sets the number of open alerts of `kind`.
+    pub fn open_alerts(&self, kind: AlertKind, open: u64) {
+        self.open_alerts[kind_index(kind)].set(gauge_value(open));
+    }
+
+    /// Sets the number of keys held in state.
+    pub fn tracked_keys(&self, keys: u64) {
+        self.tracked_keys.set(gauge_value(keys));
+    }
+
+    /// Sets the heap bytes of state, `(per_key, key_strings, shard_level)` as returned by
+    /// `Shard::state_bytes` (summed over the shards).
+    pub fn state_bytes(&self, (per_key, key_strings, shard_level): (usize, usize, usize)) {
+        for (g, v) in self
+            .state_bytes
+            .iter()
+            .zip([per_key, key_strings, shard_level])
+        {
+            g.set(gauge_value(v));
+        }
+    }
+
+    /// Sets the number of events waiting in reorder buffers.
+    pub fn pending_events(&self, events: u64) {
+        self.pending_events.set(gauge_value(events));
+    }
+
+    /// One partition restored: how long it took and how many keys it brought back.
+    pub fn restored(&self, elapsed: Duration, keys: u64) {
+        self.restore_seconds.observe(elapsed.as_secs_f64());
+        inc(&self.restored_keys, keys);
+    }
+
+    /// One transaction ended with `outcome`.
+    pub fn transaction(&self, outcome: TxOutcome) {
+        let i = match outcome {
+            TxOutcome::Commit => 0,
+            TxOutcome::Abort => 1,
+        };
+        self.transactions[i].inc();
+    }
+
+    /// An offset or transaction commit failed.
+    pub fn commit_failed(&self) {
+        self.commit_failures.inc();
+    }
+
+    /// Sets the rolling Brier score.
+    pub fn model_brier(&self, brier: f64) {
+        self.model_brier.set(brier);
+    }
+
+    /// Sets the rolling ROC AUC; `None` (one class only so far) exports NaN, so a stale value
+    /// never looks current.
+    pub fn model_auc(&self, auc: Option<f64>) {
+        self.model_auc.set(auc.unwrap_or(f64::NAN));
+    }
+
+    /// Sets the number of training snapshots waiting for their label.
+    pub fn label_backlog(&self, snapshots: u64) {
+        self.label_backlog.set(gauge_value(snapshots));
+    }
+
+    /// `n` online model updates.
+    pub fn model_updates(&self, n: u64) {
+        inc(&self.model_updates, n);
+    }
+
+    /// The registry in the Prometheus text exposition format ([`prometheus::TEXT_FORMAT`]).
+    pub fn encode(&self) -> Result<String, TelemetryError> {
+        let mut out = String::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .map_err(TelemetryError::Encode)?;
+        Ok(out)
+    }
+
+    /// The families currently exported: (name, type, label names). A labelled family appears
+    /// once it has a child (lag: once a partition is assigned).
+    pub fn families(&self) -> Vec<(String, MetricKind, Vec<String>)> {
+        self.registry
+            .gather()
+            .iter()
+            .map(|mf| {
+                let kind = match mf.get_field_type() {
+                    MetricType::COUNTER => MetricKind::Counter,
+                    MetricType::HISTOGRAM => MetricKind::Histogram,
+                    // We register no summaries or untyped metrics.
+                    _ => MetricKind::Gauge,
+                };
+                let labels = mf
+                    .get_metric()
+                    .first()
+                    .map(|m| m.get_label().iter().map(|l| l.name().to_string()).collect())
+                    .unwrap_or_default();
+                (mf.name().to_string(), kind, labels)
+            })
+            .collect()
+    }
+}
+
+fn kind_index(kind: AlertKind) -> usize {
+    match kind {
+        AlertKind::StockoutRisk => 0,
+        AlertKind::Stockout => 1,
+    }
+}
+
+fn status_index(status: AlertStatus) -> usize {
+    match status {
+        AlertStatus::Raised => 0,
+        AlertStatus::Updated => 1,
+        AlertStatus::Resolved => 2,
+    }
+}
+
+fn inc(c: &IntCounter, n: u64) {
+    if n > 0 {
+        c.inc_by(n);
+    }
+}
+
+fn inc_all(handles: &[IntCounter], counts: &[u64]) {
+    for (c, &n) in handles.iter().zip(counts) {
+        inc(c, n);
+    }
+}
+
+fn gauge_value<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+fn register<C>(r: &Registry, c: Result<C, prometheus::Error>) -> Result<C, TelemetryError>
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    let c = c.map_err(TelemetryError::Register)?;
+    r.register(Box::new(c.clone()))
+        .map_err(TelemetryError::Register)?;
+    Ok(c)
+}
+
+fn to_array<T, const N: usize>(v: Vec<T>) -> Result<[T; N], TelemetryError> {
+    v.try_into().map_err(|v: Vec<T>| {
+        TelemetryError::Register(prometheus::Error::Msg(format!(
+            "expected {N} label children, built {}",
+            v.len()
+        )))
+    })
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
+    register(r, IntCounter::with_opts(Opts::new(name, help)))
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, TelemetryError> {
+    register(r, IntGauge::with_opts(Opts::new(name, help)))
+}
+
+fn float_gauge(r: &Registry, name: &str, help: &str) -> Result<Gauge, TelemetryError> {
+    register(r, Gauge::with_opts(Opts::new(name, help)))
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> Result<Histogram, TelemetryError> {
+    register(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())),
+    )
+}
+
+fn counters<const N: usize>(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: [&str; N],
+) -> Result<[IntCounter; N], TelemetryError> {
+    let vec = register(r, IntCounterVec::new(Opts::new(name, help), &[label]))?;
+    let children = values
+        .iter()
+        .map(|v| vec.get_metric_with_label_values(&[v]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TelemetryError::Register)?;
+    to_array(children)
+}
+
+fn gauges<const N: usize>(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: [&str; N],
+) -> Result<[IntGauge; N], TelemetryError> {
+    let vec = register(r, IntGaugeVec::new(Opts::new(name, help), &[label]))?;
+    let children = values
+        .iter()
+        .map(|v| vec.get_metric_with_label_values(&[v]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TelemetryError::Register)?;
+    to_array(children)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics() -> Metrics {
+        Metrics::new("test-model").expect("metrics register")
+    }
+
+    #[test]
+    fn consumed_types_follow_event_type_codes() {
+        for t in EventType::ALL {
+            assert_eq!(CONSUMED_TYPES[t as usize], t.as_str());
+        }
+        assert_eq!(CONSUMED_TYPES[UNKNOWN_TYPE], "unknown");
+    }
+
+    #[test]
+    fn alert_indices_follow_shard_counter_layout() {
+        // ShardCounters::alerts is [kind][status] in declaration order.
+        for (i, k) in ALERT_KINDS.iter().enumerate() {
+            assert_eq!(kind_index(*k), *k as usize);
+            assert_eq!(kind_index(*k), i);
+        }
+        for (i, s) in ALERT_STATUSES.iter().enumerate() {
+            assert_eq!(status_index(*s), *s as usize);
+            assert_eq!(status_index(*s), i);
+        }
+    }
+
+    #[test]
+    fn counts_land_on_their_labels() {
+        let m = metrics();
+        m.applied([3, 0, 2, 0]);
+        m.rejected(RejectReason::Miskeyed, 4);
+        m.alert(AlertKind::Stockout, AlertStatus::Resolved, 2);
+        m.alerts(&[[1, 0, 0], [0, 0, 5]]);
+        let text = m.encode().expect("encode");
+        assert!(text.contains("stockwatch_events_applied_total{type=\"sale\"} 3\n"));
+        assert!(text.contains("stockwatch_events_applied_total{type=\"receipt\"} 2\n"));
+        assert!(text.contains("stockwatch_events_rejected_total{reason=\"miskeyed\"} 4\n"));
+        assert!(text.contains("stockwatch_events_rejected_total{reason=\"late\"} 0\n"));
+        assert!(text.contains("stockwatch_alerts_total{kind=\"stockout\",status=\"resolved\"} 7\n"));
+        assert!(
+            text.contains("stockwatch_alerts_total{kind=\"stockout_risk\",status=\"raised\"} 1\n")
+        );
+        assert!(text.contains(&format!(
+            "stockwatch_build_info{{model_version=\"test-model\",version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+
+    #[test]
+    fn revoked_partitions_lose_their_lag_series() {
+        let m = metrics();
+        m.set_assignment(&[0, 3]);
+        m.consumer_lag(3, 42);
+        let held = m.partition_lag(0).expect("assigned");
+        held.set(7);
+        held.set(-1); // unknown: unchanged
+        let text = m.encode().expect("encode");
+        assert!(text.contains("stockwatch_consumer_lag_messages{partition=\"3\"} 42\n"));
+        assert!(text.contains("stockwatch_consumer_lag_messages{partition=\"0\"} 7\n"));
+        assert!(text.contains("stockwatch_assigned_partitions 2\n"));
+
+        m.set_assignment(&[3]);
+        m.consumer_lag(0, 99); // late update for a revoked partition: ignored
+        held.set(99); // a kept handle of a revoked partition is no longer exported
+        let text = m.encode().expect("encode");
+        assert!(!text.contains("partition=\"0\""));
+        assert!(text.contains("stockwatch_consumer_lag_messages{partition=\"3\"} 42\n"));
+        assert!(text.contains("stockwatch_assigned_partitions 1\n"));
+        assert!(m.partition_lag(0).is_none());
+    }
+
+    #[test]
+    fn latency_histogram_clamps_skew_and_skips_nan() {
+        let m = metrics();
+        m.end_to_end_latencies([0.02, -1.0, f64::NAN, 0.2]);
+        let text = m.encode().expect("encode");
+        assert!(text.contains("stockwatch_end_to_end_latency_seconds_count 3\n"));
+        assert!(text.contains("stockwatch_end_to_end_latency_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("stockwatch_end_to_end_latency_seconds_bucket{le=\"0.025\"} 2\n"));
+    }
+
+    #[test]
+    fn model_quality_is_nan_until_known() {
+        let m = metrics();
+        let text = m.encode().expect("encode");
+        assert!(text.contains("stockwatch_model_rolling_auc NaN\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier NaN\n"));
+        m.model_auc(Some(0.75));
+        m.model_brier(0.125);
+        let text = m.encode().expect("encode");
+        assert!(text.contains("stockwatch_model_rolling_auc 0.75\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier 0.125\n"));
+        m.model_auc(None);
+        assert!(m
+            .encode()
+            .expect("encode")
+            .contains("stockwatch_model_rolling_auc NaN\n"));
+    }
+}

@@ -1,0 +1,264 @@
+//! The service against a real Kafka-protocol broker (tansu): simulated events in, and the
+//! alerts published equal `stockwatch replay --partitions P` on the same events; every bad
+//! record lands in the dead-letter topic once with its reason and original bytes; SIGTERM
+//! exits 0 after committing; a restart rebuilds its state and publishes nothing new.
+
+#[path = "support/broker.rs"]
+mod broker;
+#[path = "support/consume.rs"]
+mod consume;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use broker::Broker;
+
+const PARTITIONS: u32 = 4;
+const SIM: [&str; 12] = [
+    "--events",
+    "20000",
+    "--stores",
+    "6",
+    "--skus",
+    "40",
+    "--days",
+    "10",
+    "--seed",
+    "7",
+    "--bad-ratio",
+    "0.01",
+];
+
+fn stockwatch(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_stockwatch"))
+        .args(args)
+        .output()
+        .expect("cannot run stockwatch");
+    assert!(
+        out.status.success(),
+        "stockwatch {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn topics(prefix: &str) -> [String; 6] {
+    [
+        "sales",
+        "shipments",
+        "receipts",
+        "availability",
+        "alerts",
+        "dead-letter",
+    ]
+    .map(|t| format!("{prefix}{t}"))
+}
+
+/// Starts `stockwatch run` against the broker with the test's topics and group.
+fn start_service(bootstrap: &str, prefix: &str, group: &str) -> Child {
+    let t = topics(prefix);
+    Command::new(env!("CARGO_BIN_EXE_stockwatch"))
+        .arg("run")
+        .env("STOCKWATCH__KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+        .env("STOCKWATCH__KAFKA__GROUP_ID", group)
+        .env("STOCKWATCH__KAFKA__SESSION_TIMEOUT_MS", "6000")
+        .env("STOCKWATCH__KAFKA__POLL_MAX_MS", "50")
+        .env("STOCKWATCH__KAFKA__TOPICS__SALES", &t[0])
+        .env("STOCKWATCH__KAFKA__TOPICS__SHIPMENTS", &t[1])
+        .env("STOCKWATCH__KAFKA__TOPICS__RECEIPTS", &t[2])
+        .env("STOCKWATCH__KAFKA__TOPICS__AVAILABILITY", &t[3])
+        .env("STOCKWATCH__KAFKA__TOPICS__ALERTS", &t[4])
+        .env("STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER", &t[5])
+        .env("STOCKWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stockwatch run")
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no exit within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[test]
+fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = "svc.";
+    let t = topics(prefix);
+
+    // The same events, to a file and to the broker.
+    let file = dir.path().join("events.jsonl");
+    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
+    args.extend_from_slice(&SIM);
+    stockwatch(&args);
+    let parts = PARTITIONS.to_string();
+    let mut args = vec![
+        "simulate",
+        "--quiet",
+        "--bootstrap-servers",
+        &bootstrap,
+        "--topic-prefix",
+        prefix,
+        "--partitions",
+        &parts,
+    ];
+    args.extend_from_slice(&SIM);
+    stockwatch(&args);
+
+    // What the engine says offline.
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let rejects_file = dir.path().join("rejects.jsonl");
+    stockwatch(&[
+        "replay",
+        "--quiet",
+        "--input",
+        file.to_str().unwrap(),
+        "--alerts-out",
+        alerts_file.to_str().unwrap(),
+        "--rejects-out",
+        rejects_file.to_str().unwrap(),
+        "--partitions",
+        &parts,
+    ]);
+    let want_alerts: BTreeSet<String> = lines(&alerts_file)
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    let want_rejects = lines(&rejects_file);
+    assert!(want_alerts.len() > 50, "the stream should raise alerts");
+    assert!(!want_rejects.is_empty());
+
+    // The service.
+    let mut svc = start_service(&bootstrap, prefix, "svc-test");
+    let got = consume::consume(&bootstrap, &t[4..5], PARTITIONS as i32, want_alerts.len());
+    let got_ids: Vec<String> = got
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(&m.value).expect("alert json");
+            // CloudEvents binary-mode headers carry the id.
+            let ce_id = m
+                .headers
+                .iter()
+                .find(|(k, _)| k == "ce_id")
+                .map(|(_, v)| v.clone());
+            assert_eq!(ce_id.as_deref(), v["alert_id"].as_str().map(str::as_bytes));
+            assert_eq!(
+                m.key,
+                format!(
+                    "{}|{}",
+                    v["location"].as_str().unwrap(),
+                    v["sku"].as_str().unwrap()
+                )
+                .into_bytes()
+            );
+            v["alert_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let got_set: BTreeSet<String> = got_ids.iter().cloned().collect();
+    let missing: Vec<_> = want_alerts.difference(&got_set).take(5).collect();
+    let extra: Vec<_> = got_set.difference(&want_alerts).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "alerts differ from replay: {} expected, {} distinct published; missing e.g. {missing:?}, extra e.g. {extra:?}",
+        want_alerts.len(),
+        got_set.len()
+    );
+    assert_eq!(
+        got_ids.len(),
+        got_set.len(),
+        "no alert published twice in a clean run"
+    );
+
+    // Dead letters: each bad record once, with its reason and its original bytes.
+    let dead = consume::consume(&bootstrap, &t[5..6], PARTITIONS as i32, want_rejects.len());
+    assert_eq!(dead.len(), want_rejects.len());
+    let mut want_by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &want_rejects {
+        *want_by_reason
+            .entry(r["reason"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let mut got_by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen_sources = BTreeSet::new();
+    let originals: BTreeSet<Vec<u8>> = std::fs::read(&file)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    for d in &dead {
+        let h = |k: &str| {
+            d.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| panic!("dead letter without header {k}"))
+        };
+        *got_by_reason.entry(h("stockwatch.reason")).or_default() += 1;
+        assert!(h("__connect.errors.topic").starts_with(prefix));
+        assert!(!h("__connect.errors.exception.message").is_empty());
+        let src = (
+            h("__connect.errors.topic"),
+            h("__connect.errors.partition"),
+            h("__connect.errors.offset"),
+        );
+        assert!(
+            seen_sources.insert(src.clone()),
+            "dead-lettered twice: {src:?}"
+        );
+        assert!(
+            originals.contains(&d.value),
+            "dead letter value is not an original record"
+        );
+    }
+    assert_eq!(got_by_reason, want_by_reason);
+
+    // SIGTERM: finish, commit, exit 0.
+    let status = sigterm(&mut svc);
+    let mut err = String::new();
+    if let Some(mut e) = svc.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "exit status {status:?}\n{err}");
+    assert!(err.contains("stockwatch stopped"), "{err}");
+
+    // Restart: the state is rebuilt from the input; nothing is published again.
+    let mut svc = start_service(&bootstrap, prefix, "svc-test");
+    std::thread::sleep(Duration::from_secs(8));
+    let again = consume::consume_until(
+        &bootstrap,
+        &t[4..5],
+        PARTITIONS as i32,
+        got.len() + 1,
+        Duration::from_secs(3),
+    );
+    let status = sigterm(&mut svc);
+    assert!(status.success());
+    assert_eq!(again.len(), got.len(), "a restart republished alerts");
+}

@@ -1,0 +1,104 @@
+//! Reading topics back in tests: assign partitions directly (no group join to wait for) and
+//! stop by counting, not by high watermarks (tansu's are not reliable).
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// Consuming 20 000 records from a local broker takes about a second; this bounds a hang.
+pub const CONSUME_DEADLINE: Duration = Duration::from_secs(60);
+/// After the expected count, keep polling this long to catch extra (duplicated) records.
+pub const QUIET_PERIOD: Duration = Duration::from_millis(500);
+
+/// One consumed record.
+#[derive(Debug)]
+pub struct Consumed {
+    pub topic: String,
+    pub partition: i32,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads `topics` (each with `partitions` partitions) from the beginning until `expected`
+/// records arrived and then a quiet period passed, or the deadline. Partitions are assigned
+/// directly (no group join to wait for) and the end is found by counting: tansu's high
+/// watermarks are not reliable.
+pub fn consume(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: i32,
+    expected: usize,
+) -> Vec<Consumed> {
+    consume_until(bootstrap, topics, partitions, expected, CONSUME_DEADLINE)
+}
+
+/// [`consume`] with its own deadline.
+pub fn consume_until(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: i32,
+    expected: usize,
+    deadline: Duration,
+) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("kafka-simulate-test-{}", std::process::id()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        for p in 0..partitions {
+            tpl.add_partition_offset(t, p, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let started = Instant::now();
+    let mut got = Vec::with_capacity(expected);
+    let mut complete_at: Option<Instant> = None;
+    while started.elapsed() < deadline {
+        if complete_at.is_some_and(|t| t.elapsed() > QUIET_PERIOD) {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                got.push(Consumed {
+                    topic: m.topic().to_owned(),
+                    partition: m.partition(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+                if got.len() >= expected && complete_at.is_none() {
+                    complete_at = Some(Instant::now());
+                }
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => {}
+        }
+    }
+    eprintln!(
+        "consumed {} records in {:.2} s",
+        got.len(),
+        started.elapsed().as_secs_f64()
+    );
+    got
+}
