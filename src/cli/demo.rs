@@ -144,8 +144,29 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         });
     }
 
-    let mut service = Service::new(cfg).context("starting the service")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the runtime for HTTP")?;
+    let mut service = Service::new(cfg.clone()).context("starting the service")?;
+    let http = match super::run::start_http(&rt, &cfg, &mut service) {
+        Ok(h) => {
+            eprintln!(
+                "metrics at http://{}/metrics, top risks at http://{}/v1/risks/top",
+                cfg.http.listen, cfg.http.listen
+            );
+            Some(h)
+        }
+        Err(e) => {
+            eprintln!("no HTTP endpoints ({e:#}); set http.listen to a free address");
+            None
+        }
+    };
     let stats = service.run(&stop).context("the service stopped")?;
+    if let Some(h) = http {
+        h.stop(&rt, Duration::from_secs(2));
+    }
     let _ = printer.join();
     drop(producer); // detached: it ends with the process
 

@@ -38,7 +38,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
-    let stats = crate::service::run(cfg, stop).context("the service stopped")?;
+    let mut service = crate::service::Service::new(cfg.clone()).context("starting the service")?;
+    let http = start_http(&rt, &cfg, &mut service)?;
+    tracing::info!(
+        delivery = cfg.service.delivery.as_str(),
+        topics = ?cfg.kafka.topics.inputs(),
+        "stockwatch running"
+    );
+    let stats = service.run(&stop).context("the service stopped")?;
+    http.stop(&rt, cfg.service.shutdown_deadline());
     eprintln!(
         "stockwatch stopped: {} messages in {} batches, {} alerts published ({} suppressed while rebuilding), {} dead letters, {} commits, {} rebalances",
         stats.messages,
@@ -50,6 +58,50 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         stats.rebalances
     );
     Ok(())
+}
+
+/// The HTTP endpoints of a running service (`/metrics`, `/healthz`, `/readyz`, `/v1/...`).
+pub(crate) struct Http {
+    server: Option<crate::telemetry::HttpServer>,
+    token: tokio_util::sync::CancellationToken,
+}
+
+/// Starts the HTTP server on `http.listen` and connects it to the service.
+pub(crate) fn start_http(
+    rt: &tokio::runtime::Runtime,
+    cfg: &Config,
+    service: &mut crate::service::Service,
+) -> anyhow::Result<Http> {
+    let (observe, query) = crate::service::observe::Observe::new()?;
+    let state =
+        crate::telemetry::AppState::new(observe.metrics.clone(), observe.health.clone(), query);
+    service.observe(observe);
+    let token = tokio_util::sync::CancellationToken::new();
+    let server = rt
+        .block_on(crate::telemetry::serve(
+            cfg.http.listen,
+            state,
+            token.clone(),
+        ))
+        .with_context(|| format!("serving HTTP on http.listen = {}", cfg.http.listen))?;
+    tracing::info!(
+        addr = %server.local_addr(),
+        "serving /metrics /healthz /readyz /v1/state/{{location}}/{{sku}} /v1/risks/top"
+    );
+    Ok(Http {
+        server: Some(server),
+        token,
+    })
+}
+
+impl Http {
+    /// Stops accepting, waits for requests in flight (bounded by `deadline`).
+    pub(crate) fn stop(mut self, rt: &tokio::runtime::Runtime, deadline: std::time::Duration) {
+        self.token.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = rt.block_on(async { tokio::time::timeout(deadline, server.wait()).await });
+        }
+    }
 }
 
 async fn signal() {

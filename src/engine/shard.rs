@@ -562,9 +562,13 @@ impl Shard {
         self.keys.get(location, sku).map(|r| self.view_row(r))
     }
 
-    /// The `n` keys with the highest current risk, highest first.
+    /// The `n` keys with the highest current risk, highest first — among keys not already in
+    /// an observed stockout (those have their own `stockout` alert; this list is what is
+    /// about to run out).
     pub fn top_risks(&self, n: usize) -> Vec<KeyView> {
-        let mut rows: Vec<u32> = (0..self.keys.len() as u32).collect();
+        let mut rows: Vec<u32> = (0..self.keys.len() as u32)
+            .filter(|&r| self.cols.flags[r as usize] & flag::IN_STOCKOUT == 0)
+            .collect();
         let risk = &self.cols.risk;
         let n = n.min(rows.len());
         if n == 0 {

@@ -16,6 +16,7 @@
 //!
 //! A crash anywhere before 5 re-reads the batch: alerts may repeat, with the same `alert_id`.
 
+pub mod observe;
 pub mod offsets;
 
 use std::collections::BTreeMap;
@@ -89,6 +90,8 @@ struct Slot {
     /// Last committed offset per input.
     committed: [i64; 4],
     last_seen: [Instant; 4],
+    restoring: bool,
+    since: Instant,
 }
 
 /// How long an input partition may stay silent before it stops holding the watermark.
@@ -106,6 +109,7 @@ pub struct Service {
 }
 
 struct Core {
+    observe: Option<observe::Observe>,
     cfg: Config,
     engine: EngineConfig,
     producer: EventProducer,
@@ -159,6 +163,7 @@ impl Service {
         Ok(Service {
             consumer,
             core: Core {
+                observe: None,
                 decoder: Decoder::new(engine.limits, KeyPolicy::Require),
                 source_name: format!("stockwatch/{}", cfg.kafka.group_id),
                 cfg,
@@ -168,6 +173,11 @@ impl Service {
                 stats: RunStats::default(),
             },
         })
+    }
+
+    /// Reports metrics and readiness through `observe`, and answers its state queries.
+    pub fn observe(&mut self, observe: observe::Observe) {
+        self.core.observe = Some(observe);
     }
 
     /// Counters so far.
@@ -190,6 +200,9 @@ impl Service {
         while !stop.load(Ordering::Relaxed) {
             self.step()?;
         }
+        if let Some(o) = &self.core.observe {
+            o.health.set_draining();
+        }
         self.core.producer.flush(FLUSH_DEADLINE)?;
         self.core.commit(&self.consumer)?;
         tracing::info!(stats = ?self.core.stats, "stopped");
@@ -198,6 +211,9 @@ impl Service {
 
     /// One micro-batch: poll, rebalance, process, publish, commit.
     pub fn step(&mut self) -> Result<(), ServiceError> {
+        if let Some(o) = &self.core.observe {
+            o.answer(self.core.slots.values().map(|s| &s.shard));
+        }
         let k = &self.core.cfg.kafka;
         let (max, window) = (k.poll_max_messages, Duration::from_millis(k.poll_max_ms));
         let inputs: Vec<String> = k.topics.inputs().iter().map(|t| t.to_string()).collect();
@@ -246,6 +262,7 @@ impl Core {
                         tracing::info!(partition = p, "partition revoked; shard dropped");
                     }
                 }
+                self.publish_assignment();
             }
             Rebalance::Assigned(parts) => {
                 let mut tpl = TopicPartitionList::new();
@@ -279,13 +296,57 @@ impl Core {
                             resume,
                             committed: resume,
                             last_seen: [now; 4],
+                            restoring: true,
+                            since: now,
                         },
                     );
                     tracing::info!(partition = p, ?resume, "partition assigned; rebuilding");
+                    if let Some(o) = &self.observe {
+                        o.health.restoring(p);
+                    }
                 }
+                self.publish_assignment();
             }
         }
         Ok(())
+    }
+
+    fn publish_assignment(&self) {
+        if let Some(o) = &self.observe {
+            let parts: Vec<i32> = self.slots.keys().copied().collect();
+            o.metrics.set_assignment(&parts);
+            o.health.set_assignment(&parts);
+        }
+    }
+
+    /// A rebuilding shard is restored once every input has been read up to where the previous
+    /// owner had committed.
+    fn check_restored(&mut self) {
+        for (p, slot) in &mut self.slots {
+            if !slot.restoring {
+                continue;
+            }
+            let caught_up = (0..4).all(|t| {
+                slot.resume[t] == 0
+                    || slot.trackers[t]
+                        .committable()
+                        .is_some_and(|c| c >= slot.resume[t])
+            });
+            if caught_up {
+                slot.restoring = false;
+                tracing::info!(
+                    partition = p,
+                    keys = slot.shard.keys(),
+                    secs = slot.since.elapsed().as_secs_f64(),
+                    "partition restored"
+                );
+                if let Some(o) = &self.observe {
+                    o.health.restored(*p);
+                    o.metrics
+                        .restored(slot.since.elapsed(), slot.shard.keys() as u64);
+                }
+            }
+        }
     }
 
     fn process(
@@ -293,9 +354,13 @@ impl Core {
         msgs: &[BorrowedMessage<'_>],
         inputs: &[String],
     ) -> Result<(), ServiceError> {
+        let batch_started = Instant::now();
         if !msgs.is_empty() {
             self.stats.batches += 1;
         }
+        let mut consumed = [0u64; 5];
+        let mut rejected = [0u64; crate::reject::RejectReason::ALL.len()];
+        let mut dead = [0u64; crate::reject::RejectReason::ALL.len()];
         self.stats.messages += msgs.len() as u64;
         let now_ms = chrono::Utc::now().timestamp_millis();
         // Group message indices by (partition, input topic), keeping read order.
@@ -333,12 +398,15 @@ impl Core {
                 |j| offsets::source(*t, offsets[j as usize]),
                 &mut rejects,
             );
+            consumed[*t] += idx.len() as u64;
             for r in &rejects {
                 self.stats.rejected[r.reason.index()] += 1;
+                rejected[r.reason.index()] += 1;
                 let m = &msgs[idx[r.index as usize]];
                 if m.offset() >= slot.resume[*t] {
                     send_dead_letter(&mut self.producer, &self.cfg, m, r)?;
                     self.stats.dead_letters += 1;
+                    dead[r.reason.index()] += 1;
                 }
                 slot.trackers[*t].done(m.offset());
             }
@@ -365,6 +433,17 @@ impl Core {
         }
         if self.producer.in_flight() > 0 {
             self.producer.flush(FLUSH_DEADLINE)?;
+        }
+        self.check_restored();
+        if let Some(o) = &mut self.observe {
+            o.report(
+                self.slots.values().map(|s| &s.shard),
+                consumed,
+                &rejected,
+                &dead,
+                msgs.len(),
+                batch_started.elapsed(),
+            );
         }
         Ok(())
     }

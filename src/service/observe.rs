@@ -1,0 +1,187 @@
+//! What the service tells the outside: Prometheus metrics (reported per batch, as deltas of the
+//! shards' cumulative counters), readiness, and answers to state queries. Queries arrive from
+//! the HTTP threads over a channel and are answered by the service loop between batches, so
+//! shards stay single-owner (no lock on the hot path).
+
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::engine::Shard;
+use crate::model::learner::MODEL_VERSION;
+use crate::reject::RejectReason;
+use crate::telemetry::{Delivery, Health, Metrics, StateQuery, TelemetryError};
+
+/// A question for the service loop.
+#[derive(Debug)]
+pub enum Query {
+    /// The view of one key.
+    Key(String, String, SyncSender<Option<serde_json::Value>>),
+    /// The `n` riskiest keys.
+    Top(usize, SyncSender<Vec<serde_json::Value>>),
+}
+
+/// How long an HTTP query waits for the loop (a batch takes far less).
+const QUERY_WAIT: Duration = Duration::from_secs(5);
+
+/// The HTTP side of the query channel.
+#[derive(Debug)]
+pub struct ChannelQuery {
+    tx: Mutex<Sender<Query>>,
+}
+
+impl StateQuery for ChannelQuery {
+    fn key(&self, location: &str, sku: &str) -> Option<serde_json::Value> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        self.tx
+            .lock()
+            .ok()?
+            .send(Query::Key(location.to_owned(), sku.to_owned(), rtx))
+            .ok()?;
+        rrx.recv_timeout(QUERY_WAIT).ok().flatten()
+    }
+
+    fn top(&self, n: usize) -> Vec<serde_json::Value> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        let sent = self
+            .tx
+            .lock()
+            .ok()
+            .and_then(|tx| tx.send(Query::Top(n, rtx)).ok());
+        if sent.is_none() {
+            return Vec::new();
+        }
+        rrx.recv_timeout(QUERY_WAIT).unwrap_or_default()
+    }
+}
+
+/// The service's telemetry handles.
+pub struct Observe {
+    /// Metrics registry and handles.
+    pub metrics: Arc<Metrics>,
+    /// Readiness.
+    pub health: Arc<Health>,
+    queries: Receiver<Query>,
+    last_applied: [u64; 4],
+    last_alerts: [[u64; 3]; 2],
+    last_updates: u64,
+}
+
+impl std::fmt::Debug for Observe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observe").finish_non_exhaustive()
+    }
+}
+
+impl Observe {
+    /// New handles, and the query endpoint to give the HTTP server.
+    pub fn new() -> Result<(Observe, Arc<ChannelQuery>), TelemetryError> {
+        let (tx, rx) = mpsc::channel();
+        Ok((
+            Observe {
+                metrics: Arc::new(Metrics::new(MODEL_VERSION)?),
+                health: Arc::new(Health::new(Delivery::AtLeastOnce)),
+                queries: rx,
+                last_applied: [0; 4],
+                last_alerts: [[0; 3]; 2],
+                last_updates: 0,
+            },
+            Arc::new(ChannelQuery { tx: Mutex::new(tx) }),
+        ))
+    }
+
+    /// Answers waiting queries from the shards.
+    pub fn answer<'a>(&self, shards: impl Iterator<Item = &'a Shard> + Clone) {
+        while let Ok(q) = self.queries.try_recv() {
+            match q {
+                Query::Key(loc, sku, reply) => {
+                    let v = shards
+                        .clone()
+                        .find_map(|s| s.view(&loc, &sku))
+                        .and_then(|v| serde_json::to_value(v).ok());
+                    let _ = reply.send(v);
+                }
+                Query::Top(n, reply) => {
+                    let mut all: Vec<_> = shards.clone().flat_map(|s| s.top_risks(n)).collect();
+                    all.sort_by(|a, b| b.risk.total_cmp(&a.risk));
+                    all.truncate(n);
+                    let _ = reply.send(
+                        all.into_iter()
+                            .filter_map(|v| serde_json::to_value(v).ok())
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Per-batch report: counters as deltas since the last report (a rebalance that drops
+    /// shards makes the sums fall; the deltas then stay at zero until they pass the old sums
+    /// again), gauges as they are now.
+    pub fn report<'a>(
+        &mut self,
+        shards: impl Iterator<Item = &'a Shard> + Clone,
+        consumed: [u64; 5],
+        rejected: &[u64; RejectReason::ALL.len()],
+        dead_lettered: &[u64; RejectReason::ALL.len()],
+        messages: usize,
+        elapsed: Duration,
+    ) {
+        let m = &self.metrics;
+        m.consumed(consumed);
+        m.batch(messages, elapsed);
+        for r in RejectReason::ALL {
+            if rejected[r.index()] > 0 {
+                m.rejected(r, rejected[r.index()]);
+            }
+            if dead_lettered[r.index()] > 0 {
+                m.dead_lettered(r, dead_lettered[r.index()]);
+            }
+        }
+        let (mut applied, mut alerts, mut updates) = ([0u64; 4], [[0u64; 3]; 2], 0u64);
+        let (mut keys, mut pending, mut backlog) = (0u64, 0u64, 0u64);
+        let (mut bytes, mut brier, mut n) = ((0, 0, 0), 0.0, 0.0);
+        for s in shards {
+            let c = s.counters();
+            for (a, v) in applied.iter_mut().zip(c.applied) {
+                *a += v;
+            }
+            for (row, src) in alerts.iter_mut().zip(c.alerts) {
+                for (a, v) in row.iter_mut().zip(src) {
+                    *a += v;
+                }
+            }
+            updates += s.model().updates();
+            keys += s.keys() as u64;
+            pending += s.pending_events() as u64;
+            backlog += s.label_backlog() as u64;
+            let b = s.state_bytes();
+            bytes = (bytes.0 + b.0, bytes.1 + b.1, bytes.2 + b.2);
+            if s.quality().labels > 0 {
+                brier += s.quality().brier;
+                n += 1.0;
+            }
+        }
+        let mut d_applied = [0u64; 4];
+        for i in 0..4 {
+            d_applied[i] = applied[i].saturating_sub(self.last_applied[i]);
+        }
+        let mut d_alerts = [[0u64; 3]; 2];
+        for (k, row) in d_alerts.iter_mut().enumerate() {
+            for (st, v) in row.iter_mut().enumerate() {
+                *v = alerts[k][st].saturating_sub(self.last_alerts[k][st]);
+            }
+        }
+        m.applied(d_applied);
+        m.alerts(&d_alerts);
+        m.model_updates(updates.saturating_sub(self.last_updates));
+        (self.last_applied, self.last_alerts, self.last_updates) = (applied, alerts, updates);
+        m.tracked_keys(keys);
+        m.pending_events(pending);
+        m.label_backlog(backlog);
+        m.state_bytes(bytes);
+        if n > 0.0 {
+            m.model_brier(brier / n);
+        }
+    }
+}
