@@ -53,7 +53,7 @@ struct SimCli {
 /// Runs the demo.
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let mut cfg = Config::load(a.config.as_deref())?;
-    super::run::init_logs();
+    super::run::init_logs(&cfg.log);
     let cluster = MockCluster::new(1).context("starting the embedded broker")?;
     let bootstrap = cluster.bootstrap_servers();
     let t = cfg.kafka.topics.clone();

@@ -22,7 +22,7 @@ pub struct RunArgs {
 /// batch, flushes and commits; a second one exits at once.
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let cfg = Config::load(a.config.as_deref())?;
-    init_logs();
+    init_logs(&cfg.log);
     let stop = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -126,13 +126,19 @@ async fn signal() {
     }
 }
 
-pub(crate) fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STOCKWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs to stderr: `log.format` (text or JSON) at `log.level`; `STOCKWATCH_LOG` (an
+/// EnvFilter directive) overrides the level.
+pub(crate) fn init_logs(log: &crate::config::LogSection) {
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STOCKWATCH_LOG")
+        .ok()
+        .or_else(|| log.env_filter().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        crate::config::LogFormat::Json => b.json().try_init(),
+        crate::config::LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
 }

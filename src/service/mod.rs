@@ -386,7 +386,8 @@ impl Core {
                 &mut rejects,
             );
             for &i in idx {
-                slot.trackers[*t].read(msgs[i].offset());
+                let ts = msgs[i].timestamp().to_millis().unwrap_or(now_ms);
+                slot.trackers[*t].read(msgs[i].offset(), ts);
             }
             slot.last_seen[*t] = Instant::now();
             slot.shard.set_idle(*t, false);
@@ -413,6 +414,7 @@ impl Core {
         }
         self.mark_idle();
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut latencies: Vec<f64> = Vec::new();
         for slot in self.slots.values_mut() {
             slot.shard.advance(false, Some(now_ms), &mut alerts);
             for src in slot.shard.drain_applied() {
@@ -429,10 +431,20 @@ impl Core {
                 }
                 send_alert(&mut self.producer, &self.cfg, &self.source_name, &a)?;
                 self.stats.alerts_published += 1;
+                if let Some(ts) = slot.trackers.get(t).and_then(|tr| tr.timestamp(off)) {
+                    latencies.push(ts as f64);
+                }
             }
         }
         if self.producer.in_flight() > 0 {
             self.producer.flush(FLUSH_DEADLINE)?;
+        }
+        // End-to-end latency: from the triggering record's Kafka timestamp (producer time) to
+        // the acknowledgement of the alert.
+        if let Some(o) = &self.observe {
+            let acked = chrono::Utc::now().timestamp_millis() as f64;
+            o.metrics
+                .end_to_end_latencies(latencies.iter().map(|ts| (acked - ts) / 1000.0));
         }
         self.check_restored();
         if let Some(o) = &mut self.observe {
