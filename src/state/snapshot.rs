@@ -346,6 +346,12 @@ fn list_parts<'a>(
     Ok((l, st))
 }
 
+/// `(row, index into the list's values)` of every entry of a list column, in order.
+fn list_entries(l: &ListArray) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let o = l.value_offsets();
+    (0..l.len()).flat_map(move |row| (o[row] as usize..o[row + 1] as usize).map(move |i| (row, i)))
+}
+
 fn f32_rows(a: &FixedSizeListArray, width: usize) -> Result<&[f32], SnapshotError> {
     if a.value_length() as usize != width {
         return Err(layout(format!(
@@ -407,17 +413,14 @@ pub fn shard_from_batch(
         struct_child::<Float64Array>(st, "qty")?,
         struct_child::<Int64Array>(st, "eta_ms")?,
     );
-    for row in 0..n {
-        let r = l.value_offsets()[row] as usize..l.value_offsets()[row + 1] as usize;
-        for i in r {
-            s.inbound.open_shipment(
-                &mut s.cols.inbound_head[row],
-                row as u32,
-                h.value(i),
-                q.value(i),
-                e.value(i),
-            );
-        }
+    for (row, i) in list_entries(l) {
+        s.inbound.open_shipment(
+            &mut s.cols.inbound_head[row],
+            row as u32,
+            h.value(i),
+            q.value(i),
+            e.value(i),
+        );
     }
 
     let (l, st) = list_parts(b, "seen_ids")?;
@@ -427,11 +430,8 @@ pub fn shard_from_batch(
         struct_child::<UInt64Array>(st, "id_hash")?,
     );
     let mut seen: Vec<(u64, i64, u64, u32)> = Vec::with_capacity(st.len());
-    for row in 0..n {
-        let r = l.value_offsets()[row] as usize..l.value_offsets()[row + 1] as usize;
-        for i in r {
-            seen.push((seq.value(i), t.value(i), h.value(i), row as u32));
-        }
+    for (row, i) in list_entries(l) {
+        seen.push((seq.value(i), t.value(i), h.value(i), row as u32));
     }
     seen.sort_by_key(|e| e.0);
     s.order
@@ -448,23 +448,20 @@ pub fn shard_from_batch(
         struct_child::<UInt64Array>(st, "shipment_hash")?,
         struct_child::<UInt64Array>(st, "source")?,
     );
-    for row in 0..n {
-        let r = l.value_offsets()[row] as usize..l.value_offsets()[row + 1] as usize;
-        for i in r {
-            let kind = EventType::from_code(cols.2.value(i))
-                .ok_or_else(|| layout(format!("pending event kind {}", cols.2.value(i))))?;
-            s.order.restore_pending(PendingEvent {
-                time_ms: cols.0.value(i),
-                id_hash: cols.1.value(i),
-                row: row as u32,
-                kind,
-                in_stock: cols.3.value(i),
-                qty: cols.4.value(i),
-                eta_ms: cols.5.value(i),
-                shipment_hash: cols.6.value(i),
-                source: cols.7.value(i),
-            });
-        }
+    for (row, i) in list_entries(l) {
+        let kind = EventType::from_code(cols.2.value(i))
+            .ok_or_else(|| layout(format!("pending event kind {}", cols.2.value(i))))?;
+        s.order.restore_pending(PendingEvent {
+            time_ms: cols.0.value(i),
+            id_hash: cols.1.value(i),
+            row: row as u32,
+            kind,
+            in_stock: cols.3.value(i),
+            qty: cols.4.value(i),
+            eta_ms: cols.5.value(i),
+            shipment_hash: cols.6.value(i),
+            source: cols.7.value(i),
+        });
     }
 
     let (l, st) = list_parts(b, "label_snapshots")?;
@@ -475,21 +472,18 @@ pub fn shard_from_batch(
     );
     let x = f32_rows(struct_child::<FixedSizeListArray>(st, "x")?, NF)?;
     let mut snaps: Vec<(u64, Snapshot)> = Vec::with_capacity(st.len());
-    for row in 0..n {
-        let r = l.value_offsets()[row] as usize..l.value_offsets()[row + 1] as usize;
-        for i in r {
-            let mut xs = [0.0f32; NF];
-            xs.copy_from_slice(&x[i * NF..(i + 1) * NF]);
-            snaps.push((
-                seq.value(i),
-                Snapshot {
-                    row: row as u32,
-                    time_ms: t.value(i),
-                    x: xs,
-                    risk: risk.value(i),
-                },
-            ));
-        }
+    for (row, i) in list_entries(l) {
+        let mut xs = [0.0f32; NF];
+        xs.copy_from_slice(&x[i * NF..(i + 1) * NF]);
+        snaps.push((
+            seq.value(i),
+            Snapshot {
+                row: row as u32,
+                time_ms: t.value(i),
+                x: xs,
+                risk: risk.value(i),
+            },
+        ));
     }
     snaps.sort_by_key(|e| e.0);
     for (_, sn) in snaps {
