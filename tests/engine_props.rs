@@ -254,6 +254,12 @@ proptest! {
         for v in r.shard.top_risks(100) {
             prop_assert!((0.0..=1.0).contains(&v.risk), "{}", v.risk);
         }
+        // Alerts are transitions: per kind, what is open is what was raised and not resolved
+        // (the service's open-alerts gauge relies on it).
+        let c = r.shard.counters().alerts;
+        let open = r.shard.open_alerts();
+        prop_assert_eq!(open[0], c[0][0] - c[0][2]);
+        prop_assert_eq!(open[1], c[1][0] - c[1][2]);
     }
 
     #[test]

@@ -562,6 +562,16 @@ impl Shard {
         self.keys.get(location, sku).map(|r| self.view_row(r))
     }
 
+    /// Keys with an open alert, `[stockout_risk, stockout]`, counted from the state (O(keys)).
+    pub fn open_alerts(&self) -> [u64; 2] {
+        self.cols.flags.iter().fold([0, 0], |[r, o], f| {
+            [
+                r + u64::from(f & flag::RISK_OPEN != 0),
+                o + u64::from(f & flag::IN_STOCKOUT != 0),
+            ]
+        })
+    }
+
     /// The `n` keys with the highest current risk, highest first — among keys not already in
     /// an observed stockout (those have their own `stockout` alert; this list is what is
     /// about to run out).

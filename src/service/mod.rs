@@ -203,7 +203,11 @@ impl Service {
         if let Some(o) = &self.core.observe {
             o.health.set_draining();
         }
-        self.core.producer.flush(FLUSH_DEADLINE)?;
+        // The last batch's output is already acknowledged; this only bounds stragglers by the
+        // configured shutdown deadline.
+        self.core
+            .producer
+            .flush(self.core.cfg.service.shutdown_deadline())?;
         self.core.commit(&self.consumer)?;
         tracing::info!(stats = ?self.core.stats, "stopped");
         Ok(self.core.stats)

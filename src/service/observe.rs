@@ -174,6 +174,13 @@ impl Observe {
         }
         m.applied(d_applied);
         m.alerts(&d_alerts);
+        // Each key alternates raised → resolved per kind, so open = raised − resolved.
+        for (kind, k) in [
+            (crate::alert::AlertKind::StockoutRisk, 0),
+            (crate::alert::AlertKind::Stockout, 1),
+        ] {
+            m.open_alerts(kind, alerts[k][0].saturating_sub(alerts[k][2]));
+        }
         m.model_updates(updates.saturating_sub(self.last_updates));
         (self.last_applied, self.last_alerts, self.last_updates) = (applied, alerts, updates);
         m.tracked_keys(keys);
