@@ -75,6 +75,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "embedded broker at {bootstrap}; {} partitions per topic; producing {} simulated events/s for {} s",
         a.partitions, a.rate, a.duration_secs
     );
+    eprintln!(
+        "demand follows real hourly sales: a sample of FreshRetailNet-50K, Dingdong Inc., CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)"
+    );
 
     // Producer: the simulator, rate-limited, into the input topics.
     let prefix = t
@@ -105,6 +108,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "0.002".to_owned(),
         "--duplicate-ratio".to_owned(),
         "0.002".to_owned(),
+        "--demand".to_owned(),
+        crate::sim::DemandSource::Frn50kSample.name().to_owned(),
     ])
     .context("demo simulator arguments")?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -12,7 +12,9 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::cli::progress::{count_bar, Progress};
-use crate::sim::{BadKind, SimConfig, SimError, SimRecord, SimStats, Simulator, Topic};
+use crate::sim::{
+    BadKind, DemandSource, SimConfig, SimError, SimRecord, SimStats, Simulator, Topic,
+};
 use crate::sink::kafka::{EventProducer, ProducerSettings};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -62,6 +64,12 @@ pub struct SimulateArgs {
     /// Seed of every random draw.
     #[arg(long, value_name = "X", default_value_t = SimConfig::default().seed)]
     pub seed: u64,
+    /// Where demand comes from: `synthetic` (drawn per SKU), or `frn50k-sample` (each SKU
+    /// follows a real store-product series of the FreshRetailNet-50K sample built into the
+    /// binary, Dingdong Inc., CC BY 4.0: daily demand, hour-of-day shares, promotions and
+    /// discounts).
+    #[arg(long, value_name = "SOURCE", value_enum, default_value_t = SimConfig::default().demand)]
+    pub demand: DemandSource,
     /// Fraction of records that are bad (invalid JSON, missing fields, zero quantities, …,
     /// cycling through every kind); below 1.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = ratio)]
@@ -189,7 +197,24 @@ impl SimulateArgs {
             late_delay_ms: self.late_delay_ms,
             start_ms: self.start.unwrap_or(SimConfig::default().start_ms),
             max_events: self.events,
+            demand: self.demand,
         }
+    }
+}
+
+impl clap::ValueEnum for DemandSource {
+    fn value_variants<'a>() -> &'a [Self] {
+        &DemandSource::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            DemandSource::Synthetic => "synthetic rates, profiles and promotions",
+            DemandSource::Frn50kSample => {
+                "real hourly sales of FreshRetailNet-50K (Dingdong Inc., CC BY 4.0)"
+            }
+        };
+        Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }
 }
 
@@ -227,6 +252,7 @@ fn flag_error(e: &SimError) -> String {
         }
         SimError::LateDelay(v) => format!("--late-delay-ms = {v} must be positive"),
         SimError::StartMs(_) => "--start must lie between 1971-01-01 and 2900-01-01".to_owned(),
+        SimError::Sample(e) => format!("--demand {}: {e}", DemandSource::Frn50kSample.name()),
     }
 }
 
@@ -423,7 +449,7 @@ fn print_summary(
 ) {
     let secs = elapsed.as_secs_f64();
     eprintln!(
-        "  {} records in {secs:.2} s ({:.0} records/s); seed {}, {} stores, {} DCs, {} SKUs, {} of {} days simulated",
+        "  {} records in {secs:.2} s ({:.0} records/s); seed {}, {} stores, {} DCs, {} SKUs, {} of {} days simulated, {} demand",
         s.records,
         if secs > 0.0 { s.records as f64 / secs } else { 0.0 },
         cfg.seed,
@@ -432,6 +458,7 @@ fn print_summary(
         cfg.skus,
         s.world.hours.div_ceil(24),
         cfg.days,
+        cfg.demand.name(),
     );
     let by_topic: Vec<String> = Topic::ALL
         .iter()
@@ -519,6 +546,11 @@ mod tests {
         .unwrap();
         assert_eq!(a.sim_config().max_events, Some(5));
         assert_eq!(a.sim_config().start_ms, 1_772_323_200_000);
+        assert_eq!(a.sim_config().demand, DemandSource::Synthetic);
+        let a = parse(&["--out", "x", "--demand", "frn50k-sample"]).unwrap();
+        assert_eq!(a.sim_config().demand, DemandSource::Frn50kSample);
+        let e = parse(&["--out", "x", "--demand", "real"]).unwrap_err();
+        assert!(e.to_string().contains("frn50k-sample"), "{e}");
     }
 
     #[test]

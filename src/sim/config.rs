@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use super::real::SampleError;
+
 /// 2026-01-05T00:00:00Z, a Monday: the default start of simulated event time.
 pub const DEFAULT_START_MS: i64 = 1_767_571_200_000;
 
@@ -20,10 +22,37 @@ const MIN_START_MS: i64 = 31_536_000_000;
 /// format as four-digit years.
 const MAX_START_MS: i64 = 29_348_006_400_000;
 
-/// What to simulate: the size of the store network, how long, and how much noise to add.
+/// Where the simulated SKUs' demand comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DemandSource {
+    /// Drawn per SKU: log-normal daily rates, a seasonal trend, random promotions, and
+    /// hand-set hour-of-day and day-of-week profiles.
+    #[default]
+    Synthetic,
+    /// Each SKU follows one real (store, product) series of the FreshRetailNet-50K sample
+    /// embedded in the binary (Dingdong Inc., CC BY 4.0; see `data/README.md`): its daily
+    /// demand, hour-of-day shares, promotions and discounts, day by day.
+    Frn50kSample,
+}
+
+impl DemandSource {
+    /// Every source, in declaration order.
+    pub const ALL: [DemandSource; 2] = [DemandSource::Synthetic, DemandSource::Frn50kSample];
+
+    /// The source's name on the command line: `synthetic` or `frn50k-sample`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DemandSource::Synthetic => "synthetic",
+            DemandSource::Frn50kSample => "frn50k-sample",
+        }
+    }
+}
+
+/// What to simulate: the size of the store network, how long, where demand comes from, and
+/// how much noise to add.
 ///
 /// The world (demand, stock, replenishment) depends only on `stores`, `dcs`, `skus`, `days`,
-/// `seed` and `start_ms`; the noise knobs (`bad_ratio`, `duplicate_ratio`, `late_ratio`,
+/// `seed`, `start_ms` and `demand`; the noise knobs (`bad_ratio`, `duplicate_ratio`, `late_ratio`,
 /// `late_delay_ms`) draw from a separate random stream, so turning them up or down keeps the
 /// good events identical.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +82,8 @@ pub struct SimConfig {
     pub start_ms: i64,
     /// Stop after this many records; `None` runs the full `days`.
     pub max_events: Option<u64>,
+    /// Where demand comes from (synthetic by default).
+    pub demand: DemandSource,
 }
 
 impl Default for SimConfig {
@@ -69,6 +100,7 @@ impl Default for SimConfig {
             late_delay_ms: DEFAULT_LATE_DELAY_MS,
             start_ms: DEFAULT_START_MS,
             max_events: None,
+            demand: DemandSource::Synthetic,
         }
     }
 }
@@ -114,6 +146,9 @@ pub enum SimError {
     /// `start_ms` is outside the supported calendar range.
     #[error("start_ms = {0} must lie between 1971-01-01 and 2900-01-01")]
     StartMs(i64),
+    /// The demand sample chosen by `demand` could not be read.
+    #[error("demand: {0}")]
+    Sample(#[from] SampleError),
 }
 
 impl SimConfig {

@@ -3,10 +3,19 @@
 //! Expected units sold in one hour at one store for one SKU is
 //! `key rate × SKU trend and promotion × store opening-hour profile × day-of-week factor`,
 //! and the number of customers in that hour is a Poisson draw around it (see [`poisson`]).
+//!
+//! With real demand ([`DemandSource::Frn50kSample`](super::DemandSource)), every SKU follows
+//! one series of the embedded sample (see [`super::real`]) instead: the key rate is the
+//! series' mean daily demand × the store's size, the day's factor is the real day's demand
+//! over that mean (real promotions and weekdays included), and the hour's share is the real
+//! day's share of that hour. Customers are still Poisson draws around the expected demand,
+//! so a seed still gives one stream.
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson, StandardNormal};
+
+use super::real::{Sample, Series};
 
 /// Day-of-week demand factors, Monday first; they average 1.
 const WEEKDAY_FACTOR: [f64; 7] = [0.92, 0.88, 0.93, 1.0, 1.12, 1.3, 0.85];
@@ -105,6 +114,47 @@ pub(crate) struct Sku {
     pub(crate) today_factor: f64,
     /// Today's shelf price in cents.
     pub(crate) today_price_cents: u32,
+    /// The real series the SKU follows, with real demand.
+    real: Option<RealLink>,
+}
+
+/// A SKU's real series: simulated day `d` shows the series' day `offset + d` (mod 90).
+#[derive(Debug, Clone, Copy)]
+struct RealLink {
+    series: &'static Series,
+    /// Index of the series in the sample.
+    index: usize,
+    offset: i64,
+}
+
+impl RealLink {
+    /// Index of today's day in the series.
+    fn day_index(&self, today: i64) -> usize {
+        (self.offset + today).rem_euclid(self.series.days.len() as i64) as usize
+    }
+}
+
+/// Case pack, in thousandths, of a SKU selling `daily_rate` a day at an average store.
+fn pack_milli(daily_rate: f64, by_weight: bool) -> i64 {
+    if by_weight {
+        2_500
+    } else if daily_rate < 0.5 {
+        1_000
+    } else if daily_rate < 3.0 {
+        6_000
+    } else if daily_rate < 10.0 {
+        12_000
+    } else {
+        24_000
+    }
+}
+
+/// A regular shelf price in cents, ending in .49 or .99.
+fn draw_price_cents(rng: &mut ChaCha8Rng, by_weight: bool) -> u32 {
+    let median_price = if by_weight { 8.99 } else { 3.99 };
+    let price = log_normal(rng, median_price, 0.7).clamp(0.49, 199.99);
+    let ending = if rng.random_bool(0.3) { 49 } else { 99 };
+    (price.floor() as u32) * 100 + ending
 }
 
 impl Sku {
@@ -118,22 +168,8 @@ impl Sku {
         } else {
             log_normal(rng, 2.0, 1.0).clamp(0.2, 60.0)
         };
-        let pack_milli = if by_weight {
-            2_500
-        } else if daily_rate < 0.5 {
-            1_000
-        } else if daily_rate < 3.0 {
-            6_000
-        } else if daily_rate < 10.0 {
-            12_000
-        } else {
-            24_000
-        };
-        let median_price = if by_weight { 8.99 } else { 3.99 };
-        let price = log_normal(rng, median_price, 0.7).clamp(0.49, 199.99);
-        // Shelf prices end in .49 or .99.
-        let ending = if rng.random_bool(0.3) { 49 } else { 99 };
-        let price_cents = (price.floor() as u32) * 100 + ending;
+        let pack_milli = pack_milli(daily_rate, by_weight);
+        let price_cents = draw_price_cents(rng, by_weight);
         Self {
             daily_rate,
             by_weight,
@@ -147,7 +183,54 @@ impl Sku {
             today: 0,
             today_factor: 1.0,
             today_price_cents: price_cents,
+            real: None,
         }
+    }
+
+    /// The SKU following series `index` of `sample`, from its day `offset` on.
+    ///
+    /// Sold by the piece: fractional sales are too rare in the sample's series (about 1 % of
+    /// the hours with sales, in every series) to tell goods sold by weight apart. Its
+    /// regular price is drawn as for a synthetic SKU; real discounts apply to it.
+    fn real(rng: &mut ChaCha8Rng, sample: &'static Sample, index: usize, offset: i64) -> Self {
+        let series = &sample.series[index];
+        let daily_rate = series.mean_daily;
+        let price_cents = draw_price_cents(rng, false);
+        Self {
+            daily_rate,
+            by_weight: false,
+            intermittent: false,
+            pack_milli: pack_milli(daily_rate, false),
+            price_cents,
+            season_amplitude: 0.0,
+            season_period_days: 1.0,
+            season_phase: 0.0,
+            promo: None,
+            today: 0,
+            today_factor: 1.0,
+            today_price_cents: price_cents,
+            real: Some(RealLink {
+                series,
+                index,
+                offset,
+            }),
+        }
+    }
+
+    /// [`Sku::start_day`] for a SKU with a real series: today's demand factor, promotion and
+    /// discount are the real day's. Returns whether a real promotion starts today (or, on
+    /// the first day, is running).
+    fn start_real_day(&mut self, real: RealLink, day: i64, first: bool) -> bool {
+        self.today = day;
+        let today = real.series.day(real.offset + day);
+        self.today_factor = if real.series.mean_daily > 0.0 {
+            today.total / real.series.mean_daily
+        } else {
+            0.0
+        };
+        self.today_price_cents =
+            ((f64::from(self.price_cents) * today.discount).round() as u32).max(1);
+        today.promo && (first || !real.series.day(real.offset + day - 1).promo)
     }
 
     /// Rolls the SKU to day `day` (days since the start of the run): trend, promotion
@@ -156,6 +239,9 @@ impl Sku {
     /// On the `first` day, promotions already scheduled before the run are drawn too, so
     /// that promotions run from the start.
     fn start_day(&mut self, rng: &mut ChaCha8Rng, day: i64, first: bool) -> bool {
+        if let Some(real) = self.real {
+            return self.start_real_day(real, day, first);
+        }
         self.today = day;
         if self.promo.is_some_and(|p| day >= p.end_day) {
             self.promo = None;
@@ -196,7 +282,19 @@ impl Sku {
     /// How much to scale a reorder point and order-up-to level today, for a location that
     /// must order `horizon_days` ahead: it plans for part of a promotion running within that
     /// horizon.
+    ///
+    /// With a real series: whether a real promotion day falls within the horizon, and the
+    /// series' own promotion lift.
     pub(crate) fn plan_factor(&self, horizon_days: i64) -> f64 {
+        if let Some(real) = self.real {
+            let ahead =
+                (0..horizon_days).any(|k| real.series.day(real.offset + self.today + k).promo);
+            return if ahead {
+                1.0 + PROMO_PLANNED_SHARE * (real.series.promo_lift - 1.0)
+            } else {
+                1.0
+            };
+        }
         match self.promo {
             Some(p) if p.start_day < self.today + horizon_days => {
                 1.0 + PROMO_PLANNED_SHARE * (p.lift - 1.0)
@@ -262,11 +360,21 @@ pub(crate) struct Demand {
     pub(crate) stores: Vec<Store>,
     /// Per opening-hours variant, the share of a day's demand in each hour (sums to 1).
     hour_share: [[f64; 24]; OPENING_HOURS.len()],
+    /// With real demand: per series and day (`series × 90 + day`), the day's demand within
+    /// each opening-hours variant's hours.
+    real_open_demand: Vec<[f64; OPENING_HOURS.len()]>,
 }
 
 impl Demand {
-    /// Draws the stores and SKUs.
-    pub(crate) fn new(rng: &mut ChaCha8Rng, stores: u32, skus: u32) -> Self {
+    /// Draws the stores and SKUs: synthetic ones, or with `real = Some((sample, weekday0))`
+    /// SKUs following the sample's series in turn, for a run whose first day is `weekday0`
+    /// (0 = Monday).
+    pub(crate) fn new(
+        rng: &mut ChaCha8Rng,
+        stores: u32,
+        skus: u32,
+        real: Option<(&'static Sample, usize)>,
+    ) -> Self {
         let variants: Vec<(usize, f64)> = OPENING_HOURS
             .iter()
             .enumerate()
@@ -278,7 +386,15 @@ impl Demand {
                 hours: pick(rng, &variants),
             })
             .collect();
-        let skus = (0..skus).map(|_| Sku::draw(rng)).collect();
+        let skus = match real {
+            None => (0..skus).map(|_| Sku::draw(rng)).collect(),
+            Some((sample, weekday0)) => (0..skus as usize)
+                .map(|sku| {
+                    let (index, offset) = sample.source(sku, weekday0);
+                    Sku::real(rng, sample, index, offset)
+                })
+                .collect(),
+        };
         let mut hour_share = [[0.0; 24]; OPENING_HOURS.len()];
         for (shares, &(open, close, _)) in hour_share.iter_mut().zip(OPENING_HOURS.iter()) {
             for (hour, share) in shares.iter_mut().enumerate().take(close).skip(open) {
@@ -294,10 +410,22 @@ impl Demand {
             let total: f64 = shares.iter().sum();
             shares.iter_mut().for_each(|s| *s /= total);
         }
+        let real_open_demand = real.map_or_else(Vec::new, |(sample, _)| {
+            let days = sample.series.iter().flat_map(|s| s.days.iter());
+            days.map(|day| {
+                let mut open = [0.0; OPENING_HOURS.len()];
+                for (total, &(from, to, _)) in open.iter_mut().zip(OPENING_HOURS.iter()) {
+                    *total = day.demand[from..to].iter().sum();
+                }
+                open
+            })
+            .collect()
+        });
         Self {
             skus,
             stores,
             hour_share,
+            real_open_demand,
         }
     }
 
@@ -316,6 +444,36 @@ impl Demand {
     pub(crate) fn hour_factor(&self, store: usize, hour: usize, weekday: usize) -> f64 {
         self.hour_share[self.stores[store].hours][hour] * WEEKDAY_FACTOR[weekday]
     }
+
+    /// Share of today's demand of `sku` at `store` falling in hour `hour`, an opening hour
+    /// whose [`Demand::hour_factor`] is `hour_factor`: that factor for a synthetic SKU. For
+    /// a SKU with a real series, the real day's share of that hour among the store's opening
+    /// hours (the source sells around the clock; what it sells while the store is closed is
+    /// spread over the opening hours), or the store's synthetic share if the real day has
+    /// no demand within them. No day-of-week factor: the real days carry their own.
+    pub(crate) fn sku_hour_factor(
+        &self,
+        store: usize,
+        sku: usize,
+        hour: usize,
+        hour_factor: f64,
+    ) -> f64 {
+        let sku = &self.skus[sku];
+        let Some(real) = sku.real else {
+            return hour_factor;
+        };
+        let day = real.day_index(sku.today);
+        let variant = self.stores[store].hours;
+        let open = self
+            .real_open_demand
+            .get(real.index * super::real::SERIES_DAYS + day)
+            .map_or(0.0, |totals| totals[variant]);
+        if open > 0.0 {
+            real.series.days[day].demand[hour] / open
+        } else {
+            self.hour_share[variant][hour]
+        }
+    }
 }
 
 #[cfg(test)]
@@ -326,7 +484,7 @@ mod tests {
     #[test]
     fn profiles_are_normalised() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let demand = Demand::new(&mut rng, 20, 10);
+        let demand = Demand::new(&mut rng, 20, 10, None);
         let mean_weekday: f64 = WEEKDAY_FACTOR.iter().sum::<f64>() / 7.0;
         assert!((mean_weekday - 1.0).abs() < 1e-9);
         for store in 0..20 {
@@ -335,6 +493,59 @@ mod tests {
             assert_eq!(demand.hour_factor(store, 3, 0), 0.0);
             assert!(demand.hour_factor(store, 12, 0) > 0.0);
         }
+    }
+
+    #[test]
+    fn real_skus_follow_their_series_day_by_day() {
+        let sample = Sample::embedded().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let n = sample.series.len();
+        // Two rounds of SKUs over the series, a run starting on a Monday.
+        let mut demand = Demand::new(&mut rng, 12, 2 * n as u32, Some((sample, 0)));
+        let mut promotions = 0;
+        for day in 0..100 {
+            promotions += demand.start_day(&mut rng, day, day == 0);
+            for (i, sku) in demand.skus.iter().enumerate() {
+                let (index, offset) = sample.source(i, 0);
+                let series = &sample.series[index];
+                let real = series.day(offset + day);
+                // Expected demand of an average store is the real day's, in units.
+                assert!((sku.daily_rate * sku.today_factor - real.total).abs() < 1e-9);
+                let discounted = (f64::from(sku.price_cents) * real.discount).round() as u32;
+                assert_eq!(sku.today_price_cents, discounted.max(1));
+                let plan = sku.plan_factor(3);
+                assert!(plan >= 1.0);
+                if plan > 1.0 {
+                    assert!(series.promo_lift > 1.0);
+                }
+                if real.promo && series.promo_lift > 1.0 {
+                    assert!(plan > 1.0);
+                }
+            }
+            for store in 0..12 {
+                let (open, close, _) = OPENING_HOURS[demand.stores[store].hours];
+                for sku in 0..demand.skus.len() {
+                    let shares: Vec<f64> = (open..close)
+                        .map(|h| demand.sku_hour_factor(store, sku, h, 0.5))
+                        .collect();
+                    // The hours' shares of the day sum to 1, and follow the real day's hours.
+                    assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+                    let (index, offset) = sample.source(sku, 0);
+                    let real = sample.series[index].day(offset + day);
+                    let within: f64 = real.demand[open..close].iter().sum();
+                    if within > 0.0 {
+                        for (h, share) in (open..close).zip(&shares) {
+                            assert!((share - real.demand[h] / within).abs() < 1e-12);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(promotions > 0);
+        // Synthetic SKUs keep the store's factor.
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let synthetic = Demand::new(&mut rng, 2, 3, None);
+        assert_eq!(synthetic.sku_hour_factor(1, 2, 12, 0.123), 0.123);
     }
 
     #[test]
@@ -356,7 +567,7 @@ mod tests {
     #[test]
     fn baskets_match_their_mean() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let mut demand = Demand::new(&mut rng, 1, 400);
+        let mut demand = Demand::new(&mut rng, 1, 400, None);
         demand.start_day(&mut rng, 0, true);
         for sku in demand.skus.iter().filter(|s| !s.intermittent).take(40) {
             let n = 5_000;

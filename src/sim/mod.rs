@@ -10,6 +10,7 @@
 //! Layout:
 //! - `config`: [`SimConfig`], its defaults and validation.
 //! - `demand`: how much each SKU sells per store and hour (rates, profiles, promotions).
+//! - `real`: the embedded FreshRetailNet-50K sample behind [`DemandSource::Frn50kSample`].
 //! - `world`: stock, replenishment, deliveries, shrink and shelf observations.
 //! - `event`: the contract's events and their JSON encoding; `format`: times and numbers.
 //! - `bad`: the catalogue of bad records.
@@ -29,6 +30,7 @@ mod config;
 mod demand;
 mod event;
 mod format;
+mod real;
 mod stats;
 mod world;
 
@@ -42,7 +44,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use bad::BadKind;
-pub use config::{SimConfig, SimError, DEFAULT_LATE_DELAY_MS, DEFAULT_START_MS};
+pub use config::{DemandSource, SimConfig, SimError, DEFAULT_LATE_DELAY_MS, DEFAULT_START_MS};
+pub use real::{SampleError, UNITS_PER_SALE};
 pub use stats::{SimStats, WorldStats};
 
 use bad::BadMaker;
@@ -184,7 +187,7 @@ impl Simulator {
         let mut noise = ChaCha8Rng::seed_from_u64(cfg.seed);
         noise.set_stream(NOISE_STREAM);
         Ok(Self {
-            world: World::new(&cfg),
+            world: World::new(&cfg)?,
             world_done: false,
             noise,
             bad: BadMaker::default(),

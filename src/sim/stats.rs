@@ -37,7 +37,8 @@ pub struct WorldStats {
     /// Store orders the DC could fill only partly or not at all.
     pub dc_shortfalls: u64,
     /// Promotions scheduled (those drawn on the first day may start at once; later ones
-    /// start ten days after being scheduled).
+    /// start ten days after being scheduled). With real demand: SKUs' real promotions
+    /// starting (or running on the first day).
     pub promotions: u64,
     /// Store key-hours during opening hours.
     pub open_key_hours: u64,

@@ -15,10 +15,11 @@ use std::collections::BinaryHeap;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::SimConfig;
+use super::config::{DemandSource, SimConfig, SimError};
 use super::demand::{log_normal, pick, poisson, Demand};
 use super::event::{Body, Event, EventId, Names, Origin, Source};
 use super::format::{hour_of_day, weekday, DAY_MS, HOUR_MS};
+use super::real::Sample;
 use super::stats::WorldStats;
 use super::Topic;
 
@@ -146,11 +147,16 @@ fn round_up(qty: i64, unit: i64) -> i64 {
 }
 
 impl World {
-    /// Draws the network (stores, SKUs, stock policies, initial stock) from `cfg.seed`.
-    pub(crate) fn new(cfg: &SimConfig) -> Self {
+    /// Draws the network (stores, SKUs, stock policies, initial stock) from `cfg.seed`;
+    /// fails only if the real demand sample `cfg.demand` asks for cannot be read.
+    pub(crate) fn new(cfg: &SimConfig) -> Result<Self, SimError> {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let names = Names::new(cfg.seed, cfg.dcs, cfg.stores, cfg.skus);
-        let demand = Demand::new(&mut rng, cfg.stores, cfg.skus);
+        let real = match cfg.demand {
+            DemandSource::Synthetic => None,
+            DemandSource::Frn50kSample => Some((Sample::embedded()?, weekday(cfg.start_ms))),
+        };
+        let demand = Demand::new(&mut rng, cfg.stores, cfg.skus, real);
         let skus = cfg.skus as usize;
         let dcs = cfg.dcs as usize;
         let mut keys = vec![KeyState::default(); names.locations() as usize * skus];
@@ -216,7 +222,7 @@ impl World {
                 };
             }
         }
-        Self {
+        Ok(Self {
             names,
             demand,
             keys,
@@ -232,7 +238,7 @@ impl World {
             happenings: Vec::new(),
             scratch: Vec::with_capacity(64),
             stats: WorldStats::default(),
-        }
+        })
     }
 
     /// Location and SKU names of the network.
@@ -505,14 +511,11 @@ impl World {
                 while next_due < due.len() && due[next_due].key == key {
                     next_due += 1;
                 }
-                self.open_key_hour(
-                    out,
-                    loc,
-                    sku,
-                    hour_start,
-                    hour_factor,
-                    &due[first..next_due],
-                );
+                let sku_factor = store.map_or(hour_factor, |s| {
+                    self.demand
+                        .sku_hour_factor(s, sku as usize, hour, hour_factor)
+                });
+                self.open_key_hour(out, loc, sku, hour_start, sku_factor, &due[first..next_due]);
             }
         }
         due.clear();
