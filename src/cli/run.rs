@@ -19,7 +19,8 @@ pub struct RunArgs {
 }
 
 /// Runs the service until SIGTERM or SIGINT: the first signal stops polling, finishes the
-/// batch, flushes and commits; a second one exits at once.
+/// batch, flushes and commits, within `service.shutdown_deadline_secs` (past it: exit 1); a
+/// second signal exits at once (130).
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let cfg = Config::load(a.config.as_deref())?;
     init_logs(&cfg.log);
@@ -30,13 +31,26 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime for signals")?;
     let flag = stop.clone();
+    let deadline = cfg.service.shutdown_deadline();
     rt.spawn(async move {
         signal().await;
-        tracing::info!("signal received: finishing the batch, then exiting");
+        tracing::info!(
+            deadline_secs = deadline.as_secs_f64(),
+            "signal received: finishing the batch, then exiting"
+        );
         flag.store(true, Ordering::Relaxed);
-        signal().await;
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
+        tokio::select! {
+            _ = signal() => {
+                tracing::warn!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            _ = tokio::time::sleep(deadline) => {
+                // The broker is not answering (flush or commit cannot complete): exit anyway,
+                // non-zero; what was not committed is read again after the restart.
+                tracing::error!("service.shutdown_deadline_secs exceeded: exiting without a final commit");
+                std::process::exit(1);
+            }
+        }
     });
     let mut service = crate::service::Service::new(cfg.clone()).context("starting the service")?;
     let http = start_http(&rt, &cfg, &mut service)?;

@@ -87,6 +87,15 @@ struct Slot {
     /// Committed offset per input when the partition was assigned: output triggered below it
     /// was published by an earlier owner.
     resume: [i64; 4],
+    /// Per input: records below this were already read (and dead-lettered where bad) by an
+    /// earlier owner, from the commit metadata; no dead letter is published for them again.
+    dead_lettered_until: [i64; 4],
+    /// Per input: the end of the partition when it was assigned. Until every input has been
+    /// read that far the shard is restoring: it catches up on a backlog, and an input that is
+    /// merely not fetched yet must not be taken for idle.
+    catch_up: [i64; 4],
+    /// Per input: the offset after the last record read.
+    next: [i64; 4],
     /// Last committed offset per input.
     committed: [i64; 4],
     last_seen: [Instant; 4],
@@ -208,7 +217,9 @@ impl Service {
         self.core
             .producer
             .flush(self.core.cfg.service.shutdown_deadline())?;
-        self.core.commit(&self.consumer)?;
+        // The final commit waits for its answer; if the broker does not answer, the shutdown
+        // deadline (enforced by the caller) ends the process.
+        self.core.commit(&self.consumer, CommitMode::Sync)?;
         tracing::info!(stats = ?self.core.stats, "stopped");
         Ok(self.core.stats)
     }
@@ -247,7 +258,7 @@ impl Service {
         }
         self.core.process(&msgs, &inputs)?;
         drop(msgs);
-        self.core.commit(&self.consumer)
+        self.core.commit(&self.consumer, CommitMode::Async)
     }
 }
 
@@ -276,7 +287,9 @@ impl Core {
                 let committed = consumer
                     .committed_offsets(tpl, QUERY_TIMEOUT)
                     .map_err(ServiceError::Committed)?;
-                let mut by_partition: BTreeMap<i32, [i64; 4]> = BTreeMap::new();
+                // Per partition number: committed offset, dead-lettered-until (metadata) and
+                // the partition's end, per input.
+                let mut by_partition: BTreeMap<i32, [[i64; 4]; 3]> = BTreeMap::new();
                 for e in committed.elements() {
                     let Some(i) = inputs.iter().position(|t| t == e.topic()) else {
                         continue;
@@ -285,9 +298,21 @@ impl Core {
                         Offset::Offset(o) => o,
                         _ => 0,
                     };
-                    by_partition.entry(e.partition()).or_insert([0; 4])[i] = off;
+                    let dl = e
+                        .metadata()
+                        .strip_prefix(DEAD_LETTERED_UNTIL)
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(off);
+                    let end = consumer
+                        .fetch_watermarks(e.topic(), e.partition(), QUERY_TIMEOUT)
+                        .map(|(_, high)| high)
+                        .unwrap_or(off);
+                    let entry = by_partition.entry(e.partition()).or_insert([[0; 4]; 3]);
+                    entry[0][i] = off;
+                    entry[1][i] = dl.max(off);
+                    entry[2][i] = end.max(off);
                 }
-                for (p, resume) in by_partition {
+                for (p, [resume, dead_lettered_until, catch_up]) in by_partition {
                     let mut shard = Shard::new(self.engine);
                     shard.set_inputs(4);
                     shard.track_applied(true);
@@ -298,13 +323,21 @@ impl Core {
                             shard,
                             trackers: Default::default(),
                             resume,
+                            dead_lettered_until,
+                            catch_up,
+                            next: [0; 4],
                             committed: resume,
                             last_seen: [now; 4],
                             restoring: true,
                             since: now,
                         },
                     );
-                    tracing::info!(partition = p, ?resume, "partition assigned; rebuilding");
+                    tracing::info!(
+                        partition = p,
+                        ?resume,
+                        ?catch_up,
+                        "partition assigned; rebuilding"
+                    );
                     if let Some(o) = &self.observe {
                         o.health.restoring(p);
                     }
@@ -323,19 +356,14 @@ impl Core {
         }
     }
 
-    /// A rebuilding shard is restored once every input has been read up to where the previous
-    /// owner had committed.
+    /// A rebuilding shard is restored once every input has been read up to the end it had when
+    /// the partition was assigned (past everything an earlier owner committed).
     fn check_restored(&mut self) {
         for (p, slot) in &mut self.slots {
             if !slot.restoring {
                 continue;
             }
-            let caught_up = (0..4).all(|t| {
-                slot.resume[t] == 0
-                    || slot.trackers[t]
-                        .committable()
-                        .is_some_and(|c| c >= slot.resume[t])
-            });
+            let caught_up = (0..4).all(|t| slot.next[t] >= slot.catch_up[t]);
             if caught_up {
                 slot.restoring = false;
                 tracing::info!(
@@ -392,6 +420,7 @@ impl Core {
             for &i in idx {
                 let ts = msgs[i].timestamp().to_millis().unwrap_or(now_ms);
                 slot.trackers[*t].read(msgs[i].offset(), ts);
+                slot.next[*t] = slot.next[*t].max(msgs[i].offset() + 1);
             }
             slot.last_seen[*t] = Instant::now();
             slot.shard.set_idle(*t, false);
@@ -408,7 +437,7 @@ impl Core {
                 self.stats.rejected[r.reason.index()] += 1;
                 rejected[r.reason.index()] += 1;
                 let m = &msgs[idx[r.index as usize]];
-                if m.offset() >= slot.resume[*t] {
+                if m.offset() >= slot.dead_lettered_until[*t] {
                     send_dead_letter(&mut self.producer, &self.cfg, m, r)?;
                     self.stats.dead_letters += 1;
                     dead[r.reason.index()] += 1;
@@ -464,9 +493,11 @@ impl Core {
         Ok(())
     }
 
-    /// Inputs silent for a while stop holding their shard's watermark.
+    /// Inputs silent for a while stop holding their shard's watermark — but not while the shard
+    /// is restoring: then silence only means the input is not fetched yet, and marking it idle
+    /// would push its backlog behind the watermark.
     fn mark_idle(&mut self) {
-        for slot in self.slots.values_mut() {
+        for slot in self.slots.values_mut().filter(|s| !s.restoring) {
             for t in 0..4 {
                 if slot.last_seen[t].elapsed() > INPUT_IDLE {
                     slot.shard.set_idle(t, true);
@@ -476,7 +507,7 @@ impl Core {
     }
 
     /// Commits, per input partition, the lowest offset not yet done (only forward).
-    fn commit(&mut self, consumer: &GroupConsumer) -> Result<(), ServiceError> {
+    fn commit(&mut self, consumer: &GroupConsumer, mode: CommitMode) -> Result<(), ServiceError> {
         let inputs = self.cfg.kafka.topics.inputs();
         let mut tpl = TopicPartitionList::new();
         for (p, slot) in &mut self.slots {
@@ -485,6 +516,10 @@ impl Core {
                     if o > slot.committed[t] {
                         // Infallible for a fresh list.
                         let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(o));
+                        if let Some(mut e) = tpl.find_partition(topic, *p) {
+                            // Everything read so far is acknowledged, its dead letters too.
+                            e.set_metadata(format!("{DEAD_LETTERED_UNTIL}{}", slot.next[t]));
+                        }
                         slot.committed[t] = o;
                     }
                 }
@@ -493,9 +528,10 @@ impl Core {
         if tpl.count() == 0 {
             return Ok(());
         }
-        consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(ServiceError::Commit)?;
+        // Between batches, asynchronous: a synchronous commit waits without a bound when the
+        // coordinator does not answer. The outcome arrives in the context's commit callback; a
+        // failed commit only means records are read again after a restart (at-least-once).
+        consumer.commit(&tpl, mode).map_err(ServiceError::Commit)?;
         self.stats.commits += 1;
         Ok(())
     }
@@ -535,6 +571,9 @@ fn topic_partitions(consumer: &GroupConsumer, topic: &str) -> Result<usize, Serv
         .filter(|t| t.error().is_none())
         .map_or(0, |t| t.partitions().len()))
 }
+
+/// Commit-metadata prefix: the offset after the last record read (and dead-lettered if bad).
+const DEAD_LETTERED_UNTIL: &str = "dead_lettered_until=";
 
 /// CloudEvents (binary mode) type of alerts.
 pub const ALERT_CE_TYPE: &str = "com.stockwatch.alert.v1";

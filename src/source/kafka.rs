@@ -6,11 +6,12 @@
 //! itself (the service suppresses output below the committed offsets while it catches up). The
 //! changelog topic of the recovery issue replaces this full re-read.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
@@ -46,6 +47,7 @@ pub enum Rebalance {
 #[derive(Debug, Default)]
 pub struct GroupContext {
     events: Mutex<Vec<Rebalance>>,
+    commit_failures: AtomicU64,
 }
 
 impl GroupContext {
@@ -55,6 +57,11 @@ impl GroupContext {
             Ok(mut e) => std::mem::take(&mut *e),
             Err(p) => std::mem::take(&mut *p.into_inner()),
         }
+    }
+
+    /// Commits that failed so far.
+    pub fn commit_failures(&self) -> u64 {
+        self.commit_failures.load(Ordering::Relaxed)
     }
 
     fn push(&self, r: Rebalance) {
@@ -75,6 +82,13 @@ fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.commit_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "offset commit failed; the records will be read again after a restart");
+        }
+    }
+
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,

@@ -24,6 +24,33 @@ pub struct Consumed {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl Consumed {
+    fn from_message(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        Consumed {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            key: m.key().unwrap_or_default().to_vec(),
+            value: m.payload().unwrap_or_default().to_vec(),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
 /// Reads `topics` (each with `partitions` partitions) from the beginning until `expected`
 /// records arrived and then a quiet period passed, or the deadline. Partitions are assigned
 /// directly (no group join to wait for) and the end is found by counting: tansu's high
@@ -73,20 +100,7 @@ pub fn consume_until(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                got.push(Consumed {
-                    topic: m.topic().to_owned(),
-                    partition: m.partition(),
-                    key: m.key().unwrap_or_default().to_vec(),
-                    value: m.payload().unwrap_or_default().to_vec(),
-                    headers: m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                });
+                got.push(Consumed::from_message(&m));
                 if got.len() >= expected && complete_at.is_none() {
                     complete_at = Some(Instant::now());
                 }
@@ -101,4 +115,87 @@ pub fn consume_until(
         started.elapsed().as_secs_f64()
     );
     got
+}
+
+/// A reader that follows `topics` from the beginning for the whole test, keeping every record
+/// (duplicates included) in arrival order: for tests that watch output while the service runs.
+pub struct Tail {
+    consumer: BaseConsumer,
+    /// Everything read so far.
+    pub records: Vec<Consumed>,
+}
+
+impl Tail {
+    /// Assigns every partition of `topics` from the beginning (no group join).
+    pub fn new(bootstrap: &str, topics: &[String], partitions: i32) -> Tail {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", format!("test-tail-{}-{n}", std::process::id()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for t in topics {
+            for p in 0..partitions {
+                tpl.add_partition_offset(t, p, Offset::Beginning)
+                    .expect("partition");
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        Tail {
+            consumer,
+            records: Vec::new(),
+        }
+    }
+
+    /// Reads whatever arrives within `d`; returns how many records that was.
+    pub fn poll_for(&mut self, d: Duration) -> usize {
+        let started = Instant::now();
+        let before = self.records.len();
+        loop {
+            let left = d.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            match self.consumer.poll(left.min(Duration::from_millis(100))) {
+                Some(Ok(m)) => self.records.push(Consumed::from_message(&m)),
+                Some(Err(e)) => panic!("consume: {e}"),
+                None => {}
+            }
+        }
+        self.records.len() - before
+    }
+
+    /// Reads until `done(records)` holds and then nothing arrived for `quiet`, or until
+    /// `deadline` passed. Returns whether `done` held.
+    pub fn poll_until(
+        &mut self,
+        deadline: Duration,
+        quiet: Duration,
+        mut done: impl FnMut(&[Consumed]) -> bool,
+    ) -> bool {
+        let started = Instant::now();
+        let mut ok = done(&self.records);
+        let mut last = Instant::now();
+        while started.elapsed() < deadline {
+            if ok && last.elapsed() >= quiet {
+                break;
+            }
+            match self.consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    self.records.push(Consumed::from_message(&m));
+                    last = Instant::now();
+                    if !ok {
+                        ok = done(&self.records);
+                    }
+                }
+                Some(Err(e)) => panic!("consume: {e}"),
+                None => {}
+            }
+        }
+        ok
+    }
 }

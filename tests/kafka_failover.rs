@@ -1,0 +1,811 @@
+//! Failover and shutdown of the service against a real Kafka-protocol broker (tansu), while
+//! the simulator is still producing (`simulate --rate`):
+//!
+//! 1. two instances in one group split the four partitions; one is SIGKILLed mid-stream, the
+//!    other takes every partition over; the distinct alert ids on the alerts topic equal
+//!    `stockwatch replay --partitions 4` on the same events (each alert's body too, but for
+//!    `emitted_at`), every alert validates against `schemas/alert.v1.schema.json`, and every
+//!    rejected record is dead-lettered at least once — exactly the replay's rejects after
+//!    dedupe by source (topic, partition, offset). Raw duplicates are allowed (at-least-once)
+//!    and printed;
+//! 2. SIGTERM under load exits 0 within the deadline, and a restarted instance publishes the
+//!    missing alerts and nothing it had published before.
+//!
+//! Two regression tests cover bugs these tests found: SIGTERM with an unresponsive broker must
+//! still end the process within the shutdown deadline, and an instance starting on a backlog
+//! must not reject it as `late` (inputs are not idle while a shard is still catching up).
+//!
+//! Each test starts its own broker and uses its own topics and group.
+
+#[path = "support/broker.rs"]
+mod broker;
+#[path = "support/consume.rs"]
+mod consume;
+#[path = "support/service.rs"]
+mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use broker::Broker;
+use consume::{Consumed, Tail};
+use service::{stockwatch, topics, Instance, Producer};
+
+const PARTITIONS: u32 = 4;
+const ALL: [i32; 4] = [0, 1, 2, 3];
+/// Bound on any single wait of these tests (group joins take `session.timeout.ms / 2` = 3 s on
+/// tansu, noticing a dead member 6 s).
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The simulated stream of a test: ~30 000 events over 8 stores × 40 SKUs, 1 % bad records, no
+/// duplicates or late events (so the service and the offline replay see the same events).
+fn sim_args(seed: &str) -> Vec<&str> {
+    vec![
+        "--events",
+        "30000",
+        "--stores",
+        "8",
+        "--skus",
+        "40",
+        "--days",
+        "40",
+        "--seed",
+        seed,
+        "--bad-ratio",
+        "0.01",
+    ]
+}
+
+/// What the engine says offline about the stream of `seed`.
+struct Expected {
+    /// Alert bodies by id, without `emitted_at` (the service stamps processing time).
+    alerts: BTreeMap<String, serde_json::Value>,
+    /// `(reason, original value)` of every reject, with multiplicity.
+    rejects: BTreeMap<(String, String), usize>,
+    /// Rejects by reason.
+    by_reason: BTreeMap<String, usize>,
+    /// Every line of the event file (original values of the records).
+    originals: BTreeSet<Vec<u8>>,
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn without_emitted_at(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("emitted_at");
+    }
+    v
+}
+
+fn expected(dir: &Path, seed: &str) -> Expected {
+    let file = dir.join("events.jsonl");
+    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
+    args.extend(sim_args(seed));
+    stockwatch(&args);
+    let alerts_file = dir.join("alerts.jsonl");
+    let rejects_file = dir.join("rejects.jsonl");
+    stockwatch(&[
+        "replay",
+        "--quiet",
+        "--input",
+        file.to_str().unwrap(),
+        "--alerts-out",
+        alerts_file.to_str().unwrap(),
+        "--rejects-out",
+        rejects_file.to_str().unwrap(),
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ]);
+    let mut alerts = BTreeMap::new();
+    for a in lines(&alerts_file) {
+        let id = a["alert_id"].as_str().unwrap().to_owned();
+        assert!(
+            alerts.insert(id.clone(), without_emitted_at(a)).is_none(),
+            "replay raised {id} twice"
+        );
+    }
+    let mut rejects = BTreeMap::new();
+    let mut by_reason = BTreeMap::new();
+    for r in lines(&rejects_file) {
+        let reason = r["reason"].as_str().unwrap().to_owned();
+        let value = r["value"].as_str().unwrap().to_owned();
+        *by_reason.entry(reason.clone()).or_default() += 1;
+        *rejects.entry((reason, value)).or_default() += 1;
+    }
+    let originals = std::fs::read(&file)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert!(alerts.len() > 300, "the stream should raise alerts");
+    assert!(
+        by_reason.len() >= 5,
+        "the stream should have bad records of every reason"
+    );
+    Expected {
+        alerts,
+        rejects,
+        by_reason,
+        originals,
+    }
+}
+
+/// Creates the six topics with four partitions each, before anyone produces or subscribes.
+fn create_topics(bootstrap: &str, prefix: &str) {
+    let t = topics(prefix);
+    let producer = stockwatch::sink::kafka::EventProducer::new(
+        stockwatch::sink::kafka::ProducerSettings::new(bootstrap),
+    )
+    .expect("producer");
+    let names: Vec<&str> = t.iter().map(String::as_str).collect();
+    producer
+        .ensure_topics(&names, PARTITIONS, 1, Duration::from_secs(20))
+        .expect("create topics");
+}
+
+fn alert_validator() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/alert.v1.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("alert schema")
+}
+
+/// Distinct `ce_id`s (= alert ids) of alert records.
+fn distinct_ids(records: &[Consumed]) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter_map(|m| m.header("ce_id"))
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .collect()
+}
+
+/// What the alerts topic holds, checked record by record.
+#[derive(Debug)]
+struct AlertFigures {
+    raw: usize,
+    distinct: usize,
+    duplicates: usize,
+    missing: Vec<String>,
+    extra: Vec<String>,
+}
+
+/// Checks every alert record (schema, CloudEvents id, key, body against the replay's, copies
+/// identical) and compares the distinct set with the replay's.
+fn check_alerts(records: &[Consumed], want: &Expected) -> AlertFigures {
+    let validator = alert_validator();
+    let mut seen: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for m in records {
+        let v: serde_json::Value = serde_json::from_slice(&m.value).expect("alert json");
+        if let Err(e) = validator.validate(&v) {
+            panic!("alert does not validate against alert.v1.schema.json: {e}\n{v}");
+        }
+        let id = v["alert_id"].as_str().expect("alert_id").to_owned();
+        assert_eq!(m.header("ce_id"), Some(id.as_bytes()), "ce_id != alert_id");
+        assert_eq!(
+            m.key,
+            format!(
+                "{}|{}",
+                v["location"].as_str().unwrap(),
+                v["sku"].as_str().unwrap()
+            )
+            .into_bytes()
+        );
+        let body = without_emitted_at(v);
+        if let Some(w) = want.alerts.get(&id) {
+            assert_eq!(&body, w, "alert {id} differs from the replay's");
+        }
+        if let Some(prev) = seen.get(&id) {
+            assert_eq!(prev, &body, "two copies of alert {id} differ");
+        } else {
+            seen.insert(id, body);
+        }
+    }
+    let got: BTreeSet<&String> = seen.keys().collect();
+    let want_ids: BTreeSet<&String> = want.alerts.keys().collect();
+    AlertFigures {
+        raw: records.len(),
+        distinct: seen.len(),
+        duplicates: records.len() - seen.len(),
+        missing: want_ids.difference(&got).map(|s| (*s).clone()).collect(),
+        extra: got.difference(&want_ids).map(|s| (*s).clone()).collect(),
+    }
+}
+
+impl AlertFigures {
+    /// No alert of the replay missing, none extra.
+    fn assert_equal_to_replay(&self, expected: usize) {
+        assert!(
+            self.missing.is_empty() && self.extra.is_empty(),
+            "alerts differ from replay: {expected} expected, {} distinct published; {} missing (e.g. {:?}), {} extra (e.g. {:?})",
+            self.distinct,
+            self.missing.len(),
+            self.missing.iter().take(5).collect::<Vec<_>>(),
+            self.extra.len(),
+            self.extra.iter().take(5).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// (topic, partition, offset) of the record a dead letter stands for.
+fn dead_letter_source(d: &Consumed) -> (String, String, String) {
+    let h = |k: &str| {
+        String::from_utf8_lossy(
+            d.header(k)
+                .unwrap_or_else(|| panic!("dead letter without header {k}")),
+        )
+        .into_owned()
+    };
+    (
+        h("__connect.errors.topic"),
+        h("__connect.errors.partition"),
+        h("__connect.errors.offset"),
+    )
+}
+
+/// What the dead-letter topic holds.
+#[derive(Debug)]
+struct DeadFigures {
+    raw: usize,
+    /// Distinct sources (topic, partition, offset).
+    distinct: usize,
+    /// After dedupe by source.
+    by_reason: BTreeMap<String, usize>,
+    /// After dedupe by source, `(reason, original value)` with multiplicity.
+    rejects: BTreeMap<(String, String), usize>,
+}
+
+/// Checks every dead letter (source headers, a message, the original bytes; every copy of one
+/// source the same record with the same reason) and dedupes them by source.
+fn check_dead_letters(dead: &[Consumed], prefix: &str, want: &Expected) -> DeadFigures {
+    let mut by_source: BTreeMap<(String, String, String), (String, &[u8])> = BTreeMap::new();
+    for d in dead {
+        let src = dead_letter_source(d);
+        assert!(src.0.starts_with(prefix), "source topic {}", src.0);
+        let reason =
+            String::from_utf8_lossy(d.header("stockwatch.reason").expect("reason")).into_owned();
+        assert!(
+            !d.header("__connect.errors.exception.message")
+                .unwrap_or_default()
+                .is_empty(),
+            "dead letter without a message"
+        );
+        assert!(
+            want.originals.contains(&d.value),
+            "dead letter value is not an original record"
+        );
+        match by_source.get(&src) {
+            Some(prev) => assert_eq!(
+                prev,
+                &(reason, d.value.as_slice()),
+                "two dead letters of {src:?} differ"
+            ),
+            None => {
+                by_source.insert(src, (reason, &d.value));
+            }
+        }
+    }
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    let mut rejects: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (reason, value) in by_source.values() {
+        *by_reason.entry(reason.clone()).or_default() += 1;
+        *rejects
+            .entry((reason.clone(), String::from_utf8_lossy(value).into_owned()))
+            .or_default() += 1;
+    }
+    DeadFigures {
+        raw: dead.len(),
+        distinct: by_source.len(),
+        by_reason,
+        rejects,
+    }
+}
+
+impl DeadFigures {
+    /// After dedupe by source: exactly the replay's rejects (reason and original bytes).
+    fn assert_equal_to_replay(&self, want: &Expected) {
+        assert_eq!(self.by_reason, want.by_reason, "dead letters by reason");
+        assert!(
+            self.rejects == want.rejects,
+            "dead letters (reason, value) differ from the replay's rejects"
+        );
+    }
+}
+
+/// Dead-letter sources seen more than once, with their count.
+fn repeated_sources(dead: &[Consumed]) -> BTreeMap<(String, String, String), usize> {
+    let mut n: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for d in dead {
+        *n.entry(dead_letter_source(d)).or_default() += 1;
+    }
+    n.retain(|_, c| *c > 1);
+    n
+}
+
+/// The committed offsets an instance resumed each partition from (its last "partition
+/// assigned" log line per partition: `partition=P resume=[S, H, R, A]`).
+fn resumes(inst: &Instance) -> BTreeMap<i32, Vec<i64>> {
+    let mut out = BTreeMap::new();
+    for l in inst
+        .log()
+        .lines()
+        .filter(|l| l.contains("partition assigned"))
+    {
+        let field = |name: &str| l.split(name).nth(1).map(str::to_owned);
+        let Some(p) = field("partition=").and_then(|p| {
+            p.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|d| d.parse().ok())
+        }) else {
+            continue;
+        };
+        let Some(r) = field("resume=[").and_then(|r| r.split(']').next().map(str::to_owned)) else {
+            continue;
+        };
+        let offs: Vec<i64> = r.split(',').filter_map(|o| o.trim().parse().ok()).collect();
+        out.insert(p, offs);
+    }
+    out
+}
+
+/// Rebalances an instance handled, from its exit summary (`None` if it printed none).
+fn rebalances(inst: &Instance) -> Option<u64> {
+    let log = inst.log();
+    let line = log.lines().find(|l| l.contains("stockwatch stopped:"))?;
+    let (before, _) = line.split_once(" rebalances")?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+fn partitions_of(r: &serde_json::Value) -> Vec<i32> {
+    r["partitions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_i64())
+                .map(|p| p as i32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Expects a clean exit within `deadline` after SIGTERM, with the exit summary.
+fn stop_gracefully(inst: &mut Instance, deadline: Duration) -> Duration {
+    let Some((status, took)) = inst.sigterm(deadline) else {
+        panic!(
+            "instance {} did not exit within {deadline:?} of SIGTERM:\n{}",
+            inst.name,
+            inst.log()
+        );
+    };
+    let log = inst.log();
+    assert!(
+        status.success(),
+        "instance {} exited with {status}:\n{log}",
+        inst.name
+    );
+    assert!(log.contains("stockwatch stopped"), "{log}");
+    took
+}
+
+#[test]
+fn two_instances_one_killed_mid_stream_the_survivor_takes_over_and_alerts_equal_replay() {
+    let t0 = Instant::now();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (prefix, group, seed) = ("fo-kill.", "failover-kill", "21");
+    let t = topics(prefix);
+    let want = expected(dir.path(), seed);
+
+    create_topics(&bootstrap, prefix);
+    let mut alerts = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    // 30 000 events at 1 000/s: production goes on for ~30 s, through the join of B (~10 s), the
+    // kill of A and B's takeover (~12 s later: session timeout, rejoin, rebuild).
+    let mut args = sim_args(seed);
+    args.extend(["--rate", "1000"]);
+    let mut producer = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
+
+    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &[]);
+    a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
+    let t_a = a.started.elapsed();
+    assert!(
+        alerts.poll_until(WAIT, Duration::ZERO, |r| r.len() >= 20),
+        "A published no alerts"
+    );
+    let a_alerts_alone = alerts.records.len();
+
+    let mut b = Instance::start("B", &bootstrap, prefix, group, dir.path(), &[]);
+    // The group rebalances: A and B split the partitions (range assignor: two each).
+    let split_started = Instant::now();
+    let (pa, pb) = loop {
+        let (pa, pb) = (a.partitions(), b.partitions());
+        if let (Some(pa), Some(pb)) = (&pa, &pb) {
+            let union: BTreeSet<i32> = pa.iter().chain(pb).copied().collect();
+            if !pa.is_empty()
+                && !pb.is_empty()
+                && pa.len() + pb.len() == ALL.len()
+                && union == ALL.into_iter().collect()
+            {
+                break (pa.clone(), pb.clone());
+            }
+        }
+        assert!(a.is_running() && b.is_running(), "an instance exited");
+        assert!(
+            split_started.elapsed() < WAIT,
+            "A and B did not split the partitions (A {pa:?}, B {pb:?})\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let t_split = split_started.elapsed();
+    // Let both work a little on their halves.
+    alerts.poll_for(Duration::from_secs(1));
+    assert!(
+        producer.is_running(),
+        "the producer finished before the kill: lower --rate"
+    );
+    let kill_at = t0.elapsed();
+    let before_kill = alerts.records.len();
+    a.sigkill();
+
+    // B notices (session timeout) and takes over every partition.
+    let takeover_started = Instant::now();
+    let rb = b.wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
+    let t_takeover = takeover_started.elapsed();
+    let producing_at_takeover = producer.is_running();
+    let t_produce = producer.wait(Duration::from_secs(60));
+
+    // Everything the replay raised arrives; then nothing new for 2 s.
+    let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
+    let catch_up = Instant::now();
+    let complete = alerts.poll_until(WAIT, Duration::from_secs(2), |r| {
+        distinct_ids(r).is_superset(&want_ids)
+    });
+    let t_catch_up = catch_up.elapsed();
+    let mut dead = Tail::new(&bootstrap, &t[5..6], PARTITIONS as i32);
+    let want_dead: usize = want.by_reason.values().sum();
+    dead.poll_until(WAIT, Duration::from_secs(1), |r| {
+        r.iter()
+            .map(dead_letter_source)
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= want_dead
+    });
+
+    let stop_took = stop_gracefully(&mut b, Duration::from_secs(30));
+    alerts.poll_for(Duration::from_millis(500));
+    dead.poll_for(Duration::from_millis(500));
+
+    let f = check_alerts(&alerts.records, &want);
+    let d = check_dead_letters(&dead.records, prefix, &want);
+    let (dead_raw, dead_distinct) = (d.raw, d.distinct);
+    let a_assigned = a.log_count("partition assigned");
+    let b_assigned = b.log_count("partition assigned");
+    eprintln!(
+        "failover (SIGKILL): {} alerts expected; {} distinct on the topic, {} raw, {} raw duplicates \
+         ({} published by A alone, {} before the kill); dead letters: {} expected, {} distinct \
+         sources, {} raw, {} duplicates",
+        want.alerts.len(),
+        f.distinct,
+        f.raw,
+        f.duplicates,
+        a_alerts_alone,
+        before_kill,
+        want_dead,
+        dead_distinct,
+        dead_raw,
+        dead_raw - dead_distinct,
+    );
+    eprintln!(
+        "failover (SIGKILL): A assigned all after {:.1} s; split after B started {:.1} s (A {pa:?}, B {pb:?}); \
+         A killed at {:.1} s; B owned all after {:.1} s more (ready: {}), production still running then: {}; \
+         production took {:.1} s; caught up {:.1} s after it; B stopped in {:.2} s; \
+         rebalances: B {:?} (partition assignments logged: A {a_assigned}, B {b_assigned}); total {:.1} s",
+        t_a.as_secs_f64(),
+        t_split.as_secs_f64(),
+        kill_at.as_secs_f64(),
+        t_takeover.as_secs_f64(),
+        rb["ready"],
+        producing_at_takeover,
+        t_produce.as_secs_f64(),
+        t_catch_up.as_secs_f64(),
+        stop_took.as_secs_f64(),
+        rebalances(&b),
+        t0.elapsed().as_secs_f64(),
+    );
+    f.assert_equal_to_replay(want.alerts.len());
+    d.assert_equal_to_replay(&want);
+    assert!(complete, "not every expected alert arrived");
+    drop(broker);
+}
+
+#[test]
+fn sigterm_under_load_exits_zero_and_a_restart_publishes_exactly_the_missing_alerts() {
+    let t0 = Instant::now();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (prefix, group, seed) = ("fo-term.", "failover-term", "22");
+    let t = topics(prefix);
+    let want = expected(dir.path(), seed);
+    const DEADLINE_SECS: u64 = 10;
+    let deadline_env = DEADLINE_SECS.to_string();
+    let env = [(
+        "STOCKWATCH__SERVICE__SHUTDOWN_DEADLINE_SECS",
+        deadline_env.as_str(),
+    )];
+
+    create_topics(&bootstrap, prefix);
+    let mut alerts = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    // 30 000 events at 2 500/s: ~12 s of production.
+    let mut args = sim_args(seed);
+    args.extend(["--rate", "2500"]);
+    let mut producer = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
+
+    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &env);
+    a.wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
+    assert!(
+        alerts.poll_until(WAIT, Duration::ZERO, |r| r.len() >= 50),
+        "A published no alerts"
+    );
+    assert!(
+        producer.is_running(),
+        "the producer finished before SIGTERM: lower --rate"
+    );
+    let term_at = t0.elapsed();
+    let stop_took = stop_gracefully(&mut a, Duration::from_secs(DEADLINE_SECS));
+    let producing_after_exit = producer.is_running();
+    // Everything A published (its last batch was acknowledged before it exited).
+    alerts.poll_for(Duration::from_secs(1));
+    let before: Vec<String> = alerts
+        .records
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.header("ce_id").expect("ce_id")).into_owned())
+        .collect();
+    let before_set: BTreeSet<&String> = before.iter().collect();
+    assert_eq!(before.len(), before_set.len(), "A published an alert twice");
+
+    let mut a2 = Instance::start("A2", &bootstrap, prefix, group, dir.path(), &env);
+    let restarted = Instant::now();
+    a2.wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
+    let t_ready = restarted.elapsed();
+    let t_produce = producer.wait(Duration::from_secs(60));
+    let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
+    let catch_up = Instant::now();
+    let complete = alerts.poll_until(WAIT, Duration::from_secs(2), |r| {
+        distinct_ids(r).is_superset(&want_ids)
+    });
+    let t_catch_up = catch_up.elapsed();
+    let mut dead = Tail::new(&bootstrap, &t[5..6], PARTITIONS as i32);
+    let want_dead: usize = want.by_reason.values().sum();
+    dead.poll_until(WAIT, Duration::from_secs(1), |r| r.len() >= want_dead);
+    let stop2_took = stop_gracefully(&mut a2, Duration::from_secs(DEADLINE_SECS));
+    alerts.poll_for(Duration::from_millis(500));
+    dead.poll_for(Duration::from_millis(500));
+
+    let f = check_alerts(&alerts.records, &want);
+    let d = check_dead_letters(&dead.records, prefix, &want);
+    let (dead_raw, dead_distinct) = (d.raw, d.distinct);
+    let after: Vec<String> = alerts.records[before.len()..]
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.header("ce_id").expect("ce_id")).into_owned())
+        .collect();
+    let repeated = repeated_sources(&dead.records);
+    let resumed = resumes(&a2);
+    let republished: BTreeSet<&String> =
+        after.iter().filter(|id| before_set.contains(id)).collect();
+    let missing_before = want.alerts.len() - before_set.len();
+    eprintln!(
+        "shutdown (SIGTERM): {} alerts expected; {} distinct on the topic, {} raw, {} raw duplicates; \
+         A published {} before exiting; the restart published {} ({} were missing, {} republished, e.g. {:?}); \
+         dead letters: {} expected, {} distinct sources, {} raw ({} dead-lettered again: {:?}; A2 resumed at {:?})",
+        want.alerts.len(),
+        f.distinct,
+        f.raw,
+        f.duplicates,
+        before.len(),
+        after.len(),
+        missing_before,
+        republished.len(),
+        republished.iter().take(3).collect::<Vec<_>>(),
+        want_dead,
+        dead_distinct,
+        dead_raw,
+        repeated.len(),
+        repeated.keys().collect::<Vec<_>>(),
+        resumed,
+    );
+    eprintln!(
+        "shutdown (SIGTERM): SIGTERM at {:.1} s, exit 0 after {:.2} s (deadline {DEADLINE_SECS} s), \
+         production still running after the exit: {producing_after_exit}; restart ready after {:.1} s; \
+         production took {:.1} s; caught up {:.1} s after it; A2 stopped in {:.2} s; \
+         rebalances: A {:?}, A2 {:?}; total {:.1} s",
+        term_at.as_secs_f64(),
+        stop_took.as_secs_f64(),
+        t_ready.as_secs_f64(),
+        t_produce.as_secs_f64(),
+        t_catch_up.as_secs_f64(),
+        stop2_took.as_secs_f64(),
+        rebalances(&a),
+        rebalances(&a2),
+        t0.elapsed().as_secs_f64(),
+    );
+    f.assert_equal_to_replay(want.alerts.len());
+    d.assert_equal_to_replay(&want);
+    assert!(complete, "not every expected alert arrived");
+    assert!(
+        republished.is_empty(),
+        "after a graceful stop the restart republished {} alerts, e.g. {:?}",
+        republished.len(),
+        republished.iter().take(5).collect::<Vec<_>>()
+    );
+    assert_eq!(f.duplicates, 0);
+    // Dead letters are at-least-once even across a graceful stop: the committed offset of an
+    // input partition is its oldest record still waiting in the reorder buffer, so records
+    // rejected (and dead-lettered) after it are read and dead-lettered again by the restart.
+    // Every repeat must lie in that window.
+    for (topic, partition, offset) in repeated.keys() {
+        let input = t[..4].iter().position(|x| x == topic).expect("input topic");
+        let p: i32 = partition.parse().unwrap();
+        let o: i64 = offset.parse().unwrap();
+        let resume = resumed.get(&p).and_then(|r| r.get(input)).copied();
+        assert!(
+            resume.is_some_and(|r| o >= r),
+            "{topic}/{p}@{o} dead-lettered again although A had committed past it (A2 resumed at {resume:?})"
+        );
+    }
+    drop(broker);
+}
+
+/// Regression test (a bug, now fixed): `service.shutdown_deadline_secs` was not enforced when the broker stops answering. SIGTERM
+/// is only seen between batches, and a batch can block far longer: the offset commit is
+/// synchronous without a timeout (`rd_kafka_commit` waits forever: a SIGTERM was observed to
+/// take 910 s, until the broker was resumed), the flush waits up to a fixed 30 s
+/// (`FLUSH_DEADLINE`, then exit 1), and closing the consumer waits 5 s for LeaveGroup.
+#[test]
+fn sigterm_with_a_frozen_broker_still_exits_within_the_deadline() {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (prefix, group) = ("fo-frozen.", "failover-frozen");
+    const DEADLINE_SECS: u64 = 3;
+    let deadline_env = DEADLINE_SECS.to_string();
+    create_topics(&bootstrap, prefix);
+    // A backlog that keeps the service busy (poll, publish, flush, commit) for a few seconds.
+    let mut producer = Producer::start(
+        &bootstrap,
+        prefix,
+        PARTITIONS,
+        &[
+            "--events",
+            "300000",
+            "--stores",
+            "20",
+            "--skus",
+            "100",
+            "--days",
+            "60",
+            "--seed",
+            "23",
+            "--bad-ratio",
+            "0.01",
+        ],
+    );
+    producer.wait(Duration::from_secs(60));
+    let mut alerts = Tail::new(&bootstrap, &topics(prefix)[4..5], PARTITIONS as i32);
+    let mut a = Instance::start(
+        "A",
+        &bootstrap,
+        prefix,
+        group,
+        dir.path(),
+        &[(
+            "STOCKWATCH__SERVICE__SHUTDOWN_DEADLINE_SECS",
+            deadline_env.as_str(),
+        )],
+    );
+    a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
+    assert!(
+        alerts.poll_until(WAIT, Duration::ZERO, |r| r.len() >= 100),
+        "A published no alerts:\n{}",
+        a.log()
+    );
+    broker.pause();
+    std::thread::sleep(Duration::from_millis(300));
+    let margin = Duration::from_secs(2);
+    let exit = a.sigterm(Duration::from_secs(DEADLINE_SECS) + margin);
+    broker.resume();
+    eprintln!("frozen broker: SIGTERM → {exit:?} (deadline {DEADLINE_SECS} s + {margin:?} margin)");
+    assert!(
+        exit.is_some(),
+        "no exit within {DEADLINE_SECS} s (+{margin:?}) of SIGTERM while the broker was frozen:\n{}",
+        a.log()
+    );
+}
+
+/// The `late` rejections an instance reports on `/metrics`.
+fn late_rejections(inst: &Instance) -> Option<f64> {
+    let (_, body) = inst.get("/metrics")?;
+    body.lines()
+        .find(|l| {
+            l.starts_with("stockwatch_events_rejected_total") && l.contains("reason=\"late\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Regression test (a bug, now fixed): an instance that starts on a backlog — as every
+/// takeover does, since a newly assigned partition is rebuilt by reading its inputs from the
+/// beginning — must publish what `replay` publishes. The service used to mark an input idle
+/// after 2 s without a message (wall clock) whether or not it had caught up; while the other
+/// topics' backlog was still being fetched the watermark jumped ahead and 150 469 of 272 055
+/// records were dead-lettered `late` (replay: 0). Inputs are now never idle while the shard is
+/// still reading up to the partition ends it saw at assignment.
+#[test]
+fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
+    let t0 = Instant::now();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (prefix, group) = ("fo-backlog.", "failover-backlog");
+    let sim = [
+        "--events",
+        "300000",
+        "--stores",
+        "20",
+        "--skus",
+        "100",
+        "--days",
+        "60",
+        "--seed",
+        "23",
+        "--bad-ratio",
+        "0.01",
+    ];
+    let file = dir.path().join("events.jsonl");
+    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
+    args.extend(sim);
+    stockwatch(&args);
+    let alerts_file = dir.path().join("alerts.jsonl");
+    stockwatch(&[
+        "replay",
+        "--quiet",
+        "--input",
+        file.to_str().unwrap(),
+        "--alerts-out",
+        alerts_file.to_str().unwrap(),
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ]);
+    let want_ids: BTreeSet<String> = lines(&alerts_file)
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+
+    create_topics(&bootstrap, prefix);
+    Producer::start(&bootstrap, prefix, PARTITIONS, &sim).wait(Duration::from_secs(60));
+    let mut alerts = Tail::new(&bootstrap, &topics(prefix)[4..5], PARTITIONS as i32);
+    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &[]);
+    a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
+    let complete = alerts.poll_until(Duration::from_secs(40), Duration::from_secs(2), |r| {
+        distinct_ids(r).is_superset(&want_ids)
+    });
+    let got = distinct_ids(&alerts.records);
+    let late = late_rejections(&a);
+    eprintln!(
+        "backlog: {} alerts expected, {} distinct published ({} of them expected), late rejections {late:?}; {:.1} s",
+        want_ids.len(),
+        got.len(),
+        got.intersection(&want_ids).count(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(late, Some(0.0), "records rejected as late");
+    assert!(complete, "alerts missing");
+}
