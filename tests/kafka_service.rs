@@ -7,13 +7,15 @@
 mod broker;
 #[path = "support/consume.rs"]
 mod consume;
+#[path = "support/service.rs"]
+mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use broker::Broker;
+use service::{stockwatch, topics, Instance};
 
 const PARTITIONS: u32 = 4;
 const SIM: [&str; 12] = [
@@ -30,71 +32,6 @@ const SIM: [&str; 12] = [
     "--bad-ratio",
     "0.01",
 ];
-
-fn stockwatch(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_stockwatch"))
-        .args(args)
-        .output()
-        .expect("cannot run stockwatch");
-    assert!(
-        out.status.success(),
-        "stockwatch {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn topics(prefix: &str) -> [String; 6] {
-    [
-        "sales",
-        "shipments",
-        "receipts",
-        "availability",
-        "alerts",
-        "dead-letter",
-    ]
-    .map(|t| format!("{prefix}{t}"))
-}
-
-/// Starts `stockwatch run` against the broker with the test's topics and group.
-fn start_service(bootstrap: &str, prefix: &str, group: &str) -> Child {
-    let t = topics(prefix);
-    Command::new(env!("CARGO_BIN_EXE_stockwatch"))
-        .arg("run")
-        .env("STOCKWATCH__KAFKA__BOOTSTRAP_SERVERS", bootstrap)
-        .env("STOCKWATCH__KAFKA__GROUP_ID", group)
-        .env("STOCKWATCH__KAFKA__SESSION_TIMEOUT_MS", "6000")
-        .env("STOCKWATCH__KAFKA__POLL_MAX_MS", "50")
-        .env("STOCKWATCH__KAFKA__TOPICS__SALES", &t[0])
-        .env("STOCKWATCH__KAFKA__TOPICS__SHIPMENTS", &t[1])
-        .env("STOCKWATCH__KAFKA__TOPICS__RECEIPTS", &t[2])
-        .env("STOCKWATCH__KAFKA__TOPICS__AVAILABILITY", &t[3])
-        .env("STOCKWATCH__KAFKA__TOPICS__ALERTS", &t[4])
-        .env("STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER", &t[5])
-        .env("STOCKWATCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start stockwatch run")
-}
-
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no exit within 30 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -155,7 +92,7 @@ fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
     assert!(!want_rejects.is_empty());
 
     // The service.
-    let mut svc = start_service(&bootstrap, prefix, "svc-test");
+    let mut svc = Instance::start("A", &bootstrap, prefix, "svc-test", dir.path(), &[]);
     let got = consume::consume(&bootstrap, &t[4..5], PARTITIONS as i32, want_alerts.len());
     let got_ids: Vec<String> = got
         .iter()
@@ -239,17 +176,14 @@ fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
     assert_eq!(got_by_reason, want_by_reason);
 
     // SIGTERM: finish, commit, exit 0.
-    let status = sigterm(&mut svc);
-    let mut err = String::new();
-    if let Some(mut e) = svc.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
-    assert!(status.success(), "exit status {status:?}\n{err}");
-    assert!(err.contains("stockwatch stopped"), "{err}");
+    let (status, _) = svc
+        .sigterm(Duration::from_secs(30))
+        .expect("exit within 30 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}\n{}", svc.log());
+    assert!(svc.log().contains("stockwatch stopped"), "{}", svc.log());
 
     // Restart: the state is rebuilt from the input; nothing is published again.
-    let mut svc = start_service(&bootstrap, prefix, "svc-test");
+    let mut svc = Instance::start("B", &bootstrap, prefix, "svc-test", dir.path(), &[]);
     std::thread::sleep(Duration::from_secs(8));
     let again = consume::consume_until(
         &bootstrap,
@@ -258,7 +192,9 @@ fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
         got.len() + 1,
         Duration::from_secs(3),
     );
-    let status = sigterm(&mut svc);
-    assert!(status.success());
+    let (status, _) = svc
+        .sigterm(Duration::from_secs(30))
+        .expect("exit after SIGTERM");
+    assert!(status.success(), "{}", svc.log());
     assert_eq!(again.len(), got.len(), "a restart republished alerts");
 }
