@@ -242,7 +242,9 @@ impl Service {
             match self.consumer.poll(left) {
                 Some(Ok(m)) => msgs.push(m),
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => break,
+                // Timeout, or an event (commit result, rebalance) served inside poll: the
+                // window decides when the batch ends.
+                None => continue,
             }
         }
         // Rebalances happen inside poll. A batch that saw one is dropped: its messages may
