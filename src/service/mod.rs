@@ -242,9 +242,7 @@ impl Service {
             match self.consumer.poll(left) {
                 Some(Ok(m)) => msgs.push(m),
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                // Timeout, or an event (commit result, rebalance) served inside poll: the
-                // window decides when the batch ends.
-                None => continue,
+                None => break,
             }
         }
         // Rebalances happen inside poll. A batch that saw one is dropped: its messages may
