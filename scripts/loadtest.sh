@@ -269,6 +269,16 @@ if want throughput; then
     bg_wait -o "$out/produce-throughput.log" "${sim[@]}" --events "$events" ||
         die "simulate failed: $(tail -3 "$out/produce-throughput.log")"
     log "  $(grep -m1 'records/s' "$out/produce-throughput.log" | sed 's/^ *//')"
+    # The expected output: the same events (same seed and flags) through `replay --partitions`.
+    mkdir -p "$out/throughput"
+    bg_wait -o "$out/replay-throughput.log" "$bin" simulate --out "$out/throughput/events.jsonl" \
+        --stores "$stores" --skus "$skus" --events "$events" ||
+        die "simulate --out failed: $(tail -3 "$out/replay-throughput.log")"
+    bg_wait -o "$out/replay-throughput.log" "$bin" replay --input "$out/throughput/events.jsonl" \
+        --alerts-out /dev/null --partitions "$partitions" --report-json "$out/throughput/replay.json" ||
+        die "replay failed: $(tail -3 "$out/replay-throughput.log")"
+    rm -f "$out/throughput/events.jsonl"
+    log "  replay --partitions $partitions: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["alerts_total"], "alerts,", r["events_applied"], "applied")' "$out/throughput/replay.json")"
     for c in "${configs[@]}"; do
         for i in $(seq "$repeat"); do
             check_deadline
@@ -279,7 +289,7 @@ if want throughput; then
             if ((perf_secs > 0 && i == 1)); then profile "$run_pid" "$dir" "$run_url"; fi
             tmo=$((run_timeout < $(left) ? run_timeout : $(left)))
             bg_wait "${helper[@]}" sample --url "$run_url" --pid "$run_pid" --target "$events" \
-                --timeout "$tmo" --stall 30 --csv "$dir/samples.csv" --summary "$dir/summary.json" ||
+                --timeout "$tmo" --stall 30 --settle 6 --csv "$dir/samples.csv" --summary "$dir/summary.json" ||
                 log "  sampling failed"
             if ((perf_secs > 0 && i == 1)); then profile_report "$dir"; fi
             stop_run

@@ -218,7 +218,7 @@ def pct(values, p):
 
 
 def cmd_sample(args):
-    opts = {"--stall": "30", "--wait-pid": None, "--base": None}
+    opts = {"--stall": "30", "--wait-pid": None, "--base": None, "--settle": "0"}
     i = 0
     while i < len(args):
         opts[args[i]] = args[i + 1]
@@ -311,6 +311,26 @@ def cmd_sample(args):
             break
         if now - t0 > timeout:
             break
+    # Settle: once everything is consumed, inputs go idle and the watermark releases what the
+    # lateness still held; scrape until applied/alerts stop changing for --settle seconds.
+    settle = float(opts["--settle"])
+    settled = None
+    if reason == "target reached" and settle > 0:
+        m = parse(last_text)
+        prev = (total(m, "stockwatch_events_applied_total"), total(m, "stockwatch_alerts_total"))
+        changed = start = time.monotonic()
+        while time.monotonic() - changed < settle and time.monotonic() - start < 120:
+            time.sleep(1.0)
+            status, text = fetch(url + "/metrics")
+            if status != 200:
+                continue
+            last_text = text
+            m = parse(text)
+            cur = (total(m, "stockwatch_events_applied_total"), total(m, "stockwatch_alerts_total"))
+            if cur != prev:
+                changed, prev = time.monotonic(), cur
+        settled = {"applied": prev[0], "alerts": prev[1],
+                   "pending": total(m, "stockwatch_pending_events")}
     csv.close()
     m = parse(last_text)
     end_t = last_t
@@ -357,6 +377,8 @@ def cmd_sample(args):
         summary["threads_on_cpu_s"] = prev_sched[0] - sched_first[0]
         summary["threads_runqueue_wait_s"] = prev_sched[1] - sched_first[1]
         summary["cpu_utilisation"] = summary["threads_on_cpu_s"] / elapsed
+    if settled is not None:
+        summary["settled"] = settled
     summary["loadavg_1m_at_start"] = load_first
     summary["loadavg_1m_at_end"] = loadavg()
     with open(opts["--summary"], "w") as f:
@@ -388,7 +410,7 @@ def cmd_report(root):
                 rows.append((os.path.relpath(dirpath, root), json.load(f)))
     print(
         "| run | events | avg ev/s | sustained ev/s (median [p10–p90] of 1 s rates) | "
-        "ev/s before the first late (events) | late | "
+        "alerts settled / replay | late | "
         "dead letters | alerts | e2e p50 / p99 (alerts) | batch p50 / p99 | batch msgs p50 | "
         "peak RSS | CPU (run) | runq wait | load 1m |"
     )
@@ -402,9 +424,18 @@ def cmd_report(root):
         def n(v):
             return "–" if v is None else f"{v:,.0f}"
 
-        def bfl(s):
-            b = s.get("before_first_late")
-            return "–" if not b else f"{b['events_per_s']:,.0f} ({b['events']:,.0f})"
+        def check(name, s):
+            # The alert count once settled against `replay --partitions` on the same events.
+            got = (s.get("settled") or {}).get("alerts")
+            want = None
+            path = os.path.join(root, name.split("/")[0], "replay.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    want = json.load(f).get("alerts_total")
+            if got is None:
+                return "–"
+            mark = "" if want is None else (" ✓" if got == want else " ✗")
+            return f"{n(got)} / {n(want)}{mark}"
 
         def rq(s):
             w, e = s.get("threads_runqueue_wait_s"), s.get("elapsed_s")
@@ -417,7 +448,7 @@ def cmd_report(root):
         print(
             f"| {name} | {n(s.get('consumed'))} | {n(s.get('avg_events_per_s'))} | "
             f"{n(s.get('sustained_median_events_per_s'))} [{n(s.get('sustained_p10_events_per_s'))}–"
-            f"{n(s.get('sustained_p90_events_per_s'))}] | {bfl(s)} | "
+            f"{n(s.get('sustained_p90_events_per_s'))}] | {check(name, s)} | "
             f"{n(s.get('rejected_by_reason', {}).get('late', 0))} | {n(s.get('dead_letters'))} | "
             f"{n(s.get('alerts'))} | {fmt_q(lat.get('p50'), 1000, ' ms')} / "
             f"{fmt_q(lat.get('p99'), 1000, ' ms')} (n={n(lat.get('count'))}) | "

@@ -506,6 +506,12 @@ pub struct KafkaSection {
     pub poll_max_messages: usize,
     /// Milliseconds a micro-batch waits for messages at most.
     pub poll_max_ms: u64,
+    /// Events an instance may buffer for the watermark; beyond it, inputs ahead of their
+    /// shard's slowest input are paused (backpressure, not drops).
+    pub max_pending_events: usize,
+    /// An input partition silent this long (once read up to the end it had at assignment)
+    /// stops holding its shard's watermark back (as Kafka Streams' `max.task.idle.ms`).
+    pub input_idle_ms: u64,
     /// `session.timeout.ms`.
     pub session_timeout_ms: u64,
     /// Topic names.
@@ -536,7 +542,12 @@ impl KafkaSection {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
-            .set("session.timeout.ms", self.session_timeout_ms.to_string());
+            .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            // librdkafka stops fetching a partition whose local queue is over its thresholds
+            // and by default looks again only after 1 s: a consumer faster than one queue a
+            // second sat idle (measured on the load run: ~115 k events/s at 1000 ms, ~280 k at
+            // 5 ms; docs/loadtest.md).
+            .set("fetch.queue.backoff.ms", "5");
         if let Some(id) = service.instance_id() {
             c.set("group.instance.id", id);
         }
@@ -572,6 +583,12 @@ impl KafkaSection {
         }
         if self.poll_max_messages == 0 {
             return Err("kafka.poll_max_messages must be > 0, got 0".into());
+        }
+        if self.max_pending_events < self.poll_max_messages {
+            return Err(format!(
+                "kafka.max_pending_events = {} must be >= kafka.poll_max_messages = {}",
+                self.max_pending_events, self.poll_max_messages
+            ));
         }
         if self.session_timeout_ms == 0 {
             return Err("kafka.session_timeout_ms must be > 0, got 0".into());

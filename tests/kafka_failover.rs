@@ -746,15 +746,37 @@ fn late_rejections(inst: &Instance) -> Option<f64> {
 /// beginning — must publish what `replay` publishes. The service used to mark an input idle
 /// after 2 s without a message (wall clock) whether or not it had caught up; while the other
 /// topics' backlog was still being fetched the watermark jumped ahead and 150 469 of 272 055
-/// records were dead-lettered `late` (replay: 0). Inputs are now never idle while the shard is
-/// still reading up to the partition ends it saw at assignment.
+/// records were dead-lettered `late` (replay: 0). An input is now never idle before it was read
+/// up to the partition end it had at assignment.
 #[test]
 fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
+    backlog("fo-backlog.", "failover-backlog", &[]);
+}
+
+/// The same with reorder buffers far smaller than the backlog: flow control must pause the
+/// inputs that run ahead (DESIGN §3, KIP-353) and resume them, losing and reordering nothing.
+#[test]
+fn a_backlog_larger_than_the_reorder_buffers_pauses_inputs_and_still_equals_replay() {
+    let pauses = backlog(
+        "fo-backlog-tight.",
+        "failover-backlog-tight",
+        &[
+            ("STOCKWATCH__KAFKA__MAX_PENDING_EVENTS", "8192"),
+            ("STOCKWATCH__KAFKA__POLL_MAX_MESSAGES", "1024"),
+        ],
+    );
+    assert!(
+        pauses > Some(0.0),
+        "flow control never paused an input: {pauses:?}"
+    );
+}
+
+/// Runs one instance on a pre-produced backlog; returns `stockwatch_input_pauses_total`.
+fn backlog(prefix: &str, group: &str, extra: &[(&str, &str)]) -> Option<f64> {
     let t0 = Instant::now();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();
-    let (prefix, group) = ("fo-backlog.", "failover-backlog");
     let sim = [
         "--events",
         "300000",
@@ -792,15 +814,16 @@ fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
     create_topics(&bootstrap, prefix);
     Producer::start(&bootstrap, prefix, PARTITIONS, &sim).wait(Duration::from_secs(60));
     let mut alerts = Tail::new(&bootstrap, &topics(prefix)[4..5], PARTITIONS as i32);
-    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &[]);
+    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), extra);
     a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
     let complete = alerts.poll_until(Duration::from_secs(40), Duration::from_secs(2), |r| {
         distinct_ids(r).is_superset(&want_ids)
     });
     let got = distinct_ids(&alerts.records);
     let late = late_rejections(&a);
+    let pauses = metric(&a, "stockwatch_input_pauses_total");
     eprintln!(
-        "backlog: {} alerts expected, {} distinct published ({} of them expected), late rejections {late:?}; {:.1} s",
+        "backlog: {} alerts expected, {} distinct published ({} of them expected), late rejections {late:?}, input pauses {pauses:?}; {:.1} s",
         want_ids.len(),
         got.len(),
         got.intersection(&want_ids).count(),
@@ -808,4 +831,14 @@ fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
     );
     assert_eq!(late, Some(0.0), "records rejected as late");
     assert!(complete, "alerts missing");
+    assert_eq!(got, want_ids, "alerts differ from replay");
+    pauses
+}
+
+fn metric(inst: &Instance, name: &str) -> Option<f64> {
+    let (_, body) = inst.get("/metrics")?;
+    body.lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

@@ -140,6 +140,12 @@ impl Shard {
         self.order.set_idle(input, idle);
     }
 
+    /// Max event time of input `input` (`i64::MIN` before its first event) and whether it is
+    /// idle; `None` for an unknown input.
+    pub fn input_clock(&self, input: usize) -> Option<(i64, bool)> {
+        self.order.input_clock(input)
+    }
+
     /// Records the source of every applied event, for [`Shard::drain_applied`] (the service
     /// commits offsets from them).
     pub fn track_applied(&mut self, on: bool) {

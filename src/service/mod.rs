@@ -99,12 +99,12 @@ struct Slot {
     /// Last committed offset per input.
     committed: [i64; 4],
     last_seen: [Instant; 4],
+    /// Per input: paused by [`Core::flow_control`].
+    paused: [bool; 4],
     restoring: bool,
     since: Instant,
 }
 
-/// How long an input partition may stay silent before it stops holding the watermark.
-const INPUT_IDLE: Duration = Duration::from_secs(2);
 /// Bound on waiting for acknowledgements of one batch.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 /// Bound on metadata / committed-offset queries.
@@ -143,12 +143,16 @@ impl Service {
         let engine = cfg.engine_config();
         let consumer = subscribe(&cfg)?;
         let mut ps = ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
-        ps.properties = cfg
-            .kafka
-            .producer
+        // Everything `[kafka]` says about producing: security, then `[kafka.producer]`.
+        let producer_config = cfg.kafka.producer_config();
+        let mut props: Vec<(String, String)> = producer_config
+            .config_map()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, _)| **k != "bootstrap.servers")
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        props.sort();
+        ps.properties = props;
         let producer = EventProducer::new(ps)?;
         // Output topics get the input topics' partition count (keyed the same way).
         let partitions = input_partitions(&consumer, &cfg)?;
@@ -242,7 +246,11 @@ impl Service {
             match self.consumer.poll(left) {
                 Some(Ok(m)) => msgs.push(m),
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => break,
+                // Nothing within the window — or poll served another event: an offset
+                // commit's result (the batch goes on) or a rebalance (the batch ends here: its
+                // messages are dropped and the new assignment is read from the beginning).
+                None if self.consumer.context().rebalanced() => break,
+                None => {}
             }
         }
         // Rebalances happen inside poll. A batch that saw one is dropped: its messages may
@@ -258,6 +266,7 @@ impl Service {
         }
         self.core.process(&msgs, &inputs)?;
         drop(msgs);
+        self.core.flow_control(&self.consumer, &inputs);
         self.core.commit(&self.consumer, CommitMode::Async)
     }
 }
@@ -283,6 +292,11 @@ impl Core {
                 let mut tpl = TopicPartitionList::new();
                 for (t, p) in &parts {
                     tpl.add_partition(t, *p);
+                }
+                // A partition paused by flow control under an earlier assignment starts
+                // unpaused (its shard is new).
+                if let Err(e) = consumer.resume(&tpl) {
+                    tracing::debug!(error = %e, "resume on assignment");
                 }
                 let committed = consumer
                     .committed_offsets(tpl, QUERY_TIMEOUT)
@@ -328,6 +342,7 @@ impl Core {
                             next: [0; 4],
                             committed: resume,
                             last_seen: [now; 4],
+                            paused: [false; 4],
                             restoring: true,
                             since: now,
                         },
@@ -493,16 +508,90 @@ impl Core {
         Ok(())
     }
 
-    /// Inputs silent for a while stop holding their shard's watermark — but not while the shard
-    /// is restoring: then silence only means the input is not fetched yet, and marking it idle
-    /// would push its backlog behind the watermark.
+    /// Inputs silent for `kafka.input_idle_ms` stop holding their shard's watermark — but only
+    /// once read up to the end they had at assignment (before that, silence means the input is
+    /// not fetched yet, and marking it idle would push its backlog behind the watermark), and
+    /// never while paused (its unread records may be older than the others').
     fn mark_idle(&mut self) {
-        for slot in self.slots.values_mut().filter(|s| !s.restoring) {
+        let idle_after = Duration::from_millis(self.cfg.kafka.input_idle_ms);
+        for slot in self.slots.values_mut() {
             for t in 0..4 {
-                if slot.last_seen[t].elapsed() > INPUT_IDLE {
+                if !slot.paused[t]
+                    && slot.next[t] >= slot.catch_up[t]
+                    && slot.last_seen[t].elapsed() > idle_after
+                {
                     slot.shard.set_idle(t, true);
                 }
             }
+        }
+    }
+
+    /// Backpressure and the event-time merge of DESIGN §3 (KIP-353): while a shard holds more
+    /// than its share of `kafka.max_pending_events` waiting for the watermark, its inputs that
+    /// are ahead of its slowest active input are paused, so the consumer fetches what holds the
+    /// watermark back instead of buffering the rest (a backlog of sales read before any
+    /// receipts, say). They resume once the buffer is down to half, or once they are the
+    /// slowest. Nothing is dropped: a paused partition is fetched again from where it stopped.
+    fn flow_control(&mut self, consumer: &GroupConsumer, inputs: &[String]) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let share = (self.cfg.kafka.max_pending_events / self.slots.len()).max(1);
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for (p, slot) in &mut self.slots {
+            let limit = if slot.paused.contains(&true) {
+                share / 2
+            } else {
+                share
+            };
+            let over = slot.shard.pending_events() > limit;
+            let clock = |t: usize| slot.shard.input_clock(t).unwrap_or((i64::MIN, true));
+            let slowest = (0..4)
+                .map(clock)
+                .filter(|&(_, idle)| !idle)
+                .map(|(max, _)| max)
+                .min();
+            for (t, topic) in inputs.iter().enumerate().take(4) {
+                let want = over && slowest.is_some_and(|m| clock(t).0 > m);
+                if want == slot.paused[t] {
+                    continue;
+                }
+                slot.paused[t] = want;
+                if want {
+                    pause.add_partition(topic, *p);
+                } else {
+                    resume.add_partition(topic, *p);
+                    // Silence while paused is not idleness.
+                    slot.last_seen[t] = Instant::now();
+                }
+            }
+        }
+        for (list, pausing) in [(&pause, true), (&resume, false)] {
+            if list.count() == 0 {
+                continue;
+            }
+            let result = if pausing {
+                consumer.pause(list)
+            } else {
+                consumer.resume(list)
+            };
+            match result {
+                Ok(()) => tracing::debug!(
+                    partitions = list.count(),
+                    pausing,
+                    "flow control: reorder buffers over their share"
+                ),
+                Err(e) => tracing::warn!(error = %e, pausing, "flow control: pause/resume failed"),
+            }
+        }
+        if let Some(o) = &self.observe {
+            let paused = self
+                .slots
+                .values()
+                .map(|s| s.paused.iter().filter(|&&x| x).count());
+            o.metrics
+                .paused_partitions(paused.sum::<usize>() as u64, pause.count() as u64);
         }
     }
 

@@ -27,7 +27,7 @@ use thiserror::Error;
 /// Producer settings that are not left to librdkafka's defaults. [`ProducerSettings::new`]
 /// gives the defaults of the input topics' producers; `properties` passes any other librdkafka
 /// property through by its own name (and overrides the fields above it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ProducerSettings {
     /// `bootstrap.servers`: `host:port[,host:port…]`.
     pub bootstrap_servers: String,
@@ -39,6 +39,27 @@ pub struct ProducerSettings {
     pub compression: String,
     /// Extra librdkafka properties (security, timeouts, …), applied last, in order.
     pub properties: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for ProducerSettings {
+    /// Values of properties that hold credentials are masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let props: Vec<(&str, &str)> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.contains("password") || k.contains("secret");
+                (k.as_str(), if secret { "****" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("ProducerSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("client_id", &self.client_id)
+            .field("linger_ms", &self.linger_ms)
+            .field("compression", &self.compression)
+            .field("properties", &props)
+            .finish()
+    }
 }
 
 impl ProducerSettings {
@@ -566,6 +587,18 @@ mod tests {
         let a = s.admin_config();
         assert_eq!(a.get("enable.idempotence"), None);
         assert_eq!(a.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+    }
+
+    #[test]
+    fn debug_masks_credentials() {
+        let mut s = ProducerSettings::new("127.0.0.1:9092");
+        s.properties
+            .push(("sasl.password".to_owned(), "hunter2".to_owned()));
+        s.properties
+            .push(("sasl.username".to_owned(), "svc".to_owned()));
+        let d = format!("{s:?}");
+        assert!(!d.contains("hunter2"), "{d}");
+        assert!(d.contains("svc") && d.contains("****"), "{d}");
     }
 
     #[test]

@@ -59,6 +59,14 @@ impl GroupContext {
         }
     }
 
+    /// Whether a rebalance happened since the last [`GroupContext::take_events`].
+    pub fn rebalanced(&self) -> bool {
+        match self.events.lock() {
+            Ok(e) => !e.is_empty(),
+            Err(p) => !p.into_inner().is_empty(),
+        }
+    }
+
     /// Commits that failed so far.
     pub fn commit_failures(&self) -> u64 {
         self.commit_failures.load(Ordering::Relaxed)

@@ -58,6 +58,8 @@ struct Seen {
 
 /// Width of a reorder bucket in event time.
 pub const BUCKET_MS: i64 = 1000;
+/// Emptied bucket vectors kept for reuse.
+const MAX_SPARE_BUCKETS: usize = 64;
 
 /// Identity hasher for keys that already are good 64-bit hashes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,6 +121,9 @@ pub struct EventOrder {
     ready: Vec<PendingEvent>,
     ready_pos: usize,
     spare: Vec<Vec<PendingEvent>>,
+    /// Sum of the capacities of the vectors in `buckets` and `spare`, kept as they change:
+    /// walking a backlog's buckets for every metrics scrape cost more than the events.
+    pooled_capacity: usize,
     /// Remembered id hashes (8 bytes each: the table stays small enough to live in cache).
     seen: HashSet<u64, PreHashedState>,
     /// The same ids in insertion order with their time and key row, for eviction and snapshots.
@@ -142,6 +147,7 @@ impl EventOrder {
             ready: Vec::new(),
             ready_pos: 0,
             spare: Vec::new(),
+            pooled_capacity: 0,
             seen: HashSet::default(),
             seen_fifo: VecDeque::new(),
         }
@@ -183,6 +189,12 @@ impl EventOrder {
         self.watermark_ms = self.watermark_ms.max(base.saturating_sub(self.lateness_ms));
     }
 
+    /// Max event time of input `input` (`i64::MIN` before its first event) and whether it is
+    /// idle; `None` for an unknown input.
+    pub fn input_clock(&self, input: usize) -> Option<(i64, bool)> {
+        self.inputs.get(input).map(|c| (c.max_ms, c.idle))
+    }
+
     /// Largest event time accepted so far.
     pub fn max_time_ms(&self) -> i64 {
         self.max_time_ms
@@ -200,10 +212,7 @@ impl EventOrder {
 
     /// Heap bytes held (buffer, dedupe map, its eviction queue).
     pub fn heap_bytes(&self) -> usize {
-        (self.buckets.values().map(Vec::capacity).sum::<usize>()
-            + self.ready.capacity()
-            + self.spare.iter().map(Vec::capacity).sum::<usize>())
-            * std::mem::size_of::<PendingEvent>()
+        (self.pooled_capacity + self.ready.capacity()) * std::mem::size_of::<PendingEvent>()
             + self.seen.capacity() * 9 * 8 / 7
             + self.seen_fifo.capacity() * std::mem::size_of::<Seen>()
     }
@@ -253,15 +262,21 @@ impl EventOrder {
         // Fast path: the newest bucket.
         if let Some(mut last) = self.buckets.last_entry() {
             if *last.key() == b {
-                last.get_mut().push(e);
+                let v = last.get_mut();
+                let before = v.capacity();
+                v.push(e);
+                self.pooled_capacity += v.capacity() - before;
                 return;
             }
         }
         let spare = &mut self.spare;
-        self.buckets
+        let v = self
+            .buckets
             .entry(b)
-            .or_insert_with(|| spare.pop().unwrap_or_default())
-            .push(e);
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        let before = v.capacity();
+        v.push(e);
+        self.pooled_capacity += v.capacity() - before;
     }
 
     /// The next event the watermark has passed, in order; `flush` releases everything.
@@ -292,10 +307,15 @@ impl EventOrder {
         let mut bucket = first.remove();
         bucket.sort_unstable_by_key(PendingEvent::order_key);
         self.waiting -= bucket.len();
+        self.pooled_capacity -= bucket.capacity();
         let mut done = std::mem::replace(&mut self.ready, bucket);
         done.clear();
-        // Kept for the next bucket: the pool never exceeds the buckets one batch opens.
-        self.spare.push(done);
+        // Kept for the next bucket, up to a bound: a backlog sparse in event time opens a
+        // bucket per event, and a pool of all of them would keep their memory forever.
+        if self.spare.len() < MAX_SPARE_BUCKETS {
+            self.pooled_capacity += done.capacity();
+            self.spare.push(done);
+        }
         self.ready_pos = 0;
         true
     }
@@ -406,6 +426,27 @@ mod tests {
         assert_eq!(o.pop_ready(false), None);
         assert_eq!(o.pop_ready(true).map(|e| e.time_ms), Some(10 * s + 1));
         assert_eq!(o.pop_ready(true).map(|e| e.time_ms), Some(20 * s));
+    }
+
+    #[test]
+    fn pooled_capacity_tracks_buckets_and_spares() {
+        let s = BUCKET_MS;
+        let mut o = EventOrder::new(5 * s, 5 * s);
+        let walked = |o: &EventOrder| {
+            o.buckets.values().map(Vec::capacity).sum::<usize>()
+                + o.spare.iter().map(Vec::capacity).sum::<usize>()
+        };
+        for i in 0..2000i64 {
+            // Out of order within the lateness, several events per bucket.
+            let t = (i / 7) * s / 3 + (i % 5) * 97;
+            let _ = o.accept(ev(t, i as u64 + 1));
+            if i % 13 == 0 {
+                while o.pop_ready(false).is_some() {}
+            }
+            assert_eq!(o.pooled_capacity, walked(&o), "after event {i}");
+        }
+        while o.pop_ready(true).is_some() {}
+        assert_eq!(o.pooled_capacity, walked(&o));
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub const CATALOGUE: &[(&str, MetricKind, &[&str])] = &[
     ("stockwatch_tracked_keys", MetricKind::Gauge, &[]),
     ("stockwatch_state_bytes", MetricKind::Gauge, &["part"]),
     ("stockwatch_pending_events", MetricKind::Gauge, &[]),
+    ("stockwatch_input_partitions_paused", MetricKind::Gauge, &[]),
+    ("stockwatch_input_pauses_total", MetricKind::Counter, &[]),
     (
         "stockwatch_restore_duration_seconds",
         MetricKind::Histogram,
@@ -207,6 +209,8 @@ pub struct Metrics {
     tracked_keys: IntGauge,
     state_bytes: [IntGauge; 3],
     pending_events: IntGauge,
+    paused_partitions: IntGauge,
+    pauses: IntCounter,
     restore_seconds: Histogram,
     restored_keys: IntCounter,
     transactions: [IntCounter; 2],
@@ -350,6 +354,16 @@ impl Metrics {
                 &r,
                 "stockwatch_pending_events",
                 "Events held in reorder buffers, waiting for the watermark.",
+            )?,
+            paused_partitions: gauge(
+                &r,
+                "stockwatch_input_partitions_paused",
+                "Input partitions paused by flow control (reorder buffers over their share).",
+            )?,
+            pauses: counter(
+                &r,
+                "stockwatch_input_pauses_total",
+                "Times flow control paused an input partition.",
             )?,
             restore_seconds: histogram(
                 &r,
@@ -535,6 +549,12 @@ impl Metrics {
     /// Sets the number of events waiting in reorder buffers.
     pub fn pending_events(&self, events: u64) {
         self.pending_events.set(gauge_value(events));
+    }
+
+    /// Input partitions paused by flow control now, and how many were paused just now.
+    pub fn paused_partitions(&self, now: u64, newly: u64) {
+        self.paused_partitions.set(gauge_value(now));
+        self.pauses.inc_by(newly);
     }
 
     /// One partition restored: how long it took and how many keys it brought back.
