@@ -509,8 +509,9 @@ pub struct KafkaSection {
     /// Events an instance may buffer for the watermark; beyond it, inputs ahead of their
     /// shard's slowest input are paused (backpressure, not drops).
     pub max_pending_events: usize,
-    /// An input partition silent this long (once read up to the end it had at assignment)
-    /// stops holding its shard's watermark back (as Kafka Streams' `max.task.idle.ms`).
+    /// An input partition caught up with the broker (read up to the high watermark of the
+    /// last fetch) and silent this long stops holding its shard's watermark back (as Kafka
+    /// Streams' `max.task.idle.ms` with KIP-695).
     pub input_idle_ms: u64,
     /// `session.timeout.ms`.
     pub session_timeout_ms: u64,
@@ -547,7 +548,9 @@ impl KafkaSection {
             // and by default looks again only after 1 s: a consumer faster than one queue a
             // second sat idle (measured on the load run: ~115 k events/s at 1000 ms, ~280 k at
             // 5 ms; docs/loadtest.md).
-            .set("fetch.queue.backoff.ms", "5");
+            .set("fetch.queue.backoff.ms", "5")
+            // Consumer lag per partition comes from librdkafka's statistics.
+            .set("statistics.interval.ms", "5000");
         if let Some(id) = service.instance_id() {
             c.set("group.instance.id", id);
         }
@@ -605,6 +608,13 @@ impl KafkaSection {
         for (i, (a, x)) in names.iter().enumerate() {
             if x.is_empty() {
                 return Err(format!("{a} must not be empty"));
+            }
+            // Kafka's own rule for topic names.
+            let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if x.len() > 249 || !x.chars().all(legal) || x.as_str() == "." || x.as_str() == ".." {
+                return Err(format!(
+                    "{a} = {x:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
+                ));
             }
             if let Some((b, _)) = names[i + 1..].iter().find(|(_, y)| y == x) {
                 return Err(format!(

@@ -814,14 +814,35 @@ fn backlog(prefix: &str, group: &str, extra: &[(&str, &str)]) -> Option<f64> {
     create_topics(&bootstrap, prefix);
     Producer::start(&bootstrap, prefix, PARTITIONS, &sim).wait(Duration::from_secs(60));
     let mut alerts = Tail::new(&bootstrap, &topics(prefix)[4..5], PARTITIONS as i32);
-    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), extra);
+    let mut env = vec![(
+        "STOCKWATCH__KAFKA__CONSUMER__STATISTICS__INTERVAL__MS",
+        "500",
+    )];
+    env.extend_from_slice(extra);
+    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &env);
     a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
+    // Consumer lag (librdkafka statistics every 500 ms): > 0 while the backlog is read.
+    let (mut max_lag, mut sampled) = (0.0f64, Instant::now());
     let complete = alerts.poll_until(Duration::from_secs(40), Duration::from_secs(2), |r| {
+        if sampled.elapsed() > Duration::from_millis(250) {
+            max_lag = max_lag.max(total_lag(&a).unwrap_or(0.0));
+            sampled = Instant::now();
+        }
         distinct_ids(r).is_superset(&want_ids)
     });
     let got = distinct_ids(&alerts.records);
     let late = late_rejections(&a);
     let pauses = metric(&a, "stockwatch_input_pauses_total");
+    std::thread::sleep(Duration::from_secs(1));
+    let final_lag = total_lag(&a);
+    eprintln!("consumer lag: max seen {max_lag}, at the end {final_lag:?}");
+    assert!(max_lag > 0.0, "the lag gauge never showed the backlog");
+    // Lag is log end − committed offset (as Kafka's tools count it): at the end only the
+    // records still held in reorder buffers (inside the lateness window) stay uncommitted.
+    assert!(
+        final_lag.is_some_and(|l| l < 3000.0),
+        "lag once everything is read: {final_lag:?}"
+    );
     eprintln!(
         "backlog: {} alerts expected, {} distinct published ({} of them expected), late rejections {late:?}, input pauses {pauses:?}; {:.1} s",
         want_ids.len(),
@@ -833,6 +854,17 @@ fn backlog(prefix: &str, group: &str, extra: &[(&str, &str)]) -> Option<f64> {
     assert!(complete, "alerts missing");
     assert_eq!(got, want_ids, "alerts differ from replay");
     pauses
+}
+
+/// `stockwatch_consumer_lag_messages` summed over the partitions.
+fn total_lag(inst: &Instance) -> Option<f64> {
+    let (_, body) = inst.get("/metrics")?;
+    let lags: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with("stockwatch_consumer_lag_messages{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!lags.is_empty()).then(|| lags.iter().sum())
 }
 
 fn metric(inst: &Instance, name: &str) -> Option<f64> {

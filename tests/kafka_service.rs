@@ -12,7 +12,7 @@ mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use broker::Broker;
 use service::{stockwatch, topics, Instance};
@@ -92,7 +92,17 @@ fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
     assert!(!want_rejects.is_empty());
 
     // The service.
-    let mut svc = Instance::start("A", &bootstrap, prefix, "svc-test", dir.path(), &[]);
+    let mut svc = Instance::start(
+        "A",
+        &bootstrap,
+        prefix,
+        "svc-test",
+        dir.path(),
+        &[(
+            "STOCKWATCH__KAFKA__CONSUMER__STATISTICS__INTERVAL__MS",
+            "500",
+        )],
+    );
     let got = consume::consume(&bootstrap, &t[4..5], PARTITIONS as i32, want_alerts.len());
     let got_ids: Vec<String> = got
         .iter()
@@ -174,6 +184,36 @@ fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
         );
     }
     assert_eq!(got_by_reason, want_by_reason);
+
+    // Consumer lag per partition (from librdkafka's statistics): one series per assigned
+    // partition, small once everything was read.
+    let lag_deadline = Instant::now() + Duration::from_secs(20);
+    let lags = loop {
+        let body = svc.get("/metrics").map(|(_, b)| b).unwrap_or_default();
+        let lags: BTreeMap<String, f64> = body
+            .lines()
+            .filter(|l| l.starts_with("stockwatch_consumer_lag_messages{"))
+            .filter_map(|l| {
+                let (series, v) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), v.parse().ok()?))
+            })
+            .collect();
+        let settled = lags.len() == PARTITIONS as usize && lags.values().all(|&v| v < 1000.0);
+        if settled || Instant::now() > lag_deadline {
+            break lags;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(
+        lags.len(),
+        PARTITIONS as usize,
+        "one lag series a partition: {lags:?}"
+    );
+    // Log end − committed: only records still held for the watermark remain.
+    assert!(
+        lags.values().all(|&v| v < 1000.0),
+        "lag after consuming everything: {lags:?}"
+    );
 
     // SIGTERM: finish, commit, exit 0.
     let (status, _) = svc

@@ -20,6 +20,7 @@ pub mod observe;
 pub mod offsets;
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +36,9 @@ use crate::engine::{EngineConfig, Shard};
 use crate::event::EventType;
 use crate::reject::Rejection;
 use crate::sink::kafka::{EventProducer, ProduceError, ProducerSettings};
-use crate::source::kafka::{subscribe, GroupConsumer, Rebalance, SourceError};
+use crate::source::kafka::{
+    cached_high_watermark, subscribe, GroupConsumer, Rebalance, SourceError,
+};
 use offsets::OffsetTracker;
 
 /// Errors that stop the service (the orchestrator restarts it).
@@ -126,6 +129,8 @@ struct Core {
     slots: BTreeMap<i32, Slot>,
     stats: RunStats,
     source_name: String,
+    /// The input topic names, NUL-terminated (librdkafka calls).
+    input_cstrs: Vec<CString>,
 }
 
 impl std::fmt::Debug for Service {
@@ -173,6 +178,13 @@ impl Service {
         if missing {
             producer.ensure_topics(&outputs, partitions, 1, QUERY_TIMEOUT)?;
         }
+        let input_cstrs = cfg
+            .kafka
+            .topics
+            .inputs()
+            .iter()
+            .map(|t| CString::new(*t).map_err(|_| ServiceError::Inputs(format!("{t:?}: NUL"))))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Service {
             consumer,
             core: Core {
@@ -183,6 +195,7 @@ impl Service {
                 engine,
                 producer,
                 slots: BTreeMap::new(),
+                input_cstrs,
                 stats: RunStats::default(),
             },
         })
@@ -264,9 +277,10 @@ impl Service {
             }
             return Ok(());
         }
-        self.core.process(&msgs, &inputs)?;
+        self.core.process(&self.consumer, &msgs, &inputs)?;
         drop(msgs);
         self.core.flow_control(&self.consumer, &inputs);
+        self.core.report_lag(&self.consumer, &inputs);
         self.core.commit(&self.consumer, CommitMode::Async)
     }
 }
@@ -398,6 +412,7 @@ impl Core {
 
     fn process(
         &mut self,
+        consumer: &GroupConsumer,
         msgs: &[BorrowedMessage<'_>],
         inputs: &[String],
     ) -> Result<(), ServiceError> {
@@ -460,7 +475,7 @@ impl Core {
                 slot.trackers[*t].done(m.offset());
             }
         }
-        self.mark_idle();
+        self.mark_idle(consumer);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut latencies: Vec<f64> = Vec::new();
         for slot in self.slots.values_mut() {
@@ -508,18 +523,22 @@ impl Core {
         Ok(())
     }
 
-    /// Inputs silent for `kafka.input_idle_ms` stop holding their shard's watermark — but only
-    /// once read up to the end they had at assignment (before that, silence means the input is
-    /// not fetched yet, and marking it idle would push its backlog behind the watermark), and
-    /// never while paused (its unread records may be older than the others').
-    fn mark_idle(&mut self) {
+    /// An input stops holding its shard's watermark once it is caught up — read up to the
+    /// partition's high watermark of the last fetch (KIP-695: Kafka Streams waits only for a
+    /// partition known to have more data) — and has been silent for `kafka.input_idle_ms`.
+    /// Before the first fetch answers, "caught up" means read up to the end the partition
+    /// had at assignment: silence on a backlog only means it is not fetched yet, and calling
+    /// it idle would push the backlog behind the watermark. A paused input is never idle (its
+    /// unread records may be older than the others').
+    fn mark_idle(&mut self, consumer: &GroupConsumer) {
         let idle_after = Duration::from_millis(self.cfg.kafka.input_idle_ms);
-        for slot in self.slots.values_mut() {
-            for t in 0..4 {
-                if !slot.paused[t]
-                    && slot.next[t] >= slot.catch_up[t]
-                    && slot.last_seen[t].elapsed() > idle_after
-                {
+        for (p, slot) in &mut self.slots {
+            for (t, topic) in self.input_cstrs.iter().enumerate().take(4) {
+                if slot.paused[t] || slot.last_seen[t].elapsed() < idle_after {
+                    continue;
+                }
+                let end = cached_high_watermark(consumer, topic, *p).unwrap_or(slot.catch_up[t]);
+                if slot.next[t] >= end.max(slot.catch_up[t]) {
                     slot.shard.set_idle(t, true);
                 }
             }
@@ -592,6 +611,23 @@ impl Core {
                 .map(|s| s.paused.iter().filter(|&&x| x).count());
             o.metrics
                 .paused_partitions(paused.sum::<usize>() as u64, pause.count() as u64);
+        }
+    }
+
+    /// Consumer lag per assigned partition, summed over its input topics, from librdkafka's
+    /// statistics (left unchanged while any input's lag is unknown).
+    fn report_lag(&self, consumer: &GroupConsumer, inputs: &[String]) {
+        let Some(o) = &self.observe else {
+            return;
+        };
+        for p in self.slots.keys() {
+            let lags: Option<Vec<i64>> = inputs
+                .iter()
+                .map(|t| consumer.context().lag(t, *p))
+                .collect();
+            if let (Some(lags), Some(gauge)) = (lags, o.metrics.partition_lag(*p)) {
+                gauge.set(lags.iter().sum());
+            }
         }
     }
 

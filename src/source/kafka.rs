@@ -6,12 +6,15 @@
 //! itself (the service suppresses output below the committed offsets while it catches up). The
 //! changelog topic of the recovery issue replaces this full re-read.
 
+use std::collections::BTreeMap;
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
@@ -48,6 +51,8 @@ pub enum Rebalance {
 pub struct GroupContext {
     events: Mutex<Vec<Rebalance>>,
     commit_failures: AtomicU64,
+    /// Consumer lag per (topic, partition) from librdkafka's last statistics (-1: unknown).
+    lags: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 impl GroupContext {
@@ -65,6 +70,15 @@ impl GroupContext {
             Ok(e) => !e.is_empty(),
             Err(p) => !p.into_inner().is_empty(),
         }
+    }
+
+    /// Consumer lag of a topic partition in messages, as of librdkafka's last statistics
+    /// (`statistics.interval.ms`); `None` when unknown.
+    pub fn lag(&self, topic: &str, partition: i32) -> Option<i64> {
+        let lags = self.lags.lock().unwrap_or_else(PoisonError::into_inner);
+        lags.get(&(topic.to_owned(), partition))
+            .copied()
+            .filter(|&l| l >= 0)
     }
 
     /// Commits that failed so far.
@@ -87,7 +101,20 @@ fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut lags = self.lags.lock().unwrap_or_else(PoisonError::into_inner);
+        lags.clear();
+        for (topic, t) in statistics.topics {
+            for (&p, part) in &t.partitions {
+                // librdkafka reports the internal "unassigned" partition as -1.
+                if p >= 0 {
+                    lags.insert((topic.clone(), p), part.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
@@ -132,6 +159,30 @@ impl ConsumerContext for GroupContext {
 
 /// The service's consumer.
 pub type GroupConsumer = BaseConsumer<GroupContext>;
+
+/// The partition's high watermark as of the last fetch response: librdkafka's cached value,
+/// no broker request, cheap enough for every batch. `None` before the first fetch.
+pub fn cached_high_watermark(
+    consumer: &GroupConsumer,
+    topic: &CStr,
+    partition: i32,
+) -> Option<i64> {
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is valid while `consumer` lives, `topic` is NUL-terminated and
+    // outlives the call, and the function only reads librdkafka's own state (under its locks)
+    // and writes the two out-parameters. rdkafka 0.39 has no safe wrapper for it.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
 
 /// Creates the consumer and subscribes it to the four input topics.
 /// Properties come from [`crate::config::KafkaSection::consumer_config`] (group, manual

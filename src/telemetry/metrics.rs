@@ -319,7 +319,7 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "stockwatch_consumer_lag_messages",
-                        "Consumer lag of an assigned partition, summed over the input topics.",
+                        "Consumer lag of an assigned partition (log end - committed offset, so records held for the watermark count), summed over the input topics.",
                     ),
                     &["partition"],
                 ),
