@@ -131,6 +131,8 @@ struct Core {
     source_name: String,
     /// The input topic names, NUL-terminated (librdkafka calls).
     input_cstrs: Vec<CString>,
+    /// Failed offset commits already counted in the metrics.
+    commit_failures_seen: u64,
 }
 
 impl std::fmt::Debug for Service {
@@ -196,6 +198,7 @@ impl Service {
                 producer,
                 slots: BTreeMap::new(),
                 input_cstrs,
+                commit_failures_seen: 0,
                 stats: RunStats::default(),
             },
         })
@@ -280,7 +283,7 @@ impl Service {
         self.core.process(&self.consumer, &msgs, &inputs)?;
         drop(msgs);
         self.core.flow_control(&self.consumer, &inputs);
-        self.core.report_lag(&self.consumer, &inputs);
+        self.core.report_consumer(&self.consumer, &inputs);
         self.core.commit(&self.consumer, CommitMode::Async)
     }
 }
@@ -615,11 +618,16 @@ impl Core {
     }
 
     /// Consumer lag per assigned partition, summed over its input topics, from librdkafka's
-    /// statistics (left unchanged while any input's lag is unknown).
-    fn report_lag(&self, consumer: &GroupConsumer, inputs: &[String]) {
+    /// statistics (left unchanged while any input's lag is unknown); failed offset commits.
+    fn report_consumer(&mut self, consumer: &GroupConsumer, inputs: &[String]) {
         let Some(o) = &self.observe else {
             return;
         };
+        let failures = consumer.context().commit_failures();
+        for _ in self.commit_failures_seen..failures {
+            o.metrics.commit_failed();
+        }
+        self.commit_failures_seen = failures;
         for p in self.slots.keys() {
             let lags: Option<Vec<i64>> = inputs
                 .iter()
