@@ -506,6 +506,9 @@ pub struct KafkaSection {
     pub poll_max_messages: usize,
     /// Milliseconds a micro-batch waits for messages at most.
     pub poll_max_ms: u64,
+    /// Largest value republished to the dead-letter topic; a longer record keeps its first
+    /// this many bytes, with headers giving its size and checksum.
+    pub dead_letter_max_value_bytes: usize,
     /// Events an instance may buffer for the watermark; beyond it, inputs ahead of their
     /// shard's slowest input are paused (backpressure, not drops).
     pub max_pending_events: usize,
@@ -586,6 +589,9 @@ impl KafkaSection {
         }
         if self.poll_max_messages == 0 {
             return Err("kafka.poll_max_messages must be > 0, got 0".into());
+        }
+        if self.dead_letter_max_value_bytes == 0 {
+            return Err("kafka.dead_letter_max_value_bytes must be > 0, got 0".into());
         }
         if self.max_pending_events < self.poll_max_messages {
             return Err(format!(

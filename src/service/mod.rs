@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::decode::{Decoder, KeyPolicy, MessageRef};
 use crate::engine::{EngineConfig, Shard};
 use crate::event::EventType;
-use crate::reject::Rejection;
+use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError, ProducerSettings};
 use crate::source::kafka::{
     cached_high_watermark, subscribe, GroupConsumer, Rebalance, SourceError,
@@ -458,9 +458,29 @@ impl Core {
             slot.last_seen[*t] = Instant::now();
             slot.shard.set_idle(*t, false);
             let offsets: Vec<i64> = idx.iter().map(|&i| msgs[i].offset()).collect();
+            // Each input topic carries one event type: anything else is refused, not applied
+            // under another input's clock.
+            let expected = input_type(*t);
+            let kinds = batch.columns().kind.values();
+            let mut rows = Vec::with_capacity(batch.len());
+            for (row, &kind) in kinds.iter().enumerate() {
+                match expected {
+                    Some(want) if kind != want as u8 => rejects.push(Rejection {
+                        index: batch.columns().index.value(row),
+                        reason: RejectReason::SchemaViolation,
+                        detail: format!(
+                            "a {} event on the {} topic, which carries {} events",
+                            EventType::from_code(kind).map_or("unknown", EventType::as_str),
+                            want.as_str(),
+                            want.as_str()
+                        ),
+                    }),
+                    _ => rows.push(row as u32),
+                }
+            }
             slot.shard.ingest_rows(
                 &batch,
-                &(0..batch.len() as u32).collect::<Vec<_>>(),
+                &rows,
                 *t,
                 |j| offsets::source(*t, offsets[j as usize]),
                 &mut rejects,
@@ -751,6 +771,22 @@ fn send_dead_letter(
             headers.push((hd.key, hd.value.unwrap_or_default()));
         }
     }
+    // A record too big to republish (the dead-letter topic's limit, not the input's) keeps
+    // its first bytes and says so, with the original size and checksum: refusing it would stop
+    // the service on every restart (a poison pill), dropping it would lose it.
+    let mut value = m.payload().unwrap_or_default();
+    let limit = cfg.kafka.dead_letter_max_value_bytes;
+    let (size, digest);
+    if value.len() > limit {
+        size = value.len().to_string();
+        digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(value));
+        headers.extend_from_slice(&[
+            ("stockwatch.truncated", b"true".as_slice()),
+            ("stockwatch.original_bytes", size.as_bytes()),
+            ("stockwatch.original_xxh3_128", digest.as_bytes()),
+        ]);
+        value = &value[..limit];
+    }
     headers.extend_from_slice(&[
         ("__connect.errors.topic", m.topic().as_bytes()),
         ("__connect.errors.partition", partition.as_bytes()),
@@ -763,7 +799,7 @@ fn send_dead_letter(
     producer.send_with_headers(
         &cfg.kafka.topics.dead_letter,
         m.key().unwrap_or_default(),
-        m.payload().unwrap_or_default(),
+        value,
         &headers,
     )
 }
