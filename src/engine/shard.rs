@@ -56,6 +56,29 @@ pub struct Shard {
     hashes: Vec<u64>,
     track_applied: bool,
     applied: Vec<u64>,
+    record_scores: bool,
+    scores: Vec<ScoreRecord>,
+}
+
+/// One scoring of one key, recorded for offline evaluation (see [`Shard::record_scores`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRecord {
+    /// Key row.
+    pub row: u32,
+    /// Event time of the event that triggered the scoring, ms.
+    pub time_ms: i64,
+    /// Type of that event.
+    pub kind: EventType,
+    /// A stockout episode is open after the event.
+    pub in_stockout: bool,
+    /// The model's risk.
+    pub risk: f32,
+    /// The analytic prior (None when on hand is unknown).
+    pub prior: Option<f32>,
+    /// Days of cover (None when on hand is unknown).
+    pub days_of_cover: Option<f32>,
+    /// The features the risk was computed from.
+    pub x: Features,
 }
 
 /// The risk view of one key (state lookups, top-risk lists).
@@ -95,6 +118,8 @@ impl Shard {
             hashes: Vec::new(),
             track_applied: false,
             applied: Vec::new(),
+            record_scores: false,
+            scores: Vec::new(),
             cfg,
         }
     }
@@ -149,6 +174,23 @@ impl Shard {
     /// Sources of the events applied since the last call (empty unless tracking).
     pub fn drain_applied(&mut self) -> std::vec::Drain<'_, u64> {
         self.applied.drain(..)
+    }
+
+    /// Records every scoring (key, time, features, risk) for [`Shard::drain_scores`]: the
+    /// hook of `stockwatch evaluate`, which scores the very same path the service runs. Off by
+    /// default (the service never pays for it).
+    pub fn record_scores(&mut self, on: bool) {
+        self.record_scores = on;
+    }
+
+    /// Scorings recorded since the last call (empty unless recording).
+    pub fn drain_scores(&mut self) -> std::vec::Drain<'_, ScoreRecord> {
+        self.scores.drain(..)
+    }
+
+    /// The row of a key, if tracked.
+    pub fn row_of(&self, location: &str, sku: &str) -> Option<u32> {
+        self.keys.get(location, sku)
     }
 
     /// Event ids remembered for dedupe.
@@ -411,6 +453,18 @@ impl Shard {
 
         // Label snapshot: keys in stock, at most one per sampling interval.
         let in_stockout = c.flags[row] & flag::IN_STOCKOUT != 0;
+        if self.record_scores {
+            self.scores.push(ScoreRecord {
+                row: e.row,
+                time_ms: e.time_ms,
+                kind: e.kind,
+                in_stockout,
+                risk: risk as f32,
+                prior: derived.prior.map(|p| p as f32),
+                days_of_cover: derived.days_of_cover.map(|d| d as f32),
+                x: self.x,
+            });
+        }
         let last = c.last_sample_hour[row];
         if !in_stockout
             && (last == NO_HOUR

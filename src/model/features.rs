@@ -36,6 +36,10 @@ pub const LAST_OBS_OOS: usize = 12;
 /// Index of the in-stockout indicator.
 pub const IN_STOCKOUT: usize = 14;
 
+/// The features that come from availability observations (the "no availability history"
+/// baseline of `stockwatch evaluate` zeroes them).
+pub const AVAILABILITY_HISTORY: &[usize] = &[10, 11, LAST_OBS_OOS, 13, IN_STOCKOUT];
+
 /// A feature vector.
 pub type Features = [f32; NF];
 
