@@ -14,7 +14,7 @@ use crate::model::features::{self, Features, KeyInputs, NAMES, NF};
 use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
 use crate::model::RiskModel;
 use crate::reject::{RejectReason, Rejection};
-use crate::state::columns::{flag, hour_of, Columns, HOUR_MS, NO_HOUR, NO_SLOT, NO_TIME};
+use crate::state::columns::{flag, hour_of, Columns, HOURS, HOUR_MS, NO_HOUR, NO_SLOT, NO_TIME};
 use crate::state::inbound::{Closed, Inbound};
 use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
@@ -541,6 +541,10 @@ impl Shard {
             .arriving(c.inbound_head[row], now_ms.saturating_add(h));
         let hours_since = |ms: i64| (ms != NO_TIME).then(|| (now_ms - ms) as f64 / HOUR_MS as f64);
         let hour = hour_of(now_ms);
+        let hb = &c.hourly[row * HOURS..(row + 1) * HOURS];
+        let demand_last_3h = (0..3)
+            .map(|k| f64::from(hb[(i64::from(hour) - k).rem_euclid(HOURS as i64) as usize]))
+            .sum();
         KeyInputs {
             now_ms,
             horizon_ms: h,
@@ -555,6 +559,7 @@ impl Shard {
             last_obs_oos: c.flags[row] & flag::LAST_OBS_OOS != 0,
             in_stockout: c.flags[row] & flag::IN_STOCKOUT != 0,
             hours_since_stockout: hours_since(c.last_stockout_ms[row]),
+            demand_last_3h,
         }
     }
 
