@@ -18,6 +18,7 @@ use crate::state::columns::{flag, hour_of, Columns, HOURS, HOUR_MS, NO_HOUR, NO_
 use crate::state::inbound::{Closed, Inbound};
 use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
+use crate::telemetry::RollingAuc;
 
 use super::EngineConfig;
 
@@ -51,6 +52,8 @@ pub struct Shard {
     pub(crate) model: Box<dyn RiskModel>,
     pub(crate) labels: PendingLabels,
     pub(crate) quality: RollingQuality,
+    /// Windowed prequential ROC AUC (telemetry only: not in snapshots, empty after a restore).
+    rolling_auc: RollingAuc,
     pub(crate) counters: ShardCounters,
     x: Features,
     hashes: Vec<u64>,
@@ -113,6 +116,7 @@ impl Shard {
             model: crate::model::build(&cfg.model),
             labels: PendingLabels::default(),
             quality: RollingQuality::default(),
+            rolling_auc: RollingAuc::default(),
             counters: ShardCounters::default(),
             x: [0.0; NF],
             hashes: Vec::new(),
@@ -139,9 +143,18 @@ impl Shard {
         &self.counters
     }
 
-    /// Rolling prequential model quality.
+    /// Rolling prequential model quality: labels, positives, exponentially weighted Brier score
+    /// and log loss over the last ~2000 matured labels.
     pub fn quality(&self) -> &RollingQuality {
         &self.quality
+    }
+
+    /// Prequential ROC AUC of the risks over the last [`RollingAuc::DEFAULT_WINDOW`] matured
+    /// labels (each risk scored before its outcome was known); `None` until both outcomes were
+    /// seen. O(window · log window): for a metrics scrape, not per event. Telemetry only: it is
+    /// not part of a snapshot and starts empty after a restore.
+    pub fn rolling_auc(&self) -> Option<f64> {
+        self.rolling_auc.auc()
     }
 
     /// Labels waiting to mature.
@@ -357,6 +370,7 @@ impl Shard {
         while let Some(s) = self.labels.pop_matured(now_ms, h) {
             let y = labels::label(s.time_ms, h, self.cols.last_stockout_ms[s.row as usize]);
             self.quality.observe(f64::from(s.risk), y, 1.0 / 2000.0);
+            self.rolling_auc.push(f64::from(s.risk), y);
             self.model.learn(&s.x, y);
         }
     }

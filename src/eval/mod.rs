@@ -126,6 +126,10 @@ pub struct Outcome {
     pub engine_labels: u64,
     /// Positive labels among them.
     pub engine_positives: u64,
+    /// The shard's own rolling prequential ROC AUC at the end (what the service exports).
+    pub engine_rolling_auc: Option<f64>,
+    /// The shard's own rolling (exponentially weighted) Brier score at the end.
+    pub engine_rolling_brier: f64,
 }
 
 /// The engine configuration evaluate runs: the given one with the horizon set, a label
@@ -518,6 +522,8 @@ pub fn evaluate(
         events: c.applied.iter().sum(),
         engine_labels: shard.quality().labels,
         engine_positives: shard.quality().positives,
+        engine_rolling_auc: shard.rolling_auc(),
+        engine_rolling_brier: shard.quality().brier,
     })
 }
 
