@@ -44,7 +44,7 @@ impl Default for LearnerConfig {
     fn default() -> Self {
         LearnerConfig {
             kind: LearnerKind::Binned,
-            learning_rate: 0.05,
+            learning_rate: 0.02,
             l2: 1e-4,
         }
     }
@@ -86,6 +86,15 @@ pub fn initial_weights() -> [f64; NF] {
     w[ON_HAND_UNKNOWN] = -3.5;
     w[LAST_OBS_OOS] = 2.0;
     w[IN_STOCKOUT] = 3.0;
+    w
+}
+
+/// Initial weights of v2: as v1, except that an unknown on hand is uninformative (logit 0,
+/// a 50 % risk, below the raise threshold) rather than a confident 3 %: with delayed labels
+/// nothing is learned during the first horizon, and a confident wrong start costs most there.
+pub fn initial_weights_v2() -> [f64; NF] {
+    let mut w = initial_weights();
+    w[ON_HAND_UNKNOWN] = 0.0;
     w
 }
 
@@ -263,7 +272,7 @@ impl BinnedLogistic {
     pub fn new(cfg: LearnerConfig) -> Self {
         let layout = Layout::new();
         let mut w0 = vec![0.0; layout.len];
-        w0[..NF].copy_from_slice(&initial_weights());
+        w0[..NF].copy_from_slice(&initial_weights_v2());
         BinnedLogistic {
             cfg,
             layout,
