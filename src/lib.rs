@@ -25,6 +25,8 @@
 //! - [`schema`]: JSON Schemas of both contracts, generated from the types (`schemas/`).
 //! - [`engine`]: the shard (apply → score → alert) and the multi-shard engine.
 //! - [`source`] / [`sink`]: reading event files, writing alerts, rejects and reports.
+//! - [`eval`]: offline prequential evaluation on real data (`stockwatch evaluate`): dataset
+//!   readers, metrics, baselines, plots.
 //! - [`sim`]: a deterministic store-network simulator (the load generator).
 //! - [`config`]: layered configuration (embedded defaults, file, environment).
 //! - [`telemetry`]: Prometheus metrics, health/readiness and the HTTP endpoints that serve them.
@@ -35,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod eval;
 pub mod event;
 pub mod model;
 pub mod partition;

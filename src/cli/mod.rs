@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod demo;
+pub mod evaluate;
 pub mod progress;
 pub mod replay;
 pub mod run;
@@ -29,6 +30,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run the engine over an event file: alerts, rejects, final state and a report.
     Replay(replay::ReplayArgs),
+    /// Evaluate the model prequentially on real data against baselines: report, table, plots.
+    Evaluate(evaluate::EvaluateArgs),
     /// Run the whole pipeline on an embedded broker: simulator, service, live alerts, summary.
     Demo(demo::DemoArgs),
     /// Run the service: consume the input topics, publish alerts and dead letters.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(a) => simulate::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Run(a) => run::run(a),
         Command::CheckConfig(a) => check_config::run(a),

@@ -13,7 +13,7 @@ use crate::model::ModelConfig;
 use crate::partition::partition_for_key;
 use crate::reject::{RejectReason, Rejection};
 
-pub use shard::{KeyView, Shard, ShardCounters};
+pub use shard::{KeyView, ScoreRecord, Shard, ShardCounters};
 
 /// Everything a shard needs to know (built from the `[engine]`, `[model]` and `[alerts]`
 /// sections of the configuration).

@@ -14,10 +14,11 @@ use crate::model::features::{self, Features, KeyInputs, NAMES, NF};
 use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
 use crate::model::RiskModel;
 use crate::reject::{RejectReason, Rejection};
-use crate::state::columns::{flag, hour_of, Columns, HOUR_MS, NO_HOUR, NO_SLOT, NO_TIME};
+use crate::state::columns::{flag, hour_of, Columns, HOURS, HOUR_MS, NO_HOUR, NO_SLOT, NO_TIME};
 use crate::state::inbound::{Closed, Inbound};
 use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
+use crate::telemetry::RollingAuc;
 
 use super::EngineConfig;
 
@@ -51,11 +52,36 @@ pub struct Shard {
     pub(crate) model: Box<dyn RiskModel>,
     pub(crate) labels: PendingLabels,
     pub(crate) quality: RollingQuality,
+    /// Windowed prequential ROC AUC (telemetry only: not in snapshots, empty after a restore).
+    rolling_auc: RollingAuc,
     pub(crate) counters: ShardCounters,
     x: Features,
     hashes: Vec<u64>,
     track_applied: bool,
     applied: Vec<u64>,
+    record_scores: bool,
+    scores: Vec<ScoreRecord>,
+}
+
+/// One scoring of one key, recorded for offline evaluation (see [`Shard::record_scores`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRecord {
+    /// Key row.
+    pub row: u32,
+    /// Event time of the event that triggered the scoring, ms.
+    pub time_ms: i64,
+    /// Type of that event.
+    pub kind: EventType,
+    /// A stockout episode is open after the event.
+    pub in_stockout: bool,
+    /// The model's risk.
+    pub risk: f32,
+    /// The analytic prior (None when on hand is unknown).
+    pub prior: Option<f32>,
+    /// Days of cover (None when on hand is unknown).
+    pub days_of_cover: Option<f32>,
+    /// The features the risk was computed from.
+    pub x: Features,
 }
 
 /// The risk view of one key (state lookups, top-risk lists).
@@ -90,11 +116,14 @@ impl Shard {
             model: crate::model::build(&cfg.model),
             labels: PendingLabels::default(),
             quality: RollingQuality::default(),
+            rolling_auc: RollingAuc::default(),
             counters: ShardCounters::default(),
             x: [0.0; NF],
             hashes: Vec::new(),
             track_applied: false,
             applied: Vec::new(),
+            record_scores: false,
+            scores: Vec::new(),
             cfg,
         }
     }
@@ -114,9 +143,18 @@ impl Shard {
         &self.counters
     }
 
-    /// Rolling prequential model quality.
+    /// Rolling prequential model quality: labels, positives, exponentially weighted Brier score
+    /// and log loss over the last ~2000 matured labels.
     pub fn quality(&self) -> &RollingQuality {
         &self.quality
+    }
+
+    /// Prequential ROC AUC of the risks over the last [`RollingAuc::DEFAULT_WINDOW`] matured
+    /// labels (each risk scored before its outcome was known); `None` until both outcomes were
+    /// seen. O(window · log window): for a metrics scrape, not per event. Telemetry only: it is
+    /// not part of a snapshot and starts empty after a restore.
+    pub fn rolling_auc(&self) -> Option<f64> {
+        self.rolling_auc.auc()
     }
 
     /// Labels waiting to mature.
@@ -155,6 +193,23 @@ impl Shard {
     /// Sources of the events applied since the last call (empty unless tracking).
     pub fn drain_applied(&mut self) -> std::vec::Drain<'_, u64> {
         self.applied.drain(..)
+    }
+
+    /// Records every scoring (key, time, features, risk) for [`Shard::drain_scores`]: the
+    /// hook of `stockwatch evaluate`, which scores the very same path the service runs. Off by
+    /// default (the service never pays for it).
+    pub fn record_scores(&mut self, on: bool) {
+        self.record_scores = on;
+    }
+
+    /// Scorings recorded since the last call (empty unless recording).
+    pub fn drain_scores(&mut self) -> std::vec::Drain<'_, ScoreRecord> {
+        self.scores.drain(..)
+    }
+
+    /// The row of a key, if tracked.
+    pub fn row_of(&self, location: &str, sku: &str) -> Option<u32> {
+        self.keys.get(location, sku)
     }
 
     /// Event ids remembered for dedupe.
@@ -321,6 +376,7 @@ impl Shard {
         while let Some(s) = self.labels.pop_matured(now_ms, h) {
             let y = labels::label(s.time_ms, h, self.cols.last_stockout_ms[s.row as usize]);
             self.quality.observe(f64::from(s.risk), y, 1.0 / 2000.0);
+            self.rolling_auc.push(f64::from(s.risk), y);
             self.model.learn(&s.x, y);
         }
     }
@@ -417,6 +473,18 @@ impl Shard {
 
         // Label snapshot: keys in stock, at most one per sampling interval.
         let in_stockout = c.flags[row] & flag::IN_STOCKOUT != 0;
+        if self.record_scores {
+            self.scores.push(ScoreRecord {
+                row: e.row,
+                time_ms: e.time_ms,
+                kind: e.kind,
+                in_stockout,
+                risk: risk as f32,
+                prior: derived.prior.map(|p| p as f32),
+                days_of_cover: derived.days_of_cover.map(|d| d as f32),
+                x: self.x,
+            });
+        }
         let last = c.last_sample_hour[row];
         if !in_stockout
             && (last == NO_HOUR
@@ -493,6 +561,10 @@ impl Shard {
             .arriving(c.inbound_head[row], now_ms.saturating_add(h));
         let hours_since = |ms: i64| (ms != NO_TIME).then(|| (now_ms - ms) as f64 / HOUR_MS as f64);
         let hour = hour_of(now_ms);
+        let hb = &c.hourly[row * HOURS..(row + 1) * HOURS];
+        let demand_last_3h = (0..3)
+            .map(|k| f64::from(hb[(i64::from(hour) - k).rem_euclid(HOURS as i64) as usize]))
+            .sum();
         KeyInputs {
             now_ms,
             horizon_ms: h,
@@ -507,6 +579,7 @@ impl Shard {
             last_obs_oos: c.flags[row] & flag::LAST_OBS_OOS != 0,
             in_stockout: c.flags[row] & flag::IN_STOCKOUT != 0,
             hours_since_stockout: hours_since(c.last_stockout_ms[row]),
+            demand_last_3h,
         }
     }
 

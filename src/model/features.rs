@@ -3,10 +3,10 @@
 //! indicator, never NaN.
 
 use super::prior::stockout_prior;
-use crate::state::columns::DemandStats;
+use crate::state::columns::{DemandStats, HOUR_MS};
 
 /// Number of features, bias included.
-pub const NF: usize = 15;
+pub const NF: usize = 27;
 
 /// Feature names, index = position in the vector (used in alert reasons and model reports).
 pub const NAMES: [&str; NF] = [
@@ -25,6 +25,18 @@ pub const NAMES: [&str; NF] = [
     "last_obs_oos",
     "recent_stockout",
     "in_stockout",
+    "oos_hours_24h",
+    "oos_window_yesterday",
+    "hours_since_oos",
+    "oos_days_7d",
+    "oos_days_28d",
+    "oos_today",
+    "hour_of_day",
+    "day_of_week",
+    "pace_today",
+    "pace_3h",
+    "log_daily_rate",
+    "since_stockout",
 ];
 
 /// Index of the prior's logit.
@@ -35,6 +47,27 @@ pub const ON_HAND_UNKNOWN: usize = 2;
 pub const LAST_OBS_OOS: usize = 12;
 /// Index of the in-stockout indicator.
 pub const IN_STOCKOUT: usize = 14;
+/// Index of the hour of day (hour / 24, UTC event time).
+pub const HOUR_OF_DAY: usize = 21;
+/// Index of the day of week (Monday = 0, / 7).
+pub const DAY_OF_WEEK: usize = 22;
+
+/// The features that come from availability observations (the "no availability history"
+/// baseline of `stockwatch evaluate` zeroes them).
+pub const AVAILABILITY_HISTORY: &[usize] = &[
+    10,
+    11,
+    LAST_OBS_OOS,
+    13,
+    IN_STOCKOUT,
+    15,
+    16,
+    17,
+    18,
+    19,
+    20,
+    26,
+];
 
 /// A feature vector.
 pub type Features = [f32; NF];
@@ -66,6 +99,8 @@ pub struct KeyInputs {
     pub in_stockout: bool,
     /// Hours since the last stockout episode started, if any.
     pub hours_since_stockout: Option<f64>,
+    /// Demand in the current and the two previous hours.
+    pub demand_last_3h: f64,
 }
 
 /// Derived quantities that alerts report next to the risk.
@@ -147,68 +182,111 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
         None => 0.0,
     };
     x[IN_STOCKOUT] = f32::from(k.in_stockout);
+    // Availability history at hourly resolution (bit i of `oos_hours`: i hours ago).
+    let hours24 = k.oos_hours & 0x00ff_ffff;
+    x[15] = hours24.count_ones() as f32 / 24.0;
+    // The horizon's window one day earlier: hours (24 - H)..=23 ago (all 24 if H >= 24).
+    let w = horizon_h.round().clamp(1.0, 24.0) as u32;
+    let window = hours24 >> (24 - w);
+    x[16] = window.count_ones() as f32 / w as f32;
+    x[17] = if k.oos_hours == 0 {
+        1.0
+    } else {
+        (f64::from(k.oos_hours.trailing_zeros()).ln_1p() / 32f64.ln_1p()) as f32
+    };
+    // Days (bit 0 = today).
+    x[18] = (k.oos_days & 0xfe).count_ones() as f32 / 7.0;
+    x[19] = (k.oos_days & 0x1fff_fffe).count_ones() as f32 / 28.0;
+    x[20] = f32::from(k.oos_days & 1 != 0);
+    let hour = k.now_ms.div_euclid(HOUR_MS);
+    let hod = hour.rem_euclid(24);
+    x[HOUR_OF_DAY] = hod as f32 / 24.0;
+    // 1970-01-01 was a Thursday: Monday = 0.
+    x[DAY_OF_WEEK] = (hour.div_euclid(24) + 3).rem_euclid(7) as f32 / 7.0;
+    // Sell-through today against the key's usual pace (censored demand: an empty shelf sells
+    // nothing), and over the last three hours.
+    let so_far = d.rate_per_hour * (hod + 1) as f64;
+    x[23] = ((d.today + 0.1) / (so_far + 0.1)).ln().clamp(-3.0, 3.0) as f32;
+    x[24] = ((k.demand_last_3h + 0.05) / (3.0 * d.rate_per_hour + 0.05))
+        .ln()
+        .clamp(-3.0, 3.0) as f32;
+    x[25] = (per_day.ln_1p() / 4.0).min(2.5) as f32;
+    x[26] = match k.hours_since_stockout {
+        Some(h) => (h.max(0.0).ln_1p() / (24.0f64 * 28.0).ln_1p()).min(1.0) as f32,
+        None => 1.0,
+    };
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn inputs() -> KeyInputs {
-        KeyInputs {
-            now_ms: 0,
-            horizon_ms: 72 * 3_600_000,
-            on_hand: Some(10.0),
-            demand: DemandStats {
-                rate_per_hour: 0.5,
-                recent_per_hour: 0.5,
-                dispersion: 1.0,
-                zero_day_fraction: 0.0,
-                complete_days: 7,
-                today: 1.0,
-            },
-            inbound_in_horizon: 0.0,
-            next_eta_ms: None,
-            hours_since_receipt: Some(10.0),
-            oos_hours: 0,
-            oos_days: 0,
-            last_obs_oos: false,
-            in_stockout: false,
-            hours_since_stockout: None,
-        }
+/// Cut points of each feature for the binned learner (`v >= cut` moves up one bin; empty: the
+/// feature only has its linear weight). Chosen on the feature's scale, not fitted to data.
+pub fn bin_edges(i: usize) -> &'static [f32] {
+    const HOURS: [f32; 23] = [
+        0.5 / 24.0,
+        1.5 / 24.0,
+        2.5 / 24.0,
+        3.5 / 24.0,
+        4.5 / 24.0,
+        5.5 / 24.0,
+        6.5 / 24.0,
+        7.5 / 24.0,
+        8.5 / 24.0,
+        9.5 / 24.0,
+        10.5 / 24.0,
+        11.5 / 24.0,
+        12.5 / 24.0,
+        13.5 / 24.0,
+        14.5 / 24.0,
+        15.5 / 24.0,
+        16.5 / 24.0,
+        17.5 / 24.0,
+        18.5 / 24.0,
+        19.5 / 24.0,
+        20.5 / 24.0,
+        21.5 / 24.0,
+        22.5 / 24.0,
+    ];
+    const DAYS: [f32; 6] = [
+        0.5 / 7.0,
+        1.5 / 7.0,
+        2.5 / 7.0,
+        3.5 / 7.0,
+        4.5 / 7.0,
+        5.5 / 7.0,
+    ];
+    const FRACTION: [f32; 5] = [0.01, 0.1, 0.25, 0.45, 0.7];
+    const UNIT: [f32; 6] = [0.05, 0.2, 0.4, 0.6, 0.8, 0.95];
+    const LOGIT: [f32; 7] = [-6.0, -3.0, -1.5, -0.5, 0.5, 1.5, 3.0];
+    const RATIO: [f32; 6] = [-1.5, -0.7, -0.2, 0.2, 0.7, 1.5];
+    match i {
+        PRIOR_LOGIT => &LOGIT,
+        3 | 6 | 25 => &UNIT,
+        4 | 23 | 24 => &RATIO,
+        5 | 11 | 15 | 16 | 18 | 19 => &FRACTION,
+        7 | 8 | 9 | 13 | 17 | 26 => &UNIT,
+        HOUR_OF_DAY => &HOURS,
+        DAY_OF_WEEK => &DAYS,
+        _ => &[],
     }
+}
 
-    #[test]
-    fn finite_and_bounded() {
-        let mut x = [0.0; NF];
-        let d = compute(&inputs(), &mut x);
-        assert!(x.iter().all(|v| v.is_finite() && v.abs() <= 10.0), "{x:?}");
-        assert_eq!(d.expected_demand, 36.0);
-        assert!(d.prior.unwrap() > 0.99);
-        let mut k = inputs();
-        k.on_hand = None;
-        k.demand = DemandStats::default();
-        let d = compute(&k, &mut x);
-        assert!(x.iter().all(|v| v.is_finite()), "{x:?}");
-        assert_eq!(x[ON_HAND_UNKNOWN], 1.0);
-        assert_eq!(d.days_of_cover, None);
-    }
+/// Pairs of features whose bins are crossed (hour-of-day profiles of the availability history
+/// and of demand, and the interplay of short- and long-run stock-out history).
+pub const CROSSES: [(usize, usize); 10] = [
+    (HOUR_OF_DAY, 15),
+    (HOUR_OF_DAY, 16),
+    (HOUR_OF_DAY, 17),
+    (HOUR_OF_DAY, 18),
+    (HOUR_OF_DAY, 25),
+    (HOUR_OF_DAY, 23),
+    (DAY_OF_WEEK, 18),
+    (19, 17),
+    (16, 18),
+    (17, 15),
+];
 
-    #[test]
-    fn inbound_lowers_the_prior_only_if_it_arrives_in_time() {
-        let mut x = [0.0; NF];
-        let p0 = compute(&inputs(), &mut x).prior.unwrap();
-        let mut k = inputs();
-        k.inbound_in_horizon = 40.0;
-        k.next_eta_ms = Some(3_600_000);
-        let early = compute(&k, &mut x).prior.unwrap();
-        assert!(early < 0.2 && early < p0, "{early} {p0}");
-        // The same shipment arriving after the on-hand stock is gone does not help much.
-        k.next_eta_ms = Some(40 * 3_600_000);
-        let late = compute(&k, &mut x).prior.unwrap();
-        assert!(late > 0.5, "{late}");
-        // An observed stockout is certain, whatever the records say.
-        k.in_stockout = true;
-        assert_eq!(compute(&k, &mut x).prior, Some(1.0));
-    }
+/// Bin of value `v` given the cut points.
+#[inline]
+pub fn bin_of(v: f32, edges: &[f32]) -> usize {
+    edges.iter().take_while(|&&c| v >= c).count()
 }

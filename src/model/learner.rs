@@ -1,18 +1,39 @@
-//! Model v1: online logistic regression trained with AdaGrad over the features, starting from
-//! weights that reproduce the analytic prior (cold start = the prior), and moving away from it
-//! only as matured labels arrive. Deterministic: same labels in the same order, same weights.
+//! The online learners: logistic regressions trained with AdaGrad, starting from weights that
+//! reproduce the analytic prior (cold start = the prior) and moving away from it only as
+//! matured labels arrive. Deterministic: same labels in the same order, same weights.
+//!
+//! - [`AdaGradLogistic`] (v1, `kind = "linear"`): one weight per feature.
+//! - [`BinnedLogistic`] (v2, `kind = "binned"`, the default): the linear weights plus one
+//!   weight per bin of each continuous feature ([`bin_edges`]) and per cell of a few crossed
+//!   pairs ([`CROSSES`]) — a generalised additive model with pairwise interactions, still
+//!   convex, still one pass, with a fixed number of weights (no per-event allocation).
 
 use serde::{Deserialize, Serialize};
 
 use super::features::{
-    Features, IN_STOCKOUT, LAST_OBS_OOS, NAMES, NF, ON_HAND_UNKNOWN, PRIOR_LOGIT,
+    bin_edges, bin_of, Features, CROSSES, IN_STOCKOUT, LAST_OBS_OOS, NAMES, NF, ON_HAND_UNKNOWN,
+    PRIOR_LOGIT,
 };
 use super::{ModelError, RiskModel};
+
+/// Which learner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LearnerKind {
+    /// v1: one weight per feature.
+    Linear,
+    /// v2: linear + per-bin weights + crossed bins.
+    #[default]
+    Binned,
+}
 
 /// Hyper-parameters of the learner.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LearnerConfig {
+    /// Which learner.
+    #[serde(default)]
+    pub kind: LearnerKind,
     /// AdaGrad base learning rate.
     pub learning_rate: f64,
     /// L2 pull towards the initial (prior-reproducing) weights.
@@ -22,7 +43,8 @@ pub struct LearnerConfig {
 impl Default for LearnerConfig {
     fn default() -> Self {
         LearnerConfig {
-            learning_rate: 0.05,
+            kind: LearnerKind::Binned,
+            learning_rate: 0.02,
             l2: 1e-4,
         }
     }
@@ -51,8 +73,10 @@ pub struct AdaGradLogistic {
     updates: u64,
 }
 
-/// The version string of model v1; alerts carry it.
-pub const MODEL_VERSION: &str = "logistic-adagrad-v1";
+/// The version string of the default model (v2, [`BinnedLogistic`]); alerts carry it.
+pub const MODEL_VERSION: &str = "binned-logistic-adagrad-v2";
+/// The version string of model v1 ([`AdaGradLogistic`]).
+pub const MODEL_VERSION_V1: &str = "logistic-adagrad-v1";
 
 /// Initial weights: the prior's logit passes through, an unknown on hand means a low base rate,
 /// an observed stockout means high risk. The learner corrects all of them from labels.
@@ -62,6 +86,15 @@ pub fn initial_weights() -> [f64; NF] {
     w[ON_HAND_UNKNOWN] = -3.5;
     w[LAST_OBS_OOS] = 2.0;
     w[IN_STOCKOUT] = 3.0;
+    w
+}
+
+/// Initial weights of v2: as v1, except that an unknown on hand is uninformative (logit 0,
+/// a 50 % risk, below the raise threshold) rather than a confident 3 %: with delayed labels
+/// nothing is learned during the first horizon, and a confident wrong start costs most there.
+pub fn initial_weights_v2() -> [f64; NF] {
+    let mut w = initial_weights();
+    w[ON_HAND_UNKNOWN] = 0.0;
     w
 }
 
@@ -100,7 +133,7 @@ pub fn sigmoid(z: f64) -> f64 {
 
 impl RiskModel for AdaGradLogistic {
     fn version(&self) -> &str {
-        MODEL_VERSION
+        MODEL_VERSION_V1
     }
 
     fn score(&self, x: &Features) -> f64 {
@@ -134,9 +167,183 @@ impl RiskModel for AdaGradLogistic {
 
     fn export(&self) -> serde_json::Value {
         serde_json::to_value(LearnerState {
-            version: MODEL_VERSION.into(),
+            version: MODEL_VERSION_V1.into(),
             weights: self.w.to_vec(),
             grad_sq: self.g2.to_vec(),
+            updates: self.updates,
+        })
+        .unwrap_or(serde_json::Value::Null)
+    }
+
+    fn import(&mut self, v: &serde_json::Value) -> Result<(), ModelError> {
+        let s: LearnerState =
+            serde_json::from_value(v.clone()).map_err(|e| ModelError::BadState(e.to_string()))?;
+        if s.version != MODEL_VERSION_V1 {
+            return Err(ModelError::VersionMismatch {
+                found: s.version,
+                expected: MODEL_VERSION_V1,
+            });
+        }
+        if s.weights.len() != NF || s.grad_sq.len() != NF {
+            return Err(ModelError::BadState(format!(
+                "expected {NF} weights ({}), found {}",
+                NAMES.join(","),
+                s.weights.len()
+            )));
+        }
+        self.w.copy_from_slice(&s.weights);
+        self.g2.copy_from_slice(&s.grad_sq);
+        self.updates = s.updates;
+        Ok(())
+    }
+}
+
+/// Most weights one example touches: linear + one bin per feature + one cell per cross.
+const MAX_ACTIVE: usize = 2 * NF + CROSSES.len();
+
+/// Where each group of weights starts in the weight vector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Layout {
+    bin_off: [usize; NF],
+    bins: [usize; NF],
+    cross_off: [usize; CROSSES.len()],
+    len: usize,
+}
+
+impl Layout {
+    fn new() -> Self {
+        let mut l = Layout {
+            bin_off: [0; NF],
+            bins: [0; NF],
+            cross_off: [0; CROSSES.len()],
+            len: NF,
+        };
+        for i in 0..NF {
+            let e = bin_edges(i);
+            l.bins[i] = if e.is_empty() { 0 } else { e.len() + 1 };
+            l.bin_off[i] = l.len;
+            l.len += l.bins[i];
+        }
+        for (c, &(a, b)) in CROSSES.iter().enumerate() {
+            l.cross_off[c] = l.len;
+            l.len += l.bins[a] * l.bins[b];
+        }
+        l
+    }
+
+    /// The active coordinates of `x` with their values, and how many there are. The second
+    /// element of each pair is the feature a coordinate belongs to (a cross: its first one).
+    fn active(&self, x: &Features, out: &mut [(usize, f64, usize); MAX_ACTIVE]) -> usize {
+        let mut n = 0;
+        let mut bin = [0usize; NF];
+        for i in 0..NF {
+            let v = x[i];
+            if v != 0.0 {
+                out[n] = (i, f64::from(v), i);
+                n += 1;
+            }
+            if self.bins[i] > 0 {
+                bin[i] = bin_of(v, bin_edges(i));
+                out[n] = (self.bin_off[i] + bin[i], 1.0, i);
+                n += 1;
+            }
+        }
+        for (c, &(a, b)) in CROSSES.iter().enumerate() {
+            out[n] = (self.cross_off[c] + bin[a] * self.bins[b] + bin[b], 1.0, a);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Model v2: logistic regression over linear, binned and crossed-bin coordinates (AdaGrad).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinnedLogistic {
+    cfg: LearnerConfig,
+    layout: Layout,
+    w: Vec<f64>,
+    w0: Vec<f64>,
+    g2: Vec<f64>,
+    updates: u64,
+}
+
+impl BinnedLogistic {
+    /// A fresh learner: the linear part at the prior-reproducing weights, every bin at 0.
+    pub fn new(cfg: LearnerConfig) -> Self {
+        let layout = Layout::new();
+        let mut w0 = vec![0.0; layout.len];
+        w0[..NF].copy_from_slice(&initial_weights_v2());
+        BinnedLogistic {
+            cfg,
+            layout,
+            w: w0.clone(),
+            g2: vec![0.0; layout.len],
+            w0,
+            updates: 0,
+        }
+    }
+
+    /// Number of weights.
+    pub fn len(&self) -> usize {
+        self.w.len()
+    }
+
+    /// Never empty (the bias at least).
+    pub fn is_empty(&self) -> bool {
+        self.w.is_empty()
+    }
+
+    fn margin(&self, x: &Features) -> f64 {
+        let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
+        let n = self.layout.active(x, &mut act);
+        act[..n].iter().map(|&(j, v, _)| self.w[j] * v).sum()
+    }
+}
+
+impl RiskModel for BinnedLogistic {
+    fn version(&self) -> &str {
+        MODEL_VERSION
+    }
+
+    fn score(&self, x: &Features) -> f64 {
+        sigmoid(self.margin(x).clamp(-30.0, 30.0))
+    }
+
+    fn learn(&mut self, x: &Features, positive: bool) {
+        let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
+        let n = self.layout.active(x, &mut act);
+        let m: f64 = act[..n].iter().map(|&(j, v, _)| self.w[j] * v).sum();
+        let err = sigmoid(m.clamp(-30.0, 30.0)) - f64::from(u8::from(positive));
+        let (lr, l2) = (self.cfg.learning_rate, self.cfg.l2);
+        for &(j, v, _) in &act[..n] {
+            let g = err * v + l2 * (self.w[j] - self.w0[j]);
+            if g == 0.0 {
+                continue;
+            }
+            self.g2[j] += g * g;
+            self.w[j] -= lr * g / (self.g2[j].sqrt() + 1e-8);
+        }
+        self.updates += 1;
+    }
+
+    fn contributions(&self, x: &Features, out: &mut [f64; NF]) {
+        out.fill(0.0);
+        let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
+        let n = self.layout.active(x, &mut act);
+        for &(j, v, f) in &act[..n] {
+            out[f] += self.w[j] * v;
+        }
+    }
+
+    fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    fn export(&self) -> serde_json::Value {
+        serde_json::to_value(LearnerState {
+            version: MODEL_VERSION.into(),
+            weights: self.w.clone(),
+            grad_sq: self.g2.clone(),
             updates: self.updates,
         })
         .unwrap_or(serde_json::Value::Null)
@@ -151,12 +358,15 @@ impl RiskModel for AdaGradLogistic {
                 expected: MODEL_VERSION,
             });
         }
-        if s.weights.len() != NF || s.grad_sq.len() != NF {
+        if s.weights.len() != self.w.len() || s.grad_sq.len() != self.w.len() {
             return Err(ModelError::BadState(format!(
-                "expected {NF} weights ({}), found {}",
-                NAMES.join(","),
+                "expected {} weights, found {}",
+                self.w.len(),
                 s.weights.len()
             )));
+        }
+        if s.weights.iter().chain(&s.grad_sq).any(|v| !v.is_finite()) {
+            return Err(ModelError::BadState("non-finite weight".into()));
         }
         self.w.copy_from_slice(&s.weights);
         self.g2.copy_from_slice(&s.grad_sq);
@@ -190,5 +400,50 @@ mod tests {
         let mut m2 = AdaGradLogistic::new(cfg);
         m2.import(&m.export()).unwrap();
         assert_eq!(m, m2);
+    }
+
+    #[test]
+    fn binned_starts_at_the_linear_prior_and_learns_a_nonlinear_signal() {
+        use super::super::features::HOUR_OF_DAY;
+        let cfg = LearnerConfig {
+            learning_rate: 0.2,
+            ..LearnerConfig::default()
+        };
+        let lin = AdaGradLogistic::new(cfg);
+        let mut m = BinnedLogistic::new(cfg);
+        let mut x = [0.0f32; NF];
+        x[0] = 1.0;
+        x[PRIOR_LOGIT] = 1.3;
+        assert!(
+            (m.score(&x) - lin.score(&x)).abs() < 1e-12,
+            "cold start = v1"
+        );
+        // Risky at hours 18-20 only: not linear in the hour, learnable by its bins.
+        let at = |h: u32| {
+            let mut x = [0.0f32; NF];
+            x[0] = 1.0;
+            x[HOUR_OF_DAY] = h as f32 / 24.0;
+            x
+        };
+        for i in 0..20_000u32 {
+            let h = i % 24;
+            m.learn(&at(h), (18..=20).contains(&h));
+        }
+        assert!(m.score(&at(19)) > 0.8, "{}", m.score(&at(19)));
+        assert!(m.score(&at(12)) < 0.2 && m.score(&at(23)) < 0.2);
+        let mut c = [0.0; NF];
+        m.contributions(&at(19), &mut c);
+        let total: f64 = c.iter().sum();
+        assert!(
+            (sigmoid(total) - m.score(&at(19))).abs() < 1e-9,
+            "contributions sum to the logit"
+        );
+        let mut m2 = BinnedLogistic::new(cfg);
+        m2.import(&m.export()).unwrap();
+        assert_eq!(m, m2);
+        assert!(
+            AdaGradLogistic::new(cfg).import(&m.export()).is_err(),
+            "versions differ"
+        );
     }
 }

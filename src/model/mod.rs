@@ -3,7 +3,8 @@
 //! - [`features`]: the feature vector of one key at one moment (demand estimate, prior, cover,
 //!   trend, intermittency, inbound timing, availability history).
 //! - [`prior`]: the analytic prior P(demand over the horizon > available stock).
-//! - [`learner`]: model v1, an online AdaGrad logistic regression starting at the prior.
+//! - [`learner`]: the online learners (AdaGrad logistic regressions starting at the prior):
+//!   v1 linear, v2 (default) with binned and crossed features.
 //! - [`labels`]: delayed labels — snapshots mature in event time into training examples.
 //!
 //! The shard owns one model replica; [`RiskModel`] is the seam for a better learner.
@@ -78,5 +79,8 @@ impl Default for ModelConfig {
 
 /// Builds the configured model.
 pub fn build(cfg: &ModelConfig) -> Box<dyn RiskModel> {
-    Box::new(learner::AdaGradLogistic::new(cfg.learner))
+    match cfg.learner.kind {
+        learner::LearnerKind::Linear => Box::new(learner::AdaGradLogistic::new(cfg.learner)),
+        learner::LearnerKind::Binned => Box::new(learner::BinnedLogistic::new(cfg.learner)),
+    }
 }

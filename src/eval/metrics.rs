@@ -1,0 +1,355 @@
+//! Probabilistic-forecast metrics over a stream of (probability, outcome) pairs, in bounded
+//! memory: scores are counted in a fine histogram (2^20 bins over [0, 1]), so ROC AUC and PR AUC
+//! over a hundred million predictions cost 16 MB and one pass. Scores falling into one bin count
+//! as tied (a resolution of 1e-6; equal scores are exact ties, as they should be).
+
+use serde::Serialize;
+
+/// Histogram resolution: bins over [0, 1].
+pub const BINS: usize = 1 << 20;
+/// Calibration bins of the expected calibration error and the reliability diagram.
+pub const ECE_BINS: usize = 10;
+
+/// Metrics of one model, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Summary {
+    /// Area under the ROC curve (ties count one half).
+    pub roc_auc: f64,
+    /// Area under the precision-recall curve (average precision, step-wise).
+    pub pr_auc: f64,
+    /// Mean squared error of the probability.
+    pub brier: f64,
+    /// Mean negative log-likelihood (probabilities clipped to [1e-7, 1 − 1e-7]).
+    pub log_loss: f64,
+    /// Expected calibration error over 10 equal-width bins.
+    pub ece: f64,
+}
+
+/// Streaming accumulator of one model's predictions.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    pos: Vec<u32>,
+    neg: Vec<u32>,
+    n: u64,
+    positives: u64,
+    brier: f64,
+    log_loss: f64,
+    cal: [(f64, f64, u64); ECE_BINS],
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Self::with_bins(BINS)
+    }
+}
+
+/// One point of a curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// x (false-positive rate, or recall).
+    pub x: f64,
+    /// y (true-positive rate, or precision).
+    pub y: f64,
+}
+
+/// One bin of the reliability diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReliabilityBin {
+    /// Mean predicted probability in the bin.
+    pub mean_predicted: f64,
+    /// Observed frequency of positives in the bin.
+    pub observed: f64,
+    /// Predictions in the bin.
+    pub count: u64,
+}
+
+/// Index of the bin of probability `p` among `bins` bins over [0, 1].
+fn bin_of(p: f64, bins: usize) -> usize {
+    ((p * bins as f64) as usize).min(bins - 1)
+}
+
+impl Accumulator {
+    /// An accumulator with `bins` histogram bins (coarser ones for per-period curves).
+    pub fn with_bins(bins: usize) -> Self {
+        let bins = bins.max(1);
+        Accumulator {
+            pos: vec![0; bins],
+            neg: vec![0; bins],
+            n: 0,
+            positives: 0,
+            brier: 0.0,
+            log_loss: 0.0,
+            cal: [(0.0, 0.0, 0); ECE_BINS],
+        }
+    }
+
+    /// Adds one prediction and its outcome. A non-finite probability is counted as 0.5.
+    pub fn push(&mut self, p: f64, y: bool) {
+        let p = if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        let b = bin_of(p, self.pos.len());
+        if y {
+            self.pos[b] += 1;
+        } else {
+            self.neg[b] += 1;
+        }
+        let yf = f64::from(u8::from(y));
+        self.n += 1;
+        self.positives += u64::from(y);
+        self.brier += (p - yf).powi(2);
+        let pc = p.clamp(1e-7, 1.0 - 1e-7);
+        self.log_loss -= yf * pc.ln() + (1.0 - yf) * (1.0 - pc).ln();
+        let c = &mut self.cal[bin_of(p, ECE_BINS)];
+        c.0 += p;
+        c.1 += yf;
+        c.2 += 1;
+    }
+
+    /// Predictions seen.
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    /// True before the first prediction.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Positive outcomes seen.
+    pub fn positives(&self) -> u64 {
+        self.positives
+    }
+
+    /// ROC AUC: P(score of a random positive > that of a random negative), ties one half.
+    /// `None` unless both classes were seen.
+    pub fn roc_auc(&self) -> Option<f64> {
+        let (p, n) = (self.positives as f64, (self.n - self.positives) as f64);
+        if p == 0.0 || n == 0.0 {
+            return None;
+        }
+        // Walk bins upwards: each positive beats the negatives below it, ties count half.
+        let (mut below, mut wins) = (0.0f64, 0.0f64);
+        for (&pb, &nb) in self.pos.iter().zip(&self.neg) {
+            let (pb, nb) = (f64::from(pb), f64::from(nb));
+            wins += pb * (below + 0.5 * nb);
+            below += nb;
+        }
+        Some(wins / (p * n))
+    }
+
+    /// Average precision: Σ over thresholds (descending) of precision × recall increment, where
+    /// a group of tied scores is one threshold (scikit-learn's definition).
+    pub fn pr_auc(&self) -> Option<f64> {
+        let p = self.positives as f64;
+        if p == 0.0 {
+            return None;
+        }
+        let (mut tp, mut fp, mut ap) = (0.0f64, 0.0f64, 0.0f64);
+        for (&pb, &nb) in self.pos.iter().zip(&self.neg).rev() {
+            if pb == 0 && nb == 0 {
+                continue;
+            }
+            tp += f64::from(pb);
+            fp += f64::from(nb);
+            ap += (tp / (tp + fp)) * (f64::from(pb) / p);
+        }
+        Some(ap)
+    }
+
+    /// Mean Brier score.
+    pub fn brier(&self) -> f64 {
+        self.brier / self.n.max(1) as f64
+    }
+
+    /// Mean log loss.
+    pub fn log_loss(&self) -> f64 {
+        self.log_loss / self.n.max(1) as f64
+    }
+
+    /// Expected calibration error: Σ_bins (n_b / n) · |mean p_b − frequency_b|.
+    pub fn ece(&self) -> f64 {
+        let n = self.n.max(1) as f64;
+        self.cal
+            .iter()
+            .filter(|c| c.2 > 0)
+            .map(|&(sp, sy, c)| (c as f64 / n) * ((sp - sy) / c as f64).abs())
+            .sum()
+    }
+
+    /// The reliability diagram's bins.
+    pub fn reliability(&self) -> Vec<ReliabilityBin> {
+        self.cal
+            .iter()
+            .map(|&(sp, sy, c)| ReliabilityBin {
+                mean_predicted: if c > 0 { sp / c as f64 } else { f64::NAN },
+                observed: if c > 0 { sy / c as f64 } else { f64::NAN },
+                count: c,
+            })
+            .collect()
+    }
+
+    /// All metrics (NaN where undefined).
+    pub fn summary(&self) -> Summary {
+        Summary {
+            roc_auc: self.roc_auc().unwrap_or(f64::NAN),
+            pr_auc: self.pr_auc().unwrap_or(f64::NAN),
+            brier: self.brier(),
+            log_loss: self.log_loss(),
+            ece: self.ece(),
+        }
+    }
+
+    /// ROC curve, thresholds descending, at most ~`max_points` points (plus both ends).
+    pub fn roc_curve(&self, max_points: usize) -> Vec<CurvePoint> {
+        self.curve(max_points, |tp, fp, p, n| CurvePoint {
+            x: fp / n.max(1.0),
+            y: tp / p.max(1.0),
+        })
+    }
+
+    /// Precision-recall curve, thresholds descending.
+    pub fn pr_curve(&self, max_points: usize) -> Vec<CurvePoint> {
+        self.curve(max_points, |tp, fp, p, _| CurvePoint {
+            x: tp / p.max(1.0),
+            y: if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
+        })
+    }
+
+    fn curve(
+        &self,
+        max_points: usize,
+        point: impl Fn(f64, f64, f64, f64) -> CurvePoint,
+    ) -> Vec<CurvePoint> {
+        let (p, n) = (self.positives as f64, (self.n - self.positives) as f64);
+        let step = (self.n / max_points.max(1) as u64).max(1);
+        let mut out = vec![point(0.0, 0.0, p, n)];
+        let (mut tp, mut fp, mut since) = (0.0, 0.0, 0u64);
+        for (&pb, &nb) in self.pos.iter().zip(&self.neg).rev() {
+            if pb == 0 && nb == 0 {
+                continue;
+            }
+            tp += f64::from(pb);
+            fp += f64::from(nb);
+            since += u64::from(pb) + u64::from(nb);
+            if since >= step {
+                out.push(point(tp, fp, p, n));
+                since = 0;
+            }
+        }
+        out.push(point(tp, fp, p, n));
+        out
+    }
+}
+
+/// Median of a list (sorts it); `None` when empty.
+pub fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acc(pairs: &[(f64, bool)]) -> Accumulator {
+        let mut a = Accumulator::default();
+        for &(p, y) in pairs {
+            a.push(p, y);
+        }
+        a
+    }
+
+    #[test]
+    fn auc_with_ties_by_hand() {
+        // Positives 0.8, 0.4, 0.4; negatives 0.4, 0.2. Pairs (pos vs neg):
+        // 0.8>0.4 1, 0.8>0.2 1, 0.4=0.4 ½, 0.4>0.2 1, 0.4=0.4 ½, 0.4>0.2 1 → 5/6.
+        let a = acc(&[
+            (0.8, true),
+            (0.4, true),
+            (0.4, true),
+            (0.4, false),
+            (0.2, false),
+        ]);
+        let auc = a.roc_auc().unwrap();
+        assert!((auc - 5.0 / 6.0).abs() < 1e-12, "{auc}");
+        // All tied: one half. One class only: undefined.
+        assert_eq!(acc(&[(0.3, true), (0.3, false)]).roc_auc(), Some(0.5));
+        assert_eq!(acc(&[(0.3, true), (0.6, true)]).roc_auc(), None);
+        // Inverted ranking: zero.
+        assert_eq!(acc(&[(0.1, true), (0.9, false)]).roc_auc(), Some(0.0));
+    }
+
+    #[test]
+    fn average_precision_by_hand() {
+        // Descending: 0.9 +, 0.7 −, 0.5 +, 0.3 −. AP = 1·½ + (2/3)·½ = 5/6.
+        let a = acc(&[(0.9, true), (0.7, false), (0.5, true), (0.3, false)]);
+        assert!((a.pr_auc().unwrap() - 5.0 / 6.0).abs() < 1e-12);
+        // A tied group is one threshold: {0.5: +, −} then 0.2 +. AP = ½·½ + (2/3)·½ = 7/12.
+        let a = acc(&[(0.5, true), (0.5, false), (0.2, true)]);
+        assert!((a.pr_auc().unwrap() - 7.0 / 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn brier_log_loss_and_ece_by_hand() {
+        let a = acc(&[(0.9, true), (0.2, false), (0.6, false), (0.6, true)]);
+        // Brier: (0.01 + 0.04 + 0.36 + 0.16) / 4.
+        assert!((a.brier() - 0.57 / 4.0).abs() < 1e-12);
+        let ll = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln() + 0.6f64.ln()) / 4.0;
+        assert!((a.log_loss() - ll).abs() < 1e-12);
+        // ECE: bin 9 {0.9: 1} |0.9−1|=0.1 ×¼; bin 2 {0.2: 0} 0.2×¼; bin 6 {0.6,0.6: ½} 0.1×½.
+        let ece = 0.1 / 4.0 + 0.2 / 4.0 + 0.1 / 2.0;
+        assert!((a.ece() - ece).abs() < 1e-12, "{}", a.ece());
+        let r = a.reliability();
+        assert_eq!(r.len(), ECE_BINS);
+        assert_eq!(r[6].count, 2);
+        assert!((r[6].observed - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn matches_the_exact_rank_auc_on_random_scores() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let pairs: Vec<(f64, bool)> = (0..3000)
+            .map(|_| {
+                let p: f64 = rng.random();
+                (p, rng.random_bool(p))
+            })
+            .collect();
+        let mut exact = crate::telemetry::RollingAuc::new(pairs.len());
+        for &(p, y) in &pairs {
+            exact.push(p, y);
+        }
+        let got = acc(&pairs).roc_auc().unwrap();
+        let want = exact.auc().unwrap();
+        assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+        assert!(got > 0.7, "informative scores: {got}");
+    }
+
+    #[test]
+    fn curves_run_from_corner_to_corner() {
+        let a = acc(&[(0.9, true), (0.7, false), (0.5, true), (0.3, false)]);
+        let roc = a.roc_curve(100);
+        assert_eq!(roc.first().map(|p| (p.x, p.y)), Some((0.0, 0.0)));
+        assert_eq!(roc.last().map(|p| (p.x, p.y)), Some((1.0, 1.0)));
+        let pr = a.pr_curve(100);
+        assert_eq!(pr.last().map(|p| (p.x, p.y)), Some((1.0, 0.5)));
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+}

@@ -1,0 +1,542 @@
+//! Offline, prequential evaluation of the stockout model on real data (`stockwatch evaluate`).
+//!
+//! A [`dataset::Panel`] (hourly demand and stock flags per series) becomes the event stream the
+//! service would see — for hour `h` of a series: its sales at `h:30`, and the stock flag of hour
+//! `h` as an `availability` observation at the end of the hour, `(h+1):00` (with
+//! `--simulate-inventory` also shipments and receipts). The events go through the *unchanged*
+//! shard ([`crate::engine::Shard`] ingest → watermark → apply → score → delayed labels → alerts)
+//! hour by hour in event time; the shard records every scoring ([`Shard::record_scores`]).
+//!
+//! - **Grid**: every in-stock observation: key *k* at the end of hour *h*, when its flag for
+//!   *h* says in stock. The risk scored there used nothing after `(h+1):00`.
+//! - **Label**: an out-of-stock flag in hours `h+1 ..= h+H`, i.e. an observation in
+//!   `(t, t + H]` — exactly the engine's own delayed label. Grid points whose window runs past
+//!   the end of the data are not scored.
+//! - The engine learns from a snapshot at every grid point (`label_sample_hours = 1`) once its
+//!   horizon has passed in event time: predict first, learn later.
+//! - **Baselines** on the same grid, prequential too (their calibration tables and the
+//!   no-availability learner see a label only once it has matured): persistence (out of stock
+//!   in the last 24 h), a days-of-cover rule (cover < H), the analytic prior alone, and the
+//!   online learner without the availability-history features.
+//! - **Alerts**: the engine's own `stockout_risk` alerts, checked against the flags.
+
+pub mod dataset;
+pub mod inventory;
+pub mod metrics;
+pub mod plots;
+pub mod report;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder,
+    UInt32Builder, UInt8Builder,
+};
+use arrow::record_batch::RecordBatch;
+
+use crate::alert::AlertKind;
+use crate::decode::{decoded_schema, DecodedBatch};
+use crate::engine::{EngineConfig, ScoreRecord, Shard};
+use crate::event::EventType;
+use crate::model::features::{Features, AVAILABILITY_HISTORY};
+use crate::model::RiskModel;
+use dataset::{Panel, HOUR_MS};
+use inventory::InventoryEvent;
+use metrics::Accumulator;
+
+/// Errors of an evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A file could not be read.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// A data row is malformed.
+    #[error("line {line}: {detail}")]
+    Data {
+        /// 1-based line number (0: the file as a whole).
+        line: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The options do not fit together.
+    #[error("{0}")]
+    Argument(String),
+    /// Arrow refused a batch (a bug: the batch follows the decoded schema).
+    #[error("building an event batch: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A plot could not be drawn.
+    #[error("plot {0}: {1}")]
+    Plot(String, String),
+}
+
+/// The models compared, in report order.
+pub const MODELS: [&str; 5] = [
+    "online",
+    "persistence",
+    "days_of_cover",
+    "prior",
+    "online_no_availability",
+];
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Horizon H of the risk, hours.
+    pub horizon_hours: u32,
+    /// The engine configuration (horizon and label sampling are overridden).
+    pub engine: EngineConfig,
+    /// Simulate inventory (shipments, receipts, on hand) from the demand.
+    pub simulate_inventory: bool,
+    /// Seed of the simulation.
+    pub seed: u64,
+}
+
+/// Daily quality of one model (the learning curve).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DayPoint {
+    /// Day index from the start of the data.
+    pub day: u32,
+    /// ROC AUC over the grid points of that day (None without both classes).
+    pub roc_auc: Option<f64>,
+    /// Brier score over them.
+    pub brier: f64,
+    /// Grid points.
+    pub n: u64,
+}
+
+/// Everything an evaluation measured.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Accumulators per model, [`MODELS`] order.
+    pub models: Vec<Accumulator>,
+    /// Daily accumulators per model.
+    pub daily: Vec<Vec<Accumulator>>,
+    /// Alert quality.
+    pub alerts: report::AlertSummary,
+    /// Lead times of the caught stockouts, hours.
+    pub lead_hours: Vec<f64>,
+    /// Series evaluated.
+    pub series: usize,
+    /// Days covered.
+    pub days: f64,
+    /// Events applied by the engine.
+    pub events: u64,
+    /// Labels the engine's learner learned from.
+    pub engine_labels: u64,
+    /// Positive labels among them.
+    pub engine_positives: u64,
+    /// The shard's own rolling prequential ROC AUC at the end (what the service exports).
+    pub engine_rolling_auc: Option<f64>,
+    /// The shard's own rolling (exponentially weighted) Brier score at the end.
+    pub engine_rolling_brier: f64,
+}
+
+/// The engine configuration evaluate runs: the given one with the horizon set, a label
+/// snapshot at every grid hour, and room for all of them.
+pub fn engine_config(base: EngineConfig, horizon_hours: u32, series: usize) -> EngineConfig {
+    let mut cfg = base;
+    cfg.model.horizon_hours = horizon_hours;
+    cfg.model.label_sample_hours = 1;
+    cfg.model.max_pending_labels = cfg
+        .model
+        .max_pending_labels
+        .max(series * (horizon_hours as usize + 2));
+    cfg
+}
+
+/// Builds the decoded (Arrow) batch of one hour of events.
+struct BatchBuilder {
+    index: UInt32Builder,
+    kind: UInt8Builder,
+    event_id: StringBuilder,
+    location: StringBuilder,
+    sku: StringBuilder,
+    shipment_id: StringBuilder,
+    qty: Float64Builder,
+    time: TimestampMillisecondBuilder,
+    eta: TimestampMillisecondBuilder,
+    in_stock: BooleanBuilder,
+    n: u32,
+    id: String,
+}
+
+impl BatchBuilder {
+    fn new() -> Self {
+        BatchBuilder {
+            index: UInt32Builder::new(),
+            kind: UInt8Builder::new(),
+            event_id: StringBuilder::new(),
+            location: StringBuilder::new(),
+            sku: StringBuilder::new(),
+            shipment_id: StringBuilder::new(),
+            qty: Float64Builder::new(),
+            time: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            eta: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            in_stock: BooleanBuilder::new(),
+            n: 0,
+            id: String::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        kind: EventType,
+        tag: char,
+        series: usize,
+        seq: u64,
+        p: &Panel,
+        time_ms: i64,
+        qty: Option<f64>,
+        eta_ms: Option<i64>,
+        shipment: Option<u32>,
+        in_stock: Option<bool>,
+    ) {
+        use std::fmt::Write;
+        self.index.append_value(self.n);
+        self.n += 1;
+        self.kind.append_value(kind as u8);
+        self.id.clear();
+        let _ = write!(self.id, "{tag}{series}-{seq}");
+        self.event_id.append_value(&self.id);
+        self.location.append_value(&p.locations[series]);
+        self.sku.append_value(&p.skus[series]);
+        match shipment {
+            Some(s) => {
+                self.id.clear();
+                let _ = write!(self.id, "SHP-{series}-{s}");
+                self.shipment_id.append_value(&self.id);
+            }
+            None => self.shipment_id.append_null(),
+        }
+        self.qty.append_option(qty);
+        self.time.append_value(time_ms);
+        self.eta.append_option(eta_ms);
+        self.in_stock.append_option(in_stock);
+    }
+
+    fn finish(&mut self) -> Result<DecodedBatch, EvalError> {
+        self.n = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.index.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.location.finish()),
+            Arc::new(self.sku.finish()),
+            Arc::new(self.shipment_id.finish()),
+            Arc::new(self.qty.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.eta.finish()),
+            Arc::new(self.in_stock.finish()),
+        ];
+        Ok(DecodedBatch {
+            batch: RecordBatch::try_new(decoded_schema(), cols)?,
+        })
+    }
+}
+
+/// A grid point of a baseline, waiting for its label to mature.
+struct Waiting {
+    mature_ms: i64,
+    y: bool,
+    x: Features,
+    persistence: bool,
+    cover_cell: usize,
+}
+
+/// A prequential frequency table: P(y | cell), learned from matured labels only.
+#[derive(Debug, Clone, Copy, Default)]
+struct Table {
+    n: [f64; 3],
+    pos: [f64; 3],
+}
+
+impl Table {
+    fn p(&self, cell: usize) -> f64 {
+        (self.pos[cell] + 1.0) / (self.n[cell] + 2.0)
+    }
+    fn learn(&mut self, cell: usize, y: bool) {
+        self.n[cell] += 1.0;
+        self.pos[cell] += f64::from(u8::from(y));
+    }
+}
+
+/// Hour (from the panel start) of the first out-of-stock flag after hour `h`, per series and
+/// hour: `next[s][h]`, or `usize::MAX`.
+fn next_oos(oos: &[bool], hours: usize) -> Vec<u32> {
+    let mut next = vec![u32::MAX; oos.len()];
+    for (flags, out) in oos.chunks(hours).zip(next.chunks_mut(hours)) {
+        let mut n = u32::MAX;
+        for h in (0..hours).rev() {
+            out[h] = n;
+            if flags[h] {
+                n = h as u32;
+            }
+        }
+    }
+    next
+}
+
+/// Runs the evaluation. `progress(hours_done, hours_total)` is called once per hour of data.
+pub fn evaluate(
+    panel: &Panel,
+    opts: &EvalOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Outcome, EvalError> {
+    let (panel, inventory) = if opts.simulate_inventory {
+        let (p, ev) = inventory::simulate(panel, opts.seed);
+        (std::borrow::Cow::Owned(p), ev)
+    } else {
+        if panel.oos.is_none() {
+            return Err(EvalError::Argument(
+                "this dataset has no stock flags: evaluate it with --simulate-inventory".into(),
+            ));
+        }
+        (std::borrow::Cow::Borrowed(panel), Vec::new())
+    };
+    let panel = panel.as_ref();
+    let oos = panel.oos.as_deref().unwrap_or(&[]);
+    let (n, hours) = (panel.series(), panel.hours);
+    let h_hours = opts.horizon_hours.max(1);
+    let horizon_ms = i64::from(h_hours) * HOUR_MS;
+    let cfg = engine_config(opts.engine, h_hours, n);
+    let mut shard = Shard::new(cfg);
+    shard.record_scores(true);
+    let mut shadow: Box<dyn RiskModel> = crate::model::build(&cfg.model);
+    let next = next_oos(oos, hours);
+    let days = hours.div_ceil(24);
+    let mut models: Vec<Accumulator> = MODELS.iter().map(|_| Accumulator::default()).collect();
+    let mut daily: Vec<Vec<Accumulator>> = MODELS
+        .iter()
+        .map(|_| (0..days).map(|_| Accumulator::with_bins(1000)).collect())
+        .collect();
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
+    let (mut persistence, mut cover, mut base) =
+        (Table::default(), Table::default(), Table::default());
+    let mut row_series: Vec<u32> = Vec::new();
+    let mut unmapped: Vec<usize> = (0..n).collect();
+    let mut alerts_state = report::AlertTracker::new(n);
+    let mut rejects = Vec::new();
+    let mut alerts = Vec::new();
+    let mut records: Vec<ScoreRecord> = Vec::new();
+    let mut b = BatchBuilder::new();
+    let mut inv = inventory.iter().peekable();
+    let doc_limit = f64::from(h_hours) / 24.0;
+
+    // Hour bucket t holds the observation of hour t-1 at t:00, the inventory events of hour t,
+    // and the sales of hour t at t:30; bucket `hours` holds the last observations only.
+    for t in 0..=hours {
+        let t0 = panel.start_ms + t as i64 * HOUR_MS;
+        if t > 0 {
+            for s in 0..n {
+                let flag = oos[s * hours + t - 1];
+                b.push(
+                    EventType::Availability,
+                    'a',
+                    s,
+                    t as u64,
+                    panel,
+                    t0,
+                    None,
+                    None,
+                    None,
+                    Some(!flag),
+                );
+            }
+        }
+        while let Some(e) = inv.next_if(|e| e.time_ms < t0 + HOUR_MS) {
+            let InventoryEvent {
+                time_ms,
+                series,
+                receipt,
+                qty,
+                eta_ms,
+                shipment,
+            } = *e;
+            let s = series as usize;
+            let ship = (shipment != u32::MAX).then_some(shipment);
+            if receipt {
+                b.push(
+                    EventType::Receipt,
+                    'r',
+                    s,
+                    u64::from(shipment),
+                    panel,
+                    time_ms,
+                    Some(qty),
+                    None,
+                    ship,
+                    None,
+                );
+            } else {
+                b.push(
+                    EventType::Shipment,
+                    'h',
+                    s,
+                    u64::from(shipment),
+                    panel,
+                    time_ms,
+                    Some(qty),
+                    Some(eta_ms),
+                    ship,
+                    None,
+                );
+            }
+        }
+        if t < hours {
+            for s in 0..n {
+                let q = panel.sales[s * hours + t];
+                if q > 0.0 {
+                    b.push(
+                        EventType::Sale,
+                        's',
+                        s,
+                        t as u64,
+                        panel,
+                        t0 + 30 * 60_000,
+                        Some(f64::from(q)),
+                        None,
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+        let batch = b.finish()?;
+        rejects.clear();
+        shard.ingest(&batch, u64::from, &mut rejects);
+        if let Some(r) = rejects.first() {
+            return Err(EvalError::Argument(format!(
+                "the engine rejected a generated event ({:?}: {}): a bug",
+                r.reason, r.detail
+            )));
+        }
+        if !unmapped.is_empty() {
+            unmapped.retain(
+                |&s| match shard.row_of(&panel.locations[s], &panel.skus[s]) {
+                    Some(row) => {
+                        let row = row as usize;
+                        if row_series.len() <= row {
+                            row_series.resize(row + 1, u32::MAX);
+                        }
+                        row_series[row] = s as u32;
+                        false
+                    }
+                    None => true,
+                },
+            );
+        }
+        alerts.clear();
+        shard.advance(t == hours, None, &mut alerts);
+        records.clear();
+        records.extend(shard.drain_scores());
+        for a in &alerts {
+            if a.kind != AlertKind::StockoutRisk {
+                continue;
+            }
+            let row = shard.row_of(&a.location, &a.sku);
+            let s = row.and_then(|r| row_series.get(r as usize).copied());
+            if let Some(s) = s.filter(|&s| s != u32::MAX) {
+                let ms = crate::decode::parse_time("event_time", &a.event_time).unwrap_or(0);
+                alerts_state.on_alert(s as usize, ms, a.status);
+            }
+        }
+        for r in &records {
+            // Matured labels of the baselines first: strictly older than the horizon.
+            while let Some(w) = waiting.front() {
+                if w.mature_ms >= r.time_ms {
+                    break;
+                }
+                if let Some(w) = waiting.pop_front() {
+                    shadow.learn(&w.x, w.y);
+                    persistence.learn(usize::from(w.persistence), w.y);
+                    cover.learn(w.cover_cell, w.y);
+                    base.learn(0, w.y);
+                }
+            }
+            if r.kind != EventType::Availability || r.in_stockout {
+                continue;
+            }
+            let Some(&s) = row_series.get(r.row as usize) else {
+                continue;
+            };
+            let s = s as usize;
+            let bucket = ((r.time_ms - panel.start_ms) / HOUR_MS) as usize;
+            if s >= n || bucket == 0 || bucket > hours {
+                continue;
+            }
+            let g = bucket - 1; // the hour whose flag said in stock
+            if oos[s * hours + g] {
+                continue;
+            }
+            if g + h_hours as usize >= hours {
+                continue; // the window runs past the data: the label is unknown
+            }
+            let y = next[s * hours + g] as usize <= g + h_hours as usize;
+            let from = (s * hours + g).saturating_sub(23).max(s * hours);
+            let persist = oos[from..=s * hours + g].iter().any(|&o| o);
+            let cover_cell = match r.days_of_cover {
+                None => 0,
+                Some(d) if f64::from(d) < doc_limit => 1,
+                Some(_) => 2,
+            };
+            let mut x_noav = r.x;
+            for &i in AVAILABILITY_HISTORY {
+                x_noav[i] = 0.0;
+            }
+            let scores = [
+                f64::from(r.risk),
+                persistence.p(usize::from(persist)),
+                cover.p(cover_cell),
+                match r.prior {
+                    Some(p) => f64::from(p),
+                    None => base.p(0),
+                },
+                shadow.score(&x_noav),
+            ];
+            let day = g / 24;
+            for (i, &p) in scores.iter().enumerate() {
+                models[i].push(p, y);
+                daily[i][day].push(p, y);
+            }
+            waiting.push_back(Waiting {
+                mature_ms: r.time_ms + horizon_ms,
+                y,
+                x: x_noav,
+                persistence: persist,
+                cover_cell,
+            });
+        }
+        progress(t as u64, hours as u64);
+    }
+    let (summary, lead_hours) = alerts_state.finish(oos, hours, panel.start_ms, h_hours);
+    let c = shard.counters();
+    Ok(Outcome {
+        models,
+        daily,
+        alerts: summary,
+        lead_hours,
+        series: n,
+        days: hours as f64 / 24.0,
+        events: c.applied.iter().sum(),
+        engine_labels: shard.quality().labels,
+        engine_positives: shard.quality().positives,
+        engine_rolling_auc: shard.rolling_auc(),
+        engine_rolling_brier: shard.quality().brier,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_oos_per_series() {
+        let oos = [false, true, false, false, false, false, true, false];
+        let n = next_oos(&oos, 4);
+        assert_eq!(n[0], 1);
+        assert_eq!(n[1], u32::MAX);
+        assert_eq!(&n[4..], &[2, 2, u32::MAX, u32::MAX]);
+    }
+}
