@@ -926,7 +926,7 @@ fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
     };
     let mut kills = 0;
     let mut n = 0;
-    let mut start = |n: &mut usize| {
+    let start = |n: &mut usize| {
         *n += 1;
         Instance::start(&format!("I{n}"), &bootstrap, prefix, group, dir.path(), &[])
     };

@@ -55,6 +55,9 @@ impl StateQuery for ChannelQuery {
     }
 }
 
+/// How often the rolling AUC gauge is recomputed.
+const AUC_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The service's telemetry handles.
 pub struct Observe {
     /// Metrics registry and handles.
@@ -65,6 +68,8 @@ pub struct Observe {
     last_applied: [u64; 4],
     last_alerts: [[u64; 3]; 2],
     last_updates: u64,
+    /// When the rolling AUC was last computed (it sorts a window of labels: not every batch).
+    auc_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Observe {
@@ -85,6 +90,7 @@ impl Observe {
                 last_applied: [0; 4],
                 last_alerts: [[0; 3]; 2],
                 last_updates: 0,
+                auc_at: None,
             },
             Arc::new(ChannelQuery { tx: Mutex::new(tx) }),
         ))
@@ -141,6 +147,7 @@ impl Observe {
         let (mut applied, mut alerts, mut updates) = ([0u64; 4], [[0u64; 3]; 2], 0u64);
         let (mut keys, mut pending, mut backlog) = (0u64, 0u64, 0u64);
         let (mut bytes, mut brier, mut n) = ((0, 0, 0), 0.0, 0.0);
+        let shards_for_auc = shards.clone();
         for s in shards {
             let c = s.counters();
             for (a, v) in applied.iter_mut().zip(c.applied) {
@@ -189,6 +196,20 @@ impl Observe {
         m.state_bytes(bytes);
         if n > 0.0 {
             m.model_brier(brier / n);
+        }
+        // Rolling prequential ROC AUC: the label-weighted mean of the shards' windows, at most
+        // every few seconds.
+        if self.auc_at.is_none_or(|t| t.elapsed() >= AUC_EVERY) {
+            self.auc_at = Some(std::time::Instant::now());
+            let (mut sum, mut weight) = (0.0, 0.0);
+            for s in shards_for_auc {
+                if let Some(auc) = s.rolling_auc() {
+                    let w = s.quality().labels as f64;
+                    sum += auc * w;
+                    weight += w;
+                }
+            }
+            m.model_auc((weight > 0.0).then(|| sum / weight));
         }
     }
 }
