@@ -320,11 +320,16 @@ impl EventOrder {
         true
     }
 
-    /// Forgets ids whose event time is more than the TTL behind the max event time. With
-    /// TTL ≥ lateness every id at or after the watermark is kept, which is all dedupe needs:
-    /// anything older is `late`.
+    /// Forgets ids whose event time is more than `TTL − lateness` behind the watermark, i.e.
+    /// more than the TTL behind the slowest active input. Every id at or after the watermark is
+    /// kept, which is all dedupe needs: anything older is `late`. Measured from the max event
+    /// time instead (as before), an input read far ahead of the others — a backlog of sales
+    /// fetched before the receipts — evicted ids that a slower input could still bring back
+    /// as duplicates, and they were applied twice.
     pub fn evict_seen(&mut self) {
-        let horizon = self.max_time_ms.saturating_sub(self.dedupe_ttl_ms);
+        let horizon = self
+            .watermark_ms
+            .saturating_sub(self.dedupe_ttl_ms - self.lateness_ms);
         while let Some(s) = self.seen_fifo.front() {
             if s.time_ms >= horizon {
                 break;
@@ -460,6 +465,17 @@ mod tests {
         assert_eq!(o.remembered(), 2);
         assert_eq!(o.accept(ev(20, 8)), Err(Refused::Duplicate));
         assert!(o.accept(ev(25, 7)).is_ok(), "7 was forgotten");
+    }
+
+    #[test]
+    fn an_input_far_ahead_does_not_evict_ids_a_slower_input_can_repeat() {
+        let mut o = EventOrder::new(10, 10);
+        o.set_inputs(2);
+        assert!(o.accept_from(1, ev(100, 1)).is_ok());
+        // Input 0 runs far ahead (a backlog read first): the watermark stays with input 1.
+        assert!(o.accept_from(0, ev(10_000, 2)).is_ok());
+        o.evict_seen();
+        assert_eq!(o.accept_from(1, ev(100, 1)), Err(Refused::Duplicate));
     }
 
     #[test]
