@@ -828,7 +828,9 @@ fn backlog(prefix: &str, group: &str, extra: &[(&str, &str)]) -> Option<f64> {
     a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
     // Consumer lag (librdkafka statistics every 500 ms): > 0 while the backlog is read.
     let (mut max_lag, mut sampled) = (0.0f64, Instant::now());
-    let complete = alerts.poll_until(Duration::from_secs(40), Duration::from_secs(2), |r| {
+    // A bound, not a timing claim: the debug-build service on a busy 2-core machine needs
+    // ~25-50 s for this backlog.
+    let complete = alerts.poll_until(Duration::from_secs(150), Duration::from_secs(2), |r| {
         if sampled.elapsed() > Duration::from_millis(250) {
             max_lag = max_lag.max(total_lag(&a).unwrap_or(0.0));
             sampled = Instant::now();
@@ -973,7 +975,7 @@ fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
     let mut last = start(&mut n);
     last.wait_ready(WAIT, |r| partitions_of(r) == ALL);
     let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
-    let complete = alerts.poll_until(Duration::from_secs(90), Duration::from_secs(3), |r| {
+    let complete = alerts.poll_until(Duration::from_secs(240), Duration::from_secs(3), |r| {
         distinct_ids(r).is_superset(&want_ids)
     });
     let figures = check_alerts(&alerts.records, &want);

@@ -220,8 +220,10 @@ pub struct Decoder {
     schema: SchemaRef,
 }
 
+/// The Arrow builders of a decoded batch ([`decoded_schema`]): the one place that lays the
+/// columns out (the decoder and `evaluate` both fill it).
 #[derive(Debug)]
-struct Builders {
+pub(crate) struct Builders {
     index: UInt32Builder,
     kind: UInt8Builder,
     event_id: StringBuilder,
@@ -237,7 +239,7 @@ struct Builders {
 impl Builders {
     /// Builders sized for `rows` rows of `id_bytes` bytes per string column: a batch then costs
     /// one allocation per buffer instead of a series of doublings.
-    fn with_capacity(rows: usize, id_bytes: usize) -> Self {
+    pub(crate) fn with_capacity(rows: usize, id_bytes: usize) -> Self {
         let ts = || TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
         Builders {
             index: UInt32Builder::with_capacity(rows),
@@ -253,7 +255,7 @@ impl Builders {
         }
     }
 
-    fn push(&mut self, index: u32, e: &ValidEvent<'_>) {
+    pub(crate) fn push(&mut self, index: u32, e: &ValidEvent<'_>) {
         self.index.append_value(index);
         self.kind.append_value(e.kind as u8);
         self.event_id.append_value(e.event_id);
@@ -269,7 +271,7 @@ impl Builders {
         self.in_stock.append_option(e.in_stock);
     }
 
-    fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
+    pub(crate) fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
         let rows = arrow::array::ArrayBuilder::len(&self.index);
         let id_bytes = self
             .event_id

@@ -27,13 +27,6 @@ pub mod plots;
 pub mod report;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder,
-    UInt32Builder, UInt8Builder,
-};
-use arrow::record_batch::RecordBatch;
 
 use crate::alert::AlertKind;
 use crate::decode::{decoded_schema, DecodedBatch};
@@ -145,37 +138,23 @@ pub fn engine_config(base: EngineConfig, horizon_hours: u32, series: usize) -> E
     cfg
 }
 
-/// Builds the decoded (Arrow) batch of one hour of events.
+/// Builds the decoded (Arrow) batch of one hour of events, with the decoder's own builders.
 struct BatchBuilder {
-    index: UInt32Builder,
-    kind: UInt8Builder,
-    event_id: StringBuilder,
-    location: StringBuilder,
-    sku: StringBuilder,
-    shipment_id: StringBuilder,
-    qty: Float64Builder,
-    time: TimestampMillisecondBuilder,
-    eta: TimestampMillisecondBuilder,
-    in_stock: BooleanBuilder,
+    b: crate::decode::Builders,
+    schema: arrow::datatypes::SchemaRef,
     n: u32,
     id: String,
+    ship: String,
 }
 
 impl BatchBuilder {
     fn new() -> Self {
         BatchBuilder {
-            index: UInt32Builder::new(),
-            kind: UInt8Builder::new(),
-            event_id: StringBuilder::new(),
-            location: StringBuilder::new(),
-            sku: StringBuilder::new(),
-            shipment_id: StringBuilder::new(),
-            qty: Float64Builder::new(),
-            time: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            eta: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            in_stock: BooleanBuilder::new(),
+            b: crate::decode::Builders::with_capacity(4096, 64 * 1024),
+            schema: decoded_schema(),
             n: 0,
             id: String::new(),
+            ship: String::new(),
         }
     }
 
@@ -194,44 +173,32 @@ impl BatchBuilder {
         in_stock: Option<bool>,
     ) {
         use std::fmt::Write;
-        self.index.append_value(self.n);
-        self.n += 1;
-        self.kind.append_value(kind as u8);
         self.id.clear();
         let _ = write!(self.id, "{tag}{series}-{seq}");
-        self.event_id.append_value(&self.id);
-        self.location.append_value(&p.locations[series]);
-        self.sku.append_value(&p.skus[series]);
-        match shipment {
-            Some(s) => {
-                self.id.clear();
-                let _ = write!(self.id, "SHP-{series}-{s}");
-                self.shipment_id.append_value(&self.id);
-            }
-            None => self.shipment_id.append_null(),
-        }
-        self.qty.append_option(qty);
-        self.time.append_value(time_ms);
-        self.eta.append_option(eta_ms);
-        self.in_stock.append_option(in_stock);
+        let shipment_id = shipment.map(|s| {
+            self.ship.clear();
+            let _ = write!(self.ship, "SHP-{series}-{s}");
+            self.ship.as_str()
+        });
+        let e = crate::decode::ValidEvent {
+            kind,
+            event_id: &self.id,
+            location: &p.locations[series],
+            sku: &p.skus[series],
+            shipment_id,
+            qty: qty.unwrap_or(0.0),
+            event_time_ms: time_ms,
+            eta_ms,
+            in_stock,
+        };
+        self.b.push(self.n, &e);
+        self.n += 1;
     }
 
     fn finish(&mut self) -> Result<DecodedBatch, EvalError> {
         self.n = 0;
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.index.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.event_id.finish()),
-            Arc::new(self.location.finish()),
-            Arc::new(self.sku.finish()),
-            Arc::new(self.shipment_id.finish()),
-            Arc::new(self.qty.finish()),
-            Arc::new(self.time.finish()),
-            Arc::new(self.eta.finish()),
-            Arc::new(self.in_stock.finish()),
-        ];
         Ok(DecodedBatch {
-            batch: RecordBatch::try_new(decoded_schema(), cols)?,
+            batch: self.b.finish(&self.schema),
         })
     }
 }
