@@ -160,6 +160,77 @@ fn assemble(
     })
 }
 
+/// A CSV table with a header line (gzip ok), read row by row: the one place that counts
+/// lines, reports progress, skips blank lines and checks the field count.
+struct Csv {
+    path: String,
+    reader: Box<dyn BufRead>,
+    header_line: String,
+}
+
+impl Csv {
+    fn open(path: &Path) -> Result<Csv, EvalError> {
+        let (mut reader, _) = open(path)?;
+        let path = path.display().to_string();
+        let mut header_line = String::new();
+        reader
+            .read_line(&mut header_line)
+            .map_err(|e| EvalError::Io(path.clone(), e))?;
+        let header_line = header_line.trim_end().to_owned();
+        Ok(Csv {
+            path,
+            reader,
+            header_line,
+        })
+    }
+
+    /// The index of header column `name`.
+    fn column(&self, name: &str) -> Result<usize, EvalError> {
+        let header: Vec<&str> = self.header_line.split(',').collect();
+        column(&header, name, &self.header_line)
+    }
+
+    /// Calls `row(line number, fields)` for every non-blank line; `progress(bytes read)` now
+    /// and then and at the end. A row with another field count than the header is an error.
+    fn rows(
+        mut self,
+        mut progress: impl FnMut(u64),
+        mut row: impl FnMut(u64, &[&str]) -> Result<(), EvalError>,
+    ) -> Result<(), EvalError> {
+        let width = self.header_line.split(',').count();
+        let mut line = String::new();
+        let mut bytes = 0u64;
+        for lineno in 2u64.. {
+            line.clear();
+            let got = self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| EvalError::Io(self.path.clone(), e))?;
+            if got == 0 {
+                break;
+            }
+            bytes += got as u64;
+            if lineno % 65_536 == 0 {
+                progress(bytes);
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                continue;
+            }
+            let f: Vec<&str> = l.split(',').collect();
+            if f.len() != width {
+                return Err(EvalError::Data {
+                    line: lineno,
+                    detail: format!("{} fields, the header has {width}", f.len()),
+                });
+            }
+            row(lineno, &f)?;
+        }
+        progress(bytes);
+        Ok(())
+    }
+}
+
 /// Reads a FreshRetailNet-50K daily file (CSV, gzip ok). `progress(bytes_read)` is called now
 /// and then (compressed bytes are not known, so it gets the file size fraction when plain).
 pub fn read_frn50k(
@@ -167,44 +238,20 @@ pub fn read_frn50k(
     fold: Option<StoreFold>,
     mut progress: impl FnMut(u64),
 ) -> Result<Panel, EvalError> {
-    let (mut r, _) = open(path)?;
-    let io = |e: std::io::Error| EvalError::Io(path.display().to_string(), e);
-    let mut line = String::new();
-    r.read_line(&mut line).map_err(io)?;
-    let header_line = line.trim_end().to_owned();
-    let header: Vec<&str> = header_line.split(',').collect();
-    let c_store = column(&header, "store_id", &header_line)?;
-    let c_product = column(&header, "product_id", &header_line)?;
-    let c_dt = column(&header, "dt", &header_line)?;
-    let c_flags = column(&header, "hours_stock_status", &header_line)?;
-    let c_sales = column(&header, "hours_sale", &header_line)?;
-    let width = header.len();
+    let csv = Csv::open(path)?;
+    let c_store = csv.column("store_id")?;
+    let c_product = csv.column("product_id")?;
+    let c_dt = csv.column("dt")?;
+    let c_flags = csv.column("hours_stock_status")?;
+    let c_sales = csv.column("hours_sale")?;
     let mut index: HashMap<(u32, u32), u32> = HashMap::new();
     let mut keys = Vec::new();
     let mut rows = Vec::new();
-    let mut bytes = 0u64;
-    for lineno in 2u64.. {
-        line.clear();
-        let got = r.read_line(&mut line).map_err(io)?;
-        if got == 0 {
-            break;
-        }
-        bytes += got as u64;
-        if lineno % 65_536 == 0 {
-            progress(bytes);
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            continue;
-        }
+    csv.rows(&mut progress, |lineno, f| {
         let bad = |detail: String| EvalError::Data {
             line: lineno,
             detail,
         };
-        let f: Vec<&str> = l.split(',').collect();
-        if f.len() != width {
-            return Err(bad(format!("{} fields, the header has {width}", f.len())));
-        }
         let num = |i: usize, name: &str| {
             f[i].trim()
                 .parse::<u32>()
@@ -212,7 +259,7 @@ pub fn read_frn50k(
         };
         let store = num(c_store, "store_id")?;
         if fold.is_some_and(|k| !k.keeps(u64::from(store))) {
-            continue;
+            return Ok(());
         }
         let product = num(c_product, "product_id")?;
         let day = parse_day(f[c_dt]).ok_or_else(|| bad(format!("dt {:?}", f[c_dt])))?;
@@ -253,8 +300,8 @@ pub fn read_frn50k(
             oos,
             sales,
         });
-    }
-    progress(bytes);
+        Ok(())
+    })?;
     assemble(keys, rows, true)
 }
 
@@ -264,52 +311,25 @@ pub fn read_demand_daily(
     fold: Option<StoreFold>,
     mut progress: impl FnMut(u64),
 ) -> Result<Panel, EvalError> {
-    let (mut r, _) = open(path)?;
-    let io = |e: std::io::Error| EvalError::Io(path.display().to_string(), e);
-    let mut line = String::new();
-    r.read_line(&mut line).map_err(io)?;
-    let header_line = line.trim_end().to_owned();
-    let header: Vec<&str> = header_line.split(',').collect();
-    let c_date = column(&header, "date", &header_line)?;
-    let c_loc = column(&header, "location", &header_line)?;
-    let c_sku = column(&header, "sku", &header_line)?;
-    let c_units = column(&header, "units", &header_line)?;
+    let csv = Csv::open(path)?;
+    let c_date = csv.column("date")?;
+    let c_loc = csv.column("location")?;
+    let c_sku = csv.column("sku")?;
+    let c_units = csv.column("units")?;
     let mut index: HashMap<(String, String), u32> = HashMap::new();
     let mut keys = Vec::new();
     let mut days: HashMap<(u32, i64), f64> = HashMap::new();
-    let mut bytes = 0u64;
-    for lineno in 2u64.. {
-        line.clear();
-        let got = r.read_line(&mut line).map_err(io)?;
-        if got == 0 {
-            break;
-        }
-        bytes += got as u64;
-        if lineno % 65_536 == 0 {
-            progress(bytes);
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            continue;
-        }
+    csv.rows(&mut progress, |lineno, f| {
         let bad = |detail: String| EvalError::Data {
             line: lineno,
             detail,
         };
-        let f: Vec<&str> = l.split(',').collect();
-        if f.len() != header.len() {
-            return Err(bad(format!(
-                "{} fields, the header has {}",
-                f.len(),
-                header.len()
-            )));
-        }
         let (loc, sku) = (f[c_loc].trim(), f[c_sku].trim());
         if loc.is_empty() || sku.is_empty() || loc.contains('|') || sku.contains('|') {
             return Err(bad(format!("bad location/sku {loc:?}/{sku:?}")));
         }
         if fold.is_some_and(|k| !k.keeps(xxhash_rust::xxh3::xxh3_64(loc.as_bytes()))) {
-            continue;
+            return Ok(());
         }
         let day = parse_day(f[c_date]).ok_or_else(|| bad(format!("date {:?}", f[c_date])))?;
         let units: f64 = f[c_units]
@@ -327,8 +347,8 @@ pub fn read_demand_daily(
                 next
             });
         *days.entry((series, day)).or_insert(0.0) += units;
-    }
-    progress(bytes);
+        Ok(())
+    })?;
     let mut rows: Vec<DayRow> = days
         .into_iter()
         .map(|((series, day), units)| {
