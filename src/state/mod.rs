@@ -11,4 +11,5 @@ pub mod columns;
 pub mod inbound;
 pub mod keys;
 pub mod order;
+pub mod changelog;
 pub mod snapshot;
