@@ -323,9 +323,10 @@ pub fn restore_shard(
             });
         }
         for l in &k.labels {
-            let x: [f32; NF] = l.x.as_slice().try_into().map_err(|_| {
-                layout(format!("{} features (this build has {NF})", l.x.len()))
-            })?;
+            let x: [f32; NF] =
+                l.x.as_slice()
+                    .try_into()
+                    .map_err(|_| layout(format!("{} features (this build has {NF})", l.x.len())))?;
             labels.push((
                 l.position,
                 Snapshot {
@@ -338,10 +339,8 @@ pub fn restore_shard(
         }
     }
     seen.sort_unstable_by_key(|e| e.0);
-    s.order.restore_clocks(
-        &meta.clocks,
-        seen.iter().map(|&(_, t, h, row)| (t, h, row)),
-    );
+    s.order
+        .restore_clocks(&meta.clocks, seen.iter().map(|&(_, t, h, row)| (t, h, row)));
     pending.sort_by_key(|e| (e.time_ms, e.id_hash, e.source));
     for e in pending {
         s.order.restore_pending(e);

@@ -7,9 +7,9 @@
 //! - [`order`]: watermark, reorder buffer and dedupe: events are applied in event-time order.
 //! - [`snapshot`]: a shard's state as one Arrow `RecordBatch` / IPC file and back.
 
+pub mod changelog;
 pub mod columns;
 pub mod inbound;
 pub mod keys;
 pub mod order;
-pub mod changelog;
 pub mod snapshot;
