@@ -199,6 +199,7 @@ start_run() {
         "STOCKWATCH__KAFKA__TOPICS__AVAILABILITY=${prefix}availability"
         "STOCKWATCH__KAFKA__TOPICS__ALERTS=${prefix}alerts"
         "STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER=${prefix}dead-letter"
+        "STOCKWATCH__KAFKA__TOPICS__CHANGELOG=${prefix}changelog"
         "STOCKWATCH__HTTP__LISTEN=127.0.0.1:$hport"
         "STOCKWATCH__LOG__LEVEL=info"
     )

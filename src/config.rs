@@ -556,7 +556,7 @@ impl KafkaSection {
             .set("fetch.queue.backoff.ms", "5")
             // Consumer lag per partition comes from librdkafka's statistics.
             .set("statistics.interval.ms", "5000");
-        if let Some(id) = service.instance_id() {
+        if let (Some(id), true) = (service.instance_id(), service.static_membership) {
             c.set("group.instance.id", id);
         }
         self.security.apply_to(&mut c);
@@ -845,6 +845,9 @@ pub struct ServiceSection {
     pub instance_id: String,
     /// `transaction.timeout.ms` of the exactly-once producer.
     pub transaction_timeout_ms: u64,
+    /// Use `instance_id` as `group.instance.id` (static membership); it is the transactional
+    /// id's suffix either way.
+    pub static_membership: bool,
 }
 
 impl ServiceSection {

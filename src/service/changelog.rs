@@ -46,6 +46,15 @@ pub const H_OFFSETS: &str = "stockwatch.offsets";
 pub const H_EPOCH: &str = "stockwatch.epoch";
 /// Header: the batch sequence number within the lineage.
 pub const H_SEQ: &str = "stockwatch.seq";
+/// Commit-metadata prefix of the input offsets: the batch they commit, `{epoch}:{seq}`.
+pub const BATCH_METADATA: &str = "changelog_batch=";
+
+/// The batch named by a committed offset's metadata.
+pub fn parse_batch_metadata(m: &str) -> Option<(u64, u64)> {
+    let (e, s) = m.strip_prefix(BATCH_METADATA)?.split_once(':')?;
+    Some((e.parse().ok()?, s.parse().ok()?))
+}
+
 /// Header: the changelog layout version.
 pub const H_VERSION: &str = "stockwatch.changelog_version";
 
@@ -255,7 +264,7 @@ const RESTORE_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Restores shard `p` (see the module doc). `committed`: per input, the committed offset, or
 /// `None` if none was ever committed. `reader` is a consumer outside the group
-/// (read_committed); `producer` writes the marker (inside a transaction of its own when
+/// (read_uncommitted: the stamps, not the isolation level, exclude what never committed); `producer` writes the marker (inside a transaction of its own when
 /// `transactional`).
 pub fn restore(
     reader: &BaseConsumer,
@@ -264,6 +273,7 @@ pub fn restore(
     topic: &str,
     p: i32,
     committed: [Option<i64>; 4],
+    batch: Option<(u64, u64)>,
     cfg: EngineConfig,
 ) -> Result<Restored, RestoreError> {
     let fresh = || {
@@ -300,6 +310,7 @@ pub fn restore(
     // 2. Find the restore point.
     let mut records = 0u64;
     let mut point: Option<(i64, Vec<u8>)> = None;
+    let mut named: Option<(i64, Vec<u8>)> = None;
     scan(reader, topic, p, |m| {
         records += 1;
         let key = m.key().unwrap_or_default();
@@ -308,8 +319,11 @@ pub fn restore(
         }
         if key == SHARD_KEY {
             if let Some(s) = stamp(m) {
-                if (0..4).all(|i| s.offsets[i] <= c[i]) {
-                    point = Some((m.offset(), m.payload().unwrap_or_default().to_vec()));
+                let here = || (m.offset(), m.payload().unwrap_or_default().to_vec());
+                if batch == Some((s.epoch, s.seq)) {
+                    named = Some(here());
+                } else if (0..4).all(|i| s.offsets[i] <= c[i]) {
+                    point = Some(here());
                 }
             }
         }
@@ -327,7 +341,14 @@ pub fn restore(
         partition: p,
         error,
     };
-    let Some((at, value)) = point else {
+    if batch.is_some() && named.is_none() {
+        tracing::warn!(
+            partition = p,
+            ?batch,
+            "the committed batch's shard record was not found; restoring from the last one within the committed offsets"
+        );
+    }
+    let Some((at, value)) = named.or(point) else {
         if c.iter().all(|&o| o == 0) {
             return Ok(Restored {
                 shard: fresh(),
@@ -449,7 +470,8 @@ pub fn read_state(
     rc.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
         .set("group.id", &cfg.kafka.group_id)
         .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_uncommitted")
+        .set("fetch.wait.max.ms", "10");
     cfg.kafka.security.apply_to(&mut rc);
     let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
     let mut ps = crate::sink::kafka::ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
@@ -471,14 +493,7 @@ pub fn read_state(
         let c = reader
             .committed_offsets(tpl, Duration::from_secs(10))
             .map_err(ServiceError::Committed)?;
-        let mut committed: [Option<i64>; 4] = [None; 4];
-        for e in c.elements() {
-            if let (Some(i), Offset::Offset(o)) =
-                (inputs.iter().position(|t| *t == e.topic()), e.offset())
-            {
-                committed[i] = Some(o);
-            }
-        }
+        let (committed, batch) = committed_of(&c, &inputs);
         let r = restore(
             &reader,
             &mut producer,
@@ -486,9 +501,62 @@ pub fn read_state(
             &cfg.kafka.topics.changelog,
             p,
             committed,
+            batch,
             cfg.engine_config(),
         )?;
         out.push((p, r));
     }
     Ok(out)
+}
+
+/// Per input, the committed offset (`None`: never committed), and the batch the commit names.
+pub fn committed_of(
+    tpl: &TopicPartitionList,
+    inputs: &[&str],
+) -> ([Option<i64>; 4], Option<(u64, u64)>) {
+    let mut committed: [Option<i64>; 4] = [None; 4];
+    let mut batch = None;
+    for e in tpl.elements() {
+        if let (Some(i), Offset::Offset(o)) =
+            (inputs.iter().position(|t| *t == e.topic()), e.offset())
+        {
+            committed[i] = Some(o);
+            batch = batch.or_else(|| parse_batch_metadata(e.metadata()));
+        }
+    }
+    (committed, batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lineage_names_the_batches_a_state_descends_from() {
+        let mut a = Lineage::fresh();
+        a.seq = 7;
+        let b = a.successor();
+        assert!(b.contains(a.epoch, 7) && b.contains(a.epoch, 1));
+        assert!(
+            !b.contains(a.epoch, 8),
+            "a batch of the old epoch after the restore point"
+        );
+        let mut c = b.clone();
+        c.seq = 12;
+        assert!(c.contains(c.epoch, 12) && !c.contains(c.epoch, 13));
+        assert!(!c.contains(rand::random(), 1));
+    }
+
+    #[test]
+    fn offsets_and_batch_metadata_parse() {
+        assert_eq!(
+            parse_offsets(format_offsets([1, 2, 3, 4]).as_bytes()),
+            Some([1, 2, 3, 4])
+        );
+        assert_eq!(parse_offsets(b"1,2,3"), None);
+        assert_eq!(parse_offsets(b"1,2,3,4,5"), None);
+        assert_eq!(parse_batch_metadata("changelog_batch=5:9"), Some((5, 9)));
+        assert_eq!(parse_batch_metadata("dead_lettered_until=5"), None);
+        assert_eq!(parse_batch_metadata("changelog_batch=x:9"), None);
+    }
 }

@@ -123,6 +123,8 @@ struct Slot {
     /// The watermark the changelog last recorded (an input going idle moves it without a
     /// record read or a key changed).
     written_watermark: i64,
+    /// This batch wrote changelog records: its commit names them (commit metadata).
+    to_commit: bool,
 }
 
 /// Bound on waiting for acknowledgements of one batch.
@@ -232,8 +234,11 @@ impl Service {
                 format!("{}-changelog-reader", cfg.kafka.group_id),
             )
             .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("fetch.queue.backoff.ms", "5");
+            // Uncommitted records too: restore ignores every batch that did not commit by its
+            // stamps, and a dead instance's open transaction must not hold the restore up.
+            .set("isolation.level", "read_uncommitted")
+            .set("fetch.queue.backoff.ms", "5")
+            .set("fetch.wait.max.ms", "10");
         cfg.kafka.security.apply_to(&mut rc);
         let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
         let input_cstrs = cfg
@@ -427,14 +432,8 @@ impl Core {
         let committed_tpl = consumer
             .committed_offsets(tpl, QUERY_TIMEOUT)
             .map_err(ServiceError::Committed)?;
-        let mut committed: [Option<i64>; 4] = [None; 4];
-        for e in committed_tpl.elements() {
-            if let (Some(i), Offset::Offset(o)) =
-                (inputs.iter().position(|t| t == e.topic()), e.offset())
-            {
-                committed[i] = Some(o);
-            }
-        }
+        let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let (committed, batch) = changelog::committed_of(&committed_tpl, &input_names);
         let eos = self.exactly_once();
         let r = changelog::restore(
             &self.reader,
@@ -443,6 +442,7 @@ impl Core {
             &self.cfg.kafka.topics.changelog,
             p,
             committed,
+            batch,
             self.engine,
         )?;
         let mut seek = TopicPartitionList::new();
@@ -477,6 +477,7 @@ impl Core {
                 committed: r.offsets,
                 last_seen: [now; 4],
                 paused: [false; 4],
+                to_commit: false,
             },
         );
         let elapsed = started.elapsed();
@@ -679,28 +680,16 @@ impl Core {
                 slot.next,
             )?;
             slot.written_watermark = watermark;
+            slot.to_commit = true;
             self.stats.changelog_records += n as u64;
         }
         if eos {
             if self.in_transaction {
-                let inputs = self.cfg.kafka.topics.inputs();
-                let mut tpl = TopicPartitionList::new();
-                for (p, slot) in &self.slots {
-                    for (t, topic) in inputs.iter().enumerate() {
-                        if slot.next[t] > slot.committed[t] {
-                            // Infallible for a fresh list.
-                            let _ =
-                                tpl.add_partition_offset(topic, *p, Offset::Offset(slot.next[t]));
-                        }
-                    }
-                }
+                let tpl = self.offsets_to_commit();
                 let group = consumer.group_metadata();
                 self.producer
                     .commit_transaction(&tpl, group.as_ref(), FLUSH_DEADLINE)?;
                 self.in_transaction = false;
-                for slot in self.slots.values_mut() {
-                    slot.committed = slot.next;
-                }
                 self.stats.commits += 1;
                 if let Some(o) = &self.observe {
                     o.metrics.transaction(TxOutcome::Commit);
@@ -835,20 +824,39 @@ impl Core {
         }
     }
 
-    /// `at_least_once`: commits, per input partition, the offset after the last record read
-    /// (the changelog written before it covers everything read; only forward).
-    fn commit(&mut self, consumer: &GroupConsumer, mode: CommitMode) -> Result<(), ServiceError> {
+    /// The offsets to commit for the shards that wrote changelog records in this batch: per
+    /// input partition, the offset after the last record read (the changelog covers
+    /// everything before it), with the batch's id, `changelog_batch={epoch}:{seq}`, as
+    /// metadata (restore picks exactly that batch's shard record).
+    fn offsets_to_commit(&mut self) -> TopicPartitionList {
         let inputs = self.cfg.kafka.topics.inputs();
         let mut tpl = TopicPartitionList::new();
         for (p, slot) in &mut self.slots {
+            if !std::mem::take(&mut slot.to_commit) {
+                continue;
+            }
+            let id = format!(
+                "{}{}:{}",
+                changelog::BATCH_METADATA,
+                slot.lineage.epoch,
+                slot.lineage.seq
+            );
             for (t, topic) in inputs.iter().enumerate() {
-                if slot.next[t] > slot.committed[t] {
-                    // Infallible for a fresh list.
-                    let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(slot.next[t]));
-                    slot.committed[t] = slot.next[t];
+                // Infallible for a fresh list.
+                let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(slot.next[t]));
+                if let Some(mut e) = tpl.find_partition(topic, *p) {
+                    e.set_metadata(id.clone());
                 }
+                slot.committed[t] = slot.next[t];
             }
         }
+        tpl
+    }
+
+    /// `at_least_once`: commits [`Core::offsets_to_commit`] once the batch's records are
+    /// acknowledged.
+    fn commit(&mut self, consumer: &GroupConsumer, mode: CommitMode) -> Result<(), ServiceError> {
+        let tpl = self.offsets_to_commit();
         if tpl.count() == 0 {
             return Ok(());
         }

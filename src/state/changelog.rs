@@ -352,8 +352,101 @@ pub fn restore_shard(
     s.labels.pushed = meta.labels_pushed;
     s.labels.dropped = meta.labels_dropped;
     s.inbound.dropped = meta.inbound_dropped;
-    s.model.import(&meta.model)?;
-    s.quality = meta.quality;
+    // A model of another version (a rollout that changed `model.learner.kind`, or a new
+    // model) cannot take the old weights: it starts from its prior, the inventory state and
+    // the pending labels (features, not weights) are kept, and it learns on from there.
+    match s.model.import(&meta.model) {
+        Ok(()) => s.quality = meta.quality,
+        Err(crate::model::ModelError::VersionMismatch { found, expected }) => {
+            tracing::warn!(
+                found = %found,
+                expected = %expected,
+                "the changelog holds another model version's state: the model restarts from its prior (inventory state kept)"
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
     s.counters = meta.counters;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+    use crate::model::learner::LearnerKind;
+
+    fn shard_with_keys(cfg: EngineConfig) -> Shard {
+        let mut s = Shard::new(cfg);
+        s.track_changes(true);
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        let msgs = [
+            r#"{"event_id":"a","type":"receipt","sku":"K1","location":"S1","qty":5,"event_time":"2026-01-01T00:00:00Z"}"#,
+            r#"{"event_id":"b","type":"sale","sku":"K2","location":"S1","qty":2,"event_time":"2026-01-01T01:00:00Z"}"#,
+        ];
+        let b = dec.decode(
+            msgs.iter().map(|m| MessageRef {
+                key: None,
+                value: m.as_bytes(),
+            }),
+            1_767_300_000_000,
+            &mut Vec::new(),
+        );
+        s.process(&b, u64::from, None, &mut Vec::new(), &mut Vec::new());
+        s
+    }
+
+    fn records(s: &mut Shard) -> (ShardRecord, Vec<KeyRecord>) {
+        let mut keys = Vec::new();
+        take_changes(s, |_, r| keys.push(r.clone()));
+        (shard_record(s), keys)
+    }
+
+    #[test]
+    fn values_are_versioned_and_round_trip() {
+        let mut s = shard_with_keys(EngineConfig::default());
+        let (meta, keys) = records(&mut s);
+        assert_eq!(keys.len(), 2);
+        let mut v = Vec::new();
+        keys[0].encode(&mut v);
+        assert_eq!(v[0], CHANGELOG_VERSION);
+        assert_eq!(KeyRecord::decode(&v).unwrap(), keys[0]);
+        assert_eq!(ShardRecord::decode(&meta.encode()).unwrap(), meta);
+        v[0] = 9;
+        let e = KeyRecord::decode(&v).unwrap_err().to_string();
+        assert!(e.contains("version 9"), "{e}");
+        assert!(KeyRecord::decode(&[]).is_err());
+        assert!(KeyRecord::decode(&[CHANGELOG_VERSION, 0xff]).is_err());
+        // Nothing changed since: no records.
+        let (_, again) = records(&mut s);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_missing_key_record_is_refused() {
+        let mut s = shard_with_keys(EngineConfig::default());
+        let (meta, mut keys) = records(&mut s);
+        keys.pop();
+        let e = restore_shard(EngineConfig::default(), &meta, keys)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("counts 2 keys but 1"), "{e}");
+    }
+
+    #[test]
+    fn another_model_version_restarts_the_model_and_keeps_the_inventory() {
+        let mut v1 = EngineConfig::default();
+        v1.model.learner.kind = LearnerKind::Linear;
+        let mut s = shard_with_keys(v1);
+        let (meta, keys) = records(&mut s);
+        let r = restore_shard(EngineConfig::default(), &meta, keys).unwrap();
+        assert_eq!(r.keys(), 2);
+        assert_eq!(
+            r.model().version(),
+            Shard::new(EngineConfig::default()).model().version()
+        );
+        assert_ne!(r.model().version(), s.model().version());
+        let row = r.row_of("S1", "K1").unwrap() as usize;
+        assert_eq!(r.cols.on_hand[row], 5.0);
+    }
 }
