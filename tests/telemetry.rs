@@ -164,7 +164,7 @@ fn bounded_labels_take_only_their_documented_values() {
     );
     assert_eq!(
         values("stockwatch_transactions_total", "outcome"),
-        set(&["commit", "abort"])
+        set(&["committed", "aborted"])
     );
     assert_eq!(
         values("stockwatch_consumer_lag_messages", "partition"),

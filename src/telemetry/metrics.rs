@@ -167,8 +167,8 @@ impl TxOutcome {
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            TxOutcome::Commit => "commit",
-            TxOutcome::Abort => "abort",
+            TxOutcome::Commit => "committed",
+            TxOutcome::Abort => "aborted",
         }
     }
 }
