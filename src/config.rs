@@ -240,6 +240,8 @@ pub struct TopicsSection {
     pub alerts: String,
     /// Rejected records out, with their reason.
     pub dead_letter: String,
+    /// The state changelog (compacted, one partition per input partition number).
+    pub changelog: String,
 }
 
 impl TopicsSection {
@@ -706,6 +708,7 @@ impl KafkaSection {
             ("kafka.topics.availability", &t.availability),
             ("kafka.topics.alerts", &t.alerts),
             ("kafka.topics.dead_letter", &t.dead_letter),
+            ("kafka.topics.changelog", &t.changelog),
         ];
         for (i, (a, x)) in names.iter().enumerate() {
             if x.is_empty() {
@@ -949,6 +952,8 @@ pub struct ServiceSection {
     pub shutdown_deadline_secs: u64,
     /// `group.instance.id` (static membership) when not empty.
     pub instance_id: String,
+    /// `transaction.timeout.ms` of the exactly-once producer.
+    pub transaction_timeout_ms: u64,
 }
 
 impl ServiceSection {
@@ -965,6 +970,13 @@ impl ServiceSection {
     fn validate(&self) -> Result<(), String> {
         if self.shutdown_deadline_secs == 0 {
             return Err("service.shutdown_deadline_secs must be > 0, got 0".into());
+        }
+        if !(1000..=900_000).contains(&self.transaction_timeout_ms) {
+            return Err(format!(
+                "service.transaction_timeout_ms must be within 1000..=900000 (the broker's \
+                 transaction.max.timeout.ms is 900000 by default), got {}",
+                self.transaction_timeout_ms
+            ));
         }
         if self
             .instance_id

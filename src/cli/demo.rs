@@ -64,6 +64,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         &t.availability,
         &t.alerts,
         &t.dead_letter,
+        &t.changelog,
     ] {
         cluster
             .create_topic(topic, a.partitions as i32, 1)

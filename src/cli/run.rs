@@ -62,13 +62,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let stats = service.run(&stop).context("the service stopped")?;
     http.stop(&rt, cfg.service.shutdown_deadline());
     eprintln!(
-        "stockwatch stopped: {} messages in {} batches, {} alerts published ({} suppressed while rebuilding), {} dead letters, {} commits, {} rebalances",
+        "stockwatch stopped: {} messages in {} batches, {} alerts published, {} dead letters, {} changelog records, {} commits, {} aborted transactions, {} rebalances",
         stats.messages,
         stats.batches,
         stats.alerts_published,
-        stats.alerts_suppressed,
         stats.dead_letters,
+        stats.changelog_records,
         stats.commits,
+        stats.aborts,
         stats.rebalances
     );
     Ok(())

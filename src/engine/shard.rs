@@ -61,6 +61,42 @@ pub struct Shard {
     applied: Vec<u64>,
     record_scores: bool,
     scores: Vec<ScoreRecord>,
+    pub(crate) changed: Changed,
+}
+
+/// Key rows changed since the changelog last took them (see [`Shard::track_changes`]).
+#[derive(Debug, Default)]
+pub(crate) struct Changed {
+    on: bool,
+    /// Changed rows, in the order first changed.
+    pub(crate) rows: Vec<u32>,
+    /// Per row: 0 if unchanged, else its position in `rows` + 1.
+    pub(crate) slot: Vec<u32>,
+}
+
+impl Changed {
+    #[inline]
+    fn mark(&mut self, row: u32) {
+        if !self.on {
+            return;
+        }
+        let r = row as usize;
+        if r >= self.slot.len() {
+            self.slot.resize(r + 1, 0);
+        }
+        if self.slot[r] == 0 {
+            self.rows.push(row);
+            self.slot[r] = self.rows.len() as u32;
+        }
+    }
+
+    /// Forgets the changed rows (after they were written).
+    pub(crate) fn clear(&mut self) {
+        for &r in &self.rows {
+            self.slot[r as usize] = 0;
+        }
+        self.rows.clear();
+    }
 }
 
 /// One scoring of one key, recorded for offline evaluation (see [`Shard::record_scores`]).
@@ -124,6 +160,7 @@ impl Shard {
             applied: Vec::new(),
             record_scores: false,
             scores: Vec::new(),
+            changed: Changed::default(),
             cfg,
         }
     }
@@ -193,6 +230,17 @@ impl Shard {
     /// Sources of the events applied since the last call (empty unless tracking).
     pub fn drain_applied(&mut self) -> std::vec::Drain<'_, u64> {
         self.applied.drain(..)
+    }
+
+    /// Tracks which keys change (state, reorder buffer, dedupe ids, label snapshots), for the
+    /// state changelog ([`crate::state::changelog`]). Off by default.
+    pub fn track_changes(&mut self, on: bool) {
+        self.changed.on = on;
+    }
+
+    /// Keys changed since the changelog last took them.
+    pub fn changed_keys(&self) -> usize {
+        self.changed.rows.len()
     }
 
     /// Records every scoring (key, time, features, risk) for [`Shard::drain_scores`]: the
@@ -301,6 +349,7 @@ impl Shard {
             if new {
                 self.cols.push_key();
             }
+            self.changed.mark(row);
             let kind = EventType::from_code(c.kind.value(i)).unwrap_or(EventType::Sale);
             let shipment_hash = if c.shipment_id.is_valid(i) {
                 id_hash(c.shipment_id.value(i))
@@ -351,7 +400,8 @@ impl Shard {
                 self.applied.push(e.source);
             }
         }
-        self.order.evict_seen();
+        let changed = &mut self.changed;
+        self.order.evict_seen_with(|row| changed.mark(row));
     }
 
     /// `ingest` then `advance`.
@@ -374,6 +424,7 @@ impl Shard {
     fn mature_labels(&mut self, now_ms: i64) {
         let h = self.horizon_ms();
         while let Some(s) = self.labels.pop_matured(now_ms, h) {
+            self.changed.mark(s.row);
             let y = labels::label(s.time_ms, h, self.cols.last_stockout_ms[s.row as usize]);
             self.quality.observe(f64::from(s.risk), y, 1.0 / 2000.0);
             self.rolling_auc.push(f64::from(s.risk), y);
@@ -384,6 +435,7 @@ impl Shard {
     /// Applies one event in order, then scores its key.
     fn apply(&mut self, e: &PendingEvent, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
         self.mature_labels(e.time_ms);
+        self.changed.mark(e.row);
         let row = e.row as usize;
         let hour = hour_of(e.time_ms);
         let c = &mut self.cols;

@@ -28,6 +28,9 @@ pub struct PendingLabels {
     queue: VecDeque<Snapshot>,
     /// Snapshots not taken because the queue was full.
     pub dropped: u64,
+    /// Snapshots ever queued: entry `i` is the `pushed − len + i`-th (a position that stays
+    /// valid while the front matures; the changelog orders by it).
+    pub pushed: u64,
 }
 
 impl PendingLabels {
@@ -53,6 +56,7 @@ impl PendingLabels {
             return false;
         }
         self.queue.push_back(s);
+        self.pushed += 1;
         true
     }
 
@@ -62,6 +66,15 @@ impl PendingLabels {
             Some(s) if s.time_ms.saturating_add(horizon_ms) < now_ms => self.queue.pop_front(),
             _ => None,
         }
+    }
+
+    /// Waiting snapshots with their absolute positions, oldest first.
+    pub fn positions(&self) -> impl Iterator<Item = (u64, &Snapshot)> + '_ {
+        let base = self.pushed - self.queue.len() as u64;
+        self.queue
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| (base + i as u64, s))
     }
 
     /// Waiting snapshots, oldest first (snapshots of state).

@@ -1,21 +1,29 @@
-//! The Kafka service: the engine behind a consumer group (at-least-once).
+//! The Kafka service: the engine behind a consumer group, with a state changelog, in
+//! at-least-once or exactly-once delivery.
 //!
-//! One loop, on one thread (librdkafka calls block; they stay off any async runtime):
+//! One loop, on one thread (librdkafka calls block, transaction calls too; they stay off any
+//! async runtime):
 //!
 //! 1. poll a micro-batch: up to `kafka.poll_max_messages` messages or `kafka.poll_max_ms`;
-//! 2. apply rebalances: a newly assigned partition number gets a fresh shard that rebuilds its
-//!    state by reading its four input partitions from the beginning — output below the
-//!    committed offsets is suppressed, since it was published before; a revoked one is dropped
-//!    (its progress is already committed);
+//! 2. apply rebalances: a newly assigned partition number gets its shard restored from its
+//!    changelog partition ([`changelog`]) before anything of it is processed, and its inputs
+//!    resume at the offsets the restored state reflects; a revoked one is dropped;
 //! 3. per shard and input topic: decode (the message key must match the body), ingest into the
 //!    shard (input = topic, so the watermark follows the slowest topic), then apply what the
 //!    watermark allows;
-//! 4. publish alerts (CloudEvents headers) and dead letters (original key, value and headers,
-//!    plus Kafka Connect's `__connect.errors.*` headers), wait for every acknowledgement;
-//! 5. commit, per input partition, the lowest offset not yet applied or dead-lettered.
+//! 4. publish alerts (CloudEvents headers), dead letters (original key, value and headers,
+//!    plus Kafka Connect's `__connect.errors.*` headers) and the changelog records of every
+//!    changed key;
+//! 5. commit, per input partition, the offset after the last record read: the state written
+//!    in 4 (reorder buffer included) covers everything before it.
 //!
-//! A crash anywhere before 5 re-reads the batch: alerts may repeat, with the same `alert_id`.
+//! `at_least_once`: 5 happens once 4 is acknowledged; a crash in between repeats the batch's
+//! alerts (same `alert_id`s). `exactly_once`: 3–5 are one Kafka transaction (offsets with
+//! `send_offsets_to_transaction`); an abortable error aborts it, and every shard is restored
+//! from the changelog and its inputs rewound to the committed offsets; a fenced or fatal
+//! producer ends the process (non-zero exit: the orchestrator restarts it).
 
+pub mod changelog;
 pub mod observe;
 pub mod offsets;
 
@@ -25,12 +33,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::alert::Alert;
-use crate::config::Config;
+use crate::config::{Config, Delivery};
 use crate::decode::{Decoder, KeyPolicy, MessageRef};
 use crate::engine::{EngineConfig, Shard};
 use crate::event::EventType;
@@ -39,6 +48,8 @@ use crate::sink::kafka::{EventProducer, ProduceError, ProducerSettings};
 use crate::source::kafka::{
     cached_high_watermark, subscribe, GroupConsumer, Rebalance, SourceError,
 };
+use crate::telemetry::TxOutcome;
+use changelog::{Lineage, RestoreError};
 use offsets::OffsetTracker;
 
 /// Errors that stop the service (the orchestrator restarts it).
@@ -59,6 +70,12 @@ pub enum ServiceError {
     /// Reading committed offsets after an assignment failed.
     #[error("reading committed offsets failed: {0}")]
     Committed(rdkafka::error::KafkaError),
+    /// Restoring a shard from the changelog failed.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// The changelog reader could not be created.
+    #[error("changelog reader: {0}")]
+    Reader(rdkafka::error::KafkaError),
 }
 
 /// Counters of a run, for the exit summary and tests.
@@ -70,8 +87,10 @@ pub struct RunStats {
     pub messages: u64,
     /// Alerts published.
     pub alerts_published: u64,
-    /// Alerts not published because they were published before (rebuild after assignment).
-    pub alerts_suppressed: u64,
+    /// Transactions aborted (exactly_once), each followed by a restore of every shard.
+    pub aborts: u64,
+    /// Changelog records written (changed keys; shard records not counted).
+    pub changelog_records: u64,
     /// Dead letters published.
     pub dead_letters: u64,
     /// Offset commits.
@@ -86,26 +105,24 @@ pub struct RunStats {
 /// One assigned partition number: its shard and the progress of its four input partitions.
 struct Slot {
     shard: Shard,
+    /// The batches the shard's state descends from (the changelog's stamps).
+    lineage: Lineage,
+    /// Record timestamps of the records read and not yet applied (end-to-end latency).
     trackers: [OffsetTracker; 4],
-    /// Committed offset per input when the partition was assigned: output triggered below it
-    /// was published by an earlier owner.
-    resume: [i64; 4],
-    /// Per input: records below this were already read (and dead-lettered where bad) by an
-    /// earlier owner, from the commit metadata; no dead letter is published for them again.
-    dead_lettered_until: [i64; 4],
-    /// Per input: the end of the partition when it was assigned. Until every input has been
-    /// read that far the shard is restoring: it catches up on a backlog, and an input that is
-    /// merely not fetched yet must not be taken for idle.
+    /// Per input: the end of the partition when it was assigned. Before the first fetch
+    /// answers, an input is caught up only once read that far: silence on a backlog only means
+    /// it is not fetched yet, and calling it idle would push the backlog behind the watermark.
     catch_up: [i64; 4],
-    /// Per input: the offset after the last record read.
+    /// Per input: the offset after the last record read (what the state reflects).
     next: [i64; 4],
-    /// Last committed offset per input.
+    /// Per input: what the changelog and the committed offsets last recorded.
     committed: [i64; 4],
     last_seen: [Instant; 4],
     /// Per input: paused by [`Core::flow_control`].
     paused: [bool; 4],
-    restoring: bool,
-    since: Instant,
+    /// The watermark the changelog last recorded (an input going idle moves it without a
+    /// record read or a key changed).
+    written_watermark: i64,
 }
 
 /// Bound on waiting for acknowledgements of one batch.
@@ -133,6 +150,13 @@ struct Core {
     input_cstrs: Vec<CString>,
     /// Failed offset commits already counted in the metrics.
     commit_failures_seen: u64,
+    /// Reads changelog partitions on restore (outside the group, read_committed).
+    reader: BaseConsumer,
+    writer: changelog::Writer,
+    /// `exactly_once`: a transaction is open.
+    in_transaction: bool,
+    /// Kafka timestamps of the records whose alerts this batch published.
+    latencies: Vec<f64>,
 }
 
 impl std::fmt::Debug for Service {
@@ -145,7 +169,8 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Connects (lazily) and subscribes.
+    /// Connects (lazily) and subscribes; in `exactly_once`, registers the transactional id
+    /// (aborting what a predecessor with the same `service.instance_id` left open).
     pub fn new(cfg: Config) -> Result<Self, ServiceError> {
         let engine = cfg.engine_config();
         let consumer = subscribe(&cfg)?;
@@ -161,17 +186,35 @@ impl Service {
             .filter_map(|k| Some((k.to_owned(), producer_config.get(k)?.to_owned())))
             .collect();
         props.sort();
+        let exactly_once = cfg.service.delivery == Delivery::ExactlyOnce;
+        if exactly_once {
+            props.push(("transactional.id".into(), transactional_id(&cfg)));
+            props.push((
+                "transaction.timeout.ms".into(),
+                cfg.service.transaction_timeout_ms.to_string(),
+            ));
+        }
         ps.properties = props;
         let producer = EventProducer::new(ps)?;
         // Output topics get the input topics' partition count (keyed the same way).
         let partitions = input_partitions(&consumer, &cfg)?;
         let t = &cfg.kafka.topics;
-        let outputs = [t.alerts.as_str(), t.dead_letter.as_str()];
-        let mut missing = false;
-        for topic in outputs {
+        for (topic, configs) in [
+            (t.alerts.as_str(), &[][..]),
+            (t.dead_letter.as_str(), &[][..]),
+            (t.changelog.as_str(), &[("cleanup.policy", "compact")][..]),
+        ] {
             match topic_partitions(&consumer, topic)? {
-                0 => missing = true,
+                0 => {
+                    producer.ensure_topics_with(&[topic], partitions, 1, configs, QUERY_TIMEOUT)?;
+                }
                 n if n as u32 == partitions => {}
+                n if topic == t.changelog => {
+                    return Err(ServiceError::Inputs(format!(
+                        "the changelog topic {topic} has {n} partitions but the inputs have \
+                         {partitions}: partition p of the changelog holds shard p"
+                    )))
+                }
                 n => tracing::warn!(
                     topic,
                     partitions = n,
@@ -179,9 +222,22 @@ impl Service {
                 ),
             }
         }
-        if missing {
-            producer.ensure_topics(&outputs, partitions, 1, QUERY_TIMEOUT)?;
+        if exactly_once {
+            producer.init_transactions(Duration::from_millis(
+                cfg.service.transaction_timeout_ms.max(10_000),
+            ))?;
         }
+        let mut rc = ClientConfig::new();
+        rc.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
+            .set(
+                "group.id",
+                format!("{}-changelog-reader", cfg.kafka.group_id),
+            )
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("fetch.queue.backoff.ms", "5");
+        cfg.kafka.security.apply_to(&mut rc);
+        let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
         let input_cstrs = cfg
             .kafka
             .topics
@@ -202,6 +258,10 @@ impl Service {
                 input_cstrs,
                 commit_failures_seen: 0,
                 stats: RunStats::default(),
+                reader,
+                writer: changelog::Writer::default(),
+                in_transaction: false,
+                latencies: Vec::new(),
             },
         })
     }
@@ -228,20 +288,25 @@ impl Service {
 
     /// Runs until `stop` is set, then finishes the batch, flushes, commits and returns.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<RunStats, ServiceError> {
+        if let Some(o) = &self.core.observe {
+            o.health.set_delivery(self.core.cfg.service.delivery);
+        }
         while !stop.load(Ordering::Relaxed) {
             self.step()?;
         }
         if let Some(o) = &self.core.observe {
             o.health.set_draining();
         }
-        // The last batch's output is already acknowledged; this only bounds stragglers by the
-        // configured shutdown deadline.
-        self.core
-            .producer
-            .flush(self.core.cfg.service.shutdown_deadline())?;
-        // The final commit waits for its answer; if the broker does not answer, the shutdown
-        // deadline (enforced by the caller) ends the process.
-        self.core.commit(&self.consumer, CommitMode::Sync)?;
+        // Every batch ends committed (or its transaction aborted); this only bounds stragglers
+        // by the configured shutdown deadline.
+        if !self.core.exactly_once() {
+            self.core
+                .producer
+                .flush(self.core.cfg.service.shutdown_deadline())?;
+            // The final commit waits for its answer; if the broker does not answer, the
+            // shutdown deadline (enforced by the caller) ends the process.
+            self.core.commit(&self.consumer, CommitMode::Sync)?;
+        }
         tracing::info!(stats = ?self.core.stats, "stopped");
         Ok(self.core.stats)
     }
@@ -265,15 +330,14 @@ impl Service {
                 Some(Ok(m)) => msgs.push(m),
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 // Nothing within the window — or poll served another event: an offset
-                // commit's result (the batch goes on) or a rebalance (the batch ends here: its
-                // messages are dropped and the new assignment is read from the beginning).
+                // commit's result (the batch goes on) or a rebalance (the batch ends here).
                 None if self.consumer.context().rebalanced() => break,
                 None => {}
             }
         }
         // Rebalances happen inside poll. A batch that saw one is dropped: its messages may
-        // come from the old assignment's positions, and every newly assigned partition is
-        // read again from the beginning anyway.
+        // come from the old assignment, and every assigned partition resumes at the offsets
+        // its restored state reflects anyway.
         let events = self.consumer.context().take_events();
         if !events.is_empty() {
             drop(msgs);
@@ -282,15 +346,29 @@ impl Service {
             }
             return Ok(());
         }
-        self.core.process(&self.consumer, &msgs, &inputs)?;
+        let result = self.core.process(&self.consumer, &msgs, &inputs);
         drop(msgs);
+        let result = result.and_then(|()| self.core.end_batch(&self.consumer));
+        match result {
+            Ok(()) => {}
+            Err(ServiceError::Produce(e)) if self.core.exactly_once() && e.is_abortable() => {
+                tracing::warn!(error = %e, "transaction aborted; restoring every shard from the changelog");
+                self.core.abort_and_rewind(&self.consumer, &inputs)?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
         self.core.flow_control(&self.consumer, &inputs);
         self.core.report_consumer(&self.consumer, &inputs);
-        self.core.commit(&self.consumer, CommitMode::Async)
+        Ok(())
     }
 }
 
 impl Core {
+    fn exactly_once(&self) -> bool {
+        self.cfg.service.delivery == Delivery::ExactlyOnce
+    }
+
     fn rebalance(
         &mut self,
         consumer: &GroupConsumer,
@@ -317,64 +395,16 @@ impl Core {
                 if let Err(e) = consumer.resume(&tpl) {
                     tracing::debug!(error = %e, "resume on assignment");
                 }
-                let committed = consumer
-                    .committed_offsets(tpl, QUERY_TIMEOUT)
-                    .map_err(ServiceError::Committed)?;
-                // Per partition number: committed offset, dead-lettered-until (metadata) and
-                // the partition's end, per input.
-                let mut by_partition: BTreeMap<i32, [[i64; 4]; 3]> = BTreeMap::new();
-                for e in committed.elements() {
-                    let Some(i) = inputs.iter().position(|t| t == e.topic()) else {
-                        continue;
-                    };
-                    let off = match e.offset() {
-                        Offset::Offset(o) => o,
-                        _ => 0,
-                    };
-                    let dl = e
-                        .metadata()
-                        .strip_prefix(DEAD_LETTERED_UNTIL)
-                        .and_then(|v| v.parse::<i64>().ok())
-                        .unwrap_or(off);
-                    let end = consumer
-                        .fetch_watermarks(e.topic(), e.partition(), QUERY_TIMEOUT)
-                        .map(|(_, high)| high)
-                        .unwrap_or(off);
-                    let entry = by_partition.entry(e.partition()).or_insert([[0; 4]; 3]);
-                    entry[0][i] = off;
-                    entry[1][i] = dl.max(off);
-                    entry[2][i] = end.max(off);
-                }
-                for (p, [resume, dead_lettered_until, catch_up]) in by_partition {
-                    let mut shard = Shard::new(self.engine);
-                    shard.set_inputs(4);
-                    shard.track_applied(true);
-                    let now = Instant::now();
-                    self.slots.insert(
-                        p,
-                        Slot {
-                            shard,
-                            trackers: Default::default(),
-                            resume,
-                            dead_lettered_until,
-                            catch_up,
-                            next: [0; 4],
-                            committed: resume,
-                            last_seen: [now; 4],
-                            paused: [false; 4],
-                            restoring: true,
-                            since: now,
-                        },
-                    );
-                    tracing::info!(
-                        partition = p,
-                        ?resume,
-                        ?catch_up,
-                        "partition assigned; rebuilding"
-                    );
+                let numbers: std::collections::BTreeSet<i32> =
+                    parts.iter().map(|(_, p)| *p).collect();
+                for p in &numbers {
                     if let Some(o) = &self.observe {
-                        o.health.restoring(p);
+                        o.health.restoring(*p);
                     }
+                }
+                self.publish_assignment_of(&numbers);
+                for p in numbers {
+                    self.restore_slot(consumer, p, inputs, false)?;
                 }
                 self.publish_assignment();
             }
@@ -382,36 +412,127 @@ impl Core {
         Ok(())
     }
 
-    fn publish_assignment(&self) {
-        if let Some(o) = &self.observe {
-            let parts: Vec<i32> = self.slots.keys().copied().collect();
-            o.metrics.set_assignment(&parts);
-            o.health.set_assignment(&parts);
+    /// Restores shard `p` from the changelog and positions its inputs where its state ends
+    /// (normally the committed offsets, where the consumer starts anyway; always with `rewind`).
+    fn restore_slot(
+        &mut self,
+        consumer: &GroupConsumer,
+        p: i32,
+        inputs: &[String],
+        rewind: bool,
+    ) -> Result<(), ServiceError> {
+        let started = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        for t in inputs {
+            tpl.add_partition(t, p);
         }
+        let committed_tpl = consumer
+            .committed_offsets(tpl, QUERY_TIMEOUT)
+            .map_err(ServiceError::Committed)?;
+        let mut committed: [Option<i64>; 4] = [None; 4];
+        for e in committed_tpl.elements() {
+            if let (Some(i), Offset::Offset(o)) =
+                (inputs.iter().position(|t| t == e.topic()), e.offset())
+            {
+                committed[i] = Some(o);
+            }
+        }
+        let eos = self.exactly_once();
+        let r = changelog::restore(
+            &self.reader,
+            &mut self.producer,
+            eos,
+            &self.cfg.kafka.topics.changelog,
+            p,
+            committed,
+            self.engine,
+        )?;
+        let mut seek = TopicPartitionList::new();
+        for (i, t) in inputs.iter().enumerate().take(4) {
+            if rewind || committed[i].unwrap_or(0) != r.offsets[i] {
+                // Infallible for a fresh list.
+                let _ = seek.add_partition_offset(t, p, Offset::Offset(r.offsets[i]));
+            }
+        }
+        if seek.count() > 0 {
+            if let Err(e) = consumer.seek_partitions(seek, QUERY_TIMEOUT) {
+                tracing::warn!(partition = p, error = %e, "seeking the inputs to the restored offsets");
+            }
+        }
+        let mut catch_up = r.offsets;
+        for (i, t) in inputs.iter().enumerate().take(4) {
+            if let Ok((_, high)) = consumer.fetch_watermarks(t, p, QUERY_TIMEOUT) {
+                catch_up[i] = catch_up[i].max(high);
+            }
+        }
+        let keys = r.shard.keys();
+        let now = Instant::now();
+        self.slots.insert(
+            p,
+            Slot {
+                written_watermark: r.shard.watermark_ms(),
+                shard: r.shard,
+                lineage: r.lineage,
+                trackers: Default::default(),
+                catch_up,
+                next: r.offsets,
+                committed: r.offsets,
+                last_seen: [now; 4],
+                paused: [false; 4],
+            },
+        );
+        let elapsed = started.elapsed();
+        tracing::info!(
+            partition = p,
+            keys,
+            records_read = r.records_read,
+            offsets = ?r.offsets,
+            secs = elapsed.as_secs_f64(),
+            "partition restored from the changelog"
+        );
+        if let Some(o) = &self.observe {
+            o.health.restored(p);
+            o.metrics.restored(elapsed, keys as u64);
+        }
+        Ok(())
     }
 
-    /// A rebuilding shard is restored once every input has been read up to the end it had when
-    /// the partition was assigned (past everything an earlier owner committed).
-    fn check_restored(&mut self) {
-        for (p, slot) in &mut self.slots {
-            if !slot.restoring {
-                continue;
+    /// `exactly_once` after an abortable error: aborts the transaction, restores every shard
+    /// from the changelog and rewinds its inputs to the restored offsets.
+    fn abort_and_rewind(
+        &mut self,
+        consumer: &GroupConsumer,
+        inputs: &[String],
+    ) -> Result<(), ServiceError> {
+        self.stats.aborts += 1;
+        if let Some(o) = &self.observe {
+            o.metrics.transaction(TxOutcome::Abort);
+        }
+        if self.in_transaction {
+            self.producer.abort_transaction(FLUSH_DEADLINE)?;
+            self.in_transaction = false;
+        }
+        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        self.slots.clear();
+        for p in parts {
+            if let Some(o) = &self.observe {
+                o.health.restoring(p);
             }
-            let caught_up = (0..4).all(|t| slot.next[t] >= slot.catch_up[t]);
-            if caught_up {
-                slot.restoring = false;
-                tracing::info!(
-                    partition = p,
-                    keys = slot.shard.keys(),
-                    secs = slot.since.elapsed().as_secs_f64(),
-                    "partition restored"
-                );
-                if let Some(o) = &self.observe {
-                    o.health.restored(*p);
-                    o.metrics
-                        .restored(slot.since.elapsed(), slot.shard.keys() as u64);
-                }
-            }
+            self.restore_slot(consumer, p, inputs, true)?;
+        }
+        Ok(())
+    }
+
+    fn publish_assignment(&self) {
+        let parts: std::collections::BTreeSet<i32> = self.slots.keys().copied().collect();
+        self.publish_assignment_of(&parts);
+    }
+
+    fn publish_assignment_of(&self, parts: &std::collections::BTreeSet<i32>) {
+        if let Some(o) = &self.observe {
+            let parts: Vec<i32> = parts.iter().copied().collect();
+            o.metrics.set_assignment(&parts);
+            o.health.set_assignment(&parts);
         }
     }
 
@@ -425,6 +546,7 @@ impl Core {
         if !msgs.is_empty() {
             self.stats.batches += 1;
         }
+        let eos = self.exactly_once();
         let mut consumed = [0u64; 5];
         let mut rejected = [0u64; crate::reject::RejectReason::ALL.len()];
         let mut dead = [0u64; crate::reject::RejectReason::ALL.len()];
@@ -492,17 +614,16 @@ impl Core {
                 self.stats.rejected[r.reason.index()] += 1;
                 rejected[r.reason.index()] += 1;
                 let m = &msgs[idx[r.index as usize]];
-                if m.offset() >= slot.dead_lettered_until[*t] {
-                    send_dead_letter(&mut self.producer, &self.cfg, m, r)?;
-                    self.stats.dead_letters += 1;
-                    dead[r.reason.index()] += 1;
-                }
+                begin(&mut self.producer, &mut self.in_transaction, eos)?;
+                send_dead_letter(&mut self.producer, &self.cfg, m, r)?;
+                self.stats.dead_letters += 1;
+                dead[r.reason.index()] += 1;
                 slot.trackers[*t].done(m.offset());
             }
         }
         self.mark_idle(consumer);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let mut latencies: Vec<f64> = Vec::new();
+        self.latencies.clear();
         for slot in self.slots.values_mut() {
             slot.shard.advance(false, Some(now_ms), &mut alerts);
             for src in slot.shard.drain_applied() {
@@ -513,28 +634,14 @@ impl Core {
             }
             for a in alerts.drain(..) {
                 let (t, off) = offsets::unpack(a.trigger_source);
-                if off < slot.resume.get(t).copied().unwrap_or(0) {
-                    self.stats.alerts_suppressed += 1;
-                    continue;
-                }
+                begin(&mut self.producer, &mut self.in_transaction, eos)?;
                 send_alert(&mut self.producer, &self.cfg, &self.source_name, &a)?;
                 self.stats.alerts_published += 1;
                 if let Some(ts) = slot.trackers.get(t).and_then(|tr| tr.timestamp(off)) {
-                    latencies.push(ts as f64);
+                    self.latencies.push(ts as f64);
                 }
             }
         }
-        if self.producer.in_flight() > 0 {
-            self.producer.flush(FLUSH_DEADLINE)?;
-        }
-        // End-to-end latency: from the triggering record's Kafka timestamp (producer time) to
-        // the acknowledgement of the alert.
-        if let Some(o) = &self.observe {
-            let acked = chrono::Utc::now().timestamp_millis() as f64;
-            o.metrics
-                .end_to_end_latencies(latencies.iter().map(|ts| (acked - ts) / 1000.0));
-        }
-        self.check_restored();
         if let Some(o) = &mut self.observe {
             o.report(
                 self.slots.values().map(|s| &s.shard),
@@ -544,6 +651,75 @@ impl Core {
                 msgs.len(),
                 batch_started.elapsed(),
             );
+        }
+        Ok(())
+    }
+
+    /// Ends a batch: the changelog records of every changed shard, then the commit — after
+    /// every acknowledgement (`at_least_once`) or as the transaction's commit (`exactly_once`).
+    fn end_batch(&mut self, consumer: &GroupConsumer) -> Result<(), ServiceError> {
+        let eos = self.exactly_once();
+        let topic = &self.cfg.kafka.topics.changelog;
+        for (p, slot) in &mut self.slots {
+            for tr in &mut slot.trackers {
+                tr.committable(); // forgets what is done
+            }
+            let watermark = slot.shard.watermark_ms();
+            if slot.shard.changed_keys() == 0
+                && slot.next == slot.committed
+                && watermark == slot.written_watermark
+            {
+                continue;
+            }
+            begin(&mut self.producer, &mut self.in_transaction, eos)?;
+            let n = self.writer.write(
+                &mut self.producer,
+                topic,
+                *p,
+                &mut slot.shard,
+                &mut slot.lineage,
+                slot.next,
+            )?;
+            slot.written_watermark = watermark;
+            self.stats.changelog_records += n as u64;
+        }
+        if eos {
+            if self.in_transaction {
+                let inputs = self.cfg.kafka.topics.inputs();
+                let mut tpl = TopicPartitionList::new();
+                for (p, slot) in &self.slots {
+                    for (t, topic) in inputs.iter().enumerate() {
+                        if slot.next[t] > slot.committed[t] {
+                            // Infallible for a fresh list.
+                            let _ =
+                                tpl.add_partition_offset(topic, *p, Offset::Offset(slot.next[t]));
+                        }
+                    }
+                }
+                let group = consumer.group_metadata();
+                self.producer
+                    .commit_transaction(&tpl, group.as_ref(), FLUSH_DEADLINE)?;
+                self.in_transaction = false;
+                for slot in self.slots.values_mut() {
+                    slot.committed = slot.next;
+                }
+                self.stats.commits += 1;
+                if let Some(o) = &self.observe {
+                    o.metrics.transaction(TxOutcome::Commit);
+                }
+            }
+        } else {
+            if self.producer.in_flight() > 0 {
+                self.producer.flush(FLUSH_DEADLINE)?;
+            }
+            self.commit(consumer, CommitMode::Async)?;
+        }
+        // End-to-end latency: from the triggering record's Kafka timestamp (producer time) to
+        // the alert's acknowledgement (at_least_once) or its transaction's commit.
+        if let Some(o) = &self.observe {
+            let acked = chrono::Utc::now().timestamp_millis() as f64;
+            o.metrics
+                .end_to_end_latencies(self.latencies.iter().map(|ts| (acked - ts) / 1000.0));
         }
         Ok(())
     }
@@ -661,22 +837,17 @@ impl Core {
         }
     }
 
-    /// Commits, per input partition, the lowest offset not yet done (only forward).
+    /// `at_least_once`: commits, per input partition, the offset after the last record read
+    /// (the changelog written before it covers everything read; only forward).
     fn commit(&mut self, consumer: &GroupConsumer, mode: CommitMode) -> Result<(), ServiceError> {
         let inputs = self.cfg.kafka.topics.inputs();
         let mut tpl = TopicPartitionList::new();
         for (p, slot) in &mut self.slots {
             for (t, topic) in inputs.iter().enumerate() {
-                if let Some(o) = slot.trackers[t].committable() {
-                    if o > slot.committed[t] {
-                        // Infallible for a fresh list.
-                        let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(o));
-                        if let Some(mut e) = tpl.find_partition(topic, *p) {
-                            // Everything read so far is acknowledged, its dead letters too.
-                            e.set_metadata(format!("{DEAD_LETTERED_UNTIL}{}", slot.next[t]));
-                        }
-                        slot.committed[t] = o;
-                    }
+                if slot.next[t] > slot.committed[t] {
+                    // Infallible for a fresh list.
+                    let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(slot.next[t]));
+                    slot.committed[t] = slot.next[t];
                 }
             }
         }
@@ -689,6 +860,30 @@ impl Core {
         consumer.commit(&tpl, mode).map_err(ServiceError::Commit)?;
         self.stats.commits += 1;
         Ok(())
+    }
+}
+
+/// `exactly_once`: opens the batch's transaction before its first record.
+fn begin(
+    producer: &mut EventProducer,
+    in_transaction: &mut bool,
+    eos: bool,
+) -> Result<(), ProduceError> {
+    if eos && !*in_transaction {
+        producer.begin_transaction()?;
+        *in_transaction = true;
+    }
+    Ok(())
+}
+
+/// `transactional.id`: stable per instance (`service.instance_id`, e.g. the pod name), so a
+/// restarted instance aborts what its predecessor left open at once; without one, a random
+/// suffix (an open transaction of a crashed instance then ends after
+/// `service.transaction_timeout_ms`).
+fn transactional_id(cfg: &Config) -> String {
+    match cfg.service.instance_id() {
+        Some(id) => format!("{}-{id}", cfg.kafka.group_id),
+        None => format!("{}-{:016x}", cfg.kafka.group_id, rand::random::<u64>()),
     }
 }
 
@@ -726,9 +921,6 @@ fn topic_partitions(consumer: &GroupConsumer, topic: &str) -> Result<usize, Serv
         .filter(|t| t.error().is_none())
         .map_or(0, |t| t.partitions().len()))
 }
-
-/// Commit-metadata prefix: the offset after the last record read (and dead-lettered if bad).
-const DEAD_LETTERED_UNTIL: &str = "dead_lettered_until=";
 
 /// CloudEvents (binary mode) type of alerts.
 pub const ALERT_CE_TYPE: &str = "com.stockwatch.alert.v1";
@@ -810,7 +1002,8 @@ fn send_dead_letter(
 pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<RunStats, ServiceError> {
     let mut s = Service::new(cfg)?;
     tracing::info!(
-        delivery = "at_least_once",
+        delivery = s.core.cfg.service.delivery.as_str(),
+        changelog = %s.core.cfg.kafka.topics.changelog,
         topics = ?s.core.cfg.kafka.topics.inputs(),
         "stockwatch running"
     );

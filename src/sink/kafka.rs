@@ -179,6 +179,17 @@ pub enum ProduceError {
         /// librdkafka's description.
         reason: String,
     },
+    /// A transaction call failed. `abortable`: abort the transaction and go on from the last
+    /// committed state; otherwise the producer is fenced or broken and the process must exit.
+    #[error("transaction {op} failed: {error}")]
+    Transaction {
+        /// `init`, `begin`, `send_offsets`, `commit` or `abort`.
+        op: &'static str,
+        /// The error.
+        error: KafkaError,
+        /// The transaction can be aborted and the work redone.
+        abortable: bool,
+    },
     /// Records were still in flight when the flush deadline passed.
     #[error("{in_flight} record(s) still undelivered after {deadline:?}{}", last_error_suffix(.last_broker_error))]
     FlushTimeout {
@@ -189,6 +200,21 @@ pub enum ProduceError {
         /// The last error librdkafka reported about the connection, if any.
         last_broker_error: Option<String>,
     },
+}
+
+impl ProduceError {
+    /// A transaction error after which aborting and redoing the batch is the remedy (a
+    /// delivery failure inside a transaction is one too).
+    pub fn is_abortable(&self) -> bool {
+        matches!(
+            self,
+            ProduceError::Transaction {
+                abortable: true,
+                ..
+            } | ProduceError::Delivery { .. }
+                | ProduceError::FlushTimeout { .. }
+        )
+    }
 }
 
 fn last_error_suffix(e: &Option<String>) -> String {
@@ -317,6 +343,19 @@ impl EventProducer {
         replication: u32,
         timeout: Duration,
     ) -> Result<Vec<TopicStatus>, ProduceError> {
+        self.ensure_topics_with(topics, partitions, replication, &[], timeout)
+    }
+
+    /// [`EventProducer::ensure_topics`], creating missing topics with the topic-level
+    /// `configs` (e.g. `cleanup.policy=compact`).
+    pub fn ensure_topics_with(
+        &self,
+        topics: &[&str],
+        partitions: u32,
+        replication: u32,
+        configs: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Vec<TopicStatus>, ProduceError> {
         let started = Instant::now();
         // Topics that all exist already need no admin request (librdkafka's in-process mock
         // cluster has no admin API at all).
@@ -340,10 +379,13 @@ impl EventProducer {
         let new: Vec<NewTopic<'_>> = topics
             .iter()
             .map(|t| {
-                NewTopic::new(
-                    t,
-                    partitions.try_into().unwrap_or(i32::MAX),
-                    TopicReplication::Fixed(replication.try_into().unwrap_or(i32::MAX)),
+                configs.iter().fold(
+                    NewTopic::new(
+                        t,
+                        partitions.try_into().unwrap_or(i32::MAX),
+                        TopicReplication::Fixed(replication.try_into().unwrap_or(i32::MAX)),
+                    ),
+                    |n, (k, v)| n.set(k, v),
                 )
             })
             .collect();
@@ -502,6 +544,88 @@ impl EventProducer {
         }
     }
 
+    /// Enqueues one record for partition `partition` of `topic` (the changelog: partition `p`
+    /// holds the state of shard `p`, whatever the key hashes to).
+    pub fn send_to_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), ProduceError> {
+        let headers = headers.iter().fold(
+            OwnedHeaders::new_with_capacity(headers.len()),
+            |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(*v),
+                })
+            },
+        );
+        self.enqueue(
+            BaseRecord::to(topic)
+                .partition(partition)
+                .key(key)
+                .payload(value)
+                .headers(headers),
+        )
+    }
+
+    /// Registers the transactional id with the cluster, aborting whatever transaction an
+    /// earlier producer with the same id left open (needs `transactional.id` in the settings).
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), ProduceError> {
+        self.producer
+            .init_transactions(timeout)
+            .map_err(|e| txn_error("init", e))
+    }
+
+    /// Starts a transaction: records sent until the commit belong to it.
+    pub fn begin_transaction(&mut self) -> Result<(), ProduceError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| txn_error("begin", e))
+    }
+
+    /// Adds the consumer's `offsets` to the open transaction (with the consumer group's
+    /// metadata, so a member of an older generation is fenced) and commits it. Retriable
+    /// errors are retried within `timeout`.
+    pub fn commit_transaction(
+        &mut self,
+        offsets: &rdkafka::TopicPartitionList,
+        group: Option<&rdkafka::consumer::ConsumerGroupMetadata>,
+        timeout: Duration,
+    ) -> Result<(), ProduceError> {
+        let started = Instant::now();
+        if let (true, Some(group)) = (offsets.count() > 0, group) {
+            retry_txn(started, timeout, || {
+                self.producer
+                    .send_offsets_to_transaction(offsets, group, timeout)
+                    .map_err(|e| txn_error("send_offsets", e))
+            })?;
+        }
+        retry_txn(started, timeout, || {
+            self.producer
+                .commit_transaction(timeout)
+                .map_err(|e| txn_error("commit", e))
+        })?;
+        self.check()
+    }
+
+    /// Aborts the open transaction: its records are never seen by read_committed consumers.
+    /// Delivery failures counted so far belong to it and are forgotten.
+    pub fn abort_transaction(&mut self, timeout: Duration) -> Result<(), ProduceError> {
+        self.producer
+            .abort_transaction(timeout)
+            .map_err(|e| txn_error("abort", e))?;
+        let ctx = self.producer.context();
+        ctx.failed.store(0, Ordering::Relaxed);
+        if let Ok(mut f) = ctx.first_failure.lock() {
+            *f = None;
+        }
+        Ok(())
+    }
+
     /// Serves delivery reports, waiting up to `timeout` for one (use it instead of sleeping,
     /// e.g. while rate limiting).
     pub fn poll(&self, timeout: Duration) {
@@ -572,6 +696,38 @@ impl EventProducer {
             return Err(ProduceError::Delivery { failed, first });
         }
         Ok(())
+    }
+}
+
+/// Classifies a transaction call's error (librdkafka's own classification).
+fn txn_error(op: &'static str, error: KafkaError) -> ProduceError {
+    let abortable = match &error {
+        KafkaError::Transaction(e) => e.txn_requires_abort() || (e.is_retriable() && !e.is_fatal()),
+        _ => false,
+    };
+    ProduceError::Transaction {
+        op,
+        error,
+        abortable,
+    }
+}
+
+/// Retries `call` while it fails with a retriable transaction error, until `timeout`.
+fn retry_txn(
+    started: Instant,
+    timeout: Duration,
+    mut call: impl FnMut() -> Result<(), ProduceError>,
+) -> Result<(), ProduceError> {
+    loop {
+        match call() {
+            Err(ProduceError::Transaction {
+                error: KafkaError::Transaction(ref e),
+                ..
+            }) if e.is_retriable() && !e.txn_requires_abort() && started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 
 use crate::config::Config;
@@ -135,11 +135,9 @@ impl ConsumerContext for GroupContext {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Positions: the committed offsets; the service moves them if the state it
+                // restores from the changelog ends elsewhere.
                 let parts = list(tpl);
-                for (t, p) in &parts {
-                    // Infallible for partitions of this very list.
-                    let _ = tpl.set_partition_offset(t, *p, Offset::Beginning);
-                }
                 self.push(Rebalance::Assigned(parts));
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assigning partitions failed");

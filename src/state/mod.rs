@@ -7,6 +7,7 @@
 //! - [`order`]: watermark, reorder buffer and dedupe: events are applied in event-time order.
 //! - [`snapshot`]: a shard's state as one Arrow `RecordBatch` / IPC file and back.
 
+pub mod changelog;
 pub mod columns;
 pub mod inbound;
 pub mod keys;

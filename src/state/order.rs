@@ -128,6 +128,23 @@ pub struct EventOrder {
     seen: HashSet<u64, PreHashedState>,
     /// The same ids in insertion order with their time and key row, for eviction and snapshots.
     seen_fifo: VecDeque<Seen>,
+    /// Ids ever pushed to `seen_fifo`: entry `i` of the FIFO is the `seen_pushed − len + i`-th
+    /// (a position that does not change as the front is evicted; the changelog orders by it).
+    seen_pushed: u64,
+}
+
+/// The clocks of an [`EventOrder`]: what a restored shard needs to hold the same watermark.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Clocks {
+    /// Largest event time accepted.
+    pub max_time_ms: i64,
+    /// The watermark (it never moves backwards, so it is kept, not recomputed).
+    pub watermark_ms: i64,
+    /// Max event time per input. Idleness is not kept: it is a wall-clock judgement that a
+    /// restarted shard makes anew.
+    pub inputs: Vec<i64>,
+    /// Ids ever remembered (the absolute position of the next one).
+    pub seen_pushed: u64,
 }
 
 impl EventOrder {
@@ -150,6 +167,7 @@ impl EventOrder {
             pooled_capacity: 0,
             seen: HashSet::default(),
             seen_fifo: VecDeque::new(),
+            seen_pushed: 0,
         }
     }
 
@@ -243,6 +261,7 @@ impl EventOrder {
             id_hash: e.id_hash,
             row: e.row,
         });
+        self.seen_pushed += 1;
         if e.time_ms > self.max_time_ms {
             self.max_time_ms = e.time_ms;
         }
@@ -327,6 +346,11 @@ impl EventOrder {
     /// fetched before the receipts — evicted ids that a slower input could still bring back
     /// as duplicates, and they were applied twice.
     pub fn evict_seen(&mut self) {
+        self.evict_seen_with(|_| {});
+    }
+
+    /// [`EventOrder::evict_seen`], calling `evicted(row)` for each forgotten id's key row.
+    pub fn evict_seen_with(&mut self, mut evicted: impl FnMut(u32)) {
         let horizon = self
             .watermark_ms
             .saturating_sub(self.dedupe_ttl_ms - self.lateness_ms);
@@ -336,6 +360,7 @@ impl EventOrder {
             }
             // Each remembered id has exactly one FIFO entry (a second insert is refused).
             self.seen.remove(&s.id_hash);
+            evicted(s.row);
             self.seen_fifo.pop_front();
         }
     }
@@ -350,6 +375,54 @@ impl EventOrder {
     /// Remembered ids as (event time, id hash, key row), in insertion order (snapshots).
     pub fn seen_ids(&self) -> impl Iterator<Item = (i64, u64, u32)> + '_ {
         self.seen_fifo.iter().map(|s| (s.time_ms, s.id_hash, s.row))
+    }
+
+    /// Remembered ids as (absolute position, event time, id hash, key row), oldest first
+    /// (the changelog: positions stay valid while the front is evicted).
+    pub fn seen_positions(&self) -> impl Iterator<Item = (u64, i64, u64, u32)> + '_ {
+        let base = self.seen_pushed - self.seen_fifo.len() as u64;
+        self.seen_fifo
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| (base + i as u64, s.time_ms, s.id_hash, s.row))
+    }
+
+    /// The clocks, for the changelog.
+    pub fn clocks(&self) -> Clocks {
+        Clocks {
+            max_time_ms: self.max_time_ms,
+            watermark_ms: self.watermark_ms,
+            inputs: self.inputs.iter().map(|c| c.max_ms).collect(),
+            seen_pushed: self.seen_pushed,
+        }
+    }
+
+    /// Restores clocks and remembered ids saved with [`EventOrder::clocks`] and
+    /// [`EventOrder::seen_positions`] (`seen` oldest first); pending events are re-pushed with
+    /// [`EventOrder::restore_pending`] afterwards.
+    pub fn restore_clocks(&mut self, c: &Clocks, seen: impl IntoIterator<Item = (i64, u64, u32)>) {
+        self.max_time_ms = c.max_time_ms;
+        self.watermark_ms = c.watermark_ms;
+        self.inputs = c
+            .inputs
+            .iter()
+            .map(|&max_ms| InputClock {
+                max_ms,
+                idle: false,
+            })
+            .collect();
+        if self.inputs.is_empty() {
+            self.set_inputs(1);
+        }
+        for (t, h, row) in seen {
+            self.seen.insert(h);
+            self.seen_fifo.push_back(Seen {
+                time_ms: t,
+                id_hash: h,
+                row,
+            });
+        }
+        self.seen_pushed = c.seen_pushed.max(self.seen_fifo.len() as u64);
     }
 
     /// Restores the watermark and remembered ids (snapshots). Pending events are re-pushed by
@@ -369,6 +442,7 @@ impl EventOrder {
                 row,
             });
         }
+        self.seen_pushed = self.seen_fifo.len() as u64;
     }
 
     /// Re-inserts a pending event without touching dedupe (snapshots).

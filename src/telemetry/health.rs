@@ -12,14 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use serde::Serialize;
 
 /// The delivery guarantee the service runs with (reported by `/readyz`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Delivery {
-    /// Offsets committed after the outputs are acknowledged; duplicates possible on restart.
-    AtLeastOnce,
-    /// Outputs and offsets in one Kafka transaction.
-    ExactlyOnce,
-}
+pub use crate::config::Delivery;
 
 /// The `/readyz` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -113,6 +113,10 @@ impl Instance {
             .env("STOCKWATCH__KAFKA__TOPICS__AVAILABILITY", &t[3])
             .env("STOCKWATCH__KAFKA__TOPICS__ALERTS", &t[4])
             .env("STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER", &t[5])
+            .env(
+                "STOCKWATCH__KAFKA__TOPICS__CHANGELOG",
+                format!("{prefix}changelog"),
+            )
             .env("STOCKWATCH__HTTP__LISTEN", http.to_string())
             .env("STOCKWATCH__LOG__FORMAT", "text")
             .env("STOCKWATCH_LOG", "info")

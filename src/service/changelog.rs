@@ -1,0 +1,494 @@
+//! The state changelog topic: what each batch writes, and how a shard is restored from it.
+//!
+//! Partition `p` of the changelog holds shard `p`. Every batch writes, for each shard that
+//! changed, one record per changed key (key `"{location}|{sku}"`, the value of
+//! [`KeyRecord::encode`]) and then one *shard record* (key [`SHARD_KEY`]: the shard-level state
+//! plus the [`Lineage`]). Every record carries headers: the batch's input offsets (the offset
+//! after the last record read of each input partition, [`H_OFFSETS`]), and the writer's epoch
+//! and batch sequence number ([`H_EPOCH`], [`H_SEQ`]). The input offsets committed for the
+//! batch are those same offsets: the state, its reorder buffer included, reflects exactly the
+//! input before them, so a restored shard resumes reading there and nothing is read twice.
+//!
+//! **Restore** of shard `p` with committed input offsets `C`:
+//! 1. write a marker record to partition `p` and read the partition from the beginning up to
+//!    it (the end, without trusting the broker's high watermark);
+//! 2. the restore point is the last shard record whose offsets are all ≤ `C`. A batch whose
+//!    commit never happened (a crash between writing and committing, an aborted transaction
+//!    that a broker still shows) has offsets beyond `C`, so its shard record is never chosen;
+//! 3. read again up to the restore point and keep, per key, the last record whose (epoch, seq)
+//!    belongs to the restore point's lineage: the batches that led to it. Records of a batch
+//!    that never committed, written by an instance that then died, are older than the restore
+//!    point but not in its lineage, and are ignored;
+//! 4. rebuild the shard ([`restore_shard`]: it checks that every key of the shard record was
+//!    found) and resume the inputs at the restore point's offsets.
+//!
+//! A restored instance starts a new epoch whose lineage is the restore point's plus itself.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{EngineConfig, Shard};
+use crate::sink::kafka::{EventProducer, ProduceError};
+use crate::state::changelog::{self, ChangelogError, KeyRecord, ShardRecord, CHANGELOG_VERSION};
+
+/// Key of the shard records.
+pub const SHARD_KEY: &[u8] = b"#shard";
+/// Key of the restore markers (a key that is not `{location}|{sku}`: it has no `|`).
+pub const MARKER_KEY: &[u8] = b"#restore-marker";
+/// Header: the input offsets the record reflects, `"sales,shipments,receipts,availability"`.
+pub const H_OFFSETS: &str = "stockwatch.offsets";
+/// Header: the writer's epoch (a random number per restore).
+pub const H_EPOCH: &str = "stockwatch.epoch";
+/// Header: the batch sequence number within the lineage.
+pub const H_SEQ: &str = "stockwatch.seq";
+/// Header: the changelog layout version.
+pub const H_VERSION: &str = "stockwatch.changelog_version";
+
+/// Errors restoring a shard.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Reading the changelog failed.
+    #[error("reading changelog partition {partition}: {error}")]
+    Read {
+        /// The partition.
+        partition: i32,
+        /// The error.
+        error: rdkafka::error::KafkaError,
+    },
+    /// The marker did not come back in time.
+    #[error("changelog partition {partition}: the end was not reached within {waited:?} ({records} records read); is a transaction of a dead instance still open? it ends after service.transaction_timeout_ms")]
+    Timeout {
+        /// The partition.
+        partition: i32,
+        /// How long we waited.
+        waited: Duration,
+        /// Records read so far.
+        records: u64,
+    },
+    /// Writing the marker failed.
+    #[error(transparent)]
+    Marker(#[from] ProduceError),
+    /// Offsets were committed but no state record covers them.
+    #[error("changelog partition {partition} has no shard record at or before the committed input offsets {committed:?}: the changelog topic was deleted or truncated; to start shard {partition} over, delete the consumer group's committed offsets")]
+    Missing {
+        /// The partition.
+        partition: i32,
+        /// The committed input offsets.
+        committed: [i64; 4],
+    },
+    /// A record is not in this build's layout, or the records do not add up to the shard.
+    #[error("changelog partition {partition}: {error}")]
+    Layout {
+        /// The partition.
+        partition: i32,
+        /// The error.
+        error: ChangelogError,
+    },
+}
+
+/// The batches a shard's state descends from: each earlier epoch up to the last batch it
+/// committed, then the current epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// Earlier epochs: (epoch, last batch of it in this lineage).
+    pub closed: Vec<(u64, u64)>,
+    /// The current epoch.
+    pub epoch: u64,
+    /// The current batch sequence number.
+    pub seq: u64,
+}
+
+impl Lineage {
+    /// A lineage with no history.
+    pub fn fresh() -> Self {
+        Lineage {
+            closed: Vec::new(),
+            epoch: rand::random(),
+            seq: 0,
+        }
+    }
+
+    /// The lineage of an instance restored from `self`: a new epoch after it.
+    pub fn successor(&self) -> Self {
+        let mut closed = self.closed.clone();
+        closed.push((self.epoch, self.seq));
+        Lineage {
+            closed,
+            epoch: rand::random(),
+            seq: self.seq,
+        }
+    }
+
+    /// Whether batch `seq` of `epoch` is one this state descends from.
+    pub fn contains(&self, epoch: u64, seq: u64) -> bool {
+        (epoch == self.epoch && seq <= self.seq)
+            || self.closed.iter().any(|&(e, s)| e == epoch && seq <= s)
+    }
+}
+
+/// The value of a shard record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ShardValue {
+    lineage: Lineage,
+    offsets: [i64; 4],
+    state: ShardRecord,
+}
+
+/// Writes the changes of one batch of one shard: the changed keys, then the shard record.
+#[derive(Debug, Default)]
+pub struct Writer {
+    value: Vec<u8>,
+}
+
+impl Writer {
+    /// Sends the records of `shard`'s changes since the last call to partition `p` of `topic`,
+    /// as batch `lineage.seq + 1` (which `lineage` then is), reflecting input `offsets`.
+    pub fn write(
+        &mut self,
+        producer: &mut EventProducer,
+        topic: &str,
+        p: i32,
+        shard: &mut Shard,
+        lineage: &mut Lineage,
+        offsets: [i64; 4],
+    ) -> Result<usize, ProduceError> {
+        lineage.seq += 1;
+        let epoch = lineage.epoch.to_string();
+        let seq = lineage.seq.to_string();
+        let offs = format_offsets(offsets);
+        let version = CHANGELOG_VERSION.to_string();
+        let headers: [(&str, &[u8]); 4] = [
+            (H_OFFSETS, offs.as_bytes()),
+            (H_EPOCH, epoch.as_bytes()),
+            (H_SEQ, seq.as_bytes()),
+            (H_VERSION, version.as_bytes()),
+        ];
+        let mut result = Ok(());
+        let mut n = 0;
+        let value = &mut self.value;
+        changelog::take_changes(shard, |key, rec| {
+            if result.is_err() {
+                return;
+            }
+            value.clear();
+            rec.encode(value);
+            n += 1;
+            result = producer.send_to_partition(topic, p, key.as_bytes(), value, &headers);
+        });
+        result?;
+        let v = ShardValue {
+            lineage: lineage.clone(),
+            offsets,
+            state: changelog::shard_record(shard),
+        };
+        self.value.clear();
+        self.value.push(CHANGELOG_VERSION);
+        // Plain data into a Vec: cannot fail.
+        let _ = serde_json::to_writer(&mut self.value, &v);
+        producer.send_to_partition(topic, p, SHARD_KEY, &self.value, &headers)?;
+        Ok(n)
+    }
+}
+
+fn format_offsets(o: [i64; 4]) -> String {
+    format!("{},{},{},{}", o[0], o[1], o[2], o[3])
+}
+
+fn parse_offsets(v: &[u8]) -> Option<[i64; 4]> {
+    let s = std::str::from_utf8(v).ok()?;
+    let mut out = [0i64; 4];
+    let mut it = s.split(',');
+    for o in &mut out {
+        *o = it.next()?.parse().ok()?;
+    }
+    it.next().is_none().then_some(out)
+}
+
+/// The stamp of a changelog record, from its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    offsets: [i64; 4],
+    epoch: u64,
+    seq: u64,
+}
+
+fn stamp<M: Message>(m: &M) -> Option<Stamp> {
+    let h = m.headers()?;
+    let (mut offsets, mut epoch, mut seq) = (None, None, None);
+    for i in 0..h.count() {
+        let hd = h.get(i);
+        let v = hd.value.unwrap_or_default();
+        match hd.key {
+            H_OFFSETS => offsets = parse_offsets(v),
+            H_EPOCH => epoch = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
+            H_SEQ => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
+            _ => {}
+        }
+    }
+    Some(Stamp {
+        offsets: offsets?,
+        epoch: epoch?,
+        seq: seq?,
+    })
+}
+
+/// A restored shard and where its inputs resume.
+#[derive(Debug)]
+pub struct Restored {
+    /// The shard (change tracking on).
+    pub shard: Shard,
+    /// Its lineage: a new epoch.
+    pub lineage: Lineage,
+    /// Per input: the offset to read next.
+    pub offsets: [i64; 4],
+    /// Changelog records read (both passes).
+    pub records_read: u64,
+}
+
+/// How long a restore may wait for the end of the changelog partition.
+const RESTORE_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Restores shard `p` (see the module doc). `committed`: per input, the committed offset, or
+/// `None` if none was ever committed. `reader` is a consumer outside the group
+/// (read_committed); `producer` writes the marker (inside a transaction of its own when
+/// `transactional`).
+pub fn restore(
+    reader: &BaseConsumer,
+    producer: &mut EventProducer,
+    transactional: bool,
+    topic: &str,
+    p: i32,
+    committed: [Option<i64>; 4],
+    cfg: EngineConfig,
+) -> Result<Restored, RestoreError> {
+    let fresh = || {
+        let mut shard = Shard::new(cfg);
+        shard.set_inputs(4);
+        shard.track_changes(true);
+        shard
+    };
+    if committed.iter().all(Option::is_none) {
+        // Nothing was ever committed: whatever the changelog holds never counted.
+        return Ok(Restored {
+            shard: fresh(),
+            lineage: Lineage::fresh(),
+            offsets: [0; 4],
+            records_read: 0,
+        });
+    }
+    let c = committed.map(|o| o.unwrap_or(0));
+    let read_err = |error| RestoreError::Read {
+        partition: p,
+        error,
+    };
+    // 1. The end of the partition: a marker of our own.
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    if transactional {
+        producer.begin_transaction()?;
+    }
+    producer.send_to_partition(topic, p, MARKER_KEY, nonce.as_bytes(), &[])?;
+    if transactional {
+        producer.commit_transaction(&TopicPartitionList::new(), None, Duration::from_secs(30))?;
+    } else {
+        producer.flush(Duration::from_secs(30))?;
+    }
+    // 2. Find the restore point.
+    let mut records = 0u64;
+    let mut point: Option<(i64, Vec<u8>)> = None;
+    scan(reader, topic, p, |m| {
+        records += 1;
+        let key = m.key().unwrap_or_default();
+        if key == MARKER_KEY {
+            return m.payload() == Some(nonce.as_bytes());
+        }
+        if key == SHARD_KEY {
+            if let Some(s) = stamp(m) {
+                if (0..4).all(|i| s.offsets[i] <= c[i]) {
+                    point = Some((m.offset(), m.payload().unwrap_or_default().to_vec()));
+                }
+            }
+        }
+        false
+    })
+    .map_err(|e| match e {
+        ScanError::Kafka(error) => read_err(error),
+        ScanError::Timeout(waited) => RestoreError::Timeout {
+            partition: p,
+            waited,
+            records,
+        },
+    })?;
+    let layout = |error| RestoreError::Layout {
+        partition: p,
+        error,
+    };
+    let Some((at, value)) = point else {
+        if c.iter().all(|&o| o == 0) {
+            return Ok(Restored {
+                shard: fresh(),
+                lineage: Lineage::fresh(),
+                offsets: [0; 4],
+                records_read: records,
+            });
+        }
+        return Err(RestoreError::Missing {
+            partition: p,
+            committed: c,
+        });
+    };
+    let sv: ShardValue = match value.split_first() {
+        Some((&CHANGELOG_VERSION, body)) => serde_json::from_slice(body)
+            .map_err(|e| layout(ChangelogError::Layout(format!("shard record: {e}"))))?,
+        _ => {
+            return Err(layout(ChangelogError::Layout(
+                "shard record of another version".into(),
+            )))
+        }
+    };
+    // 3. The keys, as of the restore point, in its lineage.
+    let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    scan(reader, topic, p, |m| {
+        records += 1;
+        if m.offset() >= at {
+            return true;
+        }
+        let key = m.key().unwrap_or_default();
+        if key.first() == Some(&b'#') {
+            return false;
+        }
+        if let Some(s) = stamp(m) {
+            if sv.lineage.contains(s.epoch, s.seq) {
+                let v = m.payload().unwrap_or_default();
+                match latest.get_mut(key) {
+                    Some(old) => {
+                        old.clear();
+                        old.extend_from_slice(v);
+                    }
+                    None => {
+                        latest.insert(key.to_vec(), v.to_vec());
+                    }
+                }
+            }
+        }
+        false
+    })
+    .map_err(|e| match e {
+        ScanError::Kafka(error) => read_err(error),
+        ScanError::Timeout(waited) => RestoreError::Timeout {
+            partition: p,
+            waited,
+            records,
+        },
+    })?;
+    // 4. Rebuild.
+    let keys = latest
+        .values()
+        .map(|v| KeyRecord::decode(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(layout)?;
+    drop(latest);
+    let mut shard = changelog::restore_shard(cfg, &sv.state, keys).map_err(layout)?;
+    shard.track_changes(true);
+    Ok(Restored {
+        shard,
+        lineage: sv.lineage.successor(),
+        offsets: sv.offsets,
+        records_read: records,
+    })
+}
+
+enum ScanError {
+    Kafka(rdkafka::error::KafkaError),
+    Timeout(Duration),
+}
+
+/// Reads partition `p` of `topic` from the beginning, calling `each` until it returns true.
+fn scan(
+    reader: &BaseConsumer,
+    topic: &str,
+    p: i32,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+) -> Result<(), ScanError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Beginning)
+        .map_err(ScanError::Kafka)?;
+    reader.assign(&tpl).map_err(ScanError::Kafka)?;
+    let started = Instant::now();
+    let result = loop {
+        if started.elapsed() > RESTORE_DEADLINE {
+            break Err(ScanError::Timeout(started.elapsed()));
+        }
+        match reader.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                if m.partition() == p && m.topic() == topic && each(&m) {
+                    break Ok(());
+                }
+            }
+            Some(Err(e)) => tracing::warn!(partition = p, error = %e, "reading the changelog"),
+            None => {}
+        }
+    };
+    let _ = reader.unassign();
+    result
+}
+
+/// The state the service would restore for each of `partitions`, read from the changelog with
+/// the group's committed offsets (a consumer outside the group: nothing is assigned or moved).
+/// For checks and inspection, not for the service loop.
+pub fn read_state(
+    cfg: &crate::config::Config,
+    partitions: &[i32],
+) -> Result<Vec<(i32, Restored)>, super::ServiceError> {
+    use super::ServiceError;
+    let mut rc = rdkafka::config::ClientConfig::new();
+    rc.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
+        .set("group.id", &cfg.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    cfg.kafka.security.apply_to(&mut rc);
+    let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
+    let mut ps = crate::sink::kafka::ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
+    let pc = cfg.kafka.producer_config();
+    ps.properties = pc
+        .config_map()
+        .iter()
+        .filter(|(k, _)| **k != "bootstrap.servers")
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut producer = EventProducer::new(ps)?;
+    let inputs = cfg.kafka.topics.inputs();
+    let mut out = Vec::new();
+    for &p in partitions {
+        let mut tpl = TopicPartitionList::new();
+        for t in inputs {
+            tpl.add_partition(t, p);
+        }
+        let c = reader
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .map_err(ServiceError::Committed)?;
+        let mut committed: [Option<i64>; 4] = [None; 4];
+        for e in c.elements() {
+            if let (Some(i), Offset::Offset(o)) =
+                (inputs.iter().position(|t| *t == e.topic()), e.offset())
+            {
+                committed[i] = Some(o);
+            }
+        }
+        let r = restore(
+            &reader,
+            &mut producer,
+            false,
+            &cfg.kafka.topics.changelog,
+            p,
+            committed,
+            cfg.engine_config(),
+        )?;
+        out.push((p, r));
+    }
+    Ok(out)
+}

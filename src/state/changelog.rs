@@ -1,0 +1,359 @@
+//! The state changelog codec: one record per changed key, one record for the shard.
+//!
+//! A key's record holds everything of the shard that belongs to that key — its row of the
+//! state columns, its open shipments, the event ids remembered for it, its events waiting for
+//! the watermark and its label snapshots — so that the latest record of every key, plus the
+//! latest shard record (clocks, model, quality, counters), rebuild the shard exactly. Entries of
+//! the shard-wide FIFOs (remembered ids, label snapshots) carry their absolute position, which
+//! restores their order across keys written at different times.
+//!
+//! Key records are `[CHANGELOG_VERSION]` followed by the [`KeyRecord`] in postcard (a compact,
+//! stable serde format: ~300 bytes for a key with no backlog); shard records are
+//! `[CHANGELOG_VERSION]` followed by JSON (small, and readable with any Kafka tool). How the
+//! records are framed, stamped and chosen on restore is the service's business
+//! ([`crate::service::changelog`]); this module only maps a shard to records and back.
+
+use serde::{Deserialize, Serialize};
+
+use super::columns::{Columns, DAYS, HOURS, NO_SLOT};
+use super::order::{Clocks, PendingEvent};
+use crate::engine::{EngineConfig, Shard, ShardCounters};
+use crate::event::EventType;
+use crate::model::features::NF;
+use crate::model::labels::{RollingQuality, Snapshot};
+
+/// Version byte that starts every changelog value.
+pub const CHANGELOG_VERSION: u8 = 1;
+
+/// Errors decoding changelog records or rebuilding a shard from them.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangelogError {
+    /// The value is not in this build's layout.
+    #[error("changelog record layout: {0}")]
+    Layout(String),
+    /// The model state was refused.
+    #[error("model: {0}")]
+    Model(#[from] crate::model::ModelError),
+}
+
+fn layout(m: impl Into<String>) -> ChangelogError {
+    ChangelogError::Layout(m.into())
+}
+
+/// An event waiting for the watermark (a [`PendingEvent`] without its row).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PendingRecord {
+    time_ms: i64,
+    id_hash: u64,
+    kind: u8,
+    in_stock: bool,
+    qty: f64,
+    eta_ms: i64,
+    shipment_hash: u64,
+    source: u64,
+}
+
+/// A label snapshot with its absolute FIFO position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelRecord {
+    position: u64,
+    time_ms: i64,
+    risk: f32,
+    x: Vec<f32>,
+}
+
+/// Everything of one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Store or DC.
+    pub location: String,
+    /// Stock keeping unit.
+    pub sku: String,
+    on_hand: f64,
+    in_transit: f64,
+    flags: u8,
+    last_stockout_ms: i64,
+    last_alert_ms: i64,
+    first_hour: i32,
+    ring_hour: i32,
+    last_receipt_hour: i32,
+    last_sample_hour: i32,
+    hourly: Vec<f32>,
+    daily: Vec<f32>,
+    oos_hours: u32,
+    oos_days: u32,
+    risk: f32,
+    alert_risk: f32,
+    /// Open shipments in ETA order: (id hash, qty, eta ms).
+    inbound: Vec<(u64, f64, i64)>,
+    /// Remembered ids: (absolute position, event time ms, id hash).
+    seen: Vec<(u64, i64, u64)>,
+    pending: Vec<PendingRecord>,
+    labels: Vec<LabelRecord>,
+}
+
+/// The shard-level part of the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// Keys in the shard when written (a restore that finds another number is refused).
+    pub keys: u64,
+    clocks: Clocks,
+    model: serde_json::Value,
+    quality: RollingQuality,
+    counters: ShardCounters,
+    labels_dropped: u64,
+    labels_pushed: u64,
+    inbound_dropped: u64,
+}
+
+impl KeyRecord {
+    /// `[CHANGELOG_VERSION]` + postcard, appended to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(CHANGELOG_VERSION);
+        // Serialising plain data into a Vec cannot fail.
+        if let Ok(v) = postcard::to_extend(self, std::mem::take(out)) {
+            *out = v;
+        }
+    }
+
+    /// Reads a value written by [`KeyRecord::encode`].
+    pub fn decode(value: &[u8]) -> Result<Self, ChangelogError> {
+        let body = versioned(value)?;
+        postcard::from_bytes(body).map_err(|e| layout(format!("key record: {e}")))
+    }
+}
+
+impl ShardRecord {
+    /// `[CHANGELOG_VERSION]` + JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![CHANGELOG_VERSION];
+        // Serialising plain data (finite or not: serde_json writes non-finite floats as null,
+        // and the model keeps none) into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, self);
+        out
+    }
+
+    /// Reads a value written by [`ShardRecord::encode`].
+    pub fn decode(value: &[u8]) -> Result<Self, ChangelogError> {
+        serde_json::from_slice(versioned(value)?).map_err(|e| layout(format!("shard record: {e}")))
+    }
+}
+
+fn versioned(value: &[u8]) -> Result<&[u8], ChangelogError> {
+    match value.split_first() {
+        Some((&CHANGELOG_VERSION, body)) => Ok(body),
+        Some((v, _)) => Err(layout(format!(
+            "version {v} (this build reads {CHANGELOG_VERSION})"
+        ))),
+        None => Err(layout("empty value")),
+    }
+}
+
+/// The shard-level record of `s` now.
+pub fn shard_record(s: &Shard) -> ShardRecord {
+    ShardRecord {
+        keys: s.keys.len() as u64,
+        clocks: s.order.clocks(),
+        model: s.model.export(),
+        quality: s.quality,
+        counters: s.counters,
+        labels_dropped: s.labels.dropped,
+        labels_pushed: s.labels.pushed,
+        inbound_dropped: s.inbound.dropped,
+    }
+}
+
+/// Takes the keys changed since the last call (see [`Shard::track_changes`]) and calls
+/// `emit(message key, record)` for each, in the order they first changed. One pass over the
+/// shard-wide structures (reorder buffer, remembered ids, label snapshots) collects the
+/// entries of the changed keys.
+pub fn take_changes(s: &mut Shard, mut emit: impl FnMut(&str, &KeyRecord)) {
+    let n = s.changed.rows.len();
+    if n == 0 {
+        return;
+    }
+    let slot = &s.changed.slot;
+    let index = |row: u32| -> Option<usize> {
+        match slot.get(row as usize) {
+            Some(&i) if i > 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    };
+    let mut seen: Vec<Vec<(u64, i64, u64)>> = vec![Vec::new(); n];
+    for (pos, t, h, row) in s.order.seen_positions() {
+        if let Some(i) = index(row) {
+            seen[i].push((pos, t, h));
+        }
+    }
+    let mut pending: Vec<Vec<PendingRecord>> = vec![Vec::new(); n];
+    for e in s.order.pending_events() {
+        if let Some(i) = index(e.row) {
+            pending[i].push(PendingRecord {
+                time_ms: e.time_ms,
+                id_hash: e.id_hash,
+                kind: e.kind as u8,
+                in_stock: e.in_stock,
+                qty: e.qty,
+                eta_ms: e.eta_ms,
+                shipment_hash: e.shipment_hash,
+                source: e.source,
+            });
+        }
+    }
+    let mut labels: Vec<Vec<LabelRecord>> = vec![Vec::new(); n];
+    for (pos, sn) in s.labels.positions() {
+        if let Some(i) = index(sn.row) {
+            labels[i].push(LabelRecord {
+                position: pos,
+                time_ms: sn.time_ms,
+                risk: sn.risk,
+                x: sn.x.to_vec(),
+            });
+        }
+    }
+    let c = &s.cols;
+    let mut key = String::new();
+    for (i, &row) in s.changed.rows.iter().enumerate() {
+        let r = row as usize;
+        let mut p = std::mem::take(&mut pending[i]);
+        p.sort_by_key(|e| (e.time_ms, e.id_hash, e.source));
+        let rec = KeyRecord {
+            location: s.keys.location(row).to_owned(),
+            sku: s.keys.sku(row).to_owned(),
+            on_hand: c.on_hand[r],
+            in_transit: c.in_transit[r],
+            flags: c.flags[r],
+            last_stockout_ms: c.last_stockout_ms[r],
+            last_alert_ms: c.last_alert_ms[r],
+            first_hour: c.first_hour[r],
+            ring_hour: c.ring_hour[r],
+            last_receipt_hour: c.last_receipt_hour[r],
+            last_sample_hour: c.last_sample_hour[r],
+            hourly: c.hourly[r * HOURS..(r + 1) * HOURS].to_vec(),
+            daily: c.daily[r * DAYS..(r + 1) * DAYS].to_vec(),
+            oos_hours: c.oos_hours[r],
+            oos_days: c.oos_days[r],
+            risk: c.risk[r],
+            alert_risk: c.alert_risk[r],
+            inbound: s
+                .inbound
+                .iter_key(c.inbound_head[r])
+                .map(|sh| (sh.id_hash, sh.qty, sh.eta_ms))
+                .collect(),
+            seen: std::mem::take(&mut seen[i]),
+            pending: p,
+            labels: std::mem::take(&mut labels[i]),
+        };
+        key.clear();
+        key.push_str(&crate::event::message_key(&rec.location, &rec.sku));
+        emit(&key, &rec);
+    }
+    s.changed.clear();
+}
+
+/// Rebuilds a shard from its shard record and the latest record of each of its keys (in any
+/// order: rows are assigned in key order, as snapshots do).
+pub fn restore_shard(
+    cfg: EngineConfig,
+    meta: &ShardRecord,
+    mut keys: Vec<KeyRecord>,
+) -> Result<Shard, ChangelogError> {
+    if keys.len() as u64 != meta.keys {
+        return Err(layout(format!(
+            "the shard record counts {} keys but {} key records were found",
+            meta.keys,
+            keys.len()
+        )));
+    }
+    keys.sort_by(|a, b| (&a.location, &a.sku).cmp(&(&b.location, &b.sku)));
+    let mut s = Shard::new(cfg);
+    s.cols = Columns::default();
+    let mut seen: Vec<(u64, i64, u64, u32)> = Vec::new();
+    let mut labels: Vec<(u64, Snapshot)> = Vec::new();
+    let mut pending: Vec<PendingEvent> = Vec::new();
+    for k in &keys {
+        let (row, new) = s.keys.get_or_insert(&k.location, &k.sku);
+        if !new {
+            return Err(layout(format!("key {}|{} twice", k.location, k.sku)));
+        }
+        if k.hourly.len() != HOURS || k.daily.len() != DAYS {
+            return Err(layout(format!(
+                "demand rings of {} and {} buckets (this build keeps {HOURS} and {DAYS})",
+                k.hourly.len(),
+                k.daily.len()
+            )));
+        }
+        let c = &mut s.cols;
+        c.push_key();
+        let r = row as usize;
+        c.on_hand[r] = k.on_hand;
+        c.in_transit[r] = k.in_transit;
+        c.flags[r] = k.flags;
+        c.last_stockout_ms[r] = k.last_stockout_ms;
+        c.last_alert_ms[r] = k.last_alert_ms;
+        c.first_hour[r] = k.first_hour;
+        c.ring_hour[r] = k.ring_hour;
+        c.last_receipt_hour[r] = k.last_receipt_hour;
+        c.last_sample_hour[r] = k.last_sample_hour;
+        c.hourly[r * HOURS..(r + 1) * HOURS].copy_from_slice(&k.hourly);
+        c.daily[r * DAYS..(r + 1) * DAYS].copy_from_slice(&k.daily);
+        c.oos_hours[r] = k.oos_hours;
+        c.oos_days[r] = k.oos_days;
+        c.risk[r] = k.risk;
+        c.alert_risk[r] = k.alert_risk;
+        c.inbound_head[r] = NO_SLOT;
+        for &(h, q, eta) in &k.inbound {
+            s.inbound
+                .open_shipment(&mut s.cols.inbound_head[r], row, h, q, eta);
+        }
+        seen.extend(k.seen.iter().map(|&(p, t, h)| (p, t, h, row)));
+        for e in &k.pending {
+            let kind = EventType::from_code(e.kind)
+                .ok_or_else(|| layout(format!("pending event kind {}", e.kind)))?;
+            pending.push(PendingEvent {
+                time_ms: e.time_ms,
+                id_hash: e.id_hash,
+                row,
+                kind,
+                in_stock: e.in_stock,
+                qty: e.qty,
+                eta_ms: e.eta_ms,
+                shipment_hash: e.shipment_hash,
+                source: e.source,
+            });
+        }
+        for l in &k.labels {
+            let x: [f32; NF] =
+                l.x.as_slice()
+                    .try_into()
+                    .map_err(|_| layout(format!("{} features (this build has {NF})", l.x.len())))?;
+            labels.push((
+                l.position,
+                Snapshot {
+                    row,
+                    time_ms: l.time_ms,
+                    x,
+                    risk: l.risk,
+                },
+            ));
+        }
+    }
+    seen.sort_unstable_by_key(|e| e.0);
+    s.order
+        .restore_clocks(&meta.clocks, seen.iter().map(|&(_, t, h, row)| (t, h, row)));
+    pending.sort_by_key(|e| (e.time_ms, e.id_hash, e.source));
+    for e in pending {
+        s.order.restore_pending(e);
+    }
+    labels.sort_unstable_by_key(|e| e.0);
+    for (_, sn) in labels {
+        s.labels.push(sn, usize::MAX);
+    }
+    s.labels.pushed = meta.labels_pushed;
+    s.labels.dropped = meta.labels_dropped;
+    s.inbound.dropped = meta.inbound_dropped;
+    s.model.import(&meta.model)?;
+    s.quality = meta.quality;
+    s.counters = meta.counters;
+    Ok(s)
+}
