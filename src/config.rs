@@ -358,8 +358,14 @@ impl SecuritySection {
                 c.set("sasl.password", p.expose());
             }
         }
-        if self.protocol.uses_tls() && !self.ssl_ca_location.is_empty() {
-            c.set("ssl.ca.location", &self.ssl_ca_location);
+        if self.protocol.uses_tls() {
+            // librdkafka's defaults since 2.0, set anyway: they must not depend on the
+            // version, and the pass-through maps cannot turn them off (`check_properties`).
+            c.set("enable.ssl.certificate.verification", "true")
+                .set("ssl.endpoint.identification.algorithm", "https");
+            if !self.ssl_ca_location.is_empty() {
+                c.set("ssl.ca.location", &self.ssl_ca_location);
+            }
         }
     }
 
@@ -435,27 +441,117 @@ impl SecuritySection {
                 ));
             }
         }
-        let features = librdkafka_features();
-        let has = |f: &str| features.split(',').any(|x| x.trim() == f);
-        if self.protocol.uses_tls() && !has("ssl") {
-            return Err(format!(
-                "kafka.security.protocol = {proto:?} needs TLS, which this build's librdkafka \
-                 lacks (builtin.features = {features:?}): build with rdkafka's `ssl` feature"
-            ));
-        }
-        if self.protocol.uses_sasl() && !has(self.sasl_mechanism.feature()) {
-            return Err(format!(
-                "kafka.security.sasl_mechanism = {:?} is not supported by this build's \
-                 librdkafka (builtin.features = {features:?}): build with rdkafka's `ssl` feature",
-                self.sasl_mechanism.as_str()
-            ));
+        self.check_support(librdkafka_features())?;
+        if self.protocol.uses_tls() {
+            self.check_tls_context()?;
         }
         Ok(())
     }
+
+    /// Whether a librdkafka with these `builtin.features` can speak `protocol` (and
+    /// `sasl_mechanism`); the error names the field and the rdkafka feature to build with.
+    pub fn check_support(&self, features: &str) -> Result<(), String> {
+        let mechanism = self.protocol.uses_sasl().then_some(self.sasl_mechanism);
+        support(features, self.protocol, mechanism)
+    }
+
+    /// Creates (and drops) a client with the TLS settings alone and no broker, so that a CA
+    /// file librdkafka cannot use is reported now, naming the field, rather than when the
+    /// service starts. No connection is made.
+    fn check_tls_context(&self) -> Result<(), String> {
+        let mut c = ClientConfig::new();
+        self.apply_to(&mut c);
+        // No bootstrap.servers: nothing to connect to. librdkafka wants a SASL password to be
+        // set, not the real one. Silent: its "no bootstrap.servers" warning would mislead.
+        if self.protocol.uses_sasl() {
+            c.set("sasl.password", "unused");
+        }
+        c.set("log_level", "0")
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Emerg);
+        match c.create::<rdkafka::producer::BaseProducer>() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let field = if self.ssl_ca_location.is_empty() {
+                    "kafka.security.protocol".to_owned()
+                } else {
+                    format!(
+                        "kafka.security.ssl_ca_location = {:?}",
+                        self.ssl_ca_location
+                    )
+                };
+                Err(format!(
+                    "{field}: librdkafka cannot set up TLS with it ({}): {e}",
+                    self.protocol.as_str()
+                ))
+            }
+        }
+    }
+}
+
+/// The check behind [`SecuritySection::check_support`] and [`check_client_security`].
+fn support(
+    features: &str,
+    protocol: SecurityProtocol,
+    mechanism: Option<SaslMechanism>,
+) -> Result<(), String> {
+    let proto = protocol.as_str();
+    let has = |f: &str| features.split(',').any(|x| x.trim() == f);
+    if protocol.uses_tls() && !has("ssl") {
+        return Err(format!(
+            "kafka.security.protocol = {proto:?} needs TLS, which this build's librdkafka lacks \
+             (builtin.features = {features:?}): build with rdkafka's `ssl` feature"
+        ));
+    }
+    if let Some(m) = mechanism.filter(|m| !has(m.feature())) {
+        return Err(format!(
+            "kafka.security.protocol = {proto:?} with kafka.security.sasl_mechanism = {:?} is not \
+             supported by this build's librdkafka (builtin.features = {features:?}): build with \
+             rdkafka's `ssl` feature",
+            m.as_str()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a client's `security.protocol` and `sasl.mechanism` properties against the linked
+/// librdkafka, before the client is created: a build without TLS or SCRAM fails with a message
+/// naming `kafka.security.protocol` rather than librdkafka's. Values it does not know are left
+/// to librdkafka to refuse.
+pub fn check_client_security(c: &ClientConfig) -> Result<(), String> {
+    check_client_security_with(c, librdkafka_features())
+}
+
+fn check_client_security_with(c: &ClientConfig, features: &str) -> Result<(), String> {
+    let Some(protocol) = c.get("security.protocol").and_then(|p| {
+        [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .find(|x| x.as_str().eq_ignore_ascii_case(p.trim()))
+    }) else {
+        return Ok(());
+    };
+    let mechanism = c
+        .get("sasl.mechanism")
+        .or_else(|| c.get("sasl.mechanisms"))
+        .and_then(|m| {
+            [
+                SaslMechanism::Plain,
+                SaslMechanism::ScramSha256,
+                SaslMechanism::ScramSha512,
+            ]
+            .into_iter()
+            .find(|x| x.as_str().eq_ignore_ascii_case(m.trim()))
+        })
+        .filter(|_| protocol.uses_sasl());
+    support(features, protocol, mechanism)
 }
 
 /// librdkafka's `builtin.features` (e.g. `gzip,snappy,ssl,sasl,…`), read once.
-fn librdkafka_features() -> &'static str {
+pub fn librdkafka_features() -> &'static str {
     static FEATURES: OnceLock<String> = OnceLock::new();
     FEATURES.get_or_init(|| {
         ClientConfig::new()
@@ -645,17 +741,30 @@ fn check_properties(map: &str, props: &BTreeMap<String, String>) -> Result<(), S
         if SECRET_PROPERTIES.contains(&k.as_str()) {
             return Err(secret_property_error(map, key));
         }
-        if k == "ssl.endpoint.identification.algorithm" && value.trim() == "none" {
+        // Setting them to what the service sets anyway is harmless; anything else would turn
+        // verification off (librdkafka reads these values case-insensitively: "NONE" too).
+        let value = value.trim();
+        if k == "ssl.endpoint.identification.algorithm" {
+            if value.eq_ignore_ascii_case("https") {
+                continue;
+            }
             return Err(format!(
-                "{map}.{key:?} = \"none\" is not allowed: broker host names are always \
-                 verified against their certificates"
+                "{map}.{key:?} = {value:?} is not allowed: broker host names are always \
+                 verified against their certificates (https)"
             ));
         }
-        if k == "enable.ssl.certificate.verification" && value.trim() == "true" {
+        if k == "enable.ssl.certificate.verification" && value.eq_ignore_ascii_case("true") {
             continue;
         }
         if let Some((_, why)) = RESERVED_PROPERTIES.iter().find(|(p, _)| *p == k) {
             return Err(format!("{map}.{key:?} is not allowed: {why}"));
+        }
+        if k.starts_with("sasl.") {
+            return Err(format!(
+                "{map}.{key:?} is not allowed: SASL is configured by [kafka.security] \
+                 (PLAIN and SCRAM; the password from {SASL_PASSWORD_ENV} or \
+                 kafka.security.sasl_password_file)"
+            ));
         }
     }
     let mut c = ClientConfig::new();
@@ -1652,5 +1761,152 @@ mod tests {
             &e,
             &["kafka.security.ssl_ca_location", "kafka.security.protocol"],
         );
+    }
+
+    /// librdkafka 2.12.1's `builtin.features` as rdkafka builds it without the `ssl` feature.
+    const WITHOUT_SSL: &str = "gzip,snappy,sasl,regex,lz4,sasl_plain,plugins";
+
+    fn test_ca() -> String {
+        format!("{}/tests/fixtures/test-ca.pem", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn sasl_ssl(ca: &str) -> String {
+        format!(
+            "[kafka.security]\nprotocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-512\"\n\
+             sasl_username = \"svc\"\nssl_ca_location = {ca:?}\n"
+        )
+    }
+
+    #[test]
+    fn this_build_speaks_tls_and_scram() {
+        let f = librdkafka_features();
+        for needed in ["ssl", "sasl_scram", "sasl_plain"] {
+            assert!(f.split(',').any(|x| x == needed), "{needed} not in {f}");
+        }
+    }
+
+    #[test]
+    fn sasl_ssl_with_scram_and_a_ca_file_reaches_librdkafka() {
+        let c = load(&sasl_ssl(&test_ca()), &[(SASL_PASSWORD_ENV, CANARY)]).unwrap();
+        let configs = [
+            c.kafka.consumer_config(&c.service),
+            c.kafka.producer_config(),
+        ];
+        for cc in &configs {
+            // As librdkafka holds them, not only as we wrote them.
+            let native = cc.create_native_config().unwrap();
+            for (p, v) in [
+                ("security.protocol", "sasl_ssl"),
+                ("sasl.mechanisms", "SCRAM-SHA-512"),
+                ("sasl.username", "svc"),
+                ("ssl.ca.location", test_ca().as_str()),
+                ("enable.ssl.certificate.verification", "true"),
+                ("ssl.endpoint.identification.algorithm", "https"),
+            ] {
+                assert_eq!(native.get(p).unwrap(), v, "{p}");
+            }
+        }
+        // Client creation loads the CA file into an OpenSSL context; no broker is contacted
+        // before the first request (the clients are dropped at once).
+        let consumer: rdkafka::consumer::BaseConsumer = configs[0].create().unwrap();
+        let producer: rdkafka::producer::BaseProducer = configs[1].create().unwrap();
+        drop((consumer, producer));
+        check_client_security(&configs[0]).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_librdkafka_cannot_use_names_the_field() {
+        let e = load_err(
+            &sasl_ssl("/nonexistent/ca.pem"),
+            &[(SASL_PASSWORD_ENV, CANARY)],
+        );
+        assert_names(
+            &e,
+            &["kafka.security.ssl_ca_location", "/nonexistent/ca.pem"],
+        );
+        // Exists, but is no certificate: librdkafka refuses it when the client is created.
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("ca.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let junk = junk.to_str().unwrap();
+        for (toml, vars) in [
+            (sasl_ssl(junk), &[(SASL_PASSWORD_ENV, CANARY)][..]),
+            (
+                format!("[kafka.security]\nprotocol = \"ssl\"\nssl_ca_location = {junk:?}\n"),
+                &[],
+            ),
+        ] {
+            let e = load_err(&toml, vars);
+            assert_names(&e, &["kafka.security.ssl_ca_location", junk, "TLS"]);
+        }
+    }
+
+    #[test]
+    fn a_librdkafka_without_tls_or_scram_is_refused_naming_the_protocol() {
+        let c = load(&sasl_ssl(&test_ca()), &[(SASL_PASSWORD_ENV, CANARY)]).unwrap();
+        let mut sec = c.kafka.security.clone();
+        let e = sec.check_support(WITHOUT_SSL).unwrap_err();
+        assert_names(&e, &["kafka.security.protocol", "\"sasl_ssl\"", "`ssl`"]);
+        sec.protocol = SecurityProtocol::SaslPlaintext;
+        let e = sec.check_support(WITHOUT_SSL).unwrap_err();
+        assert_names(
+            &e,
+            &[
+                "kafka.security.protocol",
+                "kafka.security.sasl_mechanism",
+                "SCRAM-SHA-512",
+                "`ssl`",
+            ],
+        );
+        sec.sasl_mechanism = SaslMechanism::Plain;
+        sec.check_support(WITHOUT_SSL).unwrap();
+        // The same check on the properties a client is created with.
+        let pc = c.kafka.producer_config();
+        let e = check_client_security_with(&pc, WITHOUT_SSL).unwrap_err();
+        assert_names(&e, &["kafka.security.protocol", "`ssl`"]);
+        let mut plain = ClientConfig::new();
+        plain.set("security.protocol", "SASL_PLAINTEXT");
+        plain.set("sasl.mechanisms", "SCRAM-SHA-256");
+        let e = check_client_security_with(&plain, WITHOUT_SSL).unwrap_err();
+        assert_names(&e, &["kafka.security.protocol", "SCRAM-SHA-256"]);
+        plain.set("sasl.mechanisms", "PLAIN");
+        check_client_security_with(&plain, WITHOUT_SSL).unwrap();
+        check_client_security_with(&ClientConfig::new(), WITHOUT_SSL).unwrap();
+    }
+
+    #[test]
+    fn pass_through_cannot_turn_tls_verification_off() {
+        for (map, prop, value) in [
+            ("consumer", "ssl.endpoint.identification.algorithm", "none"),
+            ("producer", "ssl.endpoint.identification.algorithm", "NONE"),
+            (
+                "consumer",
+                "ssl.endpoint.identification.algorithm",
+                " None ",
+            ),
+            ("producer", "ssl.endpoint.identification.algorithm", ""),
+            ("consumer", "enable.ssl.certificate.verification", "false"),
+            ("producer", "enable.ssl.certificate.verification", "0"),
+            ("consumer", "enable.ssl.certificate.verification", "f"),
+            ("consumer", "sasl.oauthbearer.config", "principal=x"),
+            ("producer", "sasl.kerberos.service.name", "kafka"),
+        ] {
+            let toml = format!("[kafka.{map}]\n{prop:?} = {value:?}\n");
+            let e = load_err(&toml, &[]);
+            assert_names(&e, &[&format!("kafka.{map}"), prop]);
+        }
+        // Setting what the service sets anyway, and librdkafka's debug log, are allowed.
+        let c = load(
+            &format!(
+                "{}[kafka.consumer]\nssl.endpoint.identification.algorithm = \"HTTPS\"\n\
+                 enable.ssl.certificate.verification = true\ndebug = \"all\"\n\
+                 [kafka.producer]\ndebug = \"all\"\n",
+                sasl_ssl(&test_ca())
+            ),
+            &[(SASL_PASSWORD_ENV, CANARY)],
+        )
+        .unwrap();
+        assert_eq!(c.kafka.consumer["debug"], "all");
+        assert_eq!(c.kafka.producer["debug"], "all");
     }
 }

@@ -93,9 +93,10 @@ pub(crate) fn start_http(
     service.observe(observe);
     let token = tokio_util::sync::CancellationToken::new();
     let server = rt
-        .block_on(crate::telemetry::serve(
+        .block_on(crate::telemetry::serve_with(
             cfg.http.listen,
             state,
+            crate::telemetry::HttpLimits::from_config(&cfg.http),
             token.clone(),
         ))
         .with_context(|| format!("serving HTTP on http.listen = {}", cfg.http.listen))?;

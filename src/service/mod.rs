@@ -179,11 +179,13 @@ impl Service {
         let mut ps = ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
         // Everything `[kafka]` says about producing: security, then `[kafka.producer]`.
         let producer_config = cfg.kafka.producer_config();
+        // The values through `get`: `config_map` replaces secrets (sasl.password) with a
+        // placeholder, which the producer would then send to the broker as the password.
         let mut props: Vec<(String, String)> = producer_config
             .config_map()
-            .iter()
-            .filter(|(k, _)| **k != "bootstrap.servers")
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .into_keys()
+            .filter(|k| *k != "bootstrap.servers")
+            .filter_map(|k| Some((k.to_owned(), producer_config.get(k)?.to_owned())))
             .collect();
         props.sort();
         let exactly_once = cfg.service.delivery == Delivery::ExactlyOnce;

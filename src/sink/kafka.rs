@@ -113,6 +113,9 @@ pub enum ProduceError {
     /// librdkafka refused the configuration (an unknown property or a bad value).
     #[error("invalid producer configuration: {0}")]
     Config(KafkaError),
+    /// The linked librdkafka cannot speak the configured security protocol or mechanism.
+    #[error("cannot create the Kafka producer: {0}")]
+    Unsupported(String),
     /// An admin request failed as a whole (e.g. no broker reachable before the timeout).
     #[error("admin request failed: {error}{}", last_error_suffix(.last_broker_error))]
     Admin {
@@ -312,8 +315,9 @@ impl EventProducer {
     /// A producer for `settings`. Connects lazily: an unreachable cluster shows up in
     /// [`EventProducer::ensure_topics`] or at flush.
     pub fn new(settings: ProducerSettings) -> Result<Self, ProduceError> {
-        let producer = settings
-            .producer_config()
+        let config = settings.producer_config();
+        crate::config::check_client_security(&config).map_err(ProduceError::Unsupported)?;
+        let producer = config
             .create_with_context(Deliveries::default())
             .map_err(ProduceError::Config)?;
         Ok(Self {

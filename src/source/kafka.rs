@@ -26,6 +26,9 @@ pub enum SourceError {
     /// The consumer could not be created (bad property, missing feature).
     #[error("cannot create the Kafka consumer: {0}")]
     Create(KafkaError),
+    /// The linked librdkafka cannot speak the configured security protocol or mechanism.
+    #[error("cannot create the Kafka consumer: {0}")]
+    Unsupported(String),
     /// Subscribing failed.
     #[error("cannot subscribe to {topics:?}: {error}")]
     Subscribe {
@@ -187,8 +190,9 @@ pub fn cached_high_watermark(
 /// commits, the `range` assignor, read_committed, security, pass-through).
 pub fn subscribe(cfg: &Config) -> Result<GroupConsumer, SourceError> {
     let k = &cfg.kafka;
-    let consumer: GroupConsumer = k
-        .consumer_config(&cfg.service)
+    let config = k.consumer_config(&cfg.service);
+    crate::config::check_client_security(&config).map_err(SourceError::Unsupported)?;
+    let consumer: GroupConsumer = config
         .create_with_context(GroupContext::default())
         .map_err(SourceError::Create)?;
     let topics = k.topics.inputs();

@@ -104,6 +104,22 @@ impl Default for HttpLimits {
     }
 }
 
+impl HttpLimits {
+    /// The limits `[http]` sets: `request_timeout_ms` bounds a request, its head included (the
+    /// header-read timeout is the default's or that, whichever is shorter), and
+    /// `max_concurrent_requests`; the connection cap keeps its default.
+    pub fn from_config(http: &crate::config::HttpSection) -> Self {
+        let d = HttpLimits::default();
+        let request_timeout = http.request_timeout();
+        HttpLimits {
+            header_read_timeout: d.header_read_timeout.min(request_timeout),
+            request_timeout,
+            max_concurrent_requests: http.max_concurrent_requests,
+            max_connections: d.max_connections,
+        }
+    }
+}
+
 // GET requests carry no body; the head limit (hyper's read buffer) bounds what a client can
 // make us hold per connection.
 const MAX_BODY_BYTES: usize = 1024;
@@ -331,4 +347,25 @@ async fn not_found() -> Response {
 
 fn error(status: StatusCode, code: &str, detail: String) -> Response {
     (status, Json(json!({ "error": code, "detail": detail }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_follow_the_http_section() {
+        let mut h = crate::config::Config::defaults().http;
+        let l = HttpLimits::from_config(&h);
+        assert_eq!(l.request_timeout, Duration::from_secs(10));
+        assert_eq!(l.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(l.max_concurrent_requests, 64);
+        h.request_timeout_ms = 500;
+        h.max_concurrent_requests = 3;
+        let l = HttpLimits::from_config(&h);
+        // A slow request head is cut off by the request timeout too.
+        assert_eq!(l.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(l.request_timeout, Duration::from_millis(500));
+        assert_eq!(l.max_concurrent_requests, 3);
+    }
 }
