@@ -272,10 +272,13 @@ pub fn restore(
     transactional: bool,
     topic: &str,
     p: i32,
-    committed: [Option<i64>; 4],
-    batch: Option<(u64, u64)>,
+    committed: Committed,
     cfg: EngineConfig,
 ) -> Result<Restored, RestoreError> {
+    let Committed {
+        offsets: committed,
+        batch,
+    } = committed;
     let fresh = || {
         let mut shard = Shard::new(cfg);
         shard.set_inputs(4);
@@ -445,11 +448,8 @@ fn scan(
             break Err(ScanError::Timeout(started.elapsed()));
         }
         match reader.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                if m.partition() == p && m.topic() == topic && each(&m) {
-                    break Ok(());
-                }
-            }
+            Some(Ok(m)) if m.partition() == p && m.topic() == topic && each(&m) => break Ok(()),
+            Some(Ok(_)) => {}
             Some(Err(e)) => tracing::warn!(partition = p, error = %e, "reading the changelog"),
             None => {}
         }
@@ -475,13 +475,7 @@ pub fn read_state(
     cfg.kafka.security.apply_to(&mut rc);
     let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
     let mut ps = crate::sink::kafka::ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
-    let pc = cfg.kafka.producer_config();
-    ps.properties = pc
-        .config_map()
-        .iter()
-        .filter(|(k, _)| **k != "bootstrap.servers")
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    ps.properties = super::producer_properties(cfg);
     let mut producer = EventProducer::new(ps)?;
     let inputs = cfg.kafka.topics.inputs();
     let mut out = Vec::new();
@@ -493,15 +487,13 @@ pub fn read_state(
         let c = reader
             .committed_offsets(tpl, Duration::from_secs(10))
             .map_err(ServiceError::Committed)?;
-        let (committed, batch) = committed_of(&c, &inputs);
         let r = restore(
             &reader,
             &mut producer,
             false,
             &cfg.kafka.topics.changelog,
             p,
-            committed,
-            batch,
+            committed_of(&c, &inputs),
             cfg.engine_config(),
         )?;
         out.push((p, r));
@@ -509,11 +501,17 @@ pub fn read_state(
     Ok(out)
 }
 
-/// Per input, the committed offset (`None`: never committed), and the batch the commit names.
-pub fn committed_of(
-    tpl: &TopicPartitionList,
-    inputs: &[&str],
-) -> ([Option<i64>; 4], Option<(u64, u64)>) {
+/// What the group committed for a shard's inputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Per input, the committed offset (`None`: never committed).
+    pub offsets: [Option<i64>; 4],
+    /// The batch the commit names (its metadata), `(epoch, seq)`.
+    pub batch: Option<(u64, u64)>,
+}
+
+/// [`Committed`] from a committed-offsets answer.
+pub fn committed_of(tpl: &TopicPartitionList, inputs: &[&str]) -> Committed {
     let mut committed: [Option<i64>; 4] = [None; 4];
     let mut batch = None;
     for e in tpl.elements() {
@@ -524,7 +522,10 @@ pub fn committed_of(
             batch = batch.or_else(|| parse_batch_metadata(e.metadata()));
         }
     }
-    (committed, batch)
+    Committed {
+        offsets: committed,
+        batch,
+    }
 }
 
 #[cfg(test)]

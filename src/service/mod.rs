@@ -177,16 +177,7 @@ impl Service {
         let engine = cfg.engine_config();
         let consumer = subscribe(&cfg)?;
         let mut ps = ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
-        // Everything `[kafka]` says about producing: security, then `[kafka.producer]`.
-        let producer_config = cfg.kafka.producer_config();
-        // The values through `get`: `config_map` replaces secrets (sasl.password) with a
-        // placeholder, which the producer would then send to the broker as the password.
-        let mut props: Vec<(String, String)> = producer_config
-            .config_map()
-            .into_keys()
-            .filter(|k| *k != "bootstrap.servers")
-            .filter_map(|k| Some((k.to_owned(), producer_config.get(k)?.to_owned())))
-            .collect();
+        let mut props = producer_properties(&cfg);
         props.sort();
         let exactly_once = cfg.service.delivery == Delivery::ExactlyOnce;
         if exactly_once {
@@ -435,7 +426,7 @@ impl Core {
             .committed_offsets(tpl, QUERY_TIMEOUT)
             .map_err(ServiceError::Committed)?;
         let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let (committed, batch) = changelog::committed_of(&committed_tpl, &input_names);
+        let committed = changelog::committed_of(&committed_tpl, &input_names);
         let eos = self.exactly_once();
         let r = changelog::restore(
             &self.reader,
@@ -444,12 +435,11 @@ impl Core {
             &self.cfg.kafka.topics.changelog,
             p,
             committed,
-            batch,
             self.engine,
         )?;
         let mut seek = TopicPartitionList::new();
         for (i, t) in inputs.iter().enumerate().take(4) {
-            if rewind || committed[i].unwrap_or(0) != r.offsets[i] {
+            if rewind || committed.offsets[i].unwrap_or(0) != r.offsets[i] {
                 // Infallible for a fresh list.
                 let _ = seek.add_partition_offset(t, p, Offset::Offset(r.offsets[i]));
             }
@@ -869,6 +859,19 @@ impl Core {
         self.stats.commits += 1;
         Ok(())
     }
+}
+
+/// Everything `[kafka]` says about producing (security, then `[kafka.producer]`) as
+/// properties for [`ProducerSettings`], bootstrap servers apart. The values come through `get`:
+/// `config_map` replaces secrets (sasl.password) with a placeholder, which the producer would
+/// then send to the broker as the password.
+pub(crate) fn producer_properties(cfg: &Config) -> Vec<(String, String)> {
+    let c = cfg.kafka.producer_config();
+    c.config_map()
+        .into_keys()
+        .filter(|k| *k != "bootstrap.servers")
+        .filter_map(|k| Some((k.to_owned(), c.get(k)?.to_owned())))
+        .collect()
 }
 
 /// `exactly_once`: opens the batch's transaction before its first record.
