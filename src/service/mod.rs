@@ -129,6 +129,9 @@ struct Slot {
 
 /// Bound on waiting for acknowledgements of one batch.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
+/// A batch whose outputs wait longer than this for the brokers marks the instance not ready
+/// (it goes on waiting: nothing is dropped, consumption pauses, memory stays bounded).
+const STALL_AFTER: Duration = Duration::from_secs(5);
 /// Bound on metadata / committed-offset queries.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -679,8 +682,10 @@ impl Core {
             if self.in_transaction {
                 let tpl = self.offsets_to_commit();
                 let group = consumer.group_metadata();
-                self.producer
-                    .commit_transaction(&tpl, group.as_ref(), FLUSH_DEADLINE)?;
+                let producer = &mut self.producer;
+                self.observe.wait_for_brokers(|| {
+                    producer.commit_transaction(&tpl, group.as_ref(), STALL_AFTER)
+                })?;
                 self.in_transaction = false;
                 self.stats.commits += 1;
                 if let Some(o) = &self.observe {
@@ -689,7 +694,9 @@ impl Core {
             }
         } else {
             if self.producer.in_flight() > 0 {
-                self.producer.flush(FLUSH_DEADLINE)?;
+                let producer = &mut self.producer;
+                self.observe
+                    .wait_for_brokers(|| producer.flush(STALL_AFTER).map(|_| ()))?;
             }
             self.commit(consumer, CommitMode::Async)?;
         }
@@ -872,6 +879,48 @@ pub(crate) fn producer_properties(cfg: &Config) -> Vec<(String, String)> {
         .filter(|k| *k != "bootstrap.servers")
         .filter_map(|k| Some((k.to_owned(), c.get(k)?.to_owned())))
         .collect()
+}
+
+/// Waiting for the brokers to acknowledge a batch, however long an outage lasts.
+trait WaitForBrokers {
+    /// Calls `attempt` until it does not time out; while it does, the instance reports not
+    /// ready and logs the wait every time.
+    fn wait_for_brokers(
+        &self,
+        attempt: impl FnMut() -> Result<(), ProduceError>,
+    ) -> Result<(), ProduceError>;
+}
+
+impl WaitForBrokers for Option<observe::Observe> {
+    fn wait_for_brokers(
+        &self,
+        mut attempt: impl FnMut() -> Result<(), ProduceError>,
+    ) -> Result<(), ProduceError> {
+        let started = Instant::now();
+        let mut waited = false;
+        let result = loop {
+            match attempt() {
+                Err(e) if e.is_timeout() => {
+                    tracing::warn!(error = %e, waited_secs = started.elapsed().as_secs(), "the brokers do not acknowledge the batch; consumption paused until they do");
+                    if let Some(o) = self {
+                        o.health.set_waiting_for_brokers(true);
+                    }
+                    waited = true;
+                }
+                other => break other,
+            }
+        };
+        if waited {
+            tracing::info!(
+                waited_secs = started.elapsed().as_secs(),
+                "the brokers answer again"
+            );
+            if let Some(o) = self {
+                o.health.set_waiting_for_brokers(false);
+            }
+        }
+        result
+    }
 }
 
 /// `exactly_once`: opens the batch's transaction before its first record.

@@ -189,6 +189,8 @@ pub enum ProduceError {
         error: KafkaError,
         /// The transaction can be aborted and the work redone.
         abortable: bool,
+        /// The same call may simply be made again (e.g. it timed out: brokers unreachable).
+        retriable: bool,
     },
     /// Records were still in flight when the flush deadline passed.
     #[error("{in_flight} record(s) still undelivered after {deadline:?}{}", last_error_suffix(.last_broker_error))]
@@ -203,6 +205,19 @@ pub enum ProduceError {
 }
 
 impl ProduceError {
+    /// The brokers did not answer in time (unreachable or stalled): waiting longer is the
+    /// remedy, not giving up.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            ProduceError::FlushTimeout { .. }
+                | ProduceError::Transaction {
+                    retriable: true,
+                    ..
+                }
+        )
+    }
+
     /// A transaction error after which aborting and redoing the batch is the remedy (a
     /// delivery failure inside a transaction is one too).
     pub fn is_abortable(&self) -> bool {
@@ -701,14 +716,18 @@ impl EventProducer {
 
 /// Classifies a transaction call's error (librdkafka's own classification).
 fn txn_error(op: &'static str, error: KafkaError) -> ProduceError {
-    let abortable = match &error {
-        KafkaError::Transaction(e) => e.txn_requires_abort() || (e.is_retriable() && !e.is_fatal()),
-        _ => false,
+    let (abortable, retriable) = match &error {
+        KafkaError::Transaction(e) => (
+            e.txn_requires_abort() || (e.is_retriable() && !e.is_fatal()),
+            e.is_retriable() && !e.txn_requires_abort() && !e.is_fatal(),
+        ),
+        _ => (false, false),
     };
     ProduceError::Transaction {
         op,
         error,
         abortable,
+        retriable,
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Readiness {
     pub draining: bool,
     /// The delivery guarantee.
     pub delivery: Delivery,
+    /// The batch's outputs have waited for the brokers' acknowledgement longer than a few
+    /// seconds (brokers unreachable or stalled): consumption is paused until they answer.
+    pub waiting_for_brokers: bool,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,7 @@ struct State {
     restoring: BTreeSet<i32>,
     draining: bool,
     delivery: Delivery,
+    waiting_for_brokers: bool,
 }
 
 /// Shared health state: `Arc<Health>`, written by the service, read by `/readyz`.
@@ -58,6 +62,7 @@ impl Health {
                 restoring: BTreeSet::new(),
                 draining: false,
                 delivery,
+                waiting_for_brokers: false,
             }),
         }
     }
@@ -105,6 +110,11 @@ impl Health {
         self.lock().draining = true;
     }
 
+    /// The service waits for the brokers (not ready while it does; alive all the same).
+    pub fn set_waiting_for_brokers(&self, waiting: bool) {
+        self.lock().waiting_for_brokers = waiting;
+    }
+
     /// Sets the delivery guarantee.
     pub fn set_delivery(&self, delivery: Delivery) {
         self.lock().delivery = delivery;
@@ -113,20 +123,21 @@ impl Health {
     /// Whether the instance is ready.
     pub fn is_ready(&self) -> bool {
         let s = self.lock();
-        s.joined && s.restoring.is_empty() && !s.draining
+        s.joined && s.restoring.is_empty() && !s.draining && !s.waiting_for_brokers
     }
 
     /// The full report `/readyz` serves.
     pub fn readiness(&self) -> Readiness {
         let s = self.lock();
         Readiness {
-            ready: s.joined && s.restoring.is_empty() && !s.draining,
+            ready: s.joined && s.restoring.is_empty() && !s.draining && !s.waiting_for_brokers,
             joined: s.joined,
             assigned_partitions: s.partitions.len(),
             partitions: s.partitions.iter().copied().collect(),
             restoring: s.restoring.iter().copied().collect(),
             draining: s.draining,
             delivery: s.delivery,
+            waiting_for_brokers: s.waiting_for_brokers,
         }
     }
 }
