@@ -1057,8 +1057,21 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
     .expect("config");
     let restored =
         stockwatch::service::changelog::read_state(&cfg, &ALL).expect("read the changelog");
-    let replayed = snapshot::read_engine_state(&dir.join("state.arrow"), cfg.engine_config())
-        .expect("replay state");
+    let state = dir.join("state.arrow");
+    stockwatch(&[
+        "replay",
+        "--quiet",
+        "--flush",
+        "--input",
+        dir.join("events.jsonl").to_str().unwrap(),
+        "--alerts-out",
+        dir.join("alerts-flushed.jsonl").to_str().unwrap(),
+        "--state-out",
+        state.to_str().unwrap(),
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ]);
+    let replayed = snapshot::read_engine_state(&state, cfg.engine_config()).expect("replay state");
     let canonical = |b: arrow::array::RecordBatch| {
         let keep: Vec<usize> = (0..b.num_columns())
             .filter(|&i| b.schema().field(i).name() != "seen_ids")
