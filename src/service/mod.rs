@@ -267,6 +267,11 @@ impl Service {
 
     /// Reports metrics and readiness through `observe`, and answers its state queries.
     pub fn observe(&mut self, observe: observe::Observe) {
+        // A batch can stall in `send` (producer queue full) before it reaches its flush.
+        let health = observe.health.clone();
+        self.core
+            .producer
+            .on_queue_stall(STALL_AFTER, move |w| health.set_waiting_for_brokers(w));
         self.core.observe = Some(observe);
     }
 

@@ -307,6 +307,13 @@ pub struct EventProducer {
     settings: ProducerSettings,
     producer: BaseProducer<Deliveries>,
     sent: u64,
+    stall: Option<QueueStall>,
+}
+
+/// What [`EventProducer::on_queue_stall`] set up.
+struct QueueStall {
+    after: Duration,
+    report: Box<dyn Fn(bool) + Send + Sync>,
 }
 
 impl std::fmt::Debug for EventProducer {
@@ -339,6 +346,7 @@ impl EventProducer {
             settings,
             producer,
             sent: 0,
+            stall: None,
         })
     }
 
@@ -536,16 +544,52 @@ impl EventProducer {
         )
     }
 
+    /// Calls `report(true)` when a `send` has waited `after` for room in the full local queue
+    /// (the brokers take no records: unreachable or stalled), and `report(false)` once that
+    /// send went through. A batch can stall here, before it reaches its flush: readiness must
+    /// say so all the same.
+    pub fn on_queue_stall(
+        &mut self,
+        after: Duration,
+        report: impl Fn(bool) + Send + Sync + 'static,
+    ) {
+        self.stall = Some(QueueStall {
+            after,
+            report: Box::new(report),
+        });
+    }
+
     fn enqueue(&mut self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), ProduceError> {
         self.check()?;
+        let mut full_since: Option<Instant> = None;
+        let mut reported = false;
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
                     self.sent += 1;
+                    if let (true, Some(s)) = (reported, &self.stall) {
+                        tracing::info!(
+                            waited_secs = full_since.map_or(0, |t| t.elapsed().as_secs()),
+                            "the producer queue has room again"
+                        );
+                        (s.report)(false);
+                    }
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    if let (false, Some(s)) = (reported, &self.stall) {
+                        if since.elapsed() >= s.after {
+                            tracing::warn!(
+                                queued = self.producer.in_flight_count(),
+                                waited_secs = since.elapsed().as_secs(),
+                                "the producer queue is full and the brokers take no records; consumption paused until they do"
+                            );
+                            (s.report)(true);
+                            reported = true;
+                        }
+                    }
                     self.producer.poll(QUEUE_FULL_POLL);
                     self.check()?;
                 }
