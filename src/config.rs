@@ -954,6 +954,9 @@ pub struct ServiceSection {
     pub instance_id: String,
     /// `transaction.timeout.ms` of the exactly-once producer.
     pub transaction_timeout_ms: u64,
+    /// Changelog records and input offsets are written at most this often (changes in
+    /// between are coalesced per key).
+    pub commit_interval_ms: u64,
     /// Use `instance_id` as `group.instance.id` (static membership); it is the transactional
     /// id's suffix either way.
     pub static_membership: bool,
@@ -973,6 +976,12 @@ impl ServiceSection {
     fn validate(&self) -> Result<(), String> {
         if self.shutdown_deadline_secs == 0 {
             return Err("service.shutdown_deadline_secs must be > 0, got 0".into());
+        }
+        if self.commit_interval_ms > 60_000 {
+            return Err(format!(
+                "service.commit_interval_ms must be <= 60000, got {}",
+                self.commit_interval_ms
+            ));
         }
         if !(1000..=900_000).contains(&self.transaction_timeout_ms) {
             return Err(format!(

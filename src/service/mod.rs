@@ -160,8 +160,10 @@ struct Core {
     writer: changelog::Writer,
     /// `exactly_once`: a transaction is open.
     in_transaction: bool,
-    /// Kafka timestamps of the records whose alerts this batch published.
+    /// Kafka timestamps of the records whose alerts were published since the last commit.
     latencies: Vec<f64>,
+    /// When the changelog was last written and the offsets committed.
+    last_commit: Instant,
 }
 
 impl std::fmt::Debug for Service {
@@ -261,6 +263,7 @@ impl Service {
                 writer: changelog::Writer::default(),
                 in_transaction: false,
                 latencies: Vec::new(),
+                last_commit: Instant::now(),
             },
         })
     }
@@ -301,8 +304,8 @@ impl Service {
         if let Some(o) = &self.core.observe {
             o.health.set_draining();
         }
-        // Every batch ends committed (or its transaction aborted); this only bounds stragglers
-        // by the configured shutdown deadline.
+        // The batches since the last commit point.
+        self.core.end_batch(&self.consumer)?;
         if !self.core.exactly_once() {
             self.core
                 .producer
@@ -345,6 +348,15 @@ impl Service {
         let events = self.consumer.context().take_events();
         if !events.is_empty() {
             drop(msgs);
+            // Every partition is revoked and restored (eager protocol): the batches since the
+            // last commit are redone from the changelog; their open transaction goes.
+            if self.core.in_transaction {
+                self.core.producer.abort_transaction(FLUSH_DEADLINE)?;
+                self.core.in_transaction = false;
+                if let Some(o) = &self.core.observe {
+                    o.metrics.transaction(TxOutcome::Abort);
+                }
+            }
             for ev in events {
                 self.core.rebalance(&self.consumer, ev, &inputs)?;
             }
@@ -352,7 +364,15 @@ impl Service {
         }
         let result = self.core.process(&self.consumer, &msgs, &inputs);
         drop(msgs);
-        let result = result.and_then(|()| self.core.end_batch(&self.consumer));
+        let interval = Duration::from_millis(self.core.cfg.service.commit_interval_ms);
+        let result = result.and_then(|()| {
+            if self.core.last_commit.elapsed() >= interval {
+                self.core.last_commit = Instant::now();
+                self.core.end_batch(&self.consumer)
+            } else {
+                Ok(())
+            }
+        });
         match result {
             Ok(()) => {}
             Err(ServiceError::Produce(e)) if self.core.exactly_once() && e.is_abortable() => {
@@ -622,7 +642,6 @@ impl Core {
         }
         self.mark_idle(consumer);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        self.latencies.clear();
         for slot in self.slots.values_mut() {
             slot.shard.advance(false, Some(now_ms), &mut alerts);
             for src in slot.shard.drain_applied() {
@@ -712,6 +731,7 @@ impl Core {
             o.metrics
                 .end_to_end_latencies(self.latencies.iter().map(|ts| (acked - ts) / 1000.0));
         }
+        self.latencies.clear();
         Ok(())
     }
 
