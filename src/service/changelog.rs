@@ -295,10 +295,6 @@ pub fn restore(
         });
     }
     let c = committed.map(|o| o.unwrap_or(0));
-    let read_err = |error| RestoreError::Read {
-        partition: p,
-        error,
-    };
     // 1. The end of the partition: a marker of our own.
     let nonce = format!("{:016x}", rand::random::<u64>());
     if transactional {
@@ -311,11 +307,9 @@ pub fn restore(
         producer.flush(Duration::from_secs(30))?;
     }
     // 2. Find the restore point.
-    let mut records = 0u64;
     let mut point: Option<(i64, Vec<u8>)> = None;
     let mut named: Option<(i64, Vec<u8>)> = None;
-    scan(reader, topic, p, |m| {
-        records += 1;
+    let mut records = scan(reader, topic, p, |m| {
         let key = m.key().unwrap_or_default();
         if key == MARKER_KEY {
             return m.payload() == Some(nonce.as_bytes());
@@ -331,14 +325,6 @@ pub fn restore(
             }
         }
         false
-    })
-    .map_err(|e| match e {
-        ScanError::Kafka(error) => read_err(error),
-        ScanError::Timeout(waited) => RestoreError::Timeout {
-            partition: p,
-            waited,
-            records,
-        },
     })?;
     let layout = |error| RestoreError::Layout {
         partition: p,
@@ -376,8 +362,7 @@ pub fn restore(
     };
     // 3. The keys, as of the restore point, in its lineage.
     let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    scan(reader, topic, p, |m| {
-        records += 1;
+    records += scan(reader, topic, p, |m| {
         if m.offset() >= at {
             return true;
         }
@@ -400,14 +385,6 @@ pub fn restore(
             }
         }
         false
-    })
-    .map_err(|e| match e {
-        ScanError::Kafka(error) => read_err(error),
-        ScanError::Timeout(waited) => RestoreError::Timeout {
-            partition: p,
-            waited,
-            records,
-        },
     })?;
     // 4. Rebuild.
     let keys = latest
@@ -426,32 +403,41 @@ pub fn restore(
     })
 }
 
-enum ScanError {
-    Kafka(rdkafka::error::KafkaError),
-    Timeout(Duration),
-}
-
-/// Reads partition `p` of `topic` from the beginning, calling `each` until it returns true.
+/// Reads partition `p` of `topic` from the beginning, calling `each` until it returns true;
+/// returns the records read.
 fn scan(
     reader: &BaseConsumer,
     topic: &str,
     p: i32,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
-) -> Result<(), ScanError> {
+) -> Result<u64, RestoreError> {
+    let read = |error| RestoreError::Read {
+        partition: p,
+        error,
+    };
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Beginning)
-        .map_err(ScanError::Kafka)?;
-    reader.assign(&tpl).map_err(ScanError::Kafka)?;
+        .map_err(read)?;
+    reader.assign(&tpl).map_err(read)?;
     let started = Instant::now();
+    let mut records = 0u64;
     let result = loop {
         if started.elapsed() > RESTORE_DEADLINE {
-            break Err(ScanError::Timeout(started.elapsed()));
+            break Err(RestoreError::Timeout {
+                partition: p,
+                waited: started.elapsed(),
+                records,
+            });
         }
         match reader.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) if m.partition() == p && m.topic() == topic && each(&m) => break Ok(()),
-            Some(Ok(_)) => {}
+            Some(Ok(m)) if m.partition() == p && m.topic() == topic => {
+                records += 1;
+                if each(&m) {
+                    break Ok(records);
+                }
+            }
+            Some(Ok(_)) | None => {}
             Some(Err(e)) => tracing::warn!(partition = p, error = %e, "reading the changelog"),
-            None => {}
         }
     };
     let _ = reader.unassign();

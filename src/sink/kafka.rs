@@ -527,20 +527,11 @@ impl EventProducer {
         value: &[u8],
         headers: &[(&str, &[u8])],
     ) -> Result<(), ProduceError> {
-        let headers = headers.iter().fold(
-            OwnedHeaders::new_with_capacity(headers.len()),
-            |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(*v),
-                })
-            },
-        );
         self.enqueue(
             BaseRecord::to(topic)
                 .key(key)
                 .payload(value)
-                .headers(headers),
+                .headers(owned_headers(headers)),
         )
     }
 
@@ -613,21 +604,12 @@ impl EventProducer {
         value: &[u8],
         headers: &[(&str, &[u8])],
     ) -> Result<(), ProduceError> {
-        let headers = headers.iter().fold(
-            OwnedHeaders::new_with_capacity(headers.len()),
-            |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(*v),
-                })
-            },
-        );
         self.enqueue(
             BaseRecord::to(topic)
                 .partition(partition)
                 .key(key)
                 .payload(value)
-                .headers(headers),
+                .headers(owned_headers(headers)),
         )
     }
 
@@ -756,6 +738,18 @@ impl EventProducer {
         }
         Ok(())
     }
+}
+
+fn owned_headers(headers: &[(&str, &[u8])]) -> OwnedHeaders {
+    headers.iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len()),
+        |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(*v),
+            })
+        },
+    )
 }
 
 /// Classifies a transaction call's error (librdkafka's own classification).

@@ -414,6 +414,12 @@ impl EventOrder {
         if self.inputs.is_empty() {
             self.set_inputs(1);
         }
+        self.remember_all(seen);
+        self.seen_pushed = c.seen_pushed.max(self.seen_fifo.len() as u64);
+    }
+
+    /// Appends restored ids (oldest first) to the dedupe memory.
+    fn remember_all(&mut self, seen: impl IntoIterator<Item = (i64, u64, u32)>) {
         for (t, h, row) in seen {
             self.seen.insert(h);
             self.seen_fifo.push_back(Seen {
@@ -422,7 +428,6 @@ impl EventOrder {
                 row,
             });
         }
-        self.seen_pushed = c.seen_pushed.max(self.seen_fifo.len() as u64);
     }
 
     /// Restores the watermark and remembered ids (snapshots). Pending events are re-pushed by
@@ -434,14 +439,7 @@ impl EventOrder {
             idle: false,
         }];
         self.update_watermark();
-        for (t, h, row) in seen {
-            self.seen.insert(h);
-            self.seen_fifo.push_back(Seen {
-                time_ms: t,
-                id_hash: h,
-                row,
-            });
-        }
+        self.remember_all(seen);
         self.seen_pushed = self.seen_fifo.len() as u64;
     }
 
