@@ -15,8 +15,9 @@
 #               CPUs, so this is a lower bound of what `run` alone would do.
 #   latency     start `run` on empty topics, wait until it is ready, then produce at --rate for
 #               --duration seconds: p50/p99 of stockwatch_end_to_end_latency_seconds (producer
-#               record timestamp -> alert acknowledged; only records that trigger an alert) and
-#               of stockwatch_batch_duration_seconds, from the histogram buckets by linear
+#               record timestamp -> alert acknowledged; only records that trigger an alert), of
+#               stockwatch_early_alert_latency_seconds (the same for early alerts) and of
+#               stockwatch_batch_duration_seconds, from the histogram buckets by linear
 #               interpolation inside a bucket (as PromQL's histogram_quantile).
 #
 # Options:
@@ -198,6 +199,7 @@ start_run() {
         "STOCKWATCH__KAFKA__TOPICS__RECEIPTS=${prefix}receipts"
         "STOCKWATCH__KAFKA__TOPICS__AVAILABILITY=${prefix}availability"
         "STOCKWATCH__KAFKA__TOPICS__ALERTS=${prefix}alerts"
+        "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS=${prefix}alerts-early"
         "STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER=${prefix}dead-letter"
         "STOCKWATCH__KAFKA__TOPICS__CHANGELOG=${prefix}changelog"
         "STOCKWATCH__HTTP__LISTEN=127.0.0.1:$hport"

@@ -37,6 +37,7 @@ import urllib.request
 TYPES = ("sale", "shipment", "receipt", "availability", "unknown")
 HISTOGRAMS = (
     "stockwatch_end_to_end_latency_seconds",
+    "stockwatch_early_alert_latency_seconds",
     "stockwatch_batch_duration_seconds",
     "stockwatch_batch_messages",
 )
@@ -411,13 +412,15 @@ def cmd_report(root):
     print(
         "| run | events | avg ev/s | sustained ev/s (median [p10–p90] of 1 s rates) | "
         "alerts settled / replay | late | "
-        "dead letters | alerts | e2e p50 / p99 (alerts) | batch p50 / p99 | batch msgs p50 | "
+        "dead letters | alerts | e2e p50 / p99 (alerts) | early e2e p50 / p99 (early alerts) | "
+        "batch p50 / p99 | batch msgs p50 | "
         "peak RSS | CPU (run) | runq wait | load 1m |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, s in rows:
         h = s.get("histograms", {})
         lat = h.get("stockwatch_end_to_end_latency_seconds", {})
+        early = h.get("stockwatch_early_alert_latency_seconds", {})
         bat = h.get("stockwatch_batch_duration_seconds", {})
         msg = h.get("stockwatch_batch_messages", {})
 
@@ -452,6 +455,8 @@ def cmd_report(root):
             f"{n(s.get('rejected_by_reason', {}).get('late', 0))} | {n(s.get('dead_letters'))} | "
             f"{n(s.get('alerts'))} | {fmt_q(lat.get('p50'), 1000, ' ms')} / "
             f"{fmt_q(lat.get('p99'), 1000, ' ms')} (n={n(lat.get('count'))}) | "
+            f"{fmt_q(early.get('p50'), 1000, ' ms')} / "
+            f"{fmt_q(early.get('p99'), 1000, ' ms')} (n={n(early.get('count'))}) | "
             f"{fmt_q(bat.get('p50'), 1000, ' ms')} / {fmt_q(bat.get('p99'), 1000, ' ms')} | "
             f"{fmt_q(msg.get('p50'))} | {s.get('peak_rss_kb', 0) / 1024:.0f} MiB | "
             f"{cpu(s)} | {rq(s)} | {s.get('loadavg_1m_at_start')}→{s.get('loadavg_1m_at_end')} |"

@@ -129,6 +129,8 @@ pub struct AlertPolicy {
     pub cooldown_minutes: u32,
     /// Number of reasons attached to an alert.
     pub max_reasons: usize,
+    /// Publish early alerts (scored on arrival, before the watermark) as well.
+    pub early: bool,
 }
 
 impl Default for AlertPolicy {
@@ -139,6 +141,7 @@ impl Default for AlertPolicy {
             update_min_delta: 0.1,
             cooldown_minutes: 360,
             max_reasons: 3,
+            early: true,
         }
     }
 }
@@ -224,6 +227,21 @@ pub fn alert_id(
     h.update(&trigger_time_ms.to_le_bytes());
     h.update(&trigger_id_hash.to_le_bytes());
     format!("a-{:032x}", h.digest128())
+}
+
+/// The id of an early alert: [`alert_id`]'s hash with the prefix `e-`, so an early alert and
+/// the confirmed alert of the same trigger never share an id.
+pub fn early_alert_id(
+    location: &str,
+    sku: &str,
+    kind: AlertKind,
+    status: AlertStatus,
+    trigger_time_ms: i64,
+    trigger_id_hash: u64,
+) -> String {
+    let mut id = alert_id(location, sku, kind, status, trigger_time_ms, trigger_id_hash);
+    id.replace_range(..1, "e");
+    id
 }
 
 /// Formats ms since the epoch as RFC 3339 UTC with milliseconds.

@@ -238,6 +238,8 @@ pub struct TopicsSection {
     pub availability: String,
     /// Alerts out.
     pub alerts: String,
+    /// Early alerts out (`alerts.early`): provisional, scored on arrival, before the watermark.
+    pub early_alerts: String,
     /// Rejected records out, with their reason.
     pub dead_letter: String,
     /// The state changelog (compacted, one partition per input partition number).
@@ -707,6 +709,7 @@ impl KafkaSection {
             ("kafka.topics.receipts", &t.receipts),
             ("kafka.topics.availability", &t.availability),
             ("kafka.topics.alerts", &t.alerts),
+            ("kafka.topics.early_alerts", &t.early_alerts),
             ("kafka.topics.dead_letter", &t.dead_letter),
             ("kafka.topics.changelog", &t.changelog),
         ];

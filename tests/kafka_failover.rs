@@ -1044,6 +1044,10 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
         ("STOCKWATCH__KAFKA__TOPICS__RECEIPTS", t[2].clone()),
         ("STOCKWATCH__KAFKA__TOPICS__AVAILABILITY", t[3].clone()),
         ("STOCKWATCH__KAFKA__TOPICS__ALERTS", t[4].clone()),
+        (
+            "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS",
+            format!("{prefix}alerts-early"),
+        ),
         ("STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER", t[5].clone()),
         (
             "STOCKWATCH__KAFKA__TOPICS__CHANGELOG",

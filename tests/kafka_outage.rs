@@ -165,7 +165,7 @@ impl Mock {
     }
 
     /// Inputs (sales, shipments, receipts, availability), then alerts, dead letters, changelog.
-    fn names(prefix: &str) -> [String; 7] {
+    fn names(prefix: &str) -> [String; 8] {
         [
             "sales",
             "shipments",
@@ -174,6 +174,7 @@ impl Mock {
             "alerts",
             "dead-letter",
             "changelog",
+            "alerts-early",
         ]
         .map(|t| format!("{prefix}{t}"))
     }
@@ -196,6 +197,7 @@ impl Mock {
             ("KAFKA__TOPICS__ALERTS", &n[4]),
             ("KAFKA__TOPICS__DEAD_LETTER", &n[5]),
             ("KAFKA__TOPICS__CHANGELOG", &n[6]),
+            ("KAFKA__TOPICS__EARLY_ALERTS", &n[7]),
             ("SERVICE__DELIVERY", "at_least_once"),
             // An outage shorter than the session keeps the assignment (no rebalance to wait
             // for); reconnecting every 0.5 s at most keeps the recovery quick (librdkafka's

@@ -481,6 +481,7 @@ fn running_service(from: Source, format: &str) {
         ("TOPICS__AVAILABILITY", &t[3]),
         ("TOPICS__ALERTS", &t[4]),
         ("TOPICS__DEAD_LETTER", &t[5]),
+        ("TOPICS__EARLY_ALERTS", &format!("{prefix}alerts-early")),
     ] {
         env.push((format!("STOCKWATCH__KAFKA__{k}"), v.to_owned()));
     }

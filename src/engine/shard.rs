@@ -61,6 +61,8 @@ pub struct Shard {
     applied: Vec<u64>,
     record_scores: bool,
     scores: Vec<ScoreRecord>,
+    /// Early alerts not yet taken (`alerts.early`).
+    early_out: Vec<Alert>,
     pub(crate) changed: Changed,
 }
 
@@ -160,6 +162,7 @@ impl Shard {
             applied: Vec::new(),
             record_scores: false,
             scores: Vec::new(),
+            early_out: Vec::new(),
             changed: Changed::default(),
             cfg,
         }
@@ -686,6 +689,11 @@ impl Shard {
             emitted_at: alert::rfc3339_ms(processing_ms.unwrap_or(e.time_ms)),
             trigger_source: e.source,
         });
+    }
+
+    /// Takes the early alerts of the events ingested so far (`alerts.early`).
+    pub fn drain_early(&mut self) -> std::vec::Drain<'_, Alert> {
+        self.early_out.drain(..)
     }
 
     /// The current view of one key, if tracked.

@@ -48,7 +48,7 @@ use crate::sink::kafka::{EventProducer, ProduceError, ProducerSettings};
 use crate::source::kafka::{
     cached_high_watermark, subscribe, GroupConsumer, Rebalance, SourceError,
 };
-use crate::telemetry::TxOutcome;
+use crate::telemetry::{Stage, TxOutcome};
 use changelog::{Lineage, RestoreError};
 use offsets::OffsetTracker;
 
@@ -87,6 +87,8 @@ pub struct RunStats {
     pub messages: u64,
     /// Alerts published.
     pub alerts_published: u64,
+    /// Early alerts published (`alerts.early`).
+    pub early_alerts_published: u64,
     /// Transactions aborted (exactly_once), each followed by a restore of every shard.
     pub aborts: u64,
     /// Changelog records written (changed keys; shard records not counted).
@@ -160,8 +162,11 @@ struct Core {
     writer: changelog::Writer,
     /// `exactly_once`: a transaction is open.
     in_transaction: bool,
-    /// Kafka timestamps of the records whose alerts were published since the last commit.
-    latencies: Vec<f64>,
+    /// `exactly_once`: latency tags (see [`latency_tag`]) of the alerts published since the
+    /// last commit, measured when it makes them visible.
+    latencies: Vec<usize>,
+    /// `at_least_once`: acknowledged latency tags with their acknowledgement times.
+    acked: Vec<(usize, i64)>,
     /// When the changelog was last written and the offsets committed.
     last_commit: Instant,
 }
@@ -199,6 +204,7 @@ impl Service {
         let t = &cfg.kafka.topics;
         for (topic, configs) in [
             (t.alerts.as_str(), &[][..]),
+            (t.early_alerts.as_str(), &[][..]),
             (t.dead_letter.as_str(), &[][..]),
             (t.changelog.as_str(), &[("cleanup.policy", "compact")][..]),
         ] {
@@ -263,6 +269,7 @@ impl Service {
                 writer: changelog::Writer::default(),
                 in_transaction: false,
                 latencies: Vec::new(),
+                acked: Vec::new(),
                 last_commit: Instant::now(),
             },
         })
@@ -629,6 +636,29 @@ impl Core {
                 &mut rejects,
             );
             consumed[*t] += idx.len() as u64;
+            for a in slot.shard.drain_early() {
+                let (t, off) = offsets::unpack(a.trigger_source);
+                let ts = slot.trackers.get(t).and_then(|tr| tr.timestamp(off));
+                let tag = latency_tag(ts, Stage::Early);
+                let tag = if eos {
+                    self.latencies.extend(tag);
+                    0
+                } else {
+                    tag.unwrap_or(0)
+                };
+                begin(&mut self.producer, &mut self.in_transaction, eos)?;
+                send_alert(
+                    &mut self.producer,
+                    &self.cfg.kafka.topics.early_alerts,
+                    &self.source_name,
+                    &a,
+                    tag,
+                )?;
+                self.stats.early_alerts_published += 1;
+                if let Some(o) = &self.observe {
+                    o.metrics.early_alert(a.kind, a.status);
+                }
+            }
             for r in &rejects {
                 self.stats.rejected[r.reason.index()] += 1;
                 rejected[r.reason.index()] += 1;
@@ -652,13 +682,37 @@ impl Core {
             }
             for a in alerts.drain(..) {
                 let (t, off) = offsets::unpack(a.trigger_source);
+                let ts = slot.trackers.get(t).and_then(|tr| tr.timestamp(off));
+                let tag = latency_tag(ts, Stage::Confirmed);
+                let tag = if eos {
+                    self.latencies.extend(tag);
+                    0
+                } else {
+                    tag.unwrap_or(0)
+                };
                 begin(&mut self.producer, &mut self.in_transaction, eos)?;
-                send_alert(&mut self.producer, &self.cfg, &self.source_name, &a)?;
+                send_alert(
+                    &mut self.producer,
+                    &self.cfg.kafka.topics.alerts,
+                    &self.source_name,
+                    &a,
+                    tag,
+                )?;
                 self.stats.alerts_published += 1;
-                if let Some(ts) = slot.trackers.get(t).and_then(|tr| tr.timestamp(off)) {
-                    self.latencies.push(ts as f64);
+            }
+        }
+        if !eos {
+            // End-to-end latency at the acknowledgement: serve the reports that came in.
+            self.producer.serve_reports();
+            self.producer.take_acknowledged(&mut self.acked);
+            if let Some(o) = &self.observe {
+                for &(tag, acked) in &self.acked {
+                    let (ts, stage) = untag(tag);
+                    o.metrics
+                        .end_to_end_latency(stage, (acked - ts) as f64 / 1000.0);
                 }
             }
+            self.acked.clear();
         }
         if let Some(o) = &mut self.observe {
             o.report(
@@ -724,12 +778,16 @@ impl Core {
             }
             self.commit(consumer, CommitMode::Async)?;
         }
-        // End-to-end latency: from the triggering record's Kafka timestamp (producer time) to
-        // the alert's acknowledgement (at_least_once) or its transaction's commit.
+        // exactly_once: end-to-end latency from the triggering record's Kafka timestamp
+        // (producer time) to the commit that makes the alert visible (at_least_once measures
+        // at each acknowledgement, in `process`).
         if let Some(o) = &self.observe {
-            let acked = chrono::Utc::now().timestamp_millis() as f64;
-            o.metrics
-                .end_to_end_latencies(self.latencies.iter().map(|ts| (acked - ts) / 1000.0));
+            let committed = chrono::Utc::now().timestamp_millis();
+            for &tag in &self.latencies {
+                let (ts, stage) = untag(tag);
+                o.metrics
+                    .end_to_end_latency(stage, (committed - ts) as f64 / 1000.0);
+            }
         }
         self.latencies.clear();
         Ok(())
@@ -1009,28 +1067,54 @@ fn topic_partitions(consumer: &GroupConsumer, topic: &str) -> Result<usize, Serv
 
 /// CloudEvents (binary mode) type of alerts.
 pub const ALERT_CE_TYPE: &str = "com.stockwatch.alert.v1";
+/// CloudEvents `ce_type` of an early alert (same schema, `kafka.topics.early_alerts`).
+pub const EARLY_ALERT_CE_TYPE: &str = "com.stockwatch.alert.early.v1";
+
+/// Packs a triggering record's Kafka timestamp (ms, > 0) and the alert's stage into a
+/// delivery tag (non-zero); `None` without a timestamp.
+fn latency_tag(ts_ms: Option<i64>, stage: Stage) -> Option<usize> {
+    let ts = usize::try_from(ts_ms?).ok().filter(|&t| t > 0)?;
+    Some(ts << 1 | usize::from(stage == Stage::Early))
+}
+
+/// Inverse of [`latency_tag`].
+fn untag(tag: usize) -> (i64, Stage) {
+    let stage = if tag & 1 == 1 {
+        Stage::Early
+    } else {
+        Stage::Confirmed
+    };
+    ((tag >> 1) as i64, stage)
+}
 
 fn send_alert(
     producer: &mut EventProducer,
-    cfg: &Config,
+    topic: &str,
     source: &str,
     a: &Alert,
+    tag: usize,
 ) -> Result<(), ProduceError> {
     let key = crate::event::message_key(&a.location, &a.sku);
     let value = serde_json::to_vec(a).unwrap_or_default();
-    producer.send_with_headers(
-        &cfg.kafka.topics.alerts,
+    let ce_type = if a.alert_id.starts_with("e-") {
+        EARLY_ALERT_CE_TYPE
+    } else {
+        ALERT_CE_TYPE
+    };
+    producer.send_tagged(
+        topic,
         key.as_bytes(),
         &value,
         &[
             ("ce_specversion", b"1.0"),
             ("ce_id", a.alert_id.as_bytes()),
-            ("ce_type", ALERT_CE_TYPE.as_bytes()),
+            ("ce_type", ce_type.as_bytes()),
             ("ce_source", source.as_bytes()),
             ("ce_time", a.emitted_at.as_bytes()),
             ("ce_subject", key.as_bytes()),
             ("content-type", b"application/json"),
         ],
+        tag,
     )
 }
 

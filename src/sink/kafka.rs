@@ -245,6 +245,8 @@ struct Deliveries {
     failed: AtomicU64,
     first_failure: Mutex<Option<String>>,
     last_client_error: Mutex<Option<String>>,
+    /// `(tag, acknowledged at, ms)` of delivered records sent with a non-zero tag.
+    acked: Mutex<Vec<(usize, i64)>>,
 }
 
 impl ClientContext for Deliveries {
@@ -258,12 +260,19 @@ impl ClientContext for Deliveries {
 }
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+    /// A caller's tag ([`EventProducer::send_tagged`]); 0: none.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
         match result {
             Ok(_) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                if tag != 0 {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    if let Ok(mut acked) = self.acked.lock() {
+                        acked.push((tag, now));
+                    }
+                }
             }
             Err((e, _)) => {
                 if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -515,7 +524,7 @@ impl EventProducer {
     /// full it serves delivery reports until there is room (backpressure: this call blocks,
     /// memory does not grow). Fails on the first delivery failure or fatal error seen so far.
     pub fn send(&mut self, topic: &str, key: &[u8], value: &[u8]) -> Result<(), ProduceError> {
-        self.enqueue(BaseRecord::to(topic).key(key).payload(value))
+        self.enqueue(BaseRecord::with_opaque_to(topic, 0).key(key).payload(value))
     }
 
     /// [`EventProducer::send`] with headers (e.g. CloudEvents `ce_*` attributes, or the
@@ -527,12 +536,36 @@ impl EventProducer {
         value: &[u8],
         headers: &[(&str, &[u8])],
     ) -> Result<(), ProduceError> {
+        self.send_tagged(topic, key, value, headers, 0)
+    }
+
+    /// [`EventProducer::send_with_headers`] with a non-zero `tag`: once the record is
+    /// acknowledged, `(tag, acknowledgement time)` is kept for
+    /// [`EventProducer::take_acknowledged`] (e.g. to measure end-to-end latency at the ack).
+    /// Tag 0 keeps nothing.
+    pub fn send_tagged(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+        tag: usize,
+    ) -> Result<(), ProduceError> {
         self.enqueue(
-            BaseRecord::to(topic)
+            BaseRecord::with_opaque_to(topic, tag)
                 .key(key)
                 .payload(value)
                 .headers(owned_headers(headers)),
         )
+    }
+
+    /// Moves the `(tag, acknowledged at ms)` of the tagged records acknowledged so far into
+    /// `out`. Acknowledgements are served by `send`, [`EventProducer::poll`] and
+    /// [`EventProducer::flush`].
+    pub fn take_acknowledged(&self, out: &mut Vec<(usize, i64)>) {
+        if let Ok(mut acked) = self.producer.context().acked.lock() {
+            out.append(&mut acked);
+        }
     }
 
     /// Calls `report(true)` when a `send` has waited `after` for room in the full local queue
@@ -550,7 +583,10 @@ impl EventProducer {
         });
     }
 
-    fn enqueue(&mut self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), ProduceError> {
+    fn enqueue(
+        &mut self,
+        mut record: BaseRecord<'_, [u8], [u8], usize>,
+    ) -> Result<(), ProduceError> {
         self.check()?;
         let mut full_since: Option<Instant> = None;
         let mut reported = false;
@@ -605,7 +641,7 @@ impl EventProducer {
         headers: &[(&str, &[u8])],
     ) -> Result<(), ProduceError> {
         self.enqueue(
-            BaseRecord::to(topic)
+            BaseRecord::with_opaque_to(topic, 0)
                 .partition(partition)
                 .key(key)
                 .payload(value)
@@ -695,6 +731,14 @@ impl EventProducer {
         }
         self.check()?;
         Ok(self.stats())
+    }
+
+    /// Serves the delivery reports that have arrived, without waiting.
+    pub fn serve_reports(&self) {
+        // One poll serves one event (a batch of reports); a few cover a poll interval.
+        for _ in 0..8 {
+            self.producer.poll(Duration::ZERO);
+        }
     }
 
     /// Records sent, delivered and failed so far.

@@ -79,6 +79,16 @@ pub const CATALOGUE: &[(&str, MetricKind, &[&str])] = &[
         &[],
     ),
     (
+        "stockwatch_early_alert_latency_seconds",
+        MetricKind::Histogram,
+        &[],
+    ),
+    (
+        "stockwatch_early_alerts_total",
+        MetricKind::Counter,
+        &["kind", "status"],
+    ),
+    (
         "stockwatch_consumer_lag_messages",
         MetricKind::Gauge,
         &["partition"],
@@ -154,6 +164,15 @@ const RESTORE_SECONDS_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
+/// Which alert stream an alert was published on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// `kafka.topics.alerts`: applied in event-time order once the watermark passed.
+    Confirmed,
+    /// `kafka.topics.early_alerts`: scored on arrival (`alerts.early`).
+    Early,
+}
+
 /// Outcome of a Kafka transaction (`stockwatch_transactions_total{outcome}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TxOutcome {
@@ -201,6 +220,8 @@ pub struct Metrics {
     batch_messages: Histogram,
     batch_seconds: Histogram,
     latency_seconds: Histogram,
+    early_latency_seconds: Histogram,
+    early_alerts: IntCounterVec,
     lag: IntGaugeVec,
     partitions: Mutex<BTreeMap<i32, IntGauge>>,
     assigned_partitions: IntGauge,
@@ -313,6 +334,22 @@ impl Metrics {
                 "stockwatch_end_to_end_latency_seconds",
                 "From the input record's timestamp to the publication of the alert it caused.",
                 LATENCY_SECONDS_BUCKETS,
+            )?,
+            early_latency_seconds: histogram(
+                &r,
+                "stockwatch_early_alert_latency_seconds",
+                "From the input record's timestamp to the publication of the early alert it caused.",
+                LATENCY_SECONDS_BUCKETS,
+            )?,
+            early_alerts: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "stockwatch_early_alerts_total",
+                        "Early alerts published, by kind and status (resolved: not confirmed).",
+                    ),
+                    &["kind", "status"],
+                ),
             )?,
             lag: register(
                 &r,
@@ -462,6 +499,27 @@ impl Metrics {
             }
         }
         local.flush();
+    }
+
+    /// The end-to-end latency of one alert of `stage`, in seconds (negative: 0).
+    pub fn end_to_end_latency(&self, stage: Stage, seconds: f64) {
+        let h = match stage {
+            Stage::Confirmed => &self.latency_seconds,
+            Stage::Early => &self.early_latency_seconds,
+        };
+        if seconds.is_finite() {
+            h.observe(seconds.max(0.0));
+        }
+    }
+
+    /// One early alert published.
+    pub fn early_alert(&self, kind: AlertKind, status: AlertStatus) {
+        if let Ok(c) = self
+            .early_alerts
+            .get_metric_with_label_values(&[kind.as_str(), status.as_str()])
+        {
+            c.inc();
+        }
     }
 
     /// Sets the partitions currently assigned (the full set, after each rebalance): creates

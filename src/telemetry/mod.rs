@@ -25,7 +25,7 @@ pub use http::{
     serve, serve_with, AppState, HttpLimits, HttpServer, StateQuery, DEFAULT_TOP_N, MAX_TOP_N,
 };
 pub use metrics::{
-    MetricKind, Metrics, PartitionLag, TxOutcome, CATALOGUE, CONSUMED_TYPES, STATE_PARTS,
+    MetricKind, Metrics, PartitionLag, Stage, TxOutcome, CATALOGUE, CONSUMED_TYPES, STATE_PARTS,
     UNKNOWN_TYPE,
 };
 

@@ -129,6 +129,10 @@ impl Instance {
             .env("STOCKWATCH__KAFKA__TOPICS__RECEIPTS", &t[2])
             .env("STOCKWATCH__KAFKA__TOPICS__AVAILABILITY", &t[3])
             .env("STOCKWATCH__KAFKA__TOPICS__ALERTS", &t[4])
+            .env(
+                "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS",
+                format!("{prefix}alerts-early"),
+            )
             .env("STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER", &t[5])
             .env(
                 "STOCKWATCH__KAFKA__TOPICS__CHANGELOG",
