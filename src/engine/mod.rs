@@ -4,6 +4,7 @@
 //! source of the batches differs. Routing uses Kafka's default partitioner on the message key
 //! `"{location}|{sku}"`, so `replay --partitions N` splits events exactly as the topics do.
 
+pub mod early;
 pub mod exercise;
 pub mod shard;
 

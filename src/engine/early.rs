@@ -1,0 +1,223 @@
+//! Early alerts: Beam's "early firings" for the alert policy.
+//!
+//! Confirmed alerts wait for the watermark: an event is applied only once every event before
+//! it in event time can be assumed to have arrived (DESIGN §3), which is what makes them
+//! deterministic, and what makes them at least `allowed_lateness` late. Early alerts do not
+//! wait. When an event arrives, its key is scored at once on a copy of its applied state with
+//! that event applied (its other events still waiting for the watermark are not in the copy),
+//! and an early `raised` is published when that view crosses the policy's raise threshold (or
+//! shows a stockout) while neither a confirmed nor an early alert of that kind is open.
+//!
+//! Every early alert is settled when its triggering event is applied in event-time order:
+//! - **confirmed**: the confirmed alert of that kind is open then (raised by this event or an
+//!   earlier one): nothing more is sent on the early topic; the confirmed `raised` is on the
+//!   alerts topic.
+//! - **retracted**: it is not: an early `resolved` is published, and that kind is not raised
+//!   early again for the key for `alerts.cooldown_minutes` of event time (no flapping when the
+//!   speculation keeps being wrong the same way).
+//!
+//! The book below keeps only keys with an open or cooling early alert. It is not part of the
+//! changelog: early alerts are provisional and at-least-once; after a restore an early alert
+//! may be raised again, or never settled.
+
+use hashbrown::HashMap;
+
+use crate::alert::AlertKind;
+use crate::state::columns::NO_TIME;
+
+/// The trigger of an open early alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Trigger {
+    time_ms: i64,
+    id_hash: u64,
+}
+
+/// One key's early alerts, by kind (`AlertKind as usize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    open: [Option<Trigger>; 2],
+    /// Event time of the trigger of the last retracted early alert ([`NO_TIME`]: none).
+    retracted_ms: [i64; 2],
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            open: [None; 2],
+            retracted_ms: [NO_TIME; 2],
+        }
+    }
+}
+
+/// Counters of a shard's early alerts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EarlyCounters {
+    /// Early alerts raised, by kind.
+    pub raised: [u64; 2],
+    /// ...confirmed when their trigger was applied.
+    pub confirmed: [u64; 2],
+    /// ...retracted (an early `resolved` published).
+    pub retracted: [u64; 2],
+}
+
+/// The open and cooling early alerts of one shard (see the module doc).
+#[derive(Debug, Clone, Default)]
+pub struct EarlyBook {
+    keys: HashMap<u32, Entry>,
+    /// Sweep the book once it holds this many keys.
+    sweep_at: usize,
+    counters: EarlyCounters,
+}
+
+/// Keys the book holds before its first sweep.
+const FIRST_SWEEP: usize = 1024;
+
+impl EarlyBook {
+    /// Counters so far.
+    pub fn counters(&self) -> &EarlyCounters {
+        &self.counters
+    }
+
+    /// Early alerts open now.
+    pub fn open(&self) -> usize {
+        self.keys
+            .values()
+            .map(|e| e.open.iter().flatten().count())
+            .sum()
+    }
+
+    /// Whether an early alert of `kind` may be raised for `row` at `now_ms`: none is open, and
+    /// none was retracted within `cooldown_ms` before.
+    pub fn may_raise(&self, row: u32, kind: AlertKind, now_ms: i64, cooldown_ms: i64) -> bool {
+        let Some(e) = self.keys.get(&row) else {
+            return true;
+        };
+        let k = kind as usize;
+        e.open[k].is_none()
+            && (e.retracted_ms[k] == NO_TIME
+                || now_ms.saturating_sub(e.retracted_ms[k]) >= cooldown_ms)
+    }
+
+    /// Records an early alert of `kind` raised for `row` by the event `(time_ms, id_hash)`.
+    pub fn raise(&mut self, row: u32, kind: AlertKind, time_ms: i64, id_hash: u64) {
+        let k = kind as usize;
+        self.keys.entry(row).or_default().open[k] = Some(Trigger { time_ms, id_hash });
+        self.counters.raised[k] += 1;
+    }
+
+    /// The event `(time_ms, id_hash)` of `row` was applied and the confirmed alerts of the
+    /// key are open as `confirmed_open` (by kind). Returns, by kind, whether an early alert
+    /// this event triggered is retracted (the caller publishes its early `resolved`).
+    pub fn settle(
+        &mut self,
+        row: u32,
+        time_ms: i64,
+        id_hash: u64,
+        confirmed_open: [bool; 2],
+    ) -> [bool; 2] {
+        let mut retract = [false; 2];
+        if self.keys.is_empty() {
+            return retract;
+        }
+        let Some(e) = self.keys.get_mut(&row) else {
+            return retract;
+        };
+        let trigger = Trigger { time_ms, id_hash };
+        for k in 0..2 {
+            if e.open[k] != Some(trigger) {
+                continue;
+            }
+            e.open[k] = None;
+            if confirmed_open[k] {
+                self.counters.confirmed[k] += 1;
+            } else {
+                self.counters.retracted[k] += 1;
+                e.retracted_ms[k] = time_ms;
+                retract[k] = true;
+            }
+        }
+        retract
+    }
+
+    /// Forgets keys with nothing open whose retractions are `cooldown_ms` behind
+    /// `watermark_ms`, once the book has grown (amortised O(1) per call).
+    pub fn sweep(&mut self, watermark_ms: i64, cooldown_ms: i64) {
+        if self.keys.len() < self.sweep_at.max(FIRST_SWEEP) {
+            return;
+        }
+        self.keys.retain(|_, e| {
+            e.open.iter().any(Option::is_some)
+                || e.retracted_ms
+                    .iter()
+                    .any(|&t| t != NO_TIME && watermark_ms.saturating_sub(t) < cooldown_ms)
+        });
+        self.sweep_at = 2 * self.keys.len();
+    }
+
+    /// Keys held (open or cooling).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RISK: AlertKind = AlertKind::StockoutRisk;
+    const OUT: AlertKind = AlertKind::Stockout;
+    const COOL: i64 = 3_600_000;
+
+    #[test]
+    fn an_early_alert_is_confirmed_or_retracted_by_its_own_trigger_only() {
+        let mut b = EarlyBook::default();
+        assert!(b.may_raise(7, RISK, 0, COOL));
+        b.raise(7, RISK, 1_000, 11);
+        assert!(!b.may_raise(7, RISK, 2_000, COOL), "open: no second early raise");
+        assert!(b.may_raise(7, OUT, 2_000, COOL), "the other kind is independent");
+        // Another event of the key, or the same time with another id, settles nothing.
+        assert_eq!(b.settle(7, 1_000, 12, [false, false]), [false, false]);
+        assert_eq!(b.settle(8, 1_000, 11, [false, false]), [false, false]);
+        assert_eq!(b.open(), 1);
+        // Its trigger applied with the confirmed alert open: confirmed, nothing to publish.
+        assert_eq!(b.settle(7, 1_000, 11, [true, false]), [false, false]);
+        assert_eq!(b.counters().confirmed, [1, 0]);
+        assert_eq!(b.open(), 0);
+        assert!(b.may_raise(7, RISK, 2_000, COOL));
+    }
+
+    #[test]
+    fn a_retracted_early_alert_cools_down_before_the_next() {
+        let mut b = EarlyBook::default();
+        b.raise(3, OUT, 10_000, 1);
+        assert_eq!(b.settle(3, 10_000, 1, [false, false]), [false, true]);
+        assert_eq!(b.counters().retracted, [0, 1]);
+        assert!(!b.may_raise(3, OUT, 10_000 + COOL - 1, COOL));
+        assert!(b.may_raise(3, OUT, 10_000 + COOL, COOL));
+        assert!(b.may_raise(3, RISK, 10_001, COOL));
+    }
+
+    #[test]
+    fn sweep_keeps_open_and_cooling_keys_only() {
+        let mut b = EarlyBook::default();
+        for row in 0..2 * FIRST_SWEEP as u32 {
+            b.raise(row, RISK, 0, u64::from(row));
+            if row % 2 == 0 {
+                b.settle(row, 0, u64::from(row), [false, false]); // retracted at 0
+            }
+        }
+        b.raise(5_000, RISK, COOL, 1);
+        b.settle(5_000, COOL, 1, [false, false]); // retracted later: still cooling
+        b.sweep(COOL, COOL);
+        // The odd rows are open; the even ones cooled down; 5000 still cools.
+        assert_eq!(b.len(), FIRST_SWEEP + 1);
+        assert!(!b.may_raise(5_000, RISK, COOL + 1, COOL));
+        assert!(!b.may_raise(1, RISK, COOL, COOL));
+        assert!(b.may_raise(0, RISK, COOL, COOL));
+    }
+}
