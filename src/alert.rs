@@ -239,7 +239,14 @@ pub fn early_alert_id(
     trigger_time_ms: i64,
     trigger_id_hash: u64,
 ) -> String {
-    let mut id = alert_id(location, sku, kind, status, trigger_time_ms, trigger_id_hash);
+    let mut id = alert_id(
+        location,
+        sku,
+        kind,
+        status,
+        trigger_time_ms,
+        trigger_id_hash,
+    );
     id.replace_range(..1, "e");
     id
 }

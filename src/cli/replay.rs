@@ -25,6 +25,10 @@ pub struct ReplayArgs {
     /// Where to write alerts (JSON lines).
     #[arg(long)]
     pub alerts_out: PathBuf,
+    /// Where to write the early alerts (`alerts.early`; JSON lines), to evaluate them offline:
+    /// here they are scored in file order, as the service scores them in arrival order.
+    #[arg(long)]
+    pub early_out: Option<PathBuf>,
     /// Where to write rejected lines with their reason (JSON lines).
     #[arg(long)]
     pub rejects_out: Option<PathBuf>,
@@ -127,6 +131,13 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut early_out = match &a.early_out {
+        Some(p) => Some(
+            JsonLines::create(p)
+                .with_context(|| format!("cannot create --early-out {}", p.display()))?,
+        ),
+        None => None,
+    };
     let mut engine = Engine::new(cfg.engine_config(), a.partitions);
     let progress = crate::cli::progress::bytes_bar(src.total_bytes(), a.quiet);
     let started = Instant::now();
@@ -139,6 +150,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         alerts_out
             .write_alerts(&out.alerts)
             .context("writing alerts")?;
+        if let Some(w) = early_out.as_mut() {
+            w.write_alerts(&out.early).context("writing early alerts")?;
+        }
         if let Some(w) = rejects_out.as_mut() {
             w.write_rejects(&out.rejects, first_line, |i| src.line(i as usize))
                 .context("writing rejects")?;
@@ -151,8 +165,14 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         alerts_out
             .write_alerts(&out.alerts)
             .context("writing alerts")?;
+        if let Some(w) = early_out.as_mut() {
+            w.write_alerts(&out.early).context("writing early alerts")?;
+        }
     }
     alerts_out.finish().context("writing alerts")?;
+    if let Some(w) = early_out {
+        w.finish().context("writing early alerts")?;
+    }
     if let Some(w) = rejects_out {
         w.finish().context("writing rejects")?;
     }

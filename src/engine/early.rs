@@ -178,8 +178,14 @@ mod tests {
         let mut b = EarlyBook::default();
         assert!(b.may_raise(7, RISK, 0, COOL));
         b.raise(7, RISK, 1_000, 11);
-        assert!(!b.may_raise(7, RISK, 2_000, COOL), "open: no second early raise");
-        assert!(b.may_raise(7, OUT, 2_000, COOL), "the other kind is independent");
+        assert!(
+            !b.may_raise(7, RISK, 2_000, COOL),
+            "open: no second early raise"
+        );
+        assert!(
+            b.may_raise(7, OUT, 2_000, COOL),
+            "the other kind is independent"
+        );
         // Another event of the key, or the same time with another id, settles nothing.
         assert_eq!(b.settle(7, 1_000, 12, [false, false]), [false, false]);
         assert_eq!(b.settle(8, 1_000, 11, [false, false]), [false, false]);

@@ -49,6 +49,8 @@ impl Default for EngineConfig {
 pub struct BatchOutput {
     /// Alerts emitted, in emission order.
     pub alerts: Vec<Alert>,
+    /// Early alerts emitted (`alerts.early`), in emission order.
+    pub early: Vec<Alert>,
     /// Rejected messages (index into the batch), decode and ingest rejections together.
     pub rejects: Vec<Rejection>,
 }
@@ -57,6 +59,7 @@ impl BatchOutput {
     /// Empties both lists, keeping their capacity.
     pub fn clear(&mut self) {
         self.alerts.clear();
+        self.early.clear();
         self.rejects.clear();
     }
 }
@@ -142,6 +145,7 @@ impl Engine {
             }
         }
         for (p, shard) in self.shards.iter_mut().enumerate() {
+            shard.set_processing_ms(processing_ms);
             shard.ingest_rows(
                 &batch,
                 &self.route[p],
@@ -150,6 +154,7 @@ impl Engine {
                 &mut out.rejects,
             );
             shard.advance(false, processing_ms, &mut out.alerts);
+            out.early.extend(shard.drain_early());
         }
         for r in &out.rejects[first_reject..] {
             self.counters.rejected[r.reason.index()] += 1;
@@ -161,6 +166,7 @@ impl Engine {
     pub fn flush(&mut self, processing_ms: Option<i64>, out: &mut BatchOutput) {
         for s in &mut self.shards {
             s.advance(true, processing_ms, &mut out.alerts);
+            out.early.extend(s.drain_early());
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
 use crate::telemetry::RollingAuc;
 
+use super::early::EarlyBook;
 use super::EngineConfig;
 
 /// Counters of one shard's lifetime.
@@ -63,6 +64,10 @@ pub struct Shard {
     scores: Vec<ScoreRecord>,
     /// Early alerts not yet taken (`alerts.early`).
     early_out: Vec<Alert>,
+    /// Open and cooling early alerts.
+    early: EarlyBook,
+    /// Processing clock stamping early alerts (`None`: event time).
+    processing_ms: Option<i64>,
     pub(crate) changed: Changed,
 }
 
@@ -163,6 +168,8 @@ impl Shard {
             record_scores: false,
             scores: Vec::new(),
             early_out: Vec::new(),
+            early: EarlyBook::default(),
+            processing_ms: None,
             changed: Changed::default(),
             cfg,
         }
@@ -689,6 +696,17 @@ impl Shard {
             emitted_at: alert::rfc3339_ms(processing_ms.unwrap_or(e.time_ms)),
             trigger_source: e.source,
         });
+    }
+
+    /// Sets the processing clock that stamps the early alerts of the next ingests (`None`:
+    /// their event time, as `replay` does).
+    pub fn set_processing_ms(&mut self, processing_ms: Option<i64>) {
+        self.processing_ms = processing_ms;
+    }
+
+    /// The early alerts' book (counters, open alerts).
+    pub fn early(&self) -> &EarlyBook {
+        &self.early
     }
 
     /// Takes the early alerts of the events ingested so far (`alerts.early`).

@@ -607,6 +607,7 @@ impl Core {
             }
             slot.last_seen[*t] = Instant::now();
             slot.shard.set_idle(*t, false);
+            slot.shard.set_processing_ms(Some(now_ms));
             let offsets: Vec<i64> = idx.iter().map(|&i| msgs[i].offset()).collect();
             // Each input topic carries one event type: anything else is refused, not applied
             // under another input's clock.
@@ -636,29 +637,6 @@ impl Core {
                 &mut rejects,
             );
             consumed[*t] += idx.len() as u64;
-            for a in slot.shard.drain_early() {
-                let (t, off) = offsets::unpack(a.trigger_source);
-                let ts = slot.trackers.get(t).and_then(|tr| tr.timestamp(off));
-                let tag = latency_tag(ts, Stage::Early);
-                let tag = if eos {
-                    self.latencies.extend(tag);
-                    0
-                } else {
-                    tag.unwrap_or(0)
-                };
-                begin(&mut self.producer, &mut self.in_transaction, eos)?;
-                send_alert(
-                    &mut self.producer,
-                    &self.cfg.kafka.topics.early_alerts,
-                    &self.source_name,
-                    &a,
-                    tag,
-                )?;
-                self.stats.early_alerts_published += 1;
-                if let Some(o) = &self.observe {
-                    o.metrics.early_alert(a.kind, a.status);
-                }
-            }
             for r in &rejects {
                 self.stats.rejected[r.reason.index()] += 1;
                 rejected[r.reason.index()] += 1;
@@ -680,25 +658,35 @@ impl Core {
                     tr.done(off);
                 }
             }
-            for a in alerts.drain(..) {
+            // Early alerts first: their events arrived in this batch or an earlier one.
+            let early: Vec<Alert> = slot.shard.drain_early().collect();
+            let staged = (early.into_iter().map(|a| (Stage::Early, a)))
+                .chain(alerts.drain(..).map(|a| (Stage::Confirmed, a)));
+            for (stage, a) in staged {
                 let (t, off) = offsets::unpack(a.trigger_source);
                 let ts = slot.trackers.get(t).and_then(|tr| tr.timestamp(off));
-                let tag = latency_tag(ts, Stage::Confirmed);
+                let tag = latency_tag(ts, stage);
                 let tag = if eos {
                     self.latencies.extend(tag);
                     0
                 } else {
                     tag.unwrap_or(0)
                 };
+                let topic = match stage {
+                    Stage::Early => &self.cfg.kafka.topics.early_alerts,
+                    Stage::Confirmed => &self.cfg.kafka.topics.alerts,
+                };
                 begin(&mut self.producer, &mut self.in_transaction, eos)?;
-                send_alert(
-                    &mut self.producer,
-                    &self.cfg.kafka.topics.alerts,
-                    &self.source_name,
-                    &a,
-                    tag,
-                )?;
-                self.stats.alerts_published += 1;
+                send_alert(&mut self.producer, topic, &self.source_name, &a, tag)?;
+                match stage {
+                    Stage::Early => {
+                        self.stats.early_alerts_published += 1;
+                        if let Some(o) = &self.observe {
+                            o.metrics.early_alert(a.kind, a.status);
+                        }
+                    }
+                    Stage::Confirmed => self.stats.alerts_published += 1,
+                }
             }
         }
         if !eos {
