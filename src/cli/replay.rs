@@ -80,6 +80,9 @@ pub struct ReplayReport {
     pub alerts: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// Alerts in total.
     pub alerts_total: u64,
+    /// Early alerts (`alerts.early`) by kind, then outcome: `raised`, `confirmed` and
+    /// `retracted` (an early `resolved`); raised minus the other two are still open.
+    pub early: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// Stockout episodes observed.
     pub stockouts_observed: u64,
     /// Receipts that matched no open shipment (applied to on hand).
@@ -197,6 +200,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
 fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport {
     let mut applied = [0u64; 4];
     let mut alerts = [[0u64; 3]; 2];
+    let mut early = [[0u64; 3]; 2];
     let (mut stockouts, mut unmatched, mut keys, mut pending, mut updates) = (0, 0, 0, 0, 0);
     let mut bytes = StateBytes::default();
     for s in e.shards() {
@@ -208,6 +212,12 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
             for (a, v) in row.iter_mut().zip(src) {
                 *a += v;
             }
+        }
+        let ec = s.early().counters();
+        for (k, row) in early.iter_mut().enumerate() {
+            row[0] += ec.raised[k];
+            row[1] += ec.confirmed[k];
+            row[2] += ec.retracted[k];
         }
         stockouts += c.stockouts;
         unmatched += c.receipts_unmatched;
@@ -259,6 +269,20 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
             })
             .collect(),
         alerts_total: alerts.iter().flatten().sum(),
+        early: kinds
+            .iter()
+            .map(|k| {
+                let row = early[*k as usize];
+                (
+                    k.as_str(),
+                    BTreeMap::from([
+                        ("raised", row[0]),
+                        ("confirmed", row[1]),
+                        ("retracted", row[2]),
+                    ]),
+                )
+            })
+            .collect(),
         stockouts_observed: stockouts,
         receipts_unmatched: unmatched,
         unknown_fields: e.unknown_fields(),
