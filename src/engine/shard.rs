@@ -57,6 +57,7 @@ pub struct Shard {
     pub(crate) counters: ShardCounters,
     x: Features,
     hashes: Vec<u64>,
+    id_hashes: Vec<u64>,
     track_applied: bool,
     applied: Vec<u64>,
     record_scores: bool,
@@ -156,6 +157,7 @@ impl Shard {
             counters: ShardCounters::default(),
             x: [0.0; NF],
             hashes: Vec::new(),
+            id_hashes: Vec::new(),
             track_applied: false,
             applied: Vec::new(),
             record_scores: false,
@@ -308,14 +310,21 @@ impl Shard {
         rejects: &mut Vec<Rejection>,
     ) {
         let c = batch.columns();
-        // Key lookups over a large dictionary are chains of cache misses; hash every row first,
-        // then prefetch each stage of the lookup a few rows ahead.
+        // Key lookups over a large dictionary are chains of cache misses, and so is the dedupe
+        // insert; hash every row first, then prefetch each stage of the lookup, and the dedupe
+        // slot, a few rows ahead.
         self.hashes.clear();
         self.hashes.extend(rows.iter().map(|&i| {
             let i = i as usize;
             KeyDict::hash(c.location.value(i), c.sku.value(i))
         }));
+        self.id_hashes.clear();
+        self.id_hashes
+            .extend(rows.iter().map(|&i| id_hash(c.event_id.value(i as usize))));
         for (n, &i) in rows.iter().enumerate() {
+            if let Some(&h) = self.id_hashes.get(n + 8) {
+                self.order.prefetch_seen(h);
+            }
             if let Some(&h) = self.hashes.get(n + 12) {
                 self.keys.prefetch_slot(h);
             }
@@ -327,7 +336,7 @@ impl Shard {
             }
             let i = i as usize;
             let time_ms = c.event_time.value(i);
-            let idh = id_hash(c.event_id.value(i));
+            let idh = self.id_hashes[n];
             let index = c.index.value(i);
             if let Err(Refused::Late { watermark_ms }) = self.order.check_late(time_ms) {
                 self.counters.late += 1;

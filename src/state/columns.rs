@@ -197,7 +197,7 @@ impl Rows {
         if let Some(r) = self.rows.get(row) {
             let p = (r as *const KeyRow).cast::<u8>();
             for off in [0, 64, 128, 192] {
-                prefetch(p.wrapping_add(off));
+                prefetch_ptr(p.wrapping_add(off));
             }
         }
     }
@@ -334,8 +334,9 @@ impl KeyRow {
     }
 }
 
+/// Hints the CPU to load the cache line of `p` (any address: a prefetch never faults).
 #[inline(always)]
-fn prefetch(p: *const u8) {
+pub(crate) fn prefetch_ptr(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
