@@ -10,12 +10,12 @@ use arrow::array::Array;
 use crate::alert::{self, Alert, AlertKind, AlertStatus, Reason, Transition};
 use crate::decode::DecodedBatch;
 use crate::event::EventType;
-use crate::model::features::{self, Features, KeyInputs, NAMES, NF};
+use crate::model::features::{self, Features, NAMES, NF};
 use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
 use crate::model::RiskModel;
 use crate::reject::{RejectReason, Rejection};
-use crate::state::columns::{flag, hour_of, Columns, HOURS, HOUR_MS, NO_HOUR, NO_SLOT, NO_TIME};
-use crate::state::inbound::{Closed, Inbound};
+use crate::state::columns::{flag, hour_of, Rows, HOUR_MS, NO_HOUR};
+use crate::state::inbound::{Inbound, KeySchedule};
 use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
 use crate::telemetry::RollingAuc;
@@ -47,7 +47,7 @@ pub struct ShardCounters {
 pub struct Shard {
     cfg: EngineConfig,
     pub(crate) keys: KeyDict,
-    pub(crate) cols: Columns,
+    pub(crate) rows: Rows,
     pub(crate) inbound: Inbound,
     pub(crate) order: EventOrder,
     pub(crate) model: Box<dyn RiskModel>,
@@ -58,6 +58,7 @@ pub struct Shard {
     pub(crate) counters: ShardCounters,
     x: Features,
     hashes: Vec<u64>,
+    id_hashes: Vec<u64>,
     track_applied: bool,
     applied: Vec<u64>,
     record_scores: bool,
@@ -153,7 +154,7 @@ impl Shard {
     pub fn new(cfg: EngineConfig) -> Self {
         Shard {
             keys: KeyDict::default(),
-            cols: Columns::default(),
+            rows: Rows::default(),
             inbound: Inbound::default(),
             order: EventOrder::new(cfg.allowed_lateness_ms, cfg.dedupe_ttl_ms),
             model: crate::model::build(&cfg.model),
@@ -163,6 +164,7 @@ impl Shard {
             counters: ShardCounters::default(),
             x: [0.0; NF],
             hashes: Vec::new(),
+            id_hashes: Vec::new(),
             track_applied: false,
             applied: Vec::new(),
             record_scores: false,
@@ -285,11 +287,11 @@ impl Shard {
         self.model.as_ref()
     }
 
-    /// Heap bytes of the state, split into (per-key columns and index, key strings, shard-level
+    /// Heap bytes of the state, split into (per-key rows and index, key strings, shard-level
     /// structures: inbound table, reorder buffer and dedupe, pending labels).
     pub fn state_bytes(&self) -> (usize, usize, usize) {
         (
-            self.cols.heap_bytes() + self.keys.index_bytes(),
+            self.rows.heap_bytes() + self.keys.index_bytes(),
             self.keys.string_bytes(),
             self.inbound.heap_bytes() + self.order.heap_bytes() + self.labels.heap_bytes(),
         )
@@ -318,14 +320,21 @@ impl Shard {
         rejects: &mut Vec<Rejection>,
     ) {
         let c = batch.columns();
-        // Key lookups over a large dictionary are chains of cache misses; hash every row first,
-        // then prefetch each stage of the lookup a few rows ahead.
+        // Key lookups over a large dictionary are chains of cache misses, and so is the dedupe
+        // insert; hash every row first, then prefetch each stage of the lookup, and the dedupe
+        // slot, a few rows ahead.
         self.hashes.clear();
         self.hashes.extend(rows.iter().map(|&i| {
             let i = i as usize;
             KeyDict::hash(c.location.value(i), c.sku.value(i))
         }));
+        self.id_hashes.clear();
+        self.id_hashes
+            .extend(rows.iter().map(|&i| id_hash(c.event_id.value(i as usize))));
         for (n, &i) in rows.iter().enumerate() {
+            if let Some(&h) = self.id_hashes.get(n + 8) {
+                self.order.prefetch_seen(h);
+            }
             if let Some(&h) = self.hashes.get(n + 12) {
                 self.keys.prefetch_slot(h);
             }
@@ -337,7 +346,7 @@ impl Shard {
             }
             let i = i as usize;
             let time_ms = c.event_time.value(i);
-            let idh = id_hash(c.event_id.value(i));
+            let idh = self.id_hashes[n];
             let index = c.index.value(i);
             if let Err(Refused::Late { watermark_ms }) = self.order.check_late(time_ms) {
                 self.counters.late += 1;
@@ -357,7 +366,7 @@ impl Shard {
                 self.keys
                     .get_or_insert_hashed(self.hashes[n], c.location.value(i), c.sku.value(i));
             if new {
-                self.cols.push_key();
+                self.rows.push_key();
             }
             self.changed.mark(row);
             let kind = EventType::from_code(c.kind.value(i)).unwrap_or(EventType::Sale);
@@ -403,7 +412,7 @@ impl Shard {
         const AHEAD: usize = 6;
         while let Some(e) = self.order.pop_ready(flush) {
             if let Some(next) = self.order.peek_ahead(AHEAD) {
-                self.cols.prefetch(next.row as usize);
+                self.rows.prefetch(next.row as usize);
             }
             self.apply(&e, processing_ms, alerts);
             if self.track_applied {
@@ -435,7 +444,7 @@ impl Shard {
         let h = self.horizon_ms();
         while let Some(s) = self.labels.pop_matured(now_ms, h) {
             self.changed.mark(s.row);
-            let y = labels::label(s.time_ms, h, self.cols.last_stockout_ms[s.row as usize]);
+            let y = labels::label(s.time_ms, h, self.rows.get(s.row as usize).last_stockout_ms);
             self.quality.observe(f64::from(s.risk), y, 1.0 / 2000.0);
             self.rolling_auc.push(f64::from(s.risk), y);
             self.model.learn(&s.x, y);
@@ -448,93 +457,30 @@ impl Shard {
         self.changed.mark(e.row);
         let row = e.row as usize;
         let hour = hour_of(e.time_ms);
-        let c = &mut self.cols;
-        c.roll(row, hour);
-        if c.inbound_head[row] != NO_SLOT {
-            let gone = self
-                .inbound
-                .expire_overdue(&mut c.inbound_head[row], e.time_ms);
-            c.in_transit[row] = (c.in_transit[row] - gone).max(0.0);
-        }
+        let h = self.horizon_ms();
+        let c = self.rows.get_mut(row);
+        let mut sched = KeySchedule::new(&mut self.inbound, e.row, c.inbound_head);
+        let applied = c.apply(e, &mut sched);
+        // Score.
+        let inputs = c.inputs(&sched, e.time_ms, h);
+        c.inbound_head = sched.head();
         self.counters.applied[e.kind as usize] += 1;
-        let mut stockout = Transition::None;
-        match e.kind {
-            EventType::Sale => {
-                c.on_hand[row] -= e.qty;
-                c.add_demand(row, hour, e.qty);
-                if c.flags[row] & flag::ON_HAND_KNOWN != 0 && c.on_hand[row] <= 0.0 {
-                    stockout = Transition::Raise;
-                }
-            }
-            EventType::Shipment => {
-                let delta = self.inbound.open_shipment(
-                    &mut c.inbound_head[row],
-                    e.row,
-                    e.shipment_hash,
-                    e.qty,
-                    e.eta_ms,
-                );
-                c.in_transit[row] += delta;
-            }
-            EventType::Receipt => {
-                if e.shipment_hash != 0 {
-                    match self
-                        .inbound
-                        .close(&mut c.inbound_head[row], e.row, e.shipment_hash)
-                    {
-                        Closed::Shipment(q) => {
-                            c.in_transit[row] = (c.in_transit[row] - q).max(0.0);
-                        }
-                        Closed::Unmatched => self.counters.receipts_unmatched += 1,
-                    }
-                } else {
-                    self.counters.receipts_unmatched += 1;
-                }
-                c.on_hand[row] += e.qty;
-                c.flags[row] |= flag::ON_HAND_KNOWN;
-                c.last_receipt_hour[row] = hour;
-                if c.on_hand[row] > 0.0 {
-                    stockout = Transition::Resolve;
-                }
-            }
-            EventType::Availability => {
-                c.flags[row] |= flag::HAS_OBS;
-                if e.in_stock {
-                    c.flags[row] &= !flag::LAST_OBS_OOS;
-                    stockout = Transition::Resolve;
-                } else {
-                    c.flags[row] |= flag::LAST_OBS_OOS;
-                    c.mark_oos(row, hour);
-                    stockout = Transition::Raise;
-                }
-            }
+        if applied.receipt_unmatched {
+            self.counters.receipts_unmatched += 1;
         }
-        let in_stockout = c.flags[row] & flag::IN_STOCKOUT != 0;
-        let stockout = match stockout {
-            Transition::Raise if !in_stockout => {
-                c.flags[row] |= flag::IN_STOCKOUT;
-                c.last_stockout_ms[row] = e.time_ms;
-                self.counters.stockouts += 1;
-                Some(AlertStatus::Raised)
-            }
-            Transition::Resolve if in_stockout => {
-                c.flags[row] &= !flag::IN_STOCKOUT;
-                Some(AlertStatus::Resolved)
-            }
-            _ => None,
-        };
-
+        if applied.stockout == Some(AlertStatus::Raised) {
+            self.counters.stockouts += 1;
+        }
+        let stockout = applied.stockout;
         self.counters.shipments_dropped = self.inbound.dropped;
 
-        // Score.
-        let inputs = self.inputs(row, e.time_ms);
         let derived = features::compute(&inputs, &mut self.x);
         let risk = self.model.score(&self.x);
-        let c = &mut self.cols;
-        c.risk[row] = risk as f32;
+        let c = self.rows.get_mut(row);
+        c.risk = risk as f32;
 
         // Label snapshot: keys in stock, at most one per sampling interval.
-        let in_stockout = c.flags[row] & flag::IN_STOCKOUT != 0;
+        let in_stockout = c.in_stockout();
         if self.record_scores {
             self.scores.push(ScoreRecord {
                 row: e.row,
@@ -547,7 +493,7 @@ impl Shard {
                 x: self.x,
             });
         }
-        let last = c.last_sample_hour[row];
+        let last = c.last_sample_hour;
         if !in_stockout
             && (last == NO_HOUR
                 || i64::from(hour) - i64::from(last)
@@ -560,7 +506,7 @@ impl Shard {
                 risk: risk as f32,
             };
             if self.labels.push(s, self.cfg.model.max_pending_labels) {
-                c.last_sample_hour[row] = hour;
+                c.last_sample_hour = hour;
             }
         }
 
@@ -576,13 +522,12 @@ impl Shard {
                 alerts,
             );
         }
-        let c = &self.cols;
-        let open = c.flags[row] & flag::RISK_OPEN != 0;
+        let c = self.rows.get(row);
         let t = match self.cfg.alerts.decide(
-            open,
+            c.risk_open(),
             risk,
-            f64::from(c.alert_risk[row]),
-            c.last_alert_ms[row],
+            f64::from(c.alert_risk),
+            c.last_alert_ms,
             e.time_ms,
         ) {
             // While a stockout is open its own alert says it all: no new risk alert on top.
@@ -595,14 +540,14 @@ impl Shard {
             Transition::Update => AlertStatus::Updated,
             Transition::Resolve => AlertStatus::Resolved,
         };
-        let c = &mut self.cols;
+        let c = self.rows.get_mut(row);
         match t {
-            Transition::Raise => c.flags[row] |= flag::RISK_OPEN,
-            Transition::Resolve => c.flags[row] &= !flag::RISK_OPEN,
+            Transition::Raise => c.flags |= flag::RISK_OPEN,
+            Transition::Resolve => c.flags &= !flag::RISK_OPEN,
             _ => {}
         }
-        c.alert_risk[row] = risk as f32;
-        c.last_alert_ms[row] = e.time_ms;
+        c.alert_risk = risk as f32;
+        c.last_alert_ms = e.time_ms;
         self.emit(
             AlertKind::StockoutRisk,
             status,
@@ -612,37 +557,6 @@ impl Shard {
             processing_ms,
             alerts,
         );
-    }
-
-    /// Assembles the model inputs of `row` at `now_ms` (its windows already rolled).
-    fn inputs(&self, row: usize, now_ms: i64) -> KeyInputs {
-        let c = &self.cols;
-        let h = self.horizon_ms();
-        let (inbound, next_eta) = self
-            .inbound
-            .arriving(c.inbound_head[row], now_ms.saturating_add(h));
-        let hours_since = |ms: i64| (ms != NO_TIME).then(|| (now_ms - ms) as f64 / HOUR_MS as f64);
-        let hour = hour_of(now_ms);
-        let hb = &c.hourly[row * HOURS..(row + 1) * HOURS];
-        let demand_last_3h = (0..3)
-            .map(|k| f64::from(hb[(i64::from(hour) - k).rem_euclid(HOURS as i64) as usize]))
-            .sum();
-        KeyInputs {
-            now_ms,
-            horizon_ms: h,
-            on_hand: (c.flags[row] & flag::ON_HAND_KNOWN != 0).then_some(c.on_hand[row]),
-            demand: c.demand(row),
-            inbound_in_horizon: inbound,
-            next_eta_ms: next_eta,
-            hours_since_receipt: (c.last_receipt_hour[row] != NO_HOUR)
-                .then(|| f64::from(hour - c.last_receipt_hour[row])),
-            oos_hours: c.oos_hours[row],
-            oos_days: c.oos_days[row],
-            last_obs_oos: c.flags[row] & flag::LAST_OBS_OOS != 0,
-            in_stockout: c.flags[row] & flag::IN_STOCKOUT != 0,
-            hours_since_stockout: hours_since(c.last_stockout_ms[row]),
-            demand_last_3h,
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -676,7 +590,7 @@ impl Shard {
                 contribution: round6(contrib[i]),
             })
             .collect();
-        let c = &self.cols;
+        let c = self.rows.get(row);
         alerts.push(Alert {
             alert_id: alert::alert_id(location, sku, kind, status, e.time_ms, e.id_hash),
             schema_version: alert::ALERT_CONTRACT_VERSION.to_string(),
@@ -686,8 +600,8 @@ impl Shard {
             location: location.to_string(),
             risk: round6(risk),
             horizon_hours: self.cfg.model.horizon_hours,
-            on_hand: (c.flags[row] & flag::ON_HAND_KNOWN != 0).then_some(round6(c.on_hand[row])),
-            in_transit: round6(c.in_transit[row]),
+            on_hand: c.known_on_hand().map(round6),
+            in_transit: round6(c.in_transit),
             expected_demand: round6(d.expected_demand),
             days_of_cover: d.days_of_cover.map(round6),
             reasons,
@@ -721,11 +635,8 @@ impl Shard {
 
     /// Keys with an open alert, `[stockout_risk, stockout]`, counted from the state (O(keys)).
     pub fn open_alerts(&self) -> [u64; 2] {
-        self.cols.flags.iter().fold([0, 0], |[r, o], f| {
-            [
-                r + u64::from(f & flag::RISK_OPEN != 0),
-                o + u64::from(f & flag::IN_STOCKOUT != 0),
-            ]
+        self.rows.as_slice().iter().fold([0, 0], |[r, o], c| {
+            [r + u64::from(c.risk_open()), o + u64::from(c.in_stockout())]
         })
     }
 
@@ -733,17 +644,18 @@ impl Shard {
     /// an observed stockout (those have their own `stockout` alert; this list is what is
     /// about to run out).
     pub fn top_risks(&self, n: usize) -> Vec<KeyView> {
+        let all = self.rows.as_slice();
         let mut rows: Vec<u32> = (0..self.keys.len() as u32)
-            .filter(|&r| self.cols.flags[r as usize] & flag::IN_STOCKOUT == 0)
+            .filter(|&r| !all[r as usize].in_stockout())
             .collect();
-        let risk = &self.cols.risk;
         let n = n.min(rows.len());
         if n == 0 {
             return Vec::new();
         }
         let cmp = |a: &u32, b: &u32| {
-            risk[*b as usize]
-                .total_cmp(&risk[*a as usize])
+            all[*b as usize]
+                .risk
+                .total_cmp(&all[*a as usize].risk)
                 .then(a.cmp(b))
         };
         rows.select_nth_unstable_by(n - 1, cmp);
@@ -753,18 +665,17 @@ impl Shard {
     }
 
     fn view_row(&self, r: u32) -> KeyView {
-        let c = &self.cols;
-        let i = r as usize;
+        let c = self.rows.get(r as usize);
         KeyView {
             location: self.keys.location(r).to_string(),
             sku: self.keys.sku(r).to_string(),
-            risk: f64::from(c.risk[i]),
-            on_hand: (c.flags[i] & flag::ON_HAND_KNOWN != 0).then_some(c.on_hand[i]),
-            in_transit: c.in_transit[i],
-            risk_alert_open: c.flags[i] & flag::RISK_OPEN != 0,
-            in_stockout: c.flags[i] & flag::IN_STOCKOUT != 0,
-            last_event_hour: (c.ring_hour[i] != NO_HOUR)
-                .then(|| alert::rfc3339_ms(i64::from(c.ring_hour[i]) * HOUR_MS)),
+            risk: f64::from(c.risk),
+            on_hand: c.known_on_hand(),
+            in_transit: c.in_transit,
+            risk_alert_open: c.risk_open(),
+            in_stockout: c.in_stockout(),
+            last_event_hour: (c.ring_hour != NO_HOUR)
+                .then(|| alert::rfc3339_ms(i64::from(c.ring_hour) * HOUR_MS)),
         }
     }
 }

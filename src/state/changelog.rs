@@ -1,7 +1,6 @@
 //! The state changelog codec: one record per changed key, one record for the shard.
 //!
-//! A key's record holds everything of the shard that belongs to that key — its row of the
-//! state columns, its open shipments, the event ids remembered for it, its events waiting for
+//! A key's record holds everything of the shard that belongs to that key — its state row, its open shipments, the event ids remembered for it, its events waiting for
 //! the watermark and its label snapshots — so that the latest record of every key, plus the
 //! latest shard record (clocks, model, quality, counters), rebuild the shard exactly. Entries of
 //! the shard-wide FIFOs (remembered ids, label snapshots) carry their absolute position, which
@@ -15,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::columns::{Columns, DAYS, HOURS, NO_SLOT};
+use super::columns::{KeyRow, Rows, DAYS, HOURS};
 use super::order::{Clocks, PendingEvent};
 use crate::engine::{EngineConfig, Shard, ShardCounters};
 use crate::event::EventType;
@@ -211,33 +210,32 @@ pub fn take_changes(s: &mut Shard, mut emit: impl FnMut(&str, &KeyRecord)) {
             });
         }
     }
-    let c = &s.cols;
     let mut key = String::new();
     for (i, &row) in s.changed.rows.iter().enumerate() {
-        let r = row as usize;
+        let c = s.rows.get(row as usize);
         let mut p = std::mem::take(&mut pending[i]);
         p.sort_by_key(|e| (e.time_ms, e.id_hash, e.source));
         let rec = KeyRecord {
             location: s.keys.location(row).to_owned(),
             sku: s.keys.sku(row).to_owned(),
-            on_hand: c.on_hand[r],
-            in_transit: c.in_transit[r],
-            flags: c.flags[r],
-            last_stockout_ms: c.last_stockout_ms[r],
-            last_alert_ms: c.last_alert_ms[r],
-            first_hour: c.first_hour[r],
-            ring_hour: c.ring_hour[r],
-            last_receipt_hour: c.last_receipt_hour[r],
-            last_sample_hour: c.last_sample_hour[r],
-            hourly: c.hourly[r * HOURS..(r + 1) * HOURS].to_vec(),
-            daily: c.daily[r * DAYS..(r + 1) * DAYS].to_vec(),
-            oos_hours: c.oos_hours[r],
-            oos_days: c.oos_days[r],
-            risk: c.risk[r],
-            alert_risk: c.alert_risk[r],
+            on_hand: c.on_hand,
+            in_transit: c.in_transit,
+            flags: c.flags,
+            last_stockout_ms: c.last_stockout_ms,
+            last_alert_ms: c.last_alert_ms,
+            first_hour: c.first_hour,
+            ring_hour: c.ring_hour,
+            last_receipt_hour: c.last_receipt_hour,
+            last_sample_hour: c.last_sample_hour,
+            hourly: c.hourly.to_vec(),
+            daily: c.daily.to_vec(),
+            oos_hours: c.oos_hours,
+            oos_days: c.oos_days,
+            risk: c.risk,
+            alert_risk: c.alert_risk,
             inbound: s
                 .inbound
-                .iter_key(c.inbound_head[r])
+                .iter_key(c.inbound_head)
                 .map(|sh| (sh.id_hash, sh.qty, sh.eta_ms))
                 .collect(),
             seen: std::mem::take(&mut seen[i]),
@@ -267,7 +265,8 @@ pub fn restore_shard(
     }
     keys.sort_by(|a, b| (&a.location, &a.sku).cmp(&(&b.location, &b.sku)));
     let mut s = Shard::new(cfg);
-    s.cols = Columns::default();
+    s.rows = Rows::default();
+    s.rows.reserve_exact(keys.len());
     let mut seen: Vec<(u64, i64, u64, u32)> = Vec::new();
     let mut labels: Vec<(u64, Snapshot)> = Vec::new();
     let mut pending: Vec<PendingEvent> = Vec::new();
@@ -283,29 +282,28 @@ pub fn restore_shard(
                 k.daily.len()
             )));
         }
-        let c = &mut s.cols;
-        c.push_key();
-        let r = row as usize;
-        c.on_hand[r] = k.on_hand;
-        c.in_transit[r] = k.in_transit;
-        c.flags[r] = k.flags;
-        c.last_stockout_ms[r] = k.last_stockout_ms;
-        c.last_alert_ms[r] = k.last_alert_ms;
-        c.first_hour[r] = k.first_hour;
-        c.ring_hour[r] = k.ring_hour;
-        c.last_receipt_hour[r] = k.last_receipt_hour;
-        c.last_sample_hour[r] = k.last_sample_hour;
-        c.hourly[r * HOURS..(r + 1) * HOURS].copy_from_slice(&k.hourly);
-        c.daily[r * DAYS..(r + 1) * DAYS].copy_from_slice(&k.daily);
-        c.oos_hours[r] = k.oos_hours;
-        c.oos_days[r] = k.oos_days;
-        c.risk[r] = k.risk;
-        c.alert_risk[r] = k.alert_risk;
-        c.inbound_head[r] = NO_SLOT;
+        let mut c = KeyRow {
+            on_hand: k.on_hand,
+            in_transit: k.in_transit,
+            flags: k.flags,
+            last_stockout_ms: k.last_stockout_ms,
+            last_alert_ms: k.last_alert_ms,
+            first_hour: k.first_hour,
+            ring_hour: k.ring_hour,
+            last_receipt_hour: k.last_receipt_hour,
+            last_sample_hour: k.last_sample_hour,
+            oos_hours: k.oos_hours,
+            oos_days: k.oos_days,
+            risk: k.risk,
+            alert_risk: k.alert_risk,
+            ..KeyRow::default()
+        };
+        c.hourly.copy_from_slice(&k.hourly);
+        c.daily.copy_from_slice(&k.daily);
         for &(h, q, eta) in &k.inbound {
-            s.inbound
-                .open_shipment(&mut s.cols.inbound_head[r], row, h, q, eta);
+            s.inbound.open_shipment(&mut c.inbound_head, row, h, q, eta);
         }
+        s.rows.push(c);
         seen.extend(k.seen.iter().map(|&(p, t, h)| (p, t, h, row)));
         for e in &k.pending {
             let kind = EventType::from_code(e.kind)

@@ -1,11 +1,16 @@
-//! Per-key state as columns (struct of arrays), one entry per key row. Every column is a
-//! contiguous native-endian buffer in Arrow's layout, so a snapshot is a `RecordBatch` built from
-//! them (see [`super::snapshot`]); the ring windows are the values of `FixedSizeList` columns.
+//! Per-key state as rows: one fixed-size [`KeyRow`] per key, all rows in one contiguous `Vec`
+//! ([`Rows`]). Everything an event touches — quantities, times, the demand rings, the
+//! availability bitmaps, the alert state — is in its key's row: with a million keys, applying
+//! and scoring an event costs the 4 cache lines (and one or two TLB pages) of one row, which
+//! [`Rows::prefetch`] loads a few events ahead. Snapshots gather the rows into Arrow columns and
+//! scatter them back (see [`super::snapshot`]).
 //!
-//! Bytes per key: 2×f64 quantities, 2×i64 times (last stockout, last alert), 4×i32 hours (first,
-//! ring = last event, last receipt, last sample), 24 + 14 f32 demand buckets, 2×u32
-//! availability bitmaps, u32 inbound head, 2×f32 risks, u8 flags: 221 bytes; plus the key
-//! index (8-byte slots at ≤ 5/8 load) and the key string offsets (4).
+//! Bytes per key: the row is 224 bytes — 2×f64 quantities, 2×i64 times (last stockout, last
+//! alert), 4×i32 hours (first, ring = last event, last receipt, last sample), 24 + 14 f32 demand
+//! buckets, 2×u32 availability bitmaps, u32 inbound head, 2×f32 risks, u8 flags (221 bytes) and
+//! 3 bytes of padding to the row's 32-byte alignment (so a row spans exactly 4 cache lines) —
+//! plus the `Vec`'s capacity slack (amortised doubling: ~5 % at 1 M keys), the key index
+//! (8-byte slots at ≤ 5/8 load) and the key string offsets (4).
 
 /// Hourly demand buckets per key (the last 24 hours of event time, current hour included).
 pub const HOURS: usize = 24;
@@ -20,7 +25,7 @@ pub const NO_HOUR: i32 = i32::MIN;
 /// Marker for "no inbound shipment".
 pub const NO_SLOT: u32 = u32::MAX;
 
-/// Bits of the `flags` column.
+/// Bits of [`KeyRow::flags`].
 pub mod flag {
     /// On hand has been established by a receipt.
     pub const ON_HAND_KNOWN: u8 = 1;
@@ -39,41 +44,77 @@ pub fn hour_of(ms: i64) -> i32 {
     ms.div_euclid(HOUR_MS) as i32
 }
 
-/// The per-key columns of one shard.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Columns {
+/// The state of one key: one row of [`Rows`].
+///
+/// `#[repr(C)]` with the fields in decreasing alignment, 32-byte aligned: 224 bytes, exactly 4
+/// cache lines wherever the row sits. A `KeyRow` is plain data (`Copy`): a copy of a key's row,
+/// with a small [`super::inbound::VecSchedule`], can be advanced and scored apart from the
+/// shard (see [`KeyRow::apply`] and [`KeyRow::inputs`]).
+#[repr(C, align(32))]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyRow {
     /// Σ receipts − Σ sales applied (meaningful once `ON_HAND_KNOWN`).
-    pub on_hand: Vec<f64>,
+    pub on_hand: f64,
     /// Σ qty of open inbound shipments.
-    pub in_transit: Vec<f64>,
-    /// See [`flag`].
-    pub flags: Vec<u8>,
+    pub in_transit: f64,
     /// Start of the last stockout episode ([`NO_TIME`] if none).
-    pub last_stockout_ms: Vec<i64>,
+    pub last_stockout_ms: i64,
     /// Event time of the last risk alert emitted.
-    pub last_alert_ms: Vec<i64>,
+    pub last_alert_ms: i64,
     /// Hour of the first event of the key.
-    pub first_hour: Vec<i32>,
+    pub first_hour: i32,
     /// Hour the ring windows end at (the newest bucket).
-    pub ring_hour: Vec<i32>,
+    pub ring_hour: i32,
     /// Hour of the last receipt ([`NO_HOUR`] if none).
-    pub last_receipt_hour: Vec<i32>,
+    pub last_receipt_hour: i32,
     /// Hour of the last label snapshot taken ([`NO_HOUR`] if none).
-    pub last_sample_hour: Vec<i32>,
-    /// Demand per hour, ring of [`HOURS`] per key, bucket `hour % HOURS`.
-    pub hourly: Vec<f32>,
-    /// Demand per day, ring of [`DAYS`] per key, bucket `day % DAYS`.
-    pub daily: Vec<f32>,
+    pub last_sample_hour: i32,
     /// Bit i: out of stock observed in hour `ring_hour - i`.
-    pub oos_hours: Vec<u32>,
+    pub oos_hours: u32,
     /// Bit i: out of stock observed on day `ring_hour / 24 - i`.
-    pub oos_days: Vec<u32>,
-    /// First open inbound shipment slot ([`NO_SLOT`] if none).
-    pub inbound_head: Vec<u32>,
+    pub oos_days: u32,
+    /// First open inbound shipment slot in the shard's schedule ([`NO_SLOT`] if none; unused
+    /// by a standalone row).
+    pub inbound_head: u32,
     /// Risk at the last scoring.
-    pub risk: Vec<f32>,
+    pub risk: f32,
     /// Risk when the last risk alert was emitted.
-    pub alert_risk: Vec<f32>,
+    pub alert_risk: f32,
+    /// Demand per hour, bucket `hour % HOURS`.
+    pub hourly: [f32; HOURS],
+    /// Demand per day, bucket `day % DAYS`.
+    pub daily: [f32; DAYS],
+    /// See [`flag`].
+    pub flags: u8,
+}
+
+/// Size of a [`KeyRow`] in bytes.
+pub const ROW_BYTES: usize = std::mem::size_of::<KeyRow>();
+const _: () = assert!(ROW_BYTES == 224 && ROW_BYTES % 8 == 0);
+
+impl Default for KeyRow {
+    /// A fresh key. Its windows start at its first *applied* event (see [`KeyRow::roll`]), not
+    /// at the first one to arrive, so state does not depend on arrival order.
+    fn default() -> Self {
+        KeyRow {
+            on_hand: 0.0,
+            in_transit: 0.0,
+            last_stockout_ms: NO_TIME,
+            last_alert_ms: NO_TIME,
+            first_hour: NO_HOUR,
+            ring_hour: NO_HOUR,
+            last_receipt_hour: NO_HOUR,
+            last_sample_hour: NO_HOUR,
+            oos_hours: 0,
+            oos_days: 0,
+            inbound_head: NO_SLOT,
+            risk: 0.0,
+            alert_risk: 0.0,
+            hourly: [0.0; HOURS],
+            daily: [0.0; DAYS],
+            flags: 0,
+        }
+    }
 }
 
 /// Demand statistics of one key at one hour, from its windows.
@@ -93,101 +134,90 @@ pub struct DemandStats {
     pub today: f64,
 }
 
-impl Columns {
+/// The rows of one shard, indexed by key row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    rows: Vec<KeyRow>,
+}
+
+impl Rows {
     /// Number of key rows.
     pub fn len(&self) -> usize {
-        self.flags.len()
+        self.rows.len()
     }
 
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
-        self.flags.is_empty()
+        self.rows.is_empty()
     }
 
-    /// Appends a fresh key. Its windows start at its first *applied* event (see
-    /// [`Columns::roll`]), not at the first one to arrive, so state does not depend on arrival
-    /// order.
+    /// Appends a fresh key (see [`KeyRow::default`]).
     pub fn push_key(&mut self) {
-        self.on_hand.push(0.0);
-        self.in_transit.push(0.0);
-        self.flags.push(0);
-        self.last_stockout_ms.push(NO_TIME);
-        self.last_alert_ms.push(NO_TIME);
-        self.first_hour.push(NO_HOUR);
-        self.ring_hour.push(NO_HOUR);
-        self.last_receipt_hour.push(NO_HOUR);
-        self.last_sample_hour.push(NO_HOUR);
-        self.hourly.extend_from_slice(&[0.0; HOURS]);
-        self.daily.extend_from_slice(&[0.0; DAYS]);
-        self.oos_hours.push(0);
-        self.oos_days.push(0);
-        self.inbound_head.push(NO_SLOT);
-        self.risk.push(0.0);
-        self.alert_risk.push(0.0);
+        self.rows.push(KeyRow::default());
     }
 
-    /// Heap bytes held by the columns.
+    /// Appends a row.
+    pub fn push(&mut self, row: KeyRow) {
+        self.rows.push(row);
+    }
+
+    /// Reserves room for `n` more rows.
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.rows.reserve_exact(n);
+    }
+
+    /// All rows, in row order.
+    pub fn as_slice(&self) -> &[KeyRow] {
+        &self.rows
+    }
+
+    /// Row `row`. Panics if out of range (rows come from the key dictionary).
+    #[inline]
+    pub fn get(&self, row: usize) -> &KeyRow {
+        &self.rows[row]
+    }
+
+    /// Row `row`, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, row: usize) -> &mut KeyRow {
+        &mut self.rows[row]
+    }
+
+    /// Heap bytes held by the rows (allocated capacity).
     pub fn heap_bytes(&self) -> usize {
-        self.on_hand.capacity() * 8
-            + self.in_transit.capacity() * 8
-            + self.flags.capacity()
-            + self.last_stockout_ms.capacity() * 8
-            + self.last_alert_ms.capacity() * 8
-            + self.first_hour.capacity() * 4
-            + self.ring_hour.capacity() * 4
-            + self.last_receipt_hour.capacity() * 4
-            + self.last_sample_hour.capacity() * 4
-            + self.hourly.capacity() * 4
-            + self.daily.capacity() * 4
-            + self.oos_hours.capacity() * 4
-            + self.oos_days.capacity() * 4
-            + self.inbound_head.capacity() * 4
-            + self.risk.capacity() * 4
-            + self.alert_risk.capacity() * 4
+        self.rows.capacity() * ROW_BYTES
     }
 
-    /// Hints the CPU to load `row` of every column. The apply loop calls it a few events
-    /// ahead: with a million keys each column access is a cache miss, and issuing them early
-    /// overlaps their latency (a hint only; it changes no state).
+    /// Hints the CPU to load `row`. The apply loop calls it a few events ahead: with a million
+    /// keys each row is a cache miss, and issuing the loads early overlaps their latency (a hint
+    /// only; it changes no state). A row is 32-byte aligned and 224 bytes long, so it spans
+    /// exactly 4 cache lines, each of which holds one of these addresses.
     #[inline]
     pub fn prefetch(&self, row: usize) {
-        if row >= self.flags.len() {
-            return;
+        if let Some(r) = self.rows.get(row) {
+            let p = (r as *const KeyRow).cast::<u8>();
+            for off in [0, 64, 128, 192] {
+                prefetch_ptr(p.wrapping_add(off));
+            }
         }
-        prefetch(&self.on_hand[row]);
-        prefetch(&self.in_transit[row]);
-        prefetch(&self.flags[row]);
-        prefetch(&self.last_stockout_ms[row]);
-        prefetch(&self.last_alert_ms[row]);
-        prefetch(&self.first_hour[row]);
-        prefetch(&self.ring_hour[row]);
-        prefetch(&self.last_receipt_hour[row]);
-        prefetch(&self.last_sample_hour[row]);
-        prefetch(&self.hourly[row * HOURS]);
-        prefetch(&self.hourly[row * HOURS + HOURS - 1]);
-        prefetch(&self.daily[row * DAYS]);
-        prefetch(&self.daily[row * DAYS + DAYS - 1]);
-        prefetch(&self.oos_hours[row]);
-        prefetch(&self.oos_days[row]);
-        prefetch(&self.inbound_head[row]);
-        prefetch(&self.risk[row]);
-        prefetch(&self.alert_risk[row]);
     }
+}
 
-    /// Moves the windows of `row` forward to `hour`, clearing buckets that fell out. Lazy: only
-    /// done when the key is touched, so idle keys cost nothing.
-    pub fn roll(&mut self, row: usize, hour: i32) {
-        let cur = self.ring_hour[row];
+impl KeyRow {
+    /// Moves the windows forward to `hour`, clearing buckets that fell out. Lazy: only done
+    /// when the key is touched, so idle keys cost nothing.
+    pub fn roll(&mut self, hour: i32) {
+        let cur = self.ring_hour;
         if cur == NO_HOUR {
-            self.first_hour[row] = hour;
-            self.ring_hour[row] = hour;
+            self.first_hour = hour;
+            self.ring_hour = hour;
             return;
         }
         if hour <= cur {
             return;
         }
         let shift = i64::from(hour) - i64::from(cur);
-        let hb = &mut self.hourly[row * HOURS..(row + 1) * HOURS];
+        let hb = &mut self.hourly;
         if shift as usize >= HOURS {
             hb.fill(0.0);
         } else {
@@ -200,7 +230,7 @@ impl Columns {
             i64::from(hour).div_euclid(24),
         );
         let dshift = d1 - d0;
-        let db = &mut self.daily[row * DAYS..(row + 1) * DAYS];
+        let db = &mut self.daily;
         if dshift as usize >= DAYS {
             db.fill(0.0);
         } else {
@@ -208,45 +238,60 @@ impl Columns {
                 db[d.rem_euclid(DAYS as i64) as usize] = 0.0;
             }
         }
-        self.oos_hours[row] = shl(self.oos_hours[row], shift);
-        self.oos_days[row] = shl(self.oos_days[row], dshift);
-        self.ring_hour[row] = hour;
+        self.oos_hours = shl(self.oos_hours, shift);
+        self.oos_days = shl(self.oos_days, dshift);
+        self.ring_hour = hour;
     }
 
     /// Adds demand `qty` at `hour` (the ring must have been rolled to at least `hour`).
-    pub fn add_demand(&mut self, row: usize, hour: i32, qty: f64) {
-        let cur = i64::from(self.ring_hour[row]);
+    pub fn add_demand(&mut self, hour: i32, qty: f64) {
+        let cur = i64::from(self.ring_hour);
         let h = i64::from(hour);
         if cur - h < HOURS as i64 {
-            self.hourly[row * HOURS + h.rem_euclid(HOURS as i64) as usize] += qty as f32;
+            self.hourly[h.rem_euclid(HOURS as i64) as usize] += qty as f32;
         }
         let (dc, d) = (cur.div_euclid(24), h.div_euclid(24));
         if dc - d < DAYS as i64 {
-            self.daily[row * DAYS + d.rem_euclid(DAYS as i64) as usize] += qty as f32;
+            self.daily[d.rem_euclid(DAYS as i64) as usize] += qty as f32;
         }
     }
 
     /// Records an out-of-stock observation at `hour` (ring rolled to at least `hour`).
-    pub fn mark_oos(&mut self, row: usize, hour: i32) {
-        let age = i64::from(self.ring_hour[row]) - i64::from(hour);
+    pub fn mark_oos(&mut self, hour: i32) {
+        let age = i64::from(self.ring_hour) - i64::from(hour);
         if (0..32).contains(&age) {
-            self.oos_hours[row] |= 1 << age;
+            self.oos_hours |= 1 << age;
         }
-        let dage = i64::from(self.ring_hour[row]).div_euclid(24) - i64::from(hour).div_euclid(24);
+        let dage = i64::from(self.ring_hour).div_euclid(24) - i64::from(hour).div_euclid(24);
         if (0..32).contains(&dage) {
-            self.oos_days[row] |= 1 << dage;
+            self.oos_days |= 1 << dage;
         }
     }
 
-    /// Demand statistics of `row` at its current ring hour.
-    pub fn demand(&self, row: usize) -> DemandStats {
-        let hour = i64::from(self.ring_hour[row]);
-        let first = i64::from(self.first_hour[row]);
+    /// On hand, if established by a receipt.
+    pub fn known_on_hand(&self) -> Option<f64> {
+        (self.flags & flag::ON_HAND_KNOWN != 0).then_some(self.on_hand)
+    }
+
+    /// A stockout episode is open.
+    pub fn in_stockout(&self) -> bool {
+        self.flags & flag::IN_STOCKOUT != 0
+    }
+
+    /// A `stockout_risk` alert is open.
+    pub fn risk_open(&self) -> bool {
+        self.flags & flag::RISK_OPEN != 0
+    }
+
+    /// Demand statistics at the current ring hour.
+    pub fn demand(&self) -> DemandStats {
+        let hour = i64::from(self.ring_hour);
+        let first = i64::from(self.first_hour);
         let hours_seen = (hour - first + 1).clamp(1, (DAYS * 24) as i64) as f64;
         let day = hour.div_euclid(24);
         let complete = (day - first.div_euclid(24)).clamp(0, DAYS as i64 - 1) as usize;
-        let db = &self.daily[row * DAYS..(row + 1) * DAYS];
-        let hb = &self.hourly[row * HOURS..(row + 1) * HOURS];
+        let db = &self.daily;
+        let hb = &self.hourly;
         let today = f64::from(db[day.rem_euclid(DAYS as i64) as usize]);
         let (mut sum, mut sumsq, mut zeros) = (0.0f64, 0.0f64, 0u32);
         for k in 1..=complete as i64 {
@@ -289,18 +334,18 @@ impl Columns {
     }
 }
 
+/// Hints the CPU to load the cache line of `p` (any address: a prefetch never faults).
 #[inline(always)]
-fn prefetch<T>(v: &T) {
+pub(crate) fn prefetch_ptr(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = (v as *const T).cast::<i8>();
-        // SAFETY: a prefetch is a hint with no architectural effect; `p` comes from a live
-        // reference, and SSE is part of the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+        // SAFETY: a prefetch is a hint with no architectural effect (it never faults, whatever
+        // the address), and SSE is part of the x86_64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
+    let _ = p;
 }
 
 fn shl(bits: u32, by: i64) -> u32 {
@@ -316,38 +361,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn row_layout() {
+        assert_eq!(std::mem::size_of::<KeyRow>(), 224);
+        assert_eq!(std::mem::align_of::<KeyRow>(), 32);
+        let mut rows = Rows::default();
+        rows.push_key();
+        rows.push_key();
+        let p = rows.as_slice().as_ptr() as usize;
+        assert_eq!(p % 32, 0);
+    }
+
+    #[test]
     fn windows_roll_and_sum() {
-        let mut c = Columns::default();
+        let mut c = KeyRow::default();
         let t0 = 1_000 * 24 * HOUR_MS; // midnight of day 1000
-        c.push_key();
-        c.roll(0, hour_of(t0));
-        c.add_demand(0, hour_of(t0), 2.0);
-        c.roll(0, hour_of(t0) + 1);
-        c.add_demand(0, hour_of(t0) + 1, 3.0);
-        assert_eq!(c.hourly[..HOURS].iter().sum::<f32>(), 5.0);
+        c.roll(hour_of(t0));
+        c.add_demand(hour_of(t0), 2.0);
+        c.roll(hour_of(t0) + 1);
+        c.add_demand(hour_of(t0) + 1, 3.0);
+        assert_eq!(c.hourly.iter().sum::<f32>(), 5.0);
         // 25 hours later the first hour has left the hourly ring but not the daily ring.
-        c.roll(0, hour_of(t0) + 25);
-        assert_eq!(c.hourly[..HOURS].iter().sum::<f32>(), 0.0);
-        assert_eq!(c.daily[..DAYS].iter().sum::<f32>(), 5.0);
-        let d = c.demand(0);
+        c.roll(hour_of(t0) + 25);
+        assert_eq!(c.hourly.iter().sum::<f32>(), 0.0);
+        assert_eq!(c.daily.iter().sum::<f32>(), 5.0);
+        let d = c.demand();
         assert_eq!(d.complete_days, 1);
         assert!(d.rate_per_hour > 0.0 && d.rate_per_hour < 5.0 / 24.0);
         // 15 days later everything is gone.
-        c.roll(0, hour_of(t0) + 24 * 15);
-        assert_eq!(c.daily[..DAYS].iter().sum::<f32>(), 0.0);
+        c.roll(hour_of(t0) + 24 * 15);
+        assert_eq!(c.daily.iter().sum::<f32>(), 0.0);
     }
 
     #[test]
     fn oos_bits_age() {
-        let mut c = Columns::default();
-        c.push_key();
-        c.roll(0, 0);
-        c.mark_oos(0, 0);
-        assert_eq!(c.oos_hours[0], 1);
-        c.roll(0, 3);
-        assert_eq!(c.oos_hours[0], 1 << 3);
-        c.roll(0, 100);
-        assert_eq!(c.oos_hours[0], 0);
-        assert_eq!(c.oos_days[0], 1 << 4);
+        let mut c = KeyRow::default();
+        c.roll(0);
+        c.mark_oos(0);
+        assert_eq!(c.oos_hours, 1);
+        c.roll(3);
+        assert_eq!(c.oos_hours, 1 << 3);
+        c.roll(100);
+        assert_eq!(c.oos_hours, 0);
+        assert_eq!(c.oos_days, 1 << 4);
     }
 }

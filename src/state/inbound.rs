@@ -1,12 +1,35 @@
 //! The inbound schedule: open shipments per key, in a slot table shared by the shard. Each key's
-//! shipments form a singly linked list from `Columns::inbound_head`, sorted by ETA, so the
+//! shipments form a singly linked list from `KeyRow::inbound_head`, sorted by ETA, so the
 //! per-key cost is one `u32` and keys with nothing inbound (most of them) pay nothing more.
 //! Shipments are found by (key row, `xxh3` hash of their `shipment_id`): an id is only ever
 //! matched within its own key.
+//!
+//! The state transition of a key sees its schedule through the [`Schedule`] trait: in the shard,
+//! [`KeySchedule`] (one key's list in the shared table); apart from the shard, [`VecSchedule`]
+//! (a small sorted `Vec` with the very same semantics, e.g. for a copy of one key's state).
 
 use hashbrown::HashMap;
 
 use super::columns::NO_SLOT;
+
+/// One key's open shipments, as the per-key state transition sees them
+/// ([`crate::state::columns::KeyRow::apply`]). Shipments are kept in ETA order (ties in the
+/// order they were opened); at most [`MAX_OPEN_PER_KEY`] are open.
+pub trait Schedule {
+    /// No shipment is open.
+    fn is_empty(&self) -> bool;
+    /// Opens (or, for a re-sent shipment id, replaces) a shipment; beyond
+    /// [`MAX_OPEN_PER_KEY`] the earliest ETA is dropped. Returns the change of the key's
+    /// in-transit quantity.
+    fn open(&mut self, id_hash: u64, qty: f64, eta_ms: i64) -> f64;
+    /// Closes the shipment `id_hash`, if open.
+    fn close(&mut self, id_hash: u64) -> Closed;
+    /// Drops the shipments whose ETA is more than [`OVERDUE_MS`] before `now_ms`; returns the
+    /// quantity that left in-transit.
+    fn expire_overdue(&mut self, now_ms: i64) -> f64;
+    /// Σ qty of the shipments arriving at or before `until_ms`, and the earliest ETA.
+    fn arriving(&self, until_ms: i64) -> (f64, Option<i64>);
+}
 
 /// At most this many open shipments per key: a new one beyond it evicts the earliest ETA, so
 /// scoring a key never walks a long list (shipments that are never received would otherwise
@@ -188,6 +211,17 @@ impl Inbound {
         }
     }
 
+    /// A standalone copy of the key's open shipments (same order, same semantics).
+    pub fn schedule_of(&self, head: u32) -> VecSchedule {
+        let mut v = VecSchedule::default();
+        v.open.extend(self.iter_key(head).map(|s| Open {
+            id_hash: s.id_hash,
+            qty: s.qty,
+            eta_ms: s.eta_ms,
+        }));
+        v
+    }
+
     fn unlink(&mut self, head: &mut u32, slot: u32) {
         let next = self.slots[slot as usize].next;
         if *head == slot {
@@ -202,6 +236,156 @@ impl Inbound {
             }
             cur = self.slots[cur as usize].next;
         }
+    }
+}
+
+/// One key's list in a shard's [`Inbound`] table, as a [`Schedule`]. It works on a copy of the
+/// key's list head: write [`KeySchedule::head`] back to the key's row when done.
+#[derive(Debug)]
+pub struct KeySchedule<'a> {
+    inbound: &'a mut Inbound,
+    row: u32,
+    head: u32,
+}
+
+impl<'a> KeySchedule<'a> {
+    /// The schedule of key `row`, whose list starts at `head`.
+    #[inline]
+    pub fn new(inbound: &'a mut Inbound, row: u32, head: u32) -> Self {
+        KeySchedule { inbound, row, head }
+    }
+
+    /// The key's list head now.
+    #[inline]
+    pub fn head(&self) -> u32 {
+        self.head
+    }
+}
+
+impl Schedule for KeySchedule<'_> {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.head == NO_SLOT
+    }
+
+    #[inline]
+    fn open(&mut self, id_hash: u64, qty: f64, eta_ms: i64) -> f64 {
+        self.inbound
+            .open_shipment(&mut self.head, self.row, id_hash, qty, eta_ms)
+    }
+
+    #[inline]
+    fn close(&mut self, id_hash: u64) -> Closed {
+        self.inbound.close(&mut self.head, self.row, id_hash)
+    }
+
+    #[inline]
+    fn expire_overdue(&mut self, now_ms: i64) -> f64 {
+        self.inbound.expire_overdue(&mut self.head, now_ms)
+    }
+
+    #[inline]
+    fn arriving(&self, until_ms: i64) -> (f64, Option<i64>) {
+        self.inbound.arriving(self.head, until_ms)
+    }
+}
+
+/// One open shipment of a [`VecSchedule`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Open {
+    /// Hash of the shipment id.
+    pub id_hash: u64,
+    /// Units in transit.
+    pub qty: f64,
+    /// Expected arrival, ms.
+    pub eta_ms: i64,
+}
+
+/// A standalone [`Schedule`] of one key: its open shipments in a small `Vec` in ETA order,
+/// with the semantics of the shard's table (see [`Inbound::schedule_of`]). It holds at most
+/// [`MAX_OPEN_PER_KEY`] + 1 entries, so once [`VecSchedule::with_capacity`] reserved them it
+/// never allocates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VecSchedule {
+    open: Vec<Open>,
+    /// Shipments dropped as overdue or beyond [`MAX_OPEN_PER_KEY`].
+    pub dropped: u64,
+}
+
+impl VecSchedule {
+    /// An empty schedule with room for the most shipments a key can hold.
+    pub fn with_capacity() -> Self {
+        VecSchedule {
+            open: Vec::with_capacity(MAX_OPEN_PER_KEY + 1),
+            dropped: 0,
+        }
+    }
+
+    /// The open shipments in ETA order.
+    pub fn shipments(&self) -> &[Open] {
+        &self.open
+    }
+
+    fn drop_first(&mut self) -> f64 {
+        self.dropped += 1;
+        self.open.remove(0).qty
+    }
+}
+
+impl Schedule for VecSchedule {
+    fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    fn open(&mut self, id_hash: u64, qty: f64, eta_ms: i64) -> f64 {
+        let mut delta = qty;
+        if let Some(i) = self.open.iter().position(|s| s.id_hash == id_hash) {
+            delta -= self.open.remove(i).qty;
+        }
+        // After every shipment of an equal or earlier ETA, as the linked list links it.
+        let at = self.open.partition_point(|s| s.eta_ms <= eta_ms);
+        self.open.insert(
+            at,
+            Open {
+                id_hash,
+                qty,
+                eta_ms,
+            },
+        );
+        if self.open.len() > MAX_OPEN_PER_KEY {
+            delta -= self.drop_first();
+        }
+        delta
+    }
+
+    fn close(&mut self, id_hash: u64) -> Closed {
+        match self.open.iter().position(|s| s.id_hash == id_hash) {
+            Some(i) => Closed::Shipment(self.open.remove(i).qty),
+            None => Closed::Unmatched,
+        }
+    }
+
+    fn expire_overdue(&mut self, now_ms: i64) -> f64 {
+        let mut gone = 0.0;
+        while self
+            .open
+            .first()
+            .is_some_and(|s| s.eta_ms < now_ms - OVERDUE_MS)
+        {
+            gone += self.drop_first();
+        }
+        gone
+    }
+
+    fn arriving(&self, until_ms: i64) -> (f64, Option<i64>) {
+        let mut sum = 0.0;
+        for s in &self.open {
+            if s.eta_ms > until_ms {
+                break; // sorted by ETA
+            }
+            sum += s.qty;
+        }
+        (sum, self.open.first().map(|s| s.eta_ms))
     }
 }
 
@@ -242,5 +426,52 @@ mod tests {
         // All of them are long overdue a month later.
         in_transit -= ib.expire_overdue(&mut head, 30 * 24 * 3_600_000);
         assert_eq!((head, in_transit, ib.open()), (NO_SLOT, 0.0, 0));
+    }
+
+    /// The standalone schedule follows the shard's table step by step.
+    #[test]
+    fn vec_schedule_matches_the_table() {
+        let mut rng = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut ib = Inbound::default();
+        // Two keys share the table; key 1 is the one compared.
+        let mut other = NO_SLOT;
+        let mut table = KeySchedule::new(&mut ib, 1, NO_SLOT);
+        let mut vec = VecSchedule::with_capacity();
+        let cap = vec.open.capacity();
+        let day = 24 * 3_600_000i64;
+        for step in 0..20_000i64 {
+            let now = step * 3_600_000;
+            let id = next() % 40 + 1;
+            let eta = now + (next() % 20) as i64 * day - 3 * day;
+            match next() % 5 {
+                0 | 1 => {
+                    let q = (next() % 50) as f64;
+                    assert_eq!(table.open(id, q, eta), vec.open(id, q, eta), "step {step}");
+                }
+                2 => assert_eq!(table.close(id), vec.close(id), "step {step}"),
+                3 => assert_eq!(
+                    table.expire_overdue(now).to_bits(),
+                    vec.expire_overdue(now).to_bits(),
+                    "step {step}"
+                ),
+                _ => {
+                    let head = table.head();
+                    table.inbound.open_shipment(&mut other, 0, id, 1.0, eta);
+                    assert_eq!(table.head(), head);
+                }
+            }
+            assert_eq!(table.is_empty(), vec.is_empty());
+            let until = now + (next() % 10) as i64 * day;
+            assert_eq!(table.arriving(until), vec.arriving(until), "step {step}");
+            assert_eq!(table.inbound.schedule_of(table.head()).open, vec.open);
+        }
+        assert_eq!(vec.open.capacity(), cap, "no reallocation");
+        assert!(vec.dropped > 0);
     }
 }

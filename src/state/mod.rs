@@ -1,8 +1,9 @@
-//! State: what a shard knows about each (location, sku), in Arrow-layout columns.
+//! State: what a shard knows about each (location, sku): one fixed-size row per key.
 //!
 //! - [`keys`]: the key dictionary `(location, sku) -> row`.
-//! - [`columns`]: per-key columns — quantities, times, demand ring windows, availability history,
+//! - [`columns`]: per-key rows — quantities, times, demand ring windows, availability history,
 //!   alert state.
+//! - [`transition`]: one event applied to one key's row and shipment schedule; its model inputs.
 //! - [`inbound`]: open shipments by ETA (the in-transit schedule).
 //! - [`order`]: watermark, reorder buffer and dedupe: events are applied in event-time order.
 //! - [`snapshot`]: a shard's state as one Arrow `RecordBatch` / IPC file and back.
@@ -13,3 +14,4 @@ pub mod inbound;
 pub mod keys;
 pub mod order;
 pub mod snapshot;
+pub mod transition;

@@ -1,7 +1,8 @@
 //! A shard's whole state as one Arrow `RecordBatch` — one row per key, sorted by
 //! `(location, sku)` so equal states give equal bytes — and back, exactly.
 //!
-//! Per-key columns map one to one; the demand rings are `FixedSizeList<Float32>` columns; what
+//! Each field of the per-key rows is a column (gathered from the rows on export, scattered back
+//! on import); the demand rings are `FixedSizeList<Float32>` columns; what
 //! belongs to a key but varies in count (open shipments, remembered event ids, events waiting
 //! for the watermark, label snapshots) is a `List<Struct>` column. Shard-level scalars (format
 //! version, max event time, model weights, quality, counters) are JSON in the schema metadata.
@@ -23,7 +24,7 @@ use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 
-use super::columns::{Columns, DAYS, HOURS, NO_SLOT};
+use super::columns::{KeyRow, Rows, DAYS, HOURS};
 use super::keys::KeyDict;
 use super::order::PendingEvent;
 use crate::engine::{Engine, EngineConfig, Shard, ShardCounters};
@@ -103,28 +104,28 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
     for (p, &r) in order.iter().enumerate() {
         pos[r as usize] = p;
     }
-    let c = &s.cols;
-    let pick = |r: &u32| *r as usize;
+    let rows = s.rows.as_slice();
+    let row = |r: u32| -> &KeyRow { &rows[r as usize] };
+    // One field of every row, in key order: a gather into an Arrow column.
     macro_rules! col {
-        ($v:expr, $arr:ty) => {
+        ($f:ident, $arr:ty) => {
             Arc::new(<$arr>::from(
-                order.iter().map(|r| $v[pick(r)]).collect::<Vec<_>>(),
+                order.iter().map(|&r| row(r).$f).collect::<Vec<_>>(),
             )) as ArrayRef
         };
     }
     let mut hourly = Vec::with_capacity(n * HOURS);
     let mut daily = Vec::with_capacity(n * DAYS);
     for &r in &order {
-        let r = r as usize;
-        hourly.extend_from_slice(&c.hourly[r * HOURS..(r + 1) * HOURS]);
-        daily.extend_from_slice(&c.daily[r * DAYS..(r + 1) * DAYS]);
+        hourly.extend_from_slice(&row(r).hourly);
+        daily.extend_from_slice(&row(r).daily);
     }
 
     // Open shipments, per key in ETA order.
     let mut counts = vec![0usize; n];
     let (mut sh_hash, mut sh_qty, mut sh_eta) = (Vec::new(), Vec::new(), Vec::new());
     for &r in &order {
-        for sh in s.inbound.iter_key(c.inbound_head[r as usize]) {
+        for sh in s.inbound.iter_key(row(r).inbound_head) {
             counts[pos[r as usize]] += 1;
             sh_hash.push(sh.id_hash);
             sh_qty.push(sh.qty);
@@ -273,21 +274,21 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
         ("partition", Arc::new(UInt32Array::from(vec![partition; n]))),
         ("location", Arc::new(loc)),
         ("sku", Arc::new(sku)),
-        ("on_hand", col!(c.on_hand, Float64Array)),
-        ("in_transit", col!(c.in_transit, Float64Array)),
-        ("flags", col!(c.flags, UInt8Array)),
-        ("last_stockout_ms", col!(c.last_stockout_ms, Int64Array)),
-        ("last_alert_ms", col!(c.last_alert_ms, Int64Array)),
-        ("first_hour", col!(c.first_hour, Int32Array)),
-        ("ring_hour", col!(c.ring_hour, Int32Array)),
-        ("last_receipt_hour", col!(c.last_receipt_hour, Int32Array)),
-        ("last_sample_hour", col!(c.last_sample_hour, Int32Array)),
+        ("on_hand", col!(on_hand, Float64Array)),
+        ("in_transit", col!(in_transit, Float64Array)),
+        ("flags", col!(flags, UInt8Array)),
+        ("last_stockout_ms", col!(last_stockout_ms, Int64Array)),
+        ("last_alert_ms", col!(last_alert_ms, Int64Array)),
+        ("first_hour", col!(first_hour, Int32Array)),
+        ("ring_hour", col!(ring_hour, Int32Array)),
+        ("last_receipt_hour", col!(last_receipt_hour, Int32Array)),
+        ("last_sample_hour", col!(last_sample_hour, Int32Array)),
         ("hourly_demand", fsl(hourly, HOURS)),
         ("daily_demand", fsl(daily, DAYS)),
-        ("oos_hours", col!(c.oos_hours, UInt32Array)),
-        ("oos_days", col!(c.oos_days, UInt32Array)),
-        ("risk", col!(c.risk, Float32Array)),
-        ("alert_risk", col!(c.alert_risk, Float32Array)),
+        ("oos_hours", col!(oos_hours, UInt32Array)),
+        ("oos_days", col!(oos_days, UInt32Array)),
+        ("risk", col!(risk, Float32Array)),
+        ("alert_risk", col!(alert_risk, Float32Array)),
         ("inbound", inbound),
         ("seen_ids", seen),
         ("pending_events", pending),
@@ -385,27 +386,50 @@ pub fn shard_from_batch(
     let sku: &StringArray = get(b, "sku")?;
     s.keys = KeyDict::from_arrays(loc, sku);
     let n = b.num_rows();
-    let c = &mut s.cols;
-    *c = Columns::default();
-    for _ in 0..n {
-        c.push_key();
+    // Scatter the columns into rows. Every column must have one value per key.
+    let on_hand = get::<Float64Array>(b, "on_hand")?.values();
+    let in_transit = get::<Float64Array>(b, "in_transit")?.values();
+    let flags = get::<UInt8Array>(b, "flags")?.values();
+    let last_stockout_ms = get::<Int64Array>(b, "last_stockout_ms")?.values();
+    let last_alert_ms = get::<Int64Array>(b, "last_alert_ms")?.values();
+    let first_hour = get::<Int32Array>(b, "first_hour")?.values();
+    let ring_hour = get::<Int32Array>(b, "ring_hour")?.values();
+    let last_receipt_hour = get::<Int32Array>(b, "last_receipt_hour")?.values();
+    let last_sample_hour = get::<Int32Array>(b, "last_sample_hour")?.values();
+    let hourly = f32_rows(get(b, "hourly_demand")?, HOURS)?;
+    let daily = f32_rows(get(b, "daily_demand")?, DAYS)?;
+    let oos_hours = get::<UInt32Array>(b, "oos_hours")?.values();
+    let oos_days = get::<UInt32Array>(b, "oos_days")?.values();
+    let risk = get::<Float32Array>(b, "risk")?.values();
+    let alert_risk = get::<Float32Array>(b, "alert_risk")?.values();
+    if hourly.len() != n * HOURS || daily.len() != n * DAYS {
+        return Err(layout("demand rings of another number of keys"));
     }
-    c.on_hand = get::<Float64Array>(b, "on_hand")?.values().to_vec();
-    c.in_transit = get::<Float64Array>(b, "in_transit")?.values().to_vec();
-    c.flags = get::<UInt8Array>(b, "flags")?.values().to_vec();
-    c.last_stockout_ms = get::<Int64Array>(b, "last_stockout_ms")?.values().to_vec();
-    c.last_alert_ms = get::<Int64Array>(b, "last_alert_ms")?.values().to_vec();
-    c.first_hour = get::<Int32Array>(b, "first_hour")?.values().to_vec();
-    c.ring_hour = get::<Int32Array>(b, "ring_hour")?.values().to_vec();
-    c.last_receipt_hour = get::<Int32Array>(b, "last_receipt_hour")?.values().to_vec();
-    c.last_sample_hour = get::<Int32Array>(b, "last_sample_hour")?.values().to_vec();
-    c.hourly = f32_rows(get(b, "hourly_demand")?, HOURS)?.to_vec();
-    c.daily = f32_rows(get(b, "daily_demand")?, DAYS)?.to_vec();
-    c.oos_hours = get::<UInt32Array>(b, "oos_hours")?.values().to_vec();
-    c.oos_days = get::<UInt32Array>(b, "oos_days")?.values().to_vec();
-    c.risk = get::<Float32Array>(b, "risk")?.values().to_vec();
-    c.alert_risk = get::<Float32Array>(b, "alert_risk")?.values().to_vec();
-    c.inbound_head = vec![NO_SLOT; n];
+    let mut rows = Rows::default();
+    rows.reserve_exact(n);
+    for r in 0..n {
+        let mut k = KeyRow {
+            on_hand: on_hand[r],
+            in_transit: in_transit[r],
+            last_stockout_ms: last_stockout_ms[r],
+            last_alert_ms: last_alert_ms[r],
+            first_hour: first_hour[r],
+            ring_hour: ring_hour[r],
+            last_receipt_hour: last_receipt_hour[r],
+            last_sample_hour: last_sample_hour[r],
+            oos_hours: oos_hours[r],
+            oos_days: oos_days[r],
+            risk: risk[r],
+            alert_risk: alert_risk[r],
+            flags: flags[r],
+            ..KeyRow::default()
+        };
+        k.hourly
+            .copy_from_slice(&hourly[r * HOURS..(r + 1) * HOURS]);
+        k.daily.copy_from_slice(&daily[r * DAYS..(r + 1) * DAYS]);
+        rows.push(k);
+    }
+    s.rows = rows;
 
     let (l, st) = list_parts(b, "inbound")?;
     let (h, q, e) = (
@@ -415,7 +439,7 @@ pub fn shard_from_batch(
     );
     for (row, i) in list_entries(l) {
         s.inbound.open_shipment(
-            &mut s.cols.inbound_head[row],
+            &mut s.rows.get_mut(row).inbound_head,
             row as u32,
             h.value(i),
             q.value(i),

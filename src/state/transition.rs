@@ -1,0 +1,213 @@
+//! The per-key state transition: one event applied to one key's [`KeyRow`] and its shipment
+//! [`Schedule`], and the model inputs assembled from them. Neither touches anything else of the
+//! shard, so both run as well on a copy of a key's row with a [`super::inbound::VecSchedule`]
+//! as on the shard's own row and table (what the shard does, see `Shard::apply`).
+
+use crate::alert::{AlertStatus, Transition};
+use crate::event::EventType;
+use crate::model::features::KeyInputs;
+
+use super::columns::{flag, hour_of, KeyRow, HOURS, HOUR_MS, NO_HOUR, NO_TIME};
+use super::inbound::{Closed, Schedule};
+use super::order::PendingEvent;
+
+/// What applying one event did, beyond the row and the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// A stockout episode started (`Raised`) or ended (`Resolved`) with this event.
+    pub stockout: Option<AlertStatus>,
+    /// A receipt named no open shipment of its key (applied to on hand all the same).
+    pub receipt_unmatched: bool,
+}
+
+impl KeyRow {
+    /// Applies one event (in event-time order) to the key: rolls the windows to its hour,
+    /// drops overdue shipments, then books the sale, shipment, receipt or availability
+    /// observation and opens or closes the stockout episode. `e.row`, `e.id_hash` and
+    /// `e.source` are not read.
+    #[inline]
+    pub fn apply(&mut self, e: &PendingEvent, sched: &mut impl Schedule) -> Applied {
+        let hour = hour_of(e.time_ms);
+        self.roll(hour);
+        if !sched.is_empty() {
+            let gone = sched.expire_overdue(e.time_ms);
+            self.in_transit = (self.in_transit - gone).max(0.0);
+        }
+        let mut receipt_unmatched = false;
+        let mut stockout = Transition::None;
+        match e.kind {
+            EventType::Sale => {
+                self.on_hand -= e.qty;
+                self.add_demand(hour, e.qty);
+                if self.flags & flag::ON_HAND_KNOWN != 0 && self.on_hand <= 0.0 {
+                    stockout = Transition::Raise;
+                }
+            }
+            EventType::Shipment => {
+                let delta = sched.open(e.shipment_hash, e.qty, e.eta_ms);
+                self.in_transit += delta;
+            }
+            EventType::Receipt => {
+                if e.shipment_hash != 0 {
+                    match sched.close(e.shipment_hash) {
+                        Closed::Shipment(q) => {
+                            self.in_transit = (self.in_transit - q).max(0.0);
+                        }
+                        Closed::Unmatched => receipt_unmatched = true,
+                    }
+                } else {
+                    receipt_unmatched = true;
+                }
+                self.on_hand += e.qty;
+                self.flags |= flag::ON_HAND_KNOWN;
+                self.last_receipt_hour = hour;
+                if self.on_hand > 0.0 {
+                    stockout = Transition::Resolve;
+                }
+            }
+            EventType::Availability => {
+                self.flags |= flag::HAS_OBS;
+                if e.in_stock {
+                    self.flags &= !flag::LAST_OBS_OOS;
+                    stockout = Transition::Resolve;
+                } else {
+                    self.flags |= flag::LAST_OBS_OOS;
+                    self.mark_oos(hour);
+                    stockout = Transition::Raise;
+                }
+            }
+        }
+        let in_stockout = self.in_stockout();
+        let stockout = match stockout {
+            Transition::Raise if !in_stockout => {
+                self.flags |= flag::IN_STOCKOUT;
+                self.last_stockout_ms = e.time_ms;
+                Some(AlertStatus::Raised)
+            }
+            Transition::Resolve if in_stockout => {
+                self.flags &= !flag::IN_STOCKOUT;
+                Some(AlertStatus::Resolved)
+            }
+            _ => None,
+        };
+        Applied {
+            stockout,
+            receipt_unmatched,
+        }
+    }
+
+    /// The model inputs of the key at `now_ms` (its windows already rolled to that hour),
+    /// counting inbound shipments that arrive within `horizon_ms`.
+    #[inline]
+    pub fn inputs(&self, sched: &impl Schedule, now_ms: i64, horizon_ms: i64) -> KeyInputs {
+        let (inbound, next_eta) = sched.arriving(now_ms.saturating_add(horizon_ms));
+        let hours_since = |ms: i64| (ms != NO_TIME).then(|| (now_ms - ms) as f64 / HOUR_MS as f64);
+        let hour = hour_of(now_ms);
+        let hb = &self.hourly;
+        let demand_last_3h = (0..3)
+            .map(|k| f64::from(hb[(i64::from(hour) - k).rem_euclid(HOURS as i64) as usize]))
+            .sum();
+        KeyInputs {
+            now_ms,
+            horizon_ms,
+            on_hand: self.known_on_hand(),
+            demand: self.demand(),
+            inbound_in_horizon: inbound,
+            next_eta_ms: next_eta,
+            hours_since_receipt: (self.last_receipt_hour != NO_HOUR)
+                .then(|| f64::from(hour - self.last_receipt_hour)),
+            oos_hours: self.oos_hours,
+            oos_days: self.oos_days,
+            last_obs_oos: self.flags & flag::LAST_OBS_OOS != 0,
+            in_stockout: self.in_stockout(),
+            hours_since_stockout: hours_since(self.last_stockout_ms),
+            demand_last_3h,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EngineConfig, Shard};
+    use crate::state::inbound::KeySchedule;
+
+    /// A copy of a key's row with a standalone schedule, advanced event by event, stays equal to
+    /// the shard's own row (apart from what scoring and the alert policy write) and gives the
+    /// same model inputs.
+    #[test]
+    fn a_copied_row_with_a_vec_schedule_follows_the_shard() {
+        let t0 = 1_767_225_600_000i64;
+        let mut s = Shard::new(EngineConfig::default());
+        let h = i64::from(s.config().model.horizon_hours) * HOUR_MS;
+        let (row, _) = s.keys.get_or_insert("S1", "K1");
+        s.rows.push_key();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut t = t0;
+        let events: Vec<PendingEvent> = (0..600u64)
+            .map(|n| {
+                t += (next() % 4) as i64 * HOUR_MS / 2 + 1;
+                let dice = next() % 100;
+                let (kind, qty) = match dice {
+                    0..=59 => (EventType::Sale, (next() % 3) as f64),
+                    60..=74 => (EventType::Availability, 0.0),
+                    75..=84 => (EventType::Receipt, (next() % 40) as f64),
+                    _ => (EventType::Shipment, (next() % 30) as f64),
+                };
+                PendingEvent {
+                    time_ms: t,
+                    id_hash: n + 1,
+                    row,
+                    kind,
+                    in_stock: next() % 3 == 0,
+                    qty,
+                    eta_ms: t + ((next() % 30) as i64 - 5) * 24 * HOUR_MS,
+                    shipment_hash: next() % 24,
+                    source: n,
+                }
+            })
+            .collect();
+        let (first, second) = events.split_at(200);
+        let mut alerts = Vec::new();
+        for e in first {
+            assert!(s.order.accept_from(0, *e).is_ok());
+        }
+        s.advance(true, None, &mut alerts);
+        let mut copy = *s.rows.get(row as usize);
+        let mut sched = s.inbound.schedule_of(copy.inbound_head);
+        let mut opened = 0;
+        for e in second {
+            assert!(s.order.accept_from(0, *e).is_ok());
+            s.advance(true, None, &mut alerts);
+            copy.apply(e, &mut sched);
+            let mine = *s.rows.get(row as usize);
+            let theirs = mine.inputs(
+                &KeySchedule::new(&mut s.inbound, row, mine.inbound_head),
+                e.time_ms,
+                h,
+            );
+            assert_eq!(copy.inputs(&sched, e.time_ms, h), theirs, "{e:?}");
+            // What scoring and the alert policy write is the shard's business.
+            copy.risk = mine.risk;
+            copy.alert_risk = mine.alert_risk;
+            copy.last_alert_ms = mine.last_alert_ms;
+            copy.last_sample_hour = mine.last_sample_hour;
+            copy.inbound_head = mine.inbound_head;
+            copy.flags = (copy.flags & !flag::RISK_OPEN) | (mine.flags & flag::RISK_OPEN);
+            assert_eq!(copy, mine, "{e:?}");
+            assert_eq!(
+                sched.shipments(),
+                s.inbound.schedule_of(mine.inbound_head).shipments()
+            );
+            opened = opened.max(sched.shipments().len());
+        }
+        assert!(opened > 3, "the schedule was exercised ({opened})");
+        assert!(s.counters().shipments_dropped > 0 && s.counters().stockouts > 0);
+    }
+}
