@@ -102,7 +102,10 @@ fn early_alerts_are_settled_by_their_trigger_and_leave_confirmed_alerts_alone() 
     for a in &early {
         assert!(validator.is_valid(a), "early alert not valid: {a}");
         assert!(a["alert_id"].as_str().unwrap().starts_with("e-"), "{a}");
-        assert_ne!(a["status"], "updated", "early alerts are raised or resolved: {a}");
+        assert_ne!(
+            a["status"], "updated",
+            "early alerts are raised or resolved: {a}"
+        );
     }
 
     // The report's counts against the file.
@@ -116,7 +119,11 @@ fn early_alerts_are_settled_by_their_trigger_and_leave_confirmed_alerts_alone() 
             .iter()
             .filter(|a| a["kind"] == kind && a["status"] == "resolved")
             .count() as u64;
-        assert_eq!(n("retracted"), resolved, "{kind}: one early resolved per retraction");
+        assert_eq!(
+            n("retracted"),
+            resolved,
+            "{kind}: one early resolved per retraction"
+        );
         raised += n("raised");
         settled += n("confirmed");
     }

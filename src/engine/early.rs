@@ -3,10 +3,14 @@
 //! Confirmed alerts wait for the watermark: an event is applied only once every event before
 //! it in event time can be assumed to have arrived (DESIGN §3), which is what makes them
 //! deterministic, and what makes them at least `allowed_lateness` late. Early alerts do not
-//! wait. When an event arrives, its key is scored at once on a copy of its applied state with
-//! that event applied (its other events still waiting for the watermark are not in the copy),
-//! and an early `raised` is published when that view crosses the policy's raise threshold (or
-//! shows a stockout) while neither a confirmed nor an early alert of that kind is open.
+//! wait. Each key with events waiting for the watermark has a **shadow**: a copy of its row and
+//! shipments with those events applied in arrival order ([`Shadows`]). When an event arrives it
+//! is applied to its key's shadow, the shadow is scored at once, and an early `raised` is
+//! published when that view crosses the policy's raise threshold (or shows a stockout) while
+//! neither a confirmed nor an early alert of that kind is open. A shadow goes when the
+//! watermark has applied its key's events. Shadows are bounded ([`MAX_SHADOWS`] per shard):
+//! beyond that, an arriving event is applied to a one-off copy of the key's applied row
+//! instead (its other waiting events then missing from the view).
 //!
 //! Every early alert is settled when its triggering event is applied in event-time order:
 //! - **confirmed**: the confirmed alert of that kind is open then (raised by this event or an
@@ -23,7 +27,88 @@
 use hashbrown::HashMap;
 
 use crate::alert::AlertKind;
-use crate::state::columns::NO_TIME;
+use crate::state::columns::{KeyRow, NO_TIME};
+use crate::state::inbound::VecSchedule;
+
+/// Most shadows a shard holds (~250 bytes each plus shipments: ~17 MiB).
+pub const MAX_SHADOWS: usize = 65_536;
+
+/// A key's applied row with its waiting events applied in arrival order.
+#[derive(Debug, Clone)]
+pub struct Shadow {
+    /// The row.
+    pub row: KeyRow,
+    /// The key's open shipments.
+    pub sched: VecSchedule,
+    /// Latest event time applied to it, ms.
+    pub latest_ms: i64,
+    /// Its events not yet applied by the watermark.
+    pending: u32,
+}
+
+/// The shadows of one shard (see the module doc). Their shipment buffers are recycled, so
+/// steady state allocates nothing.
+#[derive(Debug, Default)]
+pub struct Shadows {
+    map: HashMap<u32, Shadow>,
+    pool: Vec<VecSchedule>,
+}
+
+impl Shadows {
+    /// The shadow of `row`, made from `init` (the applied row; it fills the schedule) if it has
+    /// none; `None` when there is none and the bound is reached. The caller applies the arriving
+    /// event to it (counted as waiting).
+    pub fn arrive(
+        &mut self,
+        row: u32,
+        time_ms: i64,
+        init: impl FnOnce(&mut VecSchedule) -> KeyRow,
+    ) -> Option<&mut Shadow> {
+        if !self.map.contains_key(&row) && self.map.len() >= MAX_SHADOWS {
+            return None;
+        }
+        let pool = &mut self.pool;
+        let s = self.map.entry(row).or_insert_with(|| {
+            let mut sched = pool.pop().unwrap_or_else(VecSchedule::with_capacity);
+            let r = init(&mut sched);
+            Shadow {
+                row: r,
+                sched,
+                latest_ms: i64::MIN,
+                pending: 0,
+            }
+        });
+        s.pending += 1;
+        s.latest_ms = s.latest_ms.max(time_ms);
+        Some(s)
+    }
+
+    /// An event of `row` was applied by the watermark: the shadow goes with the last of its
+    /// waiting events.
+    pub fn applied(&mut self, row: u32) {
+        if self.map.is_empty() {
+            return;
+        }
+        if let hashbrown::hash_map::EntryRef::Occupied(mut o) = self.map.entry_ref(&row) {
+            let s = o.get_mut();
+            s.pending = s.pending.saturating_sub(1);
+            if s.pending == 0 {
+                let s = o.remove();
+                self.pool.push(s.sched);
+            }
+        }
+    }
+
+    /// Shadows held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
 
 /// The trigger of an open early alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

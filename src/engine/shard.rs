@@ -14,13 +14,13 @@ use crate::model::features::{self, Features, NAMES, NF};
 use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
 use crate::model::RiskModel;
 use crate::reject::{RejectReason, Rejection};
-use crate::state::columns::{flag, hour_of, Rows, HOUR_MS, NO_HOUR};
-use crate::state::inbound::{Inbound, KeySchedule};
+use crate::state::columns::{flag, hour_of, KeyRow, Rows, HOUR_MS, NO_HOUR};
+use crate::state::inbound::{Inbound, KeySchedule, VecSchedule};
 use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
 use crate::telemetry::RollingAuc;
 
-use super::early::EarlyBook;
+use super::early::{EarlyBook, Shadows};
 use super::EngineConfig;
 
 /// Counters of one shard's lifetime.
@@ -67,6 +67,11 @@ pub struct Shard {
     early_out: Vec<Alert>,
     /// Open and cooling early alerts.
     early: EarlyBook,
+    /// Keys with events waiting for the watermark, as early alerts see them.
+    shadows: Shadows,
+    /// Scratch of [`Shard::speculate`]: the key's shipments, and the features.
+    spec_sched: VecSchedule,
+    spec_x: Features,
     /// Processing clock stamping early alerts (`None`: event time).
     processing_ms: Option<i64>,
     pub(crate) changed: Changed,
@@ -171,6 +176,9 @@ impl Shard {
             scores: Vec::new(),
             early_out: Vec::new(),
             early: EarlyBook::default(),
+            shadows: Shadows::default(),
+            spec_sched: VecSchedule::with_capacity(),
+            spec_x: [0.0; NF],
             processing_ms: None,
             changed: Changed::default(),
             cfg,
@@ -375,24 +383,25 @@ impl Shard {
             } else {
                 0
             };
-            let accepted = self.order.accept_from(
-                input,
-                PendingEvent {
-                    time_ms,
-                    id_hash: idh,
-                    row,
-                    kind,
-                    in_stock: c.in_stock.is_valid(i) && c.in_stock.value(i),
-                    qty: if c.qty.is_valid(i) {
-                        c.qty.value(i)
-                    } else {
-                        0.0
-                    },
-                    eta_ms: if c.eta.is_valid(i) { c.eta.value(i) } else { 0 },
-                    shipment_hash,
-                    source: source_of(index),
+            let ev = PendingEvent {
+                time_ms,
+                id_hash: idh,
+                row,
+                kind,
+                in_stock: c.in_stock.is_valid(i) && c.in_stock.value(i),
+                qty: if c.qty.is_valid(i) {
+                    c.qty.value(i)
+                } else {
+                    0.0
                 },
-            );
+                eta_ms: if c.eta.is_valid(i) { c.eta.value(i) } else { 0 },
+                shipment_hash,
+                source: source_of(index),
+            };
+            let accepted = self.order.accept_from(input, ev);
+            if accepted.is_ok() && self.cfg.alerts.early {
+                self.speculate(&ev);
+            }
             if accepted.is_err() {
                 // Not late (checked above): its id was seen within the TTL.
                 self.counters.duplicate += 1;
@@ -415,12 +424,15 @@ impl Shard {
                 self.rows.prefetch(next.row as usize);
             }
             self.apply(&e, processing_ms, alerts);
+            self.shadows.applied(e.row);
             if self.track_applied {
                 self.applied.push(e.source);
             }
         }
         let changed = &mut self.changed;
         self.order.evict_seen_with(|row| changed.mark(row));
+        let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;
+        self.early.sweep(self.order.watermark_ms(), cooldown);
     }
 
     /// `ingest` then `advance`.
@@ -535,28 +547,120 @@ impl Shard {
             t => t,
         };
         let status = match t {
-            Transition::None => return,
-            Transition::Raise => AlertStatus::Raised,
-            Transition::Update => AlertStatus::Updated,
-            Transition::Resolve => AlertStatus::Resolved,
+            Transition::None => None,
+            Transition::Raise => Some(AlertStatus::Raised),
+            Transition::Update => Some(AlertStatus::Updated),
+            Transition::Resolve => Some(AlertStatus::Resolved),
         };
-        let c = self.rows.get_mut(row);
-        match t {
-            Transition::Raise => c.flags |= flag::RISK_OPEN,
-            Transition::Resolve => c.flags &= !flag::RISK_OPEN,
-            _ => {}
+        if let Some(status) = status {
+            let c = self.rows.get_mut(row);
+            match t {
+                Transition::Raise => c.flags |= flag::RISK_OPEN,
+                Transition::Resolve => c.flags &= !flag::RISK_OPEN,
+                _ => {}
+            }
+            c.alert_risk = risk as f32;
+            c.last_alert_ms = e.time_ms;
+            self.emit(
+                AlertKind::StockoutRisk,
+                status,
+                e,
+                risk,
+                &derived,
+                processing_ms,
+                alerts,
+            );
         }
-        c.alert_risk = risk as f32;
-        c.last_alert_ms = e.time_ms;
-        self.emit(
-            AlertKind::StockoutRisk,
-            status,
+
+        // The early alerts this event triggered are settled now (see `super::early`).
+        if !self.early.is_empty() {
+            let c = self.rows.get(row);
+            let open = [c.risk_open() || c.in_stockout(), c.in_stockout()];
+            let retract = self.early.settle(e.row, e.time_ms, e.id_hash, open);
+            for (kind, _) in [AlertKind::StockoutRisk, AlertKind::Stockout]
+                .into_iter()
+                .zip(retract)
+                .filter(|(_, r)| *r)
+            {
+                let a = self.alert(
+                    kind,
+                    AlertStatus::Resolved,
+                    e,
+                    risk,
+                    &derived,
+                    self.rows.get(row),
+                    &self.x,
+                    processing_ms,
+                    true,
+                );
+                self.early_out.push(a);
+            }
+        }
+    }
+
+    /// Early alerts (`alerts.early`): applies an event just accepted to its key's shadow (its
+    /// applied row plus its waiting events) and scores that, raising an early alert if it
+    /// crosses the policy (see [`super::early`]). Writes only the early book, the shadows and
+    /// the outbox.
+    fn speculate(&mut self, e: &PendingEvent) {
+        let row = e.row as usize;
+        let c = *self.rows.get(row);
+        let inbound = &self.inbound;
+        let h = self.horizon_ms();
+        let shadow = self.shadows.arrive(e.row, e.time_ms, |sched| {
+            inbound.schedule_into(c.inbound_head, sched);
+            c
+        });
+        let (spec, sched, now_ms) = match shadow {
+            Some(s) => {
+                s.row.apply(e, &mut s.sched);
+                (s.row, &s.sched, s.latest_ms)
+            }
+            None => {
+                // Over the bound: a one-off copy without the key's other waiting events.
+                self.inbound
+                    .schedule_into(c.inbound_head, &mut self.spec_sched);
+                let mut r = c;
+                r.apply(e, &mut self.spec_sched);
+                (r, &self.spec_sched, e.time_ms)
+            }
+        };
+        let inputs = spec.inputs(sched, now_ms, h);
+        let derived = features::compute(&inputs, &mut self.spec_x);
+        let risk = self.model.score(&self.spec_x);
+        let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;
+        let kind = if spec.in_stockout() {
+            // The event starts a stockout (the copy is in one, the row is not).
+            if c.in_stockout() {
+                return;
+            }
+            AlertKind::Stockout
+        } else {
+            let raise = self
+                .cfg
+                .alerts
+                .decide(false, risk, 0.0, c.last_alert_ms, e.time_ms);
+            if c.risk_open() || c.in_stockout() || raise != Transition::Raise {
+                return;
+            }
+            AlertKind::StockoutRisk
+        };
+        if !self.early.may_raise(e.row, kind, e.time_ms, cooldown) {
+            return;
+        }
+        self.early.raise(e.row, kind, e.time_ms, e.id_hash);
+        let a = self.alert(
+            kind,
+            AlertStatus::Raised,
             e,
             risk,
             &derived,
-            processing_ms,
-            alerts,
+            &spec,
+            &self.spec_x,
+            self.processing_ms,
+            true,
         );
+        self.early_out.push(a);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -570,11 +674,39 @@ impl Shard {
         processing_ms: Option<i64>,
         alerts: &mut Vec<Alert>,
     ) {
-        let row = e.row as usize;
-        let (location, sku) = (self.keys.location(e.row), self.keys.sku(e.row));
         self.counters.alerts[kind as usize][status as usize] += 1;
+        let a = self.alert(
+            kind,
+            status,
+            e,
+            risk,
+            d,
+            self.rows.get(e.row as usize),
+            &self.x,
+            processing_ms,
+            false,
+        );
+        alerts.push(a);
+    }
+
+    /// An alert about `e`'s key in state `c` scored `risk` from features `x`: a confirmed
+    /// one, or with `early` an early one (id `e-…`).
+    #[allow(clippy::too_many_arguments)]
+    fn alert(
+        &self,
+        kind: AlertKind,
+        status: AlertStatus,
+        e: &PendingEvent,
+        risk: f64,
+        d: &features::Derived,
+        c: &KeyRow,
+        x: &Features,
+        processing_ms: Option<i64>,
+        early: bool,
+    ) -> Alert {
+        let (location, sku) = (self.keys.location(e.row), self.keys.sku(e.row));
         let mut contrib = [0.0; NF];
-        self.model.contributions(&self.x, &mut contrib);
+        self.model.contributions(x, &mut contrib);
         let mut order: Vec<usize> = (1..NF).filter(|&i| contrib[i] != 0.0).collect();
         order.sort_by(|&a, &b| {
             contrib[b]
@@ -590,9 +722,13 @@ impl Shard {
                 contribution: round6(contrib[i]),
             })
             .collect();
-        let c = self.rows.get(row);
-        alerts.push(Alert {
-            alert_id: alert::alert_id(location, sku, kind, status, e.time_ms, e.id_hash),
+        let id = if early {
+            alert::early_alert_id
+        } else {
+            alert::alert_id
+        };
+        Alert {
+            alert_id: id(location, sku, kind, status, e.time_ms, e.id_hash),
             schema_version: alert::ALERT_CONTRACT_VERSION.to_string(),
             kind,
             status,
@@ -609,7 +745,7 @@ impl Shard {
             event_time: alert::rfc3339_ms(e.time_ms),
             emitted_at: alert::rfc3339_ms(processing_ms.unwrap_or(e.time_ms)),
             trigger_source: e.source,
-        });
+        }
     }
 
     /// Sets the processing clock that stamps the early alerts of the next ingests (`None`:

@@ -214,12 +214,18 @@ impl Inbound {
     /// A standalone copy of the key's open shipments (same order, same semantics).
     pub fn schedule_of(&self, head: u32) -> VecSchedule {
         let mut v = VecSchedule::default();
+        self.schedule_into(head, &mut v);
+        v
+    }
+
+    /// [`Inbound::schedule_of`] into `v` (its previous content replaced, its buffer reused).
+    pub fn schedule_into(&self, head: u32, v: &mut VecSchedule) {
+        v.open.clear();
         v.open.extend(self.iter_key(head).map(|s| Open {
             id_hash: s.id_hash,
             qty: s.qty,
             eta_ms: s.eta_ms,
         }));
-        v
     }
 
     fn unlink(&mut self, head: &mut u32, slot: u32) {
