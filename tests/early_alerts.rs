@@ -147,7 +147,7 @@ fn early_alerts_are_settled_by_their_trigger_and_leave_confirmed_alerts_alone() 
                     && c["kind"] == kind
                     && c["event_time"].as_str().unwrap() <= t
             })
-            .last()
+            .next_back()
             .is_some_and(|c| c["status"] != "resolved")
     };
     for ((loc, sku, kind), seq) in &by_key {
