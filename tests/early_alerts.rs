@@ -141,13 +141,12 @@ fn early_alerts_are_settled_by_their_trigger_and_leave_confirmed_alerts_alone() 
     let open_at = |loc: &str, sku: &str, kind: &str, t: &str| {
         confirmed
             .iter()
-            .filter(|c| {
+            .rfind(|c| {
                 c["location"] == loc
                     && c["sku"] == sku
                     && c["kind"] == kind
                     && c["event_time"].as_str().unwrap() <= t
             })
-            .next_back()
             .is_some_and(|c| c["status"] != "resolved")
     };
     for ((loc, sku, kind), seq) in &by_key {
