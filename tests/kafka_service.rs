@@ -142,6 +142,46 @@ fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
         "no alert published twice in a clean run"
     );
 
+    // Early alerts: on their own topic, before the watermark; provisional (their number
+    // depends on how the topics interleaved), so checked for shape, not against replay.
+    let early_topic = vec![format!("{prefix}alerts-early")];
+    let early = consume::consume_until(
+        &bootstrap,
+        &early_topic,
+        PARTITIONS as i32,
+        1,
+        Duration::from_secs(30),
+    );
+    assert!(!early.is_empty(), "no early alert was published");
+    let mut early_ids = BTreeSet::new();
+    for m in &early {
+        let v: serde_json::Value = serde_json::from_slice(&m.value).expect("early alert json");
+        let id = v["alert_id"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("e-"), "early alert id {id}");
+        assert!(!want_alerts.contains(&id));
+        let header = |name: &str| {
+            m.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("ce_id"), Some(id.clone().into_bytes()));
+        assert_eq!(
+            header("ce_type").as_deref(),
+            Some(&b"com.stockwatch.alert.early.v1"[..])
+        );
+        assert!(
+            matches!(v["status"].as_str(), Some("raised" | "resolved")),
+            "{v}"
+        );
+        early_ids.insert(id);
+    }
+    assert_eq!(
+        early_ids.len(),
+        early.len(),
+        "an early alert published twice"
+    );
+
     // Dead letters: each bad record once, with its reason and its original bytes.
     let dead = consume::consume(&bootstrap, &t[5..6], PARTITIONS as i32, want_rejects.len());
     assert_eq!(dead.len(), want_rejects.len());
