@@ -108,7 +108,7 @@ pub struct StateBytes {
     pub per_key: u64,
     /// Key strings and offsets.
     pub key_strings: u64,
-    /// Inbound table, reorder buffer, dedupe memory, pending labels.
+    /// Inbound table, reorder buffer, dedupe memory, pending labels, early alerts' shadows.
     pub shard_level: u64,
     /// per_key / keys.
     pub per_key_per_key: f64,

@@ -104,6 +104,19 @@ impl Shadows {
         self.map.len()
     }
 
+    /// Heap bytes: the map, and the shipment buffers of the shadows and the pool.
+    pub fn heap_bytes(&self) -> usize {
+        let scheds = self
+            .map
+            .values()
+            .map(|s| s.sched.heap_bytes())
+            .sum::<usize>()
+            + self.pool.iter().map(VecSchedule::heap_bytes).sum::<usize>();
+        self.map.capacity() * (std::mem::size_of::<(u32, Shadow)>() + 1)
+            + self.pool.capacity() * std::mem::size_of::<VecSchedule>()
+            + scheds
+    }
+
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()

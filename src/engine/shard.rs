@@ -301,7 +301,10 @@ impl Shard {
         (
             self.rows.heap_bytes() + self.keys.index_bytes(),
             self.keys.string_bytes(),
-            self.inbound.heap_bytes() + self.order.heap_bytes() + self.labels.heap_bytes(),
+            self.inbound.heap_bytes()
+                + self.order.heap_bytes()
+                + self.labels.heap_bytes()
+                + self.shadows.heap_bytes(),
         )
     }
 

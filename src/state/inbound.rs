@@ -327,6 +327,11 @@ impl VecSchedule {
         }
     }
 
+    /// Heap bytes (its buffer).
+    pub fn heap_bytes(&self) -> usize {
+        self.open.capacity() * std::mem::size_of::<Open>()
+    }
+
     /// The open shipments in ETA order.
     pub fn shipments(&self) -> &[Open] {
         &self.open
