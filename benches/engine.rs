@@ -67,7 +67,7 @@ fn engine(c: &mut Criterion) {
         let (mut shard, mut dec) = warm_shard(&mut l, 3 * u64::from(KEYS));
         let (per_key, strings, shard_level) = shard.state_bytes();
         eprintln!(
-            "{name}: {} keys, per-key state {:.1} B/key (columns + index), key strings {:.1} MiB, \
+            "{name}: {} keys, per-key state {:.1} B/key (rows + index), key strings {:.1} MiB, \
              shard-level (inbound, reorder buffer {} events, dedupe {} ids, labels {}) {:.1} MiB",
             shard.keys(),
             per_key as f64 / shard.keys() as f64,

@@ -19,7 +19,7 @@
 //! - [`reject`]: rejection reasons (bounded codes) — the dead-letter contract's core.
 //! - [`decode`]: raw messages → validated Arrow `RecordBatch` + rejections.
 //! - [`partition`]: Kafka's default partitioner (murmur2), for key → shard routing.
-//! - [`state`]: per-shard state — key dictionary, columns, inbound schedule, event order.
+//! - [`state`]: per-shard state — key dictionary, per-key rows, inbound schedule, event order.
 //! - [`model`]: features, analytic prior, online learner, delayed labels.
 //! - [`alert`]: the alert contract v1 and the hysteresis/cool-down policy.
 //! - [`schema`]: JSON Schemas of both contracts, generated from the types (`schemas/`).

@@ -91,7 +91,7 @@ pub struct ReplayReport {
     pub unknown_fields: u64,
     /// Keys tracked.
     pub keys_tracked: u64,
-    /// Heap bytes of per-key state (columns + index), key strings, and shard-level structures.
+    /// Heap bytes of per-key state (rows + index), key strings, and shard-level structures.
     pub state_bytes: StateBytes,
     /// Labels learned from, over all shards.
     pub model_updates: u64,
@@ -104,7 +104,7 @@ pub struct ReplayReport {
 /// State memory, bytes.
 #[derive(Debug, Serialize, Default)]
 pub struct StateBytes {
-    /// Per-key columns and the key index.
+    /// Per-key rows and the key index.
     pub per_key: u64,
     /// Key strings and offsets.
     pub key_strings: u64,

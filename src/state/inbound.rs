@@ -211,9 +211,10 @@ impl Inbound {
         }
     }
 
-    /// A standalone copy of the key's open shipments (same order, same semantics).
+    /// A standalone copy of the key's open shipments (same order, same semantics), with room
+    /// for the most a key can hold (it does not allocate again).
     pub fn schedule_of(&self, head: u32) -> VecSchedule {
-        let mut v = VecSchedule::default();
+        let mut v = VecSchedule::with_capacity();
         self.schedule_into(head, &mut v);
         v
     }
