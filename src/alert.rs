@@ -131,6 +131,10 @@ pub struct AlertPolicy {
     pub max_reasons: usize,
     /// Publish early alerts (scored on arrival, before the watermark) as well.
     pub early: bool,
+    /// The service gives no early alert for records already this old when read (it is
+    /// catching up a backlog: their confirmed alerts follow soon, and the scoring would slow
+    /// the catch-up).
+    pub early_max_age_ms: u64,
 }
 
 impl Default for AlertPolicy {
@@ -142,6 +146,7 @@ impl Default for AlertPolicy {
             cooldown_minutes: 360,
             max_reasons: 3,
             early: true,
+            early_max_age_ms: 5000,
         }
     }
 }

@@ -46,80 +46,98 @@ pub struct Shadow {
     pending: u32,
 }
 
-/// The shadows of one shard (see the module doc). Their shipment buffers are recycled, so
-/// steady state allocates nothing.
+/// The shadows of one shard (see the module doc): a slab of shadows that stay in place (a
+/// slot and its shipment buffer are reused), and a small index from key row to slot, so
+/// steady state neither allocates nor moves rows around.
 #[derive(Debug, Default)]
 pub struct Shadows {
-    map: HashMap<u32, Shadow>,
-    pool: Vec<VecSchedule>,
+    index: HashMap<u32, u32>,
+    slab: Vec<Shadow>,
+    free: Vec<u32>,
 }
 
 impl Shadows {
-    /// The shadow of `row`, made from `init` (the applied row; it fills the schedule) if it has
-    /// none; `None` when there is none and the bound is reached. The caller applies the arriving
-    /// event to it (counted as waiting).
+    /// The slot of `row`'s shadow, made from `init` (the applied row; it fills the schedule)
+    /// if it has none; `None` when there is none and the bound is reached. The caller applies
+    /// the arriving event to it (counted as waiting).
     pub fn arrive(
         &mut self,
         row: u32,
         time_ms: i64,
         init: impl FnOnce(&mut VecSchedule) -> KeyRow,
-    ) -> Option<&mut Shadow> {
-        if !self.map.contains_key(&row) && self.map.len() >= MAX_SHADOWS {
-            return None;
-        }
-        let pool = &mut self.pool;
-        let s = self.map.entry(row).or_insert_with(|| {
-            let mut sched = pool.pop().unwrap_or_else(VecSchedule::with_capacity);
-            let r = init(&mut sched);
-            Shadow {
-                row: r,
-                sched,
-                latest_ms: i64::MIN,
-                pending: 0,
+    ) -> Option<u32> {
+        let slot = match self.index.get(&row) {
+            Some(&slot) => slot,
+            None if self.index.len() >= MAX_SHADOWS => return None,
+            None => {
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.slab.push(Shadow {
+                            row: KeyRow::default(),
+                            sched: VecSchedule::with_capacity(),
+                            latest_ms: i64::MIN,
+                            pending: 0,
+                        });
+                        (self.slab.len() - 1) as u32
+                    }
+                };
+                let s = &mut self.slab[slot as usize];
+                s.row = init(&mut s.sched);
+                s.latest_ms = i64::MIN;
+                s.pending = 0;
+                self.index.insert(row, slot);
+                slot
             }
-        });
+        };
+        let s = &mut self.slab[slot as usize];
         s.pending += 1;
         s.latest_ms = s.latest_ms.max(time_ms);
-        Some(s)
+        Some(slot)
+    }
+
+    /// The shadow in `slot` (from [`Shadows::arrive`]).
+    pub fn get_mut(&mut self, slot: u32) -> &mut Shadow {
+        &mut self.slab[slot as usize]
     }
 
     /// An event of `row` was applied by the watermark: the shadow goes with the last of its
     /// waiting events.
     pub fn applied(&mut self, row: u32) {
-        if self.map.is_empty() {
+        if self.index.is_empty() {
             return;
         }
-        if let hashbrown::hash_map::EntryRef::Occupied(mut o) = self.map.entry_ref(&row) {
-            let s = o.get_mut();
-            s.pending = s.pending.saturating_sub(1);
-            if s.pending == 0 {
-                let s = o.remove();
-                self.pool.push(s.sched);
-            }
+        let Some(&slot) = self.index.get(&row) else {
+            return;
+        };
+        let s = &mut self.slab[slot as usize];
+        s.pending = s.pending.saturating_sub(1);
+        if s.pending == 0 {
+            self.index.remove(&row);
+            self.free.push(slot);
         }
     }
 
     /// Shadows held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
-    /// Heap bytes: the map, and the shipment buffers of the shadows and the pool.
+    /// Heap bytes: the index, the slab and the shipment buffers.
     pub fn heap_bytes(&self) -> usize {
-        let scheds = self
-            .map
-            .values()
-            .map(|s| s.sched.heap_bytes())
-            .sum::<usize>()
-            + self.pool.iter().map(VecSchedule::heap_bytes).sum::<usize>();
-        self.map.capacity() * (std::mem::size_of::<(u32, Shadow)>() + 1)
-            + self.pool.capacity() * std::mem::size_of::<VecSchedule>()
-            + scheds
+        self.index.capacity() * 9
+            + self.slab.capacity() * std::mem::size_of::<Shadow>()
+            + self
+                .slab
+                .iter()
+                .map(|s| s.sched.heap_bytes())
+                .sum::<usize>()
+            + self.free.capacity() * 4
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 }
 

@@ -71,9 +71,12 @@ pub struct Shard {
     shadows: Shadows,
     /// Scratch of [`Shard::speculate`]: the key's shipments, and the features.
     spec_sched: VecSchedule,
+    spec_row: KeyRow,
     spec_x: Features,
     /// Processing clock stamping early alerts (`None`: event time).
     processing_ms: Option<i64>,
+    /// Early alerts for the next ingests (see [`Shard::set_early_now`]).
+    early_now: bool,
     pub(crate) changed: Changed,
 }
 
@@ -178,8 +181,10 @@ impl Shard {
             early: EarlyBook::default(),
             shadows: Shadows::default(),
             spec_sched: VecSchedule::with_capacity(),
+            spec_row: KeyRow::default(),
             spec_x: [0.0; NF],
             processing_ms: None,
+            early_now: true,
             changed: Changed::default(),
             cfg,
         }
@@ -402,7 +407,7 @@ impl Shard {
                 source: source_of(index),
             };
             let accepted = self.order.accept_from(input, ev);
-            if accepted.is_ok() && self.cfg.alerts.early {
+            if accepted.is_ok() && self.cfg.alerts.early && self.early_now {
                 self.speculate(&ev);
             }
             if accepted.is_err() {
@@ -606,35 +611,37 @@ impl Shard {
     /// crosses the policy (see [`super::early`]). Writes only the early book, the shadows and
     /// the outbox.
     fn speculate(&mut self, e: &PendingEvent) {
-        let row = e.row as usize;
-        let c = *self.rows.get(row);
+        let c = self.rows.get(e.row as usize);
+        let (c_in_stockout, c_risk_open, c_last_alert_ms) =
+            (c.in_stockout(), c.risk_open(), c.last_alert_ms);
         let inbound = &self.inbound;
         let h = self.horizon_ms();
-        let shadow = self.shadows.arrive(e.row, e.time_ms, |sched| {
+        let slot = self.shadows.arrive(e.row, e.time_ms, |sched| {
             inbound.schedule_into(c.inbound_head, sched);
-            c
+            *c
         });
-        let (spec, sched, now_ms) = match shadow {
-            Some(s) => {
+        let (inputs, spec_in_stockout) = match slot {
+            Some(slot) => {
+                let s = self.shadows.get_mut(slot);
                 s.row.apply(e, &mut s.sched);
-                (s.row, &s.sched, s.latest_ms)
+                (s.row.inputs(&s.sched, s.latest_ms, h), s.row.in_stockout())
             }
             None => {
                 // Over the bound: a one-off copy without the key's other waiting events.
                 self.inbound
                     .schedule_into(c.inbound_head, &mut self.spec_sched);
-                let mut r = c;
-                r.apply(e, &mut self.spec_sched);
-                (r, &self.spec_sched, e.time_ms)
+                self.spec_row = *c;
+                self.spec_row.apply(e, &mut self.spec_sched);
+                let inputs = self.spec_row.inputs(&self.spec_sched, e.time_ms, h);
+                (inputs, self.spec_row.in_stockout())
             }
         };
-        let inputs = spec.inputs(sched, now_ms, h);
         let derived = features::compute(&inputs, &mut self.spec_x);
         let risk = self.model.score(&self.spec_x);
         let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;
-        let kind = if spec.in_stockout() {
+        let kind = if spec_in_stockout {
             // The event starts a stockout (the copy is in one, the row is not).
-            if c.in_stockout() {
+            if c_in_stockout {
                 return;
             }
             AlertKind::Stockout
@@ -642,8 +649,8 @@ impl Shard {
             let raise = self
                 .cfg
                 .alerts
-                .decide(false, risk, 0.0, c.last_alert_ms, e.time_ms);
-            if c.risk_open() || c.in_stockout() || raise != Transition::Raise {
+                .decide(false, risk, 0.0, c_last_alert_ms, e.time_ms);
+            if c_risk_open || c_in_stockout || raise != Transition::Raise {
                 return;
             }
             AlertKind::StockoutRisk
@@ -652,6 +659,10 @@ impl Shard {
             return;
         }
         self.early.raise(e.row, kind, e.time_ms, e.id_hash);
+        let spec = match slot {
+            Some(slot) => self.shadows.get_mut(slot).row,
+            None => self.spec_row,
+        };
         let a = self.alert(
             kind,
             AlertStatus::Raised,
@@ -755,6 +766,12 @@ impl Shard {
     /// their event time, as `replay` does).
     pub fn set_processing_ms(&mut self, processing_ms: Option<i64>) {
         self.processing_ms = processing_ms;
+    }
+
+    /// Whether the next ingests score early alerts (with `alerts.early`; the service turns
+    /// them off for a backlog, see `alerts.early_max_age_ms`).
+    pub fn set_early_now(&mut self, on: bool) {
+        self.early_now = on;
     }
 
     /// The early alerts' book (counters, open alerts).

@@ -608,6 +608,15 @@ impl Core {
             slot.last_seen[*t] = Instant::now();
             slot.shard.set_idle(*t, false);
             slot.shard.set_processing_ms(Some(now_ms));
+            // A backlog gets no early alerts (alerts.early_max_age_ms).
+            let oldest = idx
+                .iter()
+                .filter_map(|&i| msgs[i].timestamp().to_millis())
+                .min()
+                .unwrap_or(now_ms);
+            let max_age = i64::try_from(self.cfg.alerts.early_max_age_ms).unwrap_or(i64::MAX);
+            slot.shard
+                .set_early_now(now_ms.saturating_sub(oldest) <= max_age);
             let offsets: Vec<i64> = idx.iter().map(|&i| msgs[i].offset()).collect();
             // Each input topic carries one event type: anything else is refused, not applied
             // under another input's clock.
