@@ -1,5 +1,6 @@
 //! Per-phase cost of the engine (decode, ingest, advance) in ns per event over KEYS uniform
-//! keys after warm-up: `cargo run --release --example phases -- [KEYS]` (default 1 M).
+//! keys after warm-up: `cargo run --release --example phases -- [KEYS] [early]` (default 1 M;
+//! `early`: with early alerts, which score each event a second time at ingest).
 #[path = "../tests/support/load.rs"]
 mod load;
 use std::time::{Duration, Instant};
@@ -11,7 +12,9 @@ fn main() {
         .map(|s| s.parse().unwrap())
         .unwrap_or(1_000_000);
     let mut l = load::Load::new(keys, 3.6);
-    let mut shard = Shard::new(EngineConfig::default());
+    let mut cfg = EngineConfig::default();
+    cfg.alerts.early = std::env::args().nth(2).as_deref() == Some("early");
+    let mut shard = Shard::new(cfg);
     let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
     let mut batch = load::Batch::default();
     let mut out = BatchOutput::default();
