@@ -63,6 +63,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         &t.receipts,
         &t.availability,
         &t.alerts,
+        &t.early_alerts,
         &t.dead_letter,
         &t.changelog,
     ] {
