@@ -273,6 +273,25 @@ impl Metrics {
             alerts.push(to_array(row)?);
         }
 
+        let early_alerts = register(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "stockwatch_early_alerts_total",
+                    "Early alerts published, by kind and status (resolved: not confirmed).",
+                ),
+                &["kind", "status"],
+            ),
+        )?;
+        // Every series exists from the start at 0 (early alerts are raised or resolved).
+        for kind in ALERT_KINDS {
+            for status in [AlertStatus::Raised, AlertStatus::Resolved] {
+                early_alerts
+                    .get_metric_with_label_values(&[kind.as_str(), status.as_str()])
+                    .map_err(TelemetryError::Register)?;
+            }
+        }
+
         let build_info = register(
             &r,
             IntGaugeVec::new(
@@ -341,16 +360,7 @@ impl Metrics {
                 "From the input record's timestamp to the publication of the early alert it caused.",
                 LATENCY_SECONDS_BUCKETS,
             )?,
-            early_alerts: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "stockwatch_early_alerts_total",
-                        "Early alerts published, by kind and status (resolved: not confirmed).",
-                    ),
-                    &["kind", "status"],
-                ),
-            )?,
+            early_alerts,
             lag: register(
                 &r,
                 IntGaugeVec::new(
