@@ -626,7 +626,7 @@ fn retriable_produce_errors_are_retried_without_loss() {
 }
 
 #[test]
-fn added_latency_slows_batches_but_loses_nothing() {
+fn added_latency_slows_acknowledgements_but_loses_nothing() {
     let started = Instant::now();
     let mock = Mock::with_inputs("rtt.");
     let group = "outage-rtt";
@@ -634,6 +634,18 @@ fn added_latency_slows_batches_but_loses_nothing() {
     mock.cluster
         .broker_round_trip_time(ALL_BROKERS, rtt)
         .expect("rtt");
+    // The injection works: a probe's acknowledgement takes at least a round trip.
+    let topic = format!("{}probe", mock.prefix);
+    mock.cluster
+        .create_topic(&topic, 1, 1)
+        .expect("probe topic");
+    let probe = Instant::now();
+    produce_once(&mock.bootstrap, &topic).expect("probe");
+    let probe = probe.elapsed();
+    assert!(
+        probe >= rtt,
+        "probe acknowledged in {probe:?} under a {rtt:?} round trip"
+    );
     let svc = Running::start(mock.config(group, &[]));
     let committed = mock.wait_done(group, &svc);
     let snap = svc.snapshot();
@@ -642,12 +654,9 @@ fn added_latency_slows_batches_but_loses_nothing() {
         .broker_round_trip_time(ALL_BROKERS, Duration::ZERO)
         .expect("rtt");
     let (raw, dups) = mock.assert_outputs_equal_replay();
+    // Reported, not asserted: batches do not wait for their acknowledgements (commits are
+    // pipelined), so they stay well under the round trip.
     let mean = snap.busy_secs / snap.busy_steps.max(1) as f64;
-    // Every batch waits for its outputs' acknowledgement: at least one round trip.
-    assert!(
-        mean >= rtt.as_secs_f64(),
-        "mean batch {mean:.3} s under a {rtt:?} round trip: was the latency applied?"
-    );
     eprintln!(
         "latency {rtt:?}: all {} inputs committed and applied {:.1} s after the start, {} batches ({} with \
          messages), mean {:.0} ms, max {:.0} ms; {raw} alert records, {dups} raw duplicates; \

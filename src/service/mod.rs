@@ -18,7 +18,9 @@
 //!    in 4 (reorder buffer included) covers everything before it.
 //!
 //! `at_least_once`: 5 happens once 4 is acknowledged; a crash in between repeats the batch's
-//! alerts (same `alert_id`s). `exactly_once`: 3–5 are one Kafka transaction (offsets with
+//! alerts (same `alert_id`s). The loop does not wait for that: each commit point is a producer
+//! checkpoint, and its offsets are committed by a later batch once every record sent before
+//! it is acknowledged (a blocking flush per commit held every event arriving meanwhile). `exactly_once`: 3–5 are one Kafka transaction (offsets with
 //! `send_offsets_to_transaction`); an abortable error aborts it, and every shard is restored
 //! from the changelog and its inputs rewound to the committed offsets; a fenced or fatal
 //! producer ends the process (non-zero exit: the orchestrator restarts it).
@@ -134,6 +136,8 @@ const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 /// A batch whose outputs wait longer than this for the brokers marks the instance not ready
 /// (it goes on waiting: nothing is dropped, consumption pauses, memory stays bounded).
 const STALL_AFTER: Duration = Duration::from_secs(5);
+/// While acknowledgements stall, how long each step serves delivery reports.
+const ACK_WAIT_STEP: Duration = Duration::from_millis(100);
 /// Bound on metadata / committed-offset queries.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -169,6 +173,13 @@ struct Core {
     acked: Vec<(usize, i64)>,
     /// When the changelog was last written and the offsets committed.
     last_commit: Instant,
+    /// `at_least_once`: offsets to commit once the producer's checkpoint before them is
+    /// acknowledged (changelog, alerts and dead letters all delivered), oldest first.
+    commits: std::collections::VecDeque<(u64, TopicPartitionList)>,
+    /// `at_least_once`: since when the oldest commit point waits, with no acknowledgement
+    /// progress; and whether the wait was reported (consumption paused).
+    acks_waiting_since: Option<Instant>,
+    acks_stalled: bool,
 }
 
 impl std::fmt::Debug for Service {
@@ -271,6 +282,9 @@ impl Service {
                 latencies: Vec::new(),
                 acked: Vec::new(),
                 last_commit: Instant::now(),
+                commits: Default::default(),
+                acks_waiting_since: None,
+                acks_stalled: false,
             },
         })
     }
@@ -311,15 +325,20 @@ impl Service {
         if let Some(o) = &self.core.observe {
             o.health.set_draining();
         }
+        let eos = self.core.exactly_once();
+        let deadline = self.core.cfg.service.shutdown_deadline();
+        if !eos {
+            // Every checkpoint acknowledged: room for the last one.
+            self.core.producer.flush(deadline)?;
+        }
         // The batches since the last commit point.
         self.core.end_batch(&self.consumer)?;
-        if !self.core.exactly_once() {
-            self.core
-                .producer
-                .flush(self.core.cfg.service.shutdown_deadline())?;
+        if !eos {
+            self.core.producer.flush(deadline)?;
             // The final commit waits for its answer; if the broker does not answer, the
             // shutdown deadline (enforced by the caller) ends the process.
-            self.core.commit(&self.consumer, CommitMode::Sync)?;
+            self.core
+                .commit_acknowledged(&self.consumer, CommitMode::Sync)?;
         }
         tracing::info!(stats = ?self.core.stats, "stopped");
         Ok(self.core.stats)
@@ -329,6 +348,14 @@ impl Service {
     pub fn step(&mut self) -> Result<(), ServiceError> {
         if let Some(o) = &self.core.observe {
             o.answer(self.core.slots.values().map(|s| &s.shard));
+        }
+        if self.core.waiting_for_acks() {
+            // Nothing read until the brokers acknowledge again: what is in flight is all
+            // that is at risk, and memory stays bounded.
+            self.core.producer.poll(ACK_WAIT_STEP);
+            return self
+                .core
+                .commit_acknowledged(&self.consumer, CommitMode::Async);
         }
         let k = &self.core.cfg.kafka;
         let (max, window) = (k.poll_max_messages, Duration::from_millis(k.poll_max_ms));
@@ -375,10 +402,13 @@ impl Service {
         let result = result.and_then(|()| {
             if self.core.last_commit.elapsed() >= interval {
                 self.core.last_commit = Instant::now();
-                self.core.end_batch(&self.consumer)
-            } else {
-                Ok(())
+                self.core.end_batch(&self.consumer)?;
             }
+            if !self.core.exactly_once() {
+                self.core
+                    .commit_acknowledged(&self.consumer, CommitMode::Async)?;
+            }
+            Ok(())
         });
         match result {
             Ok(()) => {}
@@ -409,6 +439,13 @@ impl Core {
         self.stats.rebalances += 1;
         match ev {
             Rebalance::Revoked(parts) => {
+                // Offsets not committed yet stay so: the partitions' next owner redoes
+                // their batches from the changelog (at_least_once).
+                let revoked: std::collections::BTreeSet<i32> =
+                    parts.iter().map(|(_, p)| *p).collect();
+                for (_, tpl) in &mut self.commits {
+                    *tpl = without_partitions(tpl, &revoked);
+                }
                 for (_, p) in parts {
                     if self.slots.remove(&p).is_some() {
                         tracing::info!(partition = p, "partition revoked; shard dropped");
@@ -728,6 +765,10 @@ impl Core {
     /// every acknowledgement (`at_least_once`) or as the transaction's commit (`exactly_once`).
     fn end_batch(&mut self, consumer: &GroupConsumer) -> Result<(), ServiceError> {
         let eos = self.exactly_once();
+        if !eos && !self.producer.can_checkpoint() {
+            // The cluster acknowledges slowly: no new commit point until it catches up.
+            return Ok(());
+        }
         let topic = &self.cfg.kafka.topics.changelog;
         for (p, slot) in &mut self.slots {
             for tr in &mut slot.trackers {
@@ -768,12 +809,16 @@ impl Core {
                 }
             }
         } else {
-            if self.producer.in_flight() > 0 {
-                let producer = &mut self.producer;
-                self.observe
-                    .wait_for_brokers(|| producer.flush(STALL_AFTER).map(|_| ()))?;
+            // Pipelined: committed once everything sent so far is acknowledged, without
+            // waiting here ([`Core::commit_acknowledged`]).
+            let tpl = self.offsets_to_commit();
+            if tpl.count() > 0 {
+                // Room was checked above (a checkpoint only frees room): always `Some`. Had
+                // it been `None`, the next commit point would carry these offsets on.
+                if let Some(g) = self.producer.checkpoint() {
+                    self.commits.push_back((g, tpl));
+                }
             }
-            self.commit(consumer, CommitMode::Async)?;
         }
         // exactly_once: end-to-end latency from the triggering record's Kafka timestamp
         // (producer time) to the commit that makes the alert visible (at_least_once measures
@@ -932,10 +977,56 @@ impl Core {
         tpl
     }
 
-    /// `at_least_once`: commits [`Core::offsets_to_commit`] once the batch's records are
-    /// acknowledged.
-    fn commit(&mut self, consumer: &GroupConsumer, mode: CommitMode) -> Result<(), ServiceError> {
-        let tpl = self.offsets_to_commit();
+    /// `at_least_once`: whether the oldest commit point has waited [`STALL_AFTER`] for its
+    /// acknowledgements with no progress; reports it (readiness, log) as it starts and ends.
+    fn waiting_for_acks(&mut self) -> bool {
+        let stalled = self
+            .acks_waiting_since
+            .is_some_and(|t| t.elapsed() >= STALL_AFTER);
+        if stalled != self.acks_stalled {
+            self.acks_stalled = stalled;
+            if stalled {
+                tracing::warn!(
+                    commit_points = self.commits.len(),
+                    in_flight = self.producer.in_flight(),
+                    "the brokers do not acknowledge the published records; consumption paused until they do"
+                );
+            } else {
+                tracing::info!("the brokers acknowledge again; consumption resumes");
+            }
+            if let Some(o) = &self.observe {
+                o.health.set_waiting_for_brokers(stalled);
+            }
+        }
+        stalled
+    }
+
+    /// `at_least_once`: commits the offsets of every commit point whose records (and all
+    /// before them) are acknowledged: the latest offsets per partition, one request.
+    fn commit_acknowledged(
+        &mut self,
+        consumer: &GroupConsumer,
+        mode: CommitMode,
+    ) -> Result<(), ServiceError> {
+        if self.commits.is_empty() {
+            self.acks_waiting_since = None;
+            return Ok(());
+        }
+        let done = self.producer.acknowledged()?;
+        let mut tpl = TopicPartitionList::new();
+        while self.commits.front().is_some_and(|(g, _)| *g <= done) {
+            if let Some((_, point)) = self.commits.pop_front() {
+                merge_offsets(&mut tpl, &point);
+            }
+        }
+        if !self.commits.is_empty() {
+            if tpl.count() > 0 || self.acks_waiting_since.is_none() {
+                // Progress: the new oldest point waits from now.
+                self.acks_waiting_since = Some(Instant::now());
+            }
+        } else {
+            self.acks_waiting_since = None;
+        }
         if tpl.count() == 0 {
             return Ok(());
         }
@@ -946,6 +1037,39 @@ impl Core {
         self.stats.commits += 1;
         Ok(())
     }
+}
+
+/// `into` with every entry of `from` (offset and metadata), replacing the same partition's.
+fn merge_offsets(into: &mut TopicPartitionList, from: &TopicPartitionList) {
+    for e in from.elements() {
+        put_offset(into, e.topic(), e.partition(), e.offset(), e.metadata());
+    }
+}
+
+/// Sets (or adds) one partition's offset and metadata in `tpl`.
+fn put_offset(tpl: &mut TopicPartitionList, topic: &str, p: i32, offset: Offset, metadata: &str) {
+    if tpl.find_partition(topic, p).is_none() {
+        // Infallible for a plain offset.
+        let _ = tpl.add_partition_offset(topic, p, offset);
+    }
+    if let Some(mut e) = tpl.find_partition(topic, p) {
+        let _ = e.set_offset(offset);
+        e.set_metadata(metadata);
+    }
+}
+
+/// `tpl` without the entries of `partitions`.
+fn without_partitions(
+    tpl: &TopicPartitionList,
+    partitions: &std::collections::BTreeSet<i32>,
+) -> TopicPartitionList {
+    let mut out = TopicPartitionList::new();
+    for e in tpl.elements() {
+        if !partitions.contains(&e.partition()) {
+            put_offset(&mut out, e.topic(), e.partition(), e.offset(), e.metadata());
+        }
+    }
+    out
 }
 
 /// Everything `[kafka]` says about producing (security, then `[kafka.producer]`) as

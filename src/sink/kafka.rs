@@ -11,7 +11,15 @@
 //! partition of a keyed record is [`crate::partition::partition_for_key`] of its key, the
 //! contract of the input topics (DESIGN §2). The producer is idempotent: librdkafka's retries
 //! neither duplicate nor reorder records within a partition.
+//!
+//! **Checkpoints** let a caller act once everything sent before a point is acknowledged,
+//! without waiting for it ([`EventProducer::checkpoint`], [`EventProducer::acknowledged`]):
+//! records belong to *generations*, a checkpoint closes the current one, and a counter of
+//! records in flight per generation (in the delivery callback) says when a closed generation
+//! is done. The service commits its input offsets that way (pipelined, instead of a blocking
+//! flush per commit).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -247,7 +255,17 @@ struct Deliveries {
     last_client_error: Mutex<Option<String>>,
     /// `(tag, acknowledged at, ms)` of delivered records sent with a non-zero tag.
     acked: Mutex<Vec<(usize, i64)>>,
+    /// Records in flight per generation slot ([`EventProducer::checkpoint`]).
+    in_flight: [AtomicU64; GENERATIONS],
 }
+
+/// Generation slots: at most `GENERATIONS - 1` closed generations wait for their
+/// acknowledgements besides the open one.
+const GENERATIONS: usize = 16;
+/// A record's delivery opaque: the caller's tag below this bit, its generation slot from it.
+const SLOT_SHIFT: u32 = 58;
+/// The caller's part of a delivery opaque.
+const TAG_MASK: usize = (1 << SLOT_SHIFT) - 1;
 
 impl ClientContext for Deliveries {
     // Transient errors (a broker down, a timeout) are retried by librdkafka; keep the last one
@@ -263,7 +281,11 @@ impl ProducerContext for Deliveries {
     /// A caller's tag ([`EventProducer::send_tagged`]); 0: none.
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let (tag, slot) = (opaque & TAG_MASK, opaque >> SLOT_SHIFT);
+        if let Some(n) = self.in_flight.get(slot) {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
         match result {
             Ok(_) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
@@ -317,6 +339,12 @@ pub struct EventProducer {
     producer: BaseProducer<Deliveries>,
     sent: u64,
     stall: Option<QueueStall>,
+    /// The open generation (records sent now belong to it); the first is 1.
+    generation: u64,
+    /// Closed generations with records still in flight, oldest first.
+    closed: VecDeque<u64>,
+    /// Every generation up to this one is acknowledged (0: none yet).
+    acknowledged: u64,
 }
 
 /// What [`EventProducer::on_queue_stall`] set up.
@@ -356,6 +384,9 @@ impl EventProducer {
             producer,
             sent: 0,
             stall: None,
+            generation: 1,
+            closed: VecDeque::new(),
+            acknowledged: 0,
         })
     }
 
@@ -588,6 +619,11 @@ impl EventProducer {
         mut record: BaseRecord<'_, [u8], [u8], usize>,
     ) -> Result<(), ProduceError> {
         self.check()?;
+        debug_assert!(record.delivery_opaque <= TAG_MASK, "tag too large");
+        let slot = (self.generation % GENERATIONS as u64) as usize;
+        record.delivery_opaque = (record.delivery_opaque & TAG_MASK) | slot << SLOT_SHIFT;
+        let in_flight = &self.producer.context().in_flight[slot];
+        in_flight.fetch_add(1, Ordering::Relaxed);
         let mut full_since: Option<Instant> = None;
         let mut reported = false;
         loop {
@@ -621,10 +657,11 @@ impl EventProducer {
                     self.check()?;
                 }
                 Err((error, r)) => {
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
                     return Err(ProduceError::Send {
                         topic: r.topic.to_owned(),
                         error,
-                    })
+                    });
                 }
             }
         }
@@ -731,6 +768,44 @@ impl EventProducer {
         }
         self.check()?;
         Ok(self.stats())
+    }
+
+    /// Closes the open generation: records sent from now on belong to the next one. Returns
+    /// the closed generation's number, for [`EventProducer::acknowledged`]; `None` (nothing
+    /// closed) while `GENERATIONS - 1` closed generations still wait for acknowledgements:
+    /// the caller tries again later, so a slow cluster bounds the checkpoints in flight.
+    pub fn checkpoint(&mut self) -> Option<u64> {
+        if !self.can_checkpoint() {
+            return None;
+        }
+        let g = self.generation;
+        self.closed.push_back(g);
+        self.generation += 1;
+        Some(g)
+    }
+
+    /// Whether [`EventProducer::checkpoint`] would close a generation now.
+    pub fn can_checkpoint(&mut self) -> bool {
+        let _ = self.acknowledged();
+        self.closed.len() + 1 < GENERATIONS
+    }
+
+    /// The latest generation `g` such that every record sent before checkpoint `g` (and so
+    /// every earlier one) is acknowledged; 0 if none. Serves no reports itself
+    /// ([`EventProducer::serve_reports`] does). Fails on a failed delivery or a fatal error:
+    /// the records of a failed generation are not all delivered, and never will be.
+    pub fn acknowledged(&mut self) -> Result<u64, ProduceError> {
+        self.check()?;
+        let ctx = self.producer.context();
+        while let Some(&g) = self.closed.front() {
+            let slot = (g % GENERATIONS as u64) as usize;
+            if ctx.in_flight[slot].load(Ordering::Relaxed) != 0 {
+                break;
+            }
+            self.closed.pop_front();
+            self.acknowledged = g;
+        }
+        Ok(self.acknowledged)
     }
 
     /// Serves the delivery reports that have arrived, without waiting.
@@ -895,5 +970,42 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    /// A checkpoint is acknowledged once every record sent before it is, and not before:
+    /// with the (mock) broker down nothing is, and at most `GENERATIONS - 1` checkpoints wait.
+    #[test]
+    fn checkpoints_are_acknowledged_in_order_once_their_records_are() {
+        let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+        cluster.create_topic("t", 2, 1).unwrap();
+        let mut p = EventProducer::new(ProducerSettings::new(cluster.bootstrap_servers())).unwrap();
+        p.send("t", b"k", b"v").unwrap();
+        p.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(p.acknowledged().unwrap(), 0, "nothing closed yet");
+        let g1 = p.checkpoint().unwrap();
+        assert_eq!(
+            p.acknowledged().unwrap(),
+            g1,
+            "its records were acknowledged"
+        );
+
+        cluster.broker_down(-1).unwrap();
+        p.send("t", b"k1", b"v").unwrap();
+        let g2 = p.checkpoint().unwrap();
+        p.send("t", b"k2", b"v").unwrap();
+        let mut more = Vec::new();
+        while let Some(g) = p.checkpoint() {
+            more.push(g);
+        }
+        assert_eq!(more.len(), GENERATIONS - 2, "bounded: {more:?}");
+        p.poll(Duration::from_millis(200));
+        assert_eq!(p.acknowledged().unwrap(), g1, "the broker is down");
+
+        cluster.broker_up(-1).unwrap();
+        p.flush(Duration::from_secs(30)).unwrap();
+        let last = *more.last().unwrap();
+        assert!(last > g2);
+        assert_eq!(p.acknowledged().unwrap(), last);
+        assert!(p.checkpoint().is_some(), "room again");
     }
 }

@@ -199,3 +199,79 @@ impl Tail {
         ok
     }
 }
+
+/// The end offset (last offset + 1) of every partition of `topics` that holds records, found
+/// by reading them to a quiet period: tansu's high watermarks are not reliable. For topics
+/// whose producer has finished.
+pub fn ends(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: i32,
+) -> std::collections::BTreeMap<(String, i32), i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-ends-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        for p in 0..partitions {
+            tpl.add_partition_offset(t, p, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let mut ends = std::collections::BTreeMap::new();
+    while started.elapsed() < CONSUME_DEADLINE && last.elapsed() < Duration::from_secs(2) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last = Instant::now();
+                let e = ends
+                    .entry((m.topic().to_owned(), m.partition()))
+                    .or_insert(0);
+                *e = (*e).max(m.offset() + 1);
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => {}
+        }
+    }
+    ends
+}
+
+/// The partitions of `ends` that `group` has not committed to their end: `(topic, partition,
+/// committed, end)`; empty once the group has read and committed everything.
+pub fn behind(
+    bootstrap: &str,
+    group: &str,
+    ends: &std::collections::BTreeMap<(String, i32), i64>,
+) -> Vec<(String, i32, Option<i64>, i64)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in ends.keys() {
+        tpl.add_partition(t, *p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for ((t, p), &end) in ends {
+        let at = committed
+            .find_partition(t, *p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        if at != Some(end) {
+            out.push((t.clone(), *p, at, end));
+        }
+    }
+    out
+}
