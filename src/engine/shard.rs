@@ -461,8 +461,16 @@ impl Shard {
     }
 
     fn mature_labels(&mut self, now_ms: i64) {
+        /// Maturities between a prefetch and its use.
+        const LABEL_AHEAD: usize = 8;
         let h = self.horizon_ms();
         while let Some(s) = self.labels.pop_matured(now_ms, h) {
+            // Snapshots mature about one per event at scale: the row read for the label is a
+            // cache miss unless fetched a few maturities ahead.
+            if let Some(r) = self.labels.row_ahead(LABEL_AHEAD) {
+                self.rows
+                    .prefetch_line(r as usize, std::mem::offset_of!(KeyRow, last_stockout_ms));
+            }
             self.changed.mark(s.row);
             let y = labels::label(s.time_ms, h, self.rows.get(s.row as usize).last_stockout_ms);
             self.quality.observe(f64::from(s.risk), y, 1.0 / 2000.0);

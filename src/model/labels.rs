@@ -68,6 +68,11 @@ impl PendingLabels {
         }
     }
 
+    /// The `n`-th waiting snapshot's key row (0: the oldest), to prefetch it before it matures.
+    pub fn row_ahead(&self, n: usize) -> Option<u32> {
+        self.queue.get(n).map(|s| s.row)
+    }
+
     /// Waiting snapshots with their absolute positions, oldest first.
     pub fn positions(&self) -> impl Iterator<Item = (u64, &Snapshot)> + '_ {
         let base = self.pushed - self.queue.len() as u64;

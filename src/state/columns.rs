@@ -153,17 +153,20 @@ impl Rows {
 
     /// Appends a fresh key (see [`KeyRow::default`]).
     pub fn push_key(&mut self) {
+        super::huge::reserve(&mut self.rows, 1);
         self.rows.push(KeyRow::default());
     }
 
     /// Appends a row.
     pub fn push(&mut self, row: KeyRow) {
+        super::huge::reserve(&mut self.rows, 1);
         self.rows.push(row);
     }
 
     /// Reserves room for `n` more rows.
     pub fn reserve_exact(&mut self, n: usize) {
         self.rows.reserve_exact(n);
+        super::huge::advise(&self.rows);
     }
 
     /// All rows, in row order.
@@ -186,6 +189,14 @@ impl Rows {
     /// Heap bytes held by the rows (allocated capacity).
     pub fn heap_bytes(&self) -> usize {
         self.rows.capacity() * ROW_BYTES
+    }
+
+    /// Hints the CPU to load the cache line of `row` holding byte `offset` of it (one field).
+    #[inline]
+    pub fn prefetch_line(&self, row: usize, offset: usize) {
+        if let Some(r) = self.rows.get(row) {
+            prefetch_ptr((r as *const KeyRow).cast::<u8>().wrapping_add(offset));
+        }
     }
 
     /// Hints the CPU to load `row`. The apply loop calls it a few events ahead: with a million

@@ -177,6 +177,7 @@ impl KeyDict {
     fn grow(&mut self) {
         let cap = (self.slots.len() * 2).max(64);
         let mut slots = vec![0u64; cap];
+        super::huge::advise(&slots);
         let mask = cap - 1;
         for r in 0..self.len {
             let (l, s) = split(self.keys.bytes(r));

@@ -607,6 +607,7 @@ impl IdSet {
     fn grow(&mut self) {
         let cap = (self.slots.len() * 2).max(16);
         let old = std::mem::replace(&mut self.slots, vec![0; cap]);
+        super::huge::advise(&self.slots);
         let mask = cap - 1;
         for h in old.into_iter().filter(|&h| h != 0) {
             let mut i = self.home(h);
