@@ -367,6 +367,8 @@ const QUEUE_FULL_POLL: Duration = Duration::from_millis(1);
 /// Slice in which [`EventProducer::flush`] serves delivery reports (rdkafka's `poll` always
 /// waits out its timeout, so this is also the flush's granularity).
 const FLUSH_STEP: Duration = Duration::from_millis(1);
+/// Bound on the polls of one [`EventProducer::serve_reports`] (a step never starves).
+const MAX_REPORT_POLLS: usize = 4096;
 /// Interval between metadata checks while waiting for created topics.
 const METADATA_RETRY: Duration = Duration::from_millis(200);
 
@@ -810,9 +812,17 @@ impl EventProducer {
 
     /// Serves the delivery reports that have arrived, without waiting.
     pub fn serve_reports(&self) {
-        // One poll serves one event (a batch of reports); a few cover a poll interval.
-        for _ in 0..8 {
+        // One poll serves one event (the reports of one produce response): poll until one
+        // serves nothing. Reports left waiting would delay the acknowledgements that commits
+        // and latencies wait for, and hold their records' memory.
+        let ctx = self.producer.context();
+        let served = || ctx.delivered.load(Ordering::Relaxed) + ctx.failed.load(Ordering::Relaxed);
+        for _ in 0..MAX_REPORT_POLLS {
+            let before = served();
             self.producer.poll(Duration::ZERO);
+            if served() == before {
+                break;
+            }
         }
     }
 
