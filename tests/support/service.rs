@@ -124,6 +124,12 @@ impl Instance {
             .env("STOCKWATCH__KAFKA__GROUP_ID", group)
             .env("STOCKWATCH__KAFKA__SESSION_TIMEOUT_MS", "6000")
             .env("STOCKWATCH__KAFKA__POLL_MAX_MS", "50")
+            // The test streams squeeze ~40 days into 30 s of production: the default allowed
+            // lateness (1 h of event time) is ~30 ms of wall time. An input silent for the
+            // default 500 ms (a partition's receipts come ~8 a second) stops holding the
+            // watermark, and its next record, fetched a little after the sales, was late: a
+            // `late` dead letter replay never has. 2 s of silence does not happen mid-stream.
+            .env("STOCKWATCH__KAFKA__INPUT_IDLE_MS", "2000")
             .env("STOCKWATCH__KAFKA__TOPICS__SALES", &t[0])
             .env("STOCKWATCH__KAFKA__TOPICS__SHIPMENTS", &t[1])
             .env("STOCKWATCH__KAFKA__TOPICS__RECEIPTS", &t[2])
