@@ -99,5 +99,12 @@ fn engine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine);
+// No plots: criterion's plotters backend finds no font here once `plotters` is built with
+// `ab_glyph` (our evaluation plots), and panics. The figures are in the terminal and
+// `target/criterion/*/new/estimates.json`.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = engine
+}
 criterion_main!(benches);
