@@ -140,6 +140,14 @@ const STALL_AFTER: Duration = Duration::from_secs(5);
 const ACK_WAIT_STEP: Duration = Duration::from_millis(100);
 /// Bound on metadata / committed-offset queries.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Committed-offset queries on assignment: attempts of [`QUERY_TIMEOUT`] each before a
+/// timeout ends the service (a broker stalled for about a minute).
+const COMMITTED_ATTEMPTS: u32 = 6;
+
+/// Whether a client call failed by timing out (worth asking again).
+fn is_timeout(e: &rdkafka::error::KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::OperationTimedOut)
+}
 
 /// The running service: the consumer, and everything its messages are processed with (kept
 /// apart so that a batch of messages borrowed from the consumer can be processed mutably).
@@ -494,9 +502,18 @@ impl Core {
         for t in inputs {
             tpl.add_partition(t, p);
         }
-        let committed_tpl = consumer
-            .committed_offsets(tpl, QUERY_TIMEOUT)
-            .map_err(ServiceError::Committed)?;
+        // A stalled or restarting broker times the query out: ask again (not ready meanwhile)
+        // rather than end the process over an outage it would only restart into.
+        let mut attempt = 1;
+        let committed_tpl = loop {
+            match consumer.committed_offsets(tpl.clone(), QUERY_TIMEOUT) {
+                Err(e) if is_timeout(&e) && attempt < COMMITTED_ATTEMPTS => {
+                    tracing::warn!(partition = p, attempt, error = %e, "reading committed offsets timed out; asking again");
+                    attempt += 1;
+                }
+                other => break other.map_err(ServiceError::Committed)?,
+            }
+        };
         let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let committed = changelog::committed_of(&committed_tpl, &input_names);
         let eos = self.exactly_once();
