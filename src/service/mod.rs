@@ -20,7 +20,8 @@
 //! `at_least_once`: 5 happens once 4 is acknowledged; a crash in between repeats the batch's
 //! alerts (same `alert_id`s). The loop does not wait for that: each commit point is a producer
 //! checkpoint, and its offsets are committed by a later batch once every record sent before
-//! it is acknowledged (a blocking flush per commit held every event arriving meanwhile). `exactly_once`: 3–5 are one Kafka transaction (offsets with
+//! it is acknowledged (a blocking flush per commit held every event arriving meanwhile).
+//! `exactly_once`: 3–5 are one Kafka transaction (offsets with
 //! `send_offsets_to_transaction`); an abortable error aborts it, and every shard is restored
 //! from the changelog and its inputs rewound to the committed offsets; a fenced or fatal
 //! producer ends the process (non-zero exit: the orchestrator restarts it).

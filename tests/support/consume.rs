@@ -51,6 +51,33 @@ impl Consumed {
     }
 }
 
+/// A consumer with every partition of `topics` assigned from the beginning (no group join to
+/// wait for; `group` only names it).
+fn from_beginning(
+    bootstrap: &str,
+    group: &str,
+    topics: &[String],
+    partitions: i32,
+) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        for p in 0..partitions {
+            tpl.add_partition_offset(t, p, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
 /// Reads `topics` (each with `partitions` partitions) from the beginning until `expected`
 /// records arrived and then a quiet period passed, or the deadline. Partitions are assigned
 /// directly (no group join to wait for) and the end is found by counting: tansu's high
@@ -72,25 +99,8 @@ pub fn consume_until(
     expected: usize,
     deadline: Duration,
 ) -> Vec<Consumed> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set(
-            "group.id",
-            format!("kafka-simulate-test-{}", std::process::id()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        for p in 0..partitions {
-            tpl.add_partition_offset(t, p, Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    consumer.assign(&tpl).expect("assign");
+    let group = format!("kafka-simulate-test-{}", std::process::id());
+    let consumer = from_beginning(bootstrap, &group, topics, partitions);
     let started = Instant::now();
     let mut got = Vec::with_capacity(expected);
     let mut complete_at: Option<Instant> = None;
@@ -130,21 +140,8 @@ impl Tail {
     pub fn new(bootstrap: &str, topics: &[String], partitions: i32) -> Tail {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", format!("test-tail-{}-{n}", std::process::id()))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for t in topics {
-            for p in 0..partitions {
-                tpl.add_partition_offset(t, p, Offset::Beginning)
-                    .expect("partition");
-            }
-        }
-        consumer.assign(&tpl).expect("assign");
+        let group = format!("test-tail-{}-{n}", std::process::id());
+        let consumer = from_beginning(bootstrap, &group, topics, partitions);
         Tail {
             consumer,
             records: Vec::new(),
@@ -208,20 +205,8 @@ pub fn ends(
     topics: &[String],
     partitions: i32,
 ) -> std::collections::BTreeMap<(String, i32), i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("test-ends-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        for p in 0..partitions {
-            tpl.add_partition_offset(t, p, Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    consumer.assign(&tpl).expect("assign");
+    let group = format!("test-ends-{}", std::process::id());
+    let consumer = from_beginning(bootstrap, &group, topics, partitions);
     let started = Instant::now();
     let mut last = Instant::now();
     let mut ends = std::collections::BTreeMap::new();
