@@ -220,7 +220,7 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
 
 /// Cut points of each feature for the binned learner (`v >= cut` moves up one bin; empty: the
 /// feature only has its linear weight). Chosen on the feature's scale, not fitted to data.
-pub fn bin_edges(i: usize) -> &'static [f32] {
+pub const fn bin_edges(i: usize) -> &'static [f32] {
     const HOURS: [f32; 23] = [
         0.5 / 24.0,
         1.5 / 24.0,
@@ -285,8 +285,10 @@ pub const CROSSES: [(usize, usize); 10] = [
     (17, 15),
 ];
 
-/// Bin of value `v` given the cut points.
+/// Bin of value `v` given the cut points (ascending): the number of cuts at or below `v`.
+/// Counted over all cuts without an early exit, which compiles to compares without branches;
+/// as the cuts ascend, it is the length of the prefix `v >= cut` (0 for NaN).
 #[inline]
 pub fn bin_of(v: f32, edges: &[f32]) -> usize {
-    edges.iter().take_while(|&&c| v >= c).count()
+    edges.iter().map(|&c| usize::from(v >= c)).sum()
 }

@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::{
-    bin_edges, bin_of, Features, CROSSES, IN_STOCKOUT, LAST_OBS_OOS, NAMES, NF, ON_HAND_UNKNOWN,
-    PRIOR_LOGIT,
+    bin_edges, bin_of, Features, CROSSES, HOUR_OF_DAY, IN_STOCKOUT, LAST_OBS_OOS, NAMES, NF,
+    ON_HAND_UNKNOWN, PRIOR_LOGIT,
 };
 use super::{ModelError, RiskModel};
 
@@ -201,6 +201,29 @@ impl RiskModel for AdaGradLogistic {
 /// Most weights one example touches: linear + one bin per feature + one cell per cross.
 const MAX_ACTIVE: usize = 2 * NF + CROSSES.len();
 
+/// Cut points per feature, padded to a fixed width with NaN (no value is `>=` NaN), so a bin is
+/// a count over a fixed-size array: compares without branches or an early exit.
+const EDGE_LANES: usize = 8;
+
+/// [`bin_edges`] of every feature with at most [`EDGE_LANES`] cut points, padded (others: all
+/// NaN, see [`Layout::bins_of`]).
+const PADDED_EDGES: [[f32; EDGE_LANES]; NF] = {
+    let mut t = [[f32::NAN; EDGE_LANES]; NF];
+    let mut i = 0;
+    while i < NF {
+        let e = bin_edges(i);
+        if e.len() <= EDGE_LANES {
+            let mut k = 0;
+            while k < e.len() {
+                t[i][k] = e[k];
+                k += 1;
+            }
+        }
+        i += 1;
+    }
+    t
+};
+
 /// Where each group of weights starts in the weight vector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Layout {
@@ -231,11 +254,23 @@ impl Layout {
         l
     }
 
+    /// The bin of every feature (0 for features without bins), as [`bin_of`] gives it.
+    #[inline]
+    fn bins_of(&self, x: &Features) -> [usize; NF] {
+        let mut bin = [0usize; NF];
+        for ((b, e), &v) in bin.iter_mut().zip(&PADDED_EDGES).zip(x) {
+            *b = e.iter().map(|&c| usize::from(v >= c)).sum();
+        }
+        // The one feature with more cut points than lanes.
+        bin[HOUR_OF_DAY] = bin_of(x[HOUR_OF_DAY], bin_edges(HOUR_OF_DAY));
+        bin
+    }
+
     /// The active coordinates of `x` with their values, and how many there are. The second
     /// element of each pair is the feature a coordinate belongs to (a cross: its first one).
     fn active(&self, x: &Features, out: &mut [(usize, f64, usize); MAX_ACTIVE]) -> usize {
         let mut n = 0;
-        let mut bin = [0usize; NF];
+        let bin = self.bins_of(x);
         for i in 0..NF {
             let v = x[i];
             if v != 0.0 {
@@ -243,7 +278,6 @@ impl Layout {
                 n += 1;
             }
             if self.bins[i] > 0 {
-                bin[i] = bin_of(v, bin_edges(i));
                 out[n] = (self.bin_off[i] + bin[i], 1.0, i);
                 n += 1;
             }
@@ -293,10 +327,27 @@ impl BinnedLogistic {
         self.w.is_empty()
     }
 
+    /// `w · active(x)` without building the list (scoring runs on every event): the linear
+    /// part as a dot product (a zero feature adds ±0), then one weight per bin and per cross
+    /// cell, in four independent sums so the additions overlap instead of forming one chain.
     fn margin(&self, x: &Features) -> f64 {
-        let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
-        let n = self.layout.active(x, &mut act);
-        act[..n].iter().map(|&(j, v, _)| self.w[j] * v).sum()
+        let (l, w) = (&self.layout, &self.w[..]);
+        let bin = l.bins_of(x);
+        let mut acc = [0.0f64; 4];
+        for (k, (&wi, &v)) in w[..NF].iter().zip(x).enumerate() {
+            acc[k % 4] += wi * f64::from(v);
+        }
+        let mut k = 0;
+        for i in 0..NF {
+            if l.bins[i] > 0 {
+                acc[k % 4] += w[l.bin_off[i] + bin[i]];
+                k += 1;
+            }
+        }
+        for (c, &(a, b)) in CROSSES.iter().enumerate() {
+            acc[c % 4] += w[l.cross_off[c] + bin[a] * l.bins[b] + bin[b]];
+        }
+        (acc[0] + acc[1]) + (acc[2] + acc[3])
     }
 }
 
@@ -312,8 +363,7 @@ impl RiskModel for BinnedLogistic {
     fn learn(&mut self, x: &Features, positive: bool) {
         let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
         let n = self.layout.active(x, &mut act);
-        let m: f64 = act[..n].iter().map(|&(j, v, _)| self.w[j] * v).sum();
-        let err = sigmoid(m.clamp(-30.0, 30.0)) - f64::from(u8::from(positive));
+        let err = self.score(x) - f64::from(u8::from(positive));
         let (lr, l2) = (self.cfg.learning_rate, self.cfg.l2);
         for &(j, v, _) in &act[..n] {
             let g = err * v + l2 * (self.w[j] - self.w0[j]);
@@ -402,9 +452,67 @@ mod tests {
         assert_eq!(m, m2);
     }
 
+    /// The direct margin is the sum over the active list that `learn` and `contributions`
+    /// use (to rounding: it adds in another order), for NaN, zero, negative, out-of-range and
+    /// edge-exact features; and the bins are [`bin_of`]'s.
+    #[test]
+    fn margin_equals_the_sum_over_the_active_list() {
+        let mut m = BinnedLogistic::new(LearnerConfig::default());
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for w in m.w.iter_mut() {
+            *w = (next() % 2001) as f64 / 1000.0 - 1.0;
+        }
+        for n in 0..5_000 {
+            let mut x = [0.0f32; NF];
+            for v in x.iter_mut() {
+                *v = match next() % 8 {
+                    0 => 0.0,
+                    1 => f32::NAN,
+                    2 => -((next() % 100) as f32) / 10.0,
+                    _ => (next() % 1200) as f32 / 1000.0,
+                };
+            }
+            if n % 2 == 0 {
+                x[HOUR_OF_DAY] = (next() % 24) as f32 / 24.0;
+            }
+            // Exactly on a cut point, and infinite.
+            let i = (next() % NF as u64) as usize;
+            if let Some(&c) = bin_edges(i).get((next() % 8) as usize) {
+                x[i] = c;
+            }
+            if n % 7 == 0 {
+                x[(next() % NF as u64) as usize] = f32::INFINITY;
+            }
+            let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
+            let k = m.layout.active(&x, &mut act);
+            let listed: f64 = act[..k].iter().map(|&(j, v, _)| m.w[j] * v).sum();
+            let direct = m.margin(&x);
+            if !listed.is_finite() {
+                assert!(
+                    direct == listed || direct.is_nan() && listed.is_nan(),
+                    "{x:?}"
+                );
+            } else {
+                assert!(
+                    (direct - listed).abs() <= 1e-12 * (1.0 + listed.abs()),
+                    "{x:?}"
+                );
+            }
+            let bins = m.layout.bins_of(&x);
+            for i in 0..NF {
+                assert_eq!(bins[i], bin_of(x[i], bin_edges(i)), "feature {i}: {}", x[i]);
+            }
+        }
+    }
+
     #[test]
     fn binned_starts_at_the_linear_prior_and_learns_a_nonlinear_signal() {
-        use super::super::features::HOUR_OF_DAY;
         let cfg = LearnerConfig {
             learning_rate: 0.2,
             ..LearnerConfig::default()
