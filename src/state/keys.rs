@@ -36,6 +36,9 @@ impl StrColumn {
         if self.offsets.is_empty() {
             self.offsets.push(0);
         }
+        // Read at a random place by every lookup, like the table: huge pages at scale.
+        super::huge::reserve(&mut self.offsets, 1);
+        super::huge::reserve(&mut self.bytes, a.len() + 1 + b.len());
         self.bytes.extend_from_slice(a.as_bytes());
         self.bytes.push(crate::event::KEY_SEPARATOR);
         self.bytes.extend_from_slice(b.as_bytes());
