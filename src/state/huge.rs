@@ -40,7 +40,8 @@ pub fn reserve<T>(v: &mut Vec<T>, extra: usize) {
     if need <= v.capacity() {
         return;
     }
-    let cap = need.max(v.capacity() * 2).max(64);
+    // Vec's own growth rule (double, or what is needed if more), so the slack is the same.
+    let cap = need.max(v.capacity() * 2).max(4);
     if cap * std::mem::size_of::<T>() < MIN_BYTES {
         v.reserve(cap - v.len());
         return;
