@@ -703,9 +703,9 @@ impl EventProducer {
             .map_err(|e| txn_error("begin", e))
     }
 
-    /// Adds the consumer's `offsets` to the open transaction (with the consumer group's
-    /// metadata, so a member of an older generation is fenced) and commits it. Retriable
-    /// errors are retried within `timeout`.
+    /// Delivers every record sent, then adds the consumer's `offsets` to the open transaction
+    /// (with the consumer group's metadata, so a member of an older generation is fenced) and
+    /// commits it. Retriable errors are retried within `timeout`.
     pub fn commit_transaction(
         &mut self,
         offsets: &rdkafka::TopicPartitionList,
@@ -713,6 +713,11 @@ impl EventProducer {
         timeout: Duration,
     ) -> Result<(), ProduceError> {
         let started = Instant::now();
+        // Every record delivered first, reports served in FLUSH_STEP slices: rdkafka's
+        // `commit_transaction` flushes too, but polls 100 ms at a time, which cost each commit
+        // with records in flight at least 100 ms (exactly_once load run: 200 k vs 250 k
+        // events/s for at_least_once).
+        self.flush(timeout)?;
         if let (true, Some(group)) = (offsets.count() > 0, group) {
             retry_txn(started, timeout, || {
                 self.producer
