@@ -49,3 +49,16 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod telemetry;
+
+/// Unit tests' pseudo-random numbers: xorshift64 from `seed` (non-zero), the same sequence on
+/// every run.
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut rng = seed;
+    move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    }
+}

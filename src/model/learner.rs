@@ -458,13 +458,7 @@ mod tests {
     #[test]
     fn margin_equals_the_sum_over_the_active_list() {
         let mut m = BinnedLogistic::new(LearnerConfig::default());
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15u64);
         for w in m.w.iter_mut() {
             *w = (next() % 2001) as f64 / 1000.0 - 1.0;
         }

@@ -443,13 +443,7 @@ mod tests {
     /// The standalone schedule follows the shard's table step by step.
     #[test]
     fn vec_schedule_matches_the_table() {
-        let mut rng = 0x1234_5678_9abc_def1u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::xorshift(0x1234_5678_9abc_def1u64);
         let mut ib = Inbound::default();
         // Two keys share the table; key 1 is the one compared.
         let mut other = NO_SLOT;

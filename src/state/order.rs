@@ -740,13 +740,7 @@ mod tests {
 
     #[test]
     fn id_set_is_a_set() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15u64);
         let mut set = IdSet::default();
         let mut reference = std::collections::HashSet::new();
         assert!(!set.remove(5) && !set.contains(5));

@@ -142,13 +142,7 @@ mod tests {
         let h = i64::from(s.config().model.horizon_hours) * HOUR_MS;
         let (row, _) = s.keys.get_or_insert("S1", "K1");
         s.rows.push_key();
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut t = t0;
         let events: Vec<PendingEvent> = (0..600u64)
             .map(|n| {
