@@ -224,6 +224,15 @@ const PADDED_EDGES: [[f32; EDGE_LANES]; NF] = {
     t
 };
 
+// Only the hour of day has more cut points than lanes ([`Layout::bins_of`] relies on it).
+const _: () = {
+    let mut i = 0;
+    while i < NF {
+        assert!(i == HOUR_OF_DAY || bin_edges(i).len() <= EDGE_LANES);
+        i += 1;
+    }
+};
+
 /// Where each group of weights starts in the weight vector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Layout {
@@ -254,23 +263,29 @@ impl Layout {
         l
     }
 
-    /// The bin of every feature (0 for features without bins), as [`bin_of`] gives it.
-    #[inline]
-    fn bins_of(&self, x: &Features) -> [usize; NF] {
+    /// The bin of every feature (0 for features without bins), as [`bin_of`] gives it: over
+    /// the padded cut points, and for the hour of day (the one feature with more cut points
+    /// than [`EDGE_LANES`], checked at compile time below) over its own.
+    #[inline(always)]
+    fn bins_of(x: &Features) -> [usize; NF] {
         let mut bin = [0usize; NF];
         for ((b, e), &v) in bin.iter_mut().zip(&PADDED_EDGES).zip(x) {
             *b = e.iter().map(|&c| usize::from(v >= c)).sum();
         }
-        // The one feature with more cut points than lanes.
         bin[HOUR_OF_DAY] = bin_of(x[HOUR_OF_DAY], bin_edges(HOUR_OF_DAY));
         bin
     }
 
-    /// The active coordinates of `x` with their values, and how many there are. The second
-    /// element of each pair is the feature a coordinate belongs to (a cross: its first one).
-    fn active(&self, x: &Features, out: &mut [(usize, f64, usize); MAX_ACTIVE]) -> usize {
+    /// The active coordinates of `x` (whose bins are `bin`, from [`Layout::bins_of`]) with
+    /// their values, and how many there are. The second element of each pair is the feature a
+    /// coordinate belongs to (a cross: its first one).
+    fn active(
+        &self,
+        x: &Features,
+        bin: &[usize; NF],
+        out: &mut [(usize, f64, usize); MAX_ACTIVE],
+    ) -> usize {
         let mut n = 0;
-        let bin = self.bins_of(x);
         for i in 0..NF {
             let v = x[i];
             if v != 0.0 {
@@ -330,9 +345,8 @@ impl BinnedLogistic {
     /// `w · active(x)` without building the list (scoring runs on every event): the linear
     /// part as a dot product (a zero feature adds ±0), then one weight per bin and per cross
     /// cell, in four independent sums so the additions overlap instead of forming one chain.
-    fn margin(&self, x: &Features) -> f64 {
+    fn margin(&self, x: &Features, bin: &[usize; NF]) -> f64 {
         let (l, w) = (&self.layout, &self.w[..]);
-        let bin = l.bins_of(x);
         let mut acc = [0.0f64; 4];
         for (k, (&wi, &v)) in w[..NF].iter().zip(x).enumerate() {
             acc[k % 4] += wi * f64::from(v);
@@ -357,13 +371,15 @@ impl RiskModel for BinnedLogistic {
     }
 
     fn score(&self, x: &Features) -> f64 {
-        sigmoid(self.margin(x).clamp(-30.0, 30.0))
+        sigmoid(self.margin(x, &Layout::bins_of(x)).clamp(-30.0, 30.0))
     }
 
     fn learn(&mut self, x: &Features, positive: bool) {
+        let bin = Layout::bins_of(x);
         let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
-        let n = self.layout.active(x, &mut act);
-        let err = self.score(x) - f64::from(u8::from(positive));
+        let n = self.layout.active(x, &bin, &mut act);
+        let p = sigmoid(self.margin(x, &bin).clamp(-30.0, 30.0));
+        let err = p - f64::from(u8::from(positive));
         let (lr, l2) = (self.cfg.learning_rate, self.cfg.l2);
         for &(j, v, _) in &act[..n] {
             let g = err * v + l2 * (self.w[j] - self.w0[j]);
@@ -379,7 +395,7 @@ impl RiskModel for BinnedLogistic {
     fn contributions(&self, x: &Features, out: &mut [f64; NF]) {
         out.fill(0.0);
         let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
-        let n = self.layout.active(x, &mut act);
+        let n = self.layout.active(x, &Layout::bins_of(x), &mut act);
         for &(j, v, f) in &act[..n] {
             out[f] += self.w[j] * v;
         }
@@ -483,10 +499,14 @@ mod tests {
             if n % 7 == 0 {
                 x[(next() % NF as u64) as usize] = f32::INFINITY;
             }
+            let bins = Layout::bins_of(&x);
+            for i in 0..NF {
+                assert_eq!(bins[i], bin_of(x[i], bin_edges(i)), "feature {i}: {}", x[i]);
+            }
             let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
-            let k = m.layout.active(&x, &mut act);
+            let k = m.layout.active(&x, &bins, &mut act);
             let listed: f64 = act[..k].iter().map(|&(j, v, _)| m.w[j] * v).sum();
-            let direct = m.margin(&x);
+            let direct = m.margin(&x, &bins);
             if !listed.is_finite() {
                 assert!(
                     direct == listed || direct.is_nan() && listed.is_nan(),
@@ -497,10 +517,6 @@ mod tests {
                     (direct - listed).abs() <= 1e-12 * (1.0 + listed.abs()),
                     "{x:?}"
                 );
-            }
-            let bins = m.layout.bins_of(&x);
-            for i in 0..NF {
-                assert_eq!(bins[i], bin_of(x[i], bin_edges(i)), "feature {i}: {}", x[i]);
             }
         }
     }
