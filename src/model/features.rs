@@ -138,15 +138,17 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
                 1.0 // an observed empty shelf: nothing is available, whatever the records say
             } else {
                 // Stock runs out before the next arrival, or over the whole horizon despite it.
-                let until_h = match k.next_eta_ms {
-                    Some(eta) if k.inbound_in_horizon > 0.0 => {
-                        ((eta - k.now_ms) as f64 / 3_600_000.0).clamp(0.0, horizon_h)
-                    }
-                    _ => horizon_h,
-                };
-                let before = stockout_prior(d.rate_per_hour * until_h, d.dispersion, oh);
                 let over = stockout_prior(expected, d.dispersion, oh + k.inbound_in_horizon);
-                before.max(over)
+                match k.next_eta_ms {
+                    Some(eta) if k.inbound_in_horizon > 0.0 => {
+                        let until_h = ((eta - k.now_ms) as f64 / 3_600_000.0).clamp(0.0, horizon_h);
+                        let before = stockout_prior(d.rate_per_hour * until_h, d.dispersion, oh);
+                        before.max(over)
+                    }
+                    // Nothing arrives in the horizon: "before the next arrival" is the horizon,
+                    // the same probability (one prior, not two, per event without inbound).
+                    _ => over,
+                }
             };
             out.prior = Some(p);
             x[PRIOR_LOGIT] = logit(p) as f32;
