@@ -354,11 +354,8 @@ impl Shard {
             if let Some(&h) = self.hashes.get(n + 12) {
                 self.keys.prefetch_slot(h);
             }
-            if let Some(&h) = self.hashes.get(n + 8) {
-                self.keys.prefetch_offsets(h);
-            }
-            if let Some(&h) = self.hashes.get(n + 4) {
-                self.keys.prefetch_bytes(h);
+            if let Some(&h) = self.hashes.get(n + 6) {
+                self.keys.prefetch_key(h);
             }
             let i = i as usize;
             let time_ms = c.event_time.value(i);

@@ -9,8 +9,8 @@
 //! alert), 4×i32 hours (first, ring = last event, last receipt, last sample), 24 + 14 f32 demand
 //! buckets, 2×u32 availability bitmaps, u32 inbound head, 2×f32 risks, u8 flags (221 bytes) and
 //! 3 bytes of padding to the row's 32-byte alignment (so a row spans exactly 4 cache lines) —
-//! plus the `Vec`'s capacity slack (amortised doubling: ~5 % at 1 M keys), the key index
-//! (8-byte slots at ≤ 5/8 load) and the key string offsets (4).
+//! plus the `Vec`'s capacity slack (amortised doubling: ~5 % at 1 M keys) and the key index
+//! (8-byte slots at ≤ 5/8 load). The key strings are apart (32-byte cells, see `super::keys`).
 
 /// Hourly demand buckets per key (the last 24 hours of event time, current hour included).
 pub const HOURS: usize = 24;

@@ -1,65 +1,95 @@
 //! The key dictionary: `(location, sku) -> row`. Each key lives once, as its message key
-//! `"{location}|{sku}"` in one Arrow-layout string column (offsets + bytes). The index is an
-//! open-addressing table of `u64` slots (32-bit hash tag | row + 1) with linear probing: a
-//! lookup hashes the borrowed strings, allocates nothing, and verifies a tag match against the
-//! stored key. It is hand-written, not `hashbrown`, for one reason: with a million keys every
-//! lookup is a chain of cache misses (slot → offsets → bytes), and [`KeyDict::prefetch`] lets
-//! the ingest loop issue them several events ahead. Ids cannot contain `|` (validated at
+//! `"{location}|{sku}"`, in a fixed 32-byte cell per row (a length byte and the key, for keys of
+//! up to 31 bytes; longer ones in an overflow buffer). The index is an open-addressing table of
+//! `u64` slots (32-bit hash tag | row + 1) with linear probing: a lookup hashes the borrowed
+//! strings, allocates nothing, and verifies a tag match against the stored key. It is
+//! hand-written, not `hashbrown`, for one reason: with a million keys every lookup is a chain of
+//! cache misses (slot → cell), and [`KeyDict::prefetch_slot`] / [`KeyDict::prefetch_key`] let
+//! the ingest loop issue them several events ahead. The cell is found from the row alone, with
+//! no offsets column between them: each random memory access costs a page walk here, which
+//! prefetching does not hide (see `docs/performance.md`). Ids cannot contain `|` (validated at
 //! decode), so the split is unambiguous.
 
 use arrow::array::{Array, StringArray};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 
 /// Rows are `u32`: one shard holds at most 4 billion keys.
 pub type Row = u32;
 
-/// Append-only string column in Arrow's `Utf8` layout.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct StrColumn {
-    offsets: Vec<i32>,
-    bytes: Vec<u8>,
+/// Longest key held inline in its cell.
+const INLINE: usize = 31;
+/// Length byte of a cell whose key is in the overflow buffer.
+const LONG: u8 = u8::MAX;
+
+/// One key: `[len, key bytes, zero padding]` for keys of up to [`INLINE`] bytes, so two cells
+/// of short keys are equal exactly when the keys are; a longer key: `[LONG, offset (u32 LE)]`
+/// into [`KeyStore::long`], where it is stored as `[len (u32 LE), bytes]`. 32-byte aligned: a
+/// cell is one cache line's half, never two lines.
+#[repr(C, align(32))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cell([u8; 32]);
+
+impl Cell {
+    /// The inline cell of `"{a}|{b}"`, if it fits.
+    #[inline]
+    fn inline(a: &[u8], b: &[u8]) -> Option<Cell> {
+        let len = a.len() + 1 + b.len();
+        if len > INLINE {
+            return None;
+        }
+        let mut c = [0u8; 32];
+        c[0] = len as u8;
+        c[1..1 + a.len()].copy_from_slice(a);
+        c[1 + a.len()] = crate::event::KEY_SEPARATOR;
+        c[2 + a.len()..1 + len].copy_from_slice(b);
+        Some(Cell(c))
+    }
 }
 
-impl StrColumn {
+/// The keys by row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KeyStore {
+    cells: Vec<Cell>,
+    long: Vec<u8>,
+}
+
+impl KeyStore {
     fn bytes(&self, row: usize) -> &[u8] {
-        let (a, b) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
-        &self.bytes[a..b]
+        let c = &self.cells[row].0;
+        if c[0] != LONG {
+            return &c[1..1 + usize::from(c[0])];
+        }
+        let at = u32::from_le_bytes([c[1], c[2], c[3], c[4]]) as usize;
+        let l = &self.long[at..at + 4];
+        let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+        &self.long[at + 4..at + 4 + len]
     }
 
     fn get(&self, row: usize) -> &str {
-        let (a, b) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
-        // Only ever filled from `&str` values, so every slice is valid UTF-8.
-        std::str::from_utf8(&self.bytes[a..b]).unwrap_or_default()
+        // Only ever filled from `&str` values, so every key is valid UTF-8.
+        std::str::from_utf8(self.bytes(row)).unwrap_or_default()
     }
 
     fn push_parts(&mut self, a: &str, b: &str) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
         // Read at a random place by every lookup, like the table: huge pages at scale.
-        super::huge::reserve(&mut self.offsets, 1);
-        super::huge::reserve(&mut self.bytes, a.len() + 1 + b.len());
-        self.bytes.extend_from_slice(a.as_bytes());
-        self.bytes.push(crate::event::KEY_SEPARATOR);
-        self.bytes.extend_from_slice(b.as_bytes());
-        self.offsets.push(self.bytes.len() as i32);
-    }
-
-    fn to_arrow(&self) -> StringArray {
-        let offsets = if self.offsets.is_empty() {
-            vec![0]
-        } else {
-            self.offsets.clone()
-        };
-        StringArray::new(
-            OffsetBuffer::new(ScalarBuffer::from(offsets)),
-            self.bytes.clone().into(),
-            None,
-        )
+        super::huge::reserve(&mut self.cells, 1);
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        let cell = Cell::inline(a, b).unwrap_or_else(|| {
+            let at = self.long.len() as u32;
+            let len = (a.len() + 1 + b.len()) as u32;
+            self.long.extend_from_slice(&len.to_le_bytes());
+            self.long.extend_from_slice(a);
+            self.long.push(crate::event::KEY_SEPARATOR);
+            self.long.extend_from_slice(b);
+            let mut c = [0u8; 32];
+            c[0] = LONG;
+            c[1..5].copy_from_slice(&at.to_le_bytes());
+            Cell(c)
+        });
+        self.cells.push(cell);
     }
 
     fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * 4 + self.bytes.capacity()
+        self.cells.capacity() * std::mem::size_of::<Cell>() + self.long.capacity()
     }
 }
 
@@ -69,7 +99,7 @@ pub struct KeyDict {
     /// Power-of-two table; 0 = empty, else `(hash >> 32) << 32 | (row + 1)`.
     slots: Vec<u64>,
     len: usize,
-    keys: StrColumn,
+    keys: KeyStore,
 }
 
 /// Grow when more than 5/8 of the slots are used: short probe runs for linear probing.
@@ -103,6 +133,14 @@ fn hash_key(location: &[u8], sku: &[u8]) -> u64 {
     h.finish()
 }
 
+/// Whether the stored key `k` is `"{l}|{s}"` (bytes, not str: no UTF-8 check on lookups).
+fn matches(k: &[u8], l: &[u8], s: &[u8]) -> bool {
+    k.len() == l.len() + 1 + s.len()
+        && k.starts_with(l)
+        && k[l.len()] == crate::event::KEY_SEPARATOR
+        && k.ends_with(s)
+}
+
 /// Splits a stored `"{location}|{sku}"` at its separator.
 fn split(key: &[u8]) -> (&[u8], &[u8]) {
     match key.iter().position(|&b| b == crate::event::KEY_SEPARATOR) {
@@ -132,17 +170,26 @@ impl KeyDict {
         if self.slots.is_empty() {
             return Err(0);
         }
+        let (l, s) = (location.as_bytes(), sku.as_bytes());
+        // A short key (nearly all) is compared as a whole cell: two 16-byte compares.
+        let probe = Cell::inline(l, s);
         let mask = self.slots.len() - 1;
         let tag = tag_of(h);
         let mut i = h as usize & mask;
         loop {
-            let s = self.slots[i];
-            if s == 0 {
+            let slot = self.slots[i];
+            if slot == 0 {
                 return Err(i);
             }
-            let row = (s as u32).wrapping_sub(1);
-            if tag_of(s) == tag && self.matches(row, location, sku) {
-                return Ok(row);
+            let row = (slot as u32).wrapping_sub(1);
+            if tag_of(slot) == tag {
+                let hit = match &probe {
+                    Some(p) => self.keys.cells[row as usize] == *p,
+                    None => matches(self.keys.bytes(row as usize), l, s),
+                };
+                if hit {
+                    return Ok(row);
+                }
             }
             i = (i + 1) & mask;
         }
@@ -211,39 +258,12 @@ impl KeyDict {
         (s != 0 && tag_of(s) == tag_of(h)).then(|| (s as u32 - 1) as usize)
     }
 
-    /// Prefetch stage 2 (the slot is cached by now): the candidate's string offsets.
+    /// Prefetch stage 2 (the slot is cached by now): the candidate's key cell.
     #[inline]
-    pub fn prefetch_offsets(&self, h: u64) {
-        if let Some(r) = self.candidate(h) {
-            if let Some(o) = self.keys.offsets.get(r) {
-                prefetch_ref(o);
-            }
+    pub fn prefetch_key(&self, h: u64) {
+        if let Some(c) = self.candidate(h).and_then(|r| self.keys.cells.get(r)) {
+            prefetch_ref(c);
         }
-    }
-
-    /// Prefetch stage 3 (slot and offsets cached): the candidate's key bytes.
-    #[inline]
-    pub fn prefetch_bytes(&self, h: u64) {
-        if let Some(r) = self.candidate(h) {
-            if let Some(b) = self
-                .keys
-                .offsets
-                .get(r)
-                .and_then(|&o| self.keys.bytes.get(o as usize))
-            {
-                prefetch_ref(b);
-            }
-        }
-    }
-
-    fn matches(&self, r: Row, location: &str, sku: &str) -> bool {
-        // Bytes, not str: no UTF-8 check on the lookup path.
-        let k = self.keys.bytes(r as usize);
-        let (l, s) = (location.as_bytes(), sku.as_bytes());
-        k.len() == l.len() + 1 + s.len()
-            && k.starts_with(l)
-            && k[l.len()] == crate::event::KEY_SEPARATOR
-            && k.ends_with(s)
     }
 
     /// The location of `row`.
@@ -263,11 +283,6 @@ impl KeyDict {
         k.split_once('|').map_or("", |(_, s)| s)
     }
 
-    /// Message keys as an Arrow column (row order).
-    pub fn keys_array(&self) -> StringArray {
-        self.keys.to_arrow()
-    }
-
     /// Rebuilds a dictionary from location and sku columns in row order.
     pub fn from_arrays(locations: &StringArray, skus: &StringArray) -> KeyDict {
         let mut d = KeyDict::default();
@@ -282,7 +297,7 @@ impl KeyDict {
         self.slots.capacity() * 8
     }
 
-    /// Heap bytes held by the key strings and their offsets.
+    /// Heap bytes held by the key strings (cells and overflow).
     pub fn string_bytes(&self) -> usize {
         self.keys.heap_bytes()
     }
@@ -306,6 +321,34 @@ mod tests {
         }
         assert_eq!(d.get("S1", "nope"), None);
         assert!(d.index_bytes() <= 10_000 * 8 * 4);
+    }
+
+    #[test]
+    fn long_keys_live_in_the_overflow_buffer() {
+        let mut d = KeyDict::default();
+        // Around the inline limit (31 bytes with the separator), and ids of 128 bytes.
+        let ids: Vec<(String, String)> = (25..40)
+            .map(|n| ("L".repeat(n / 2), format!("{n:0w$}", w = n - n / 2 - 1)))
+            .chain([
+                ("x".repeat(128), "y".repeat(128)),
+                ("é".repeat(64), "K".into()),
+            ])
+            .collect();
+        for (i, (l, s)) in ids.iter().enumerate() {
+            assert_eq!(d.get_or_insert(l, s), (i as Row, true), "{l}|{s}");
+        }
+        for _ in 0..200 {
+            d.get_or_insert(&format!("G{}", d.len()), "z"); // grow: rehash from stored keys
+        }
+        for (i, (l, s)) in ids.iter().enumerate() {
+            let r = i as Row;
+            assert_eq!(d.get(l, s), Some(r));
+            assert_eq!((d.location(r), d.sku(r)), (l.as_str(), s.as_str()));
+            assert_eq!(d.key(r).len(), l.len() + 1 + s.len());
+            // Same length, one byte different: not a match.
+            assert_eq!(d.get(l, &s.replacen(|_| true, "#", 1)), None);
+        }
+        assert!(d.string_bytes() >= 32 * d.len());
     }
 
     #[test]
