@@ -1,6 +1,7 @@
 //! Per-phase cost of the engine (decode, ingest, advance) in ns per event over KEYS uniform
-//! keys after warm-up: `cargo run --release --example phases -- [KEYS] [early]` (default 1 M;
-//! `early`: with early alerts, which score each event a second time at ingest).
+//! keys after warm-up: `cargo run --release --example phases -- [KEYS] [early] [skewed]`
+//! (default 1 M; `early`: with early alerts, which score each event a second time at ingest;
+//! `skewed`: keys drawn P(k) ∝ 1/k as in the bench's skewed case).
 //!
 //! The measured events are generated before the timed loop, so a profile of this program
 //! (`perf record -e cpu-clock`) shows the engine, not the generator, for its last part.
@@ -18,9 +19,11 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().unwrap())
         .unwrap_or(1_000_000);
+    let flag = |f: &str| std::env::args().skip(2).any(|a| a == f);
     let mut l = load::Load::new(keys, 3.6);
+    l.skewed = flag("skewed");
     let mut cfg = EngineConfig::default();
-    cfg.alerts.early = std::env::args().nth(2).as_deref() == Some("early");
+    cfg.alerts.early = flag("early");
     let mut shard = Shard::new(cfg);
     let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
     let mut out = BatchOutput::default();

@@ -405,7 +405,8 @@ fn with_valid<R>(
             "payload starts with a byte order mark".into(),
         ));
     }
-    let raw = raw::parse(text, cursor).map_err(|e| classify(&e, cursor.get()))?;
+    let mut raw = RawEvent::default();
+    raw::parse(text, cursor, &mut raw).map_err(|e| classify(&e, cursor.get()))?;
     stats.unknown_fields += u64::from(raw.unknown_fields);
     let ev = check_fields(&raw, limits, now_ms)?;
     check_key(policy, m.key, ev.location, ev.sku)?;

@@ -201,21 +201,26 @@ impl RiskModel for AdaGradLogistic {
 /// Most weights one example touches: linear + one bin per feature + one cell per cross.
 const MAX_ACTIVE: usize = 2 * NF + CROSSES.len();
 
-/// Cut points per feature, padded to a fixed width with NaN (no value is `>=` NaN), so a bin is
-/// a count over a fixed-size array: compares without branches or an early exit.
+/// Most cut points of a feature counted in [`EDGES_BY_CUT`].
 const EDGE_LANES: usize = 8;
 
-/// [`bin_edges`] of every feature with at most [`EDGE_LANES`] cut points, padded (others: all
-/// NaN, see [`Layout::bins_of`]).
-const PADDED_EDGES: [[f32; EDGE_LANES]; NF] = {
-    let mut t = [[f32::NAN; EDGE_LANES]; NF];
+/// The features padded to whole vector registers (8 lanes of `f32`).
+const FEATURE_LANES: usize = NF.next_multiple_of(8);
+
+/// The cut points of every feature with at most [`EDGE_LANES`] of them ([`bin_edges`]),
+/// transposed: row `k` holds every feature's `k`-th cut point, NaN where a feature has fewer
+/// (no value is `>=` NaN), for the others and in the padding. [`Layout::bins_of`] then counts
+/// the bins of all features together: one comparison per feature and row, in vector lanes,
+/// without branches.
+const EDGES_BY_CUT: [[f32; FEATURE_LANES]; EDGE_LANES] = {
+    let mut t = [[f32::NAN; FEATURE_LANES]; EDGE_LANES];
     let mut i = 0;
     while i < NF {
         let e = bin_edges(i);
         if e.len() <= EDGE_LANES {
             let mut k = 0;
             while k < e.len() {
-                t[i][k] = e[k];
+                t[k][i] = e[k];
                 k += 1;
             }
         }
@@ -264,13 +269,21 @@ impl Layout {
     }
 
     /// The bin of every feature (0 for features without bins), as [`bin_of`] gives it: over
-    /// the padded cut points, and for the hour of day (the one feature with more cut points
-    /// than [`EDGE_LANES`], checked at compile time below) over its own.
+    /// [`EDGES_BY_CUT`], and for the hour of day (the one feature with more cut points than
+    /// [`EDGE_LANES`], checked at compile time above) over its own.
     #[inline(always)]
     fn bins_of(x: &Features) -> [usize; NF] {
+        let mut v = [f32::NAN; FEATURE_LANES];
+        v[..NF].copy_from_slice(x);
+        let mut count = [0u32; FEATURE_LANES];
+        for cuts in &EDGES_BY_CUT {
+            for ((n, &c), &xi) in count.iter_mut().zip(cuts).zip(&v) {
+                *n += u32::from(xi >= c);
+            }
+        }
         let mut bin = [0usize; NF];
-        for ((b, e), &v) in bin.iter_mut().zip(&PADDED_EDGES).zip(x) {
-            *b = e.iter().map(|&c| usize::from(v >= c)).sum();
+        for (b, &n) in bin.iter_mut().zip(&count) {
+            *b = n as usize;
         }
         bin[HOUR_OF_DAY] = bin_of(x[HOUR_OF_DAY], bin_edges(HOUR_OF_DAY));
         bin
