@@ -220,11 +220,11 @@ fn parse_flat<'a>(json: &'a str, ev: &mut RawEvent<'a>) -> Option<()> {
         s.i += 1;
     } else {
         loop {
-            let key = s.string(json)?;
+            let idx = s.key(json)?;
             s.ws();
             s.eat(b':')?;
             s.ws();
-            match field_index(key) {
+            match idx {
                 None => {
                     s.skip_scalar(json)?;
                     ev.unknown_fields += 1;
@@ -276,6 +276,51 @@ fn parse_flat<'a>(json: &'a str, ev: &mut RawEvent<'a>) -> Option<()> {
     }
     s.ws();
     (s.i == b.len()).then_some(())
+}
+
+/// Each known field name followed by its closing quote, as the low bytes of a little-endian
+/// `u128`, with the mask of those bytes ([`known_key`] compares 16 bytes at once).
+const KEY_PATTERNS: [(u128, u128); FIELDS.len()] = {
+    let mut t = [(0u128, 0u128); FIELDS.len()];
+    let mut i = 0;
+    while i < FIELDS.len() {
+        let f = FIELDS[i].as_bytes();
+        assert!(f.len() < 16);
+        let mut k = 0;
+        while k <= f.len() {
+            let byte = if k < f.len() { f[k] } else { b'"' };
+            t[i].0 |= (byte as u128) << (8 * k);
+            t[i].1 |= 0xff << (8 * k);
+            k += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The known field whose name and closing quote start `rest` (the bytes after a key's opening
+/// quote), if `rest` has 16 bytes to compare: a field name is recognised without scanning it
+/// as a string, by its first byte and one 16-byte comparison per candidate. `None` says only
+/// "not recognised here": the caller then scans the key as any string.
+#[inline]
+fn known_key(rest: &[u8]) -> Option<usize> {
+    let head = u128::from_le_bytes(rest.get(..16)?.try_into().ok()?);
+    let candidates: &[usize] = match rest[0] {
+        b't' => &[0],
+        b'e' => &[1, 6, 7, 13],
+        b's' => &[2, 4, 10],
+        b'l' => &[3],
+        b'q' => &[5],
+        b'i' => &[8],
+        b'o' => &[9],
+        b'u' => &[11],
+        b'c' => &[12],
+        _ => &[],
+    };
+    candidates.iter().copied().find(|&i| {
+        let (pattern, mask) = KEY_PATTERNS[i];
+        head & mask == pattern
+    })
 }
 
 /// Position of the first `"`, `\\` or control character (< 0x20) in `b`, 8 bytes at a time
@@ -350,6 +395,19 @@ impl<'a> Scan<'a> {
         self.i = start + len + 1;
         // `"` is ASCII, so both ends are on character boundaries.
         json.get(start..start + len)
+    }
+
+    /// An object key: `Some(index)` of a known field ([`FIELDS`]), `None` for another name;
+    /// the outer `None` where [`Scan::string`] fails.
+    #[inline]
+    fn key(&mut self, json: &'a str) -> Option<Option<usize>> {
+        if self.peek()? == b'"' {
+            if let Some(idx) = known_key(&self.b[self.i + 1..]) {
+                self.i += FIELDS[idx].len() + 2;
+                return Some(Some(idx));
+            }
+        }
+        self.string(json).map(field_index)
     }
 
     #[inline]
@@ -521,6 +579,25 @@ mod tests {
             let naive = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
             prop_assert_eq!(string_end(&b), naive);
         }
+    }
+
+    #[test]
+    fn known_keys_are_the_fields() {
+        for (i, f) in FIELDS.iter().enumerate() {
+            let rest = format!("{f}\":0,\"padding_to_16_bytes\":1}}");
+            assert_eq!(known_key(rest.as_bytes()), Some(i), "{f}");
+            assert_eq!(field_index(f), Some(i));
+            // A longer name with the same start, and the name cut short: not this field.
+            let longer = format!("{f}x\":0,\"padding_to_16_bytes\":1}}");
+            assert_eq!(known_key(longer.as_bytes()), None, "{f}x");
+            let shorter = format!("{}\":0,\"padding_to_16_bytes\":1}}", &f[..f.len() - 1]);
+            assert_ne!(known_key(shorter.as_bytes()), Some(i), "{shorter}");
+        }
+        assert_eq!(
+            known_key(b"type\":1}"),
+            None,
+            "under 16 bytes: left to the scan"
+        );
     }
 
     #[test]
