@@ -506,18 +506,19 @@ fn parse_utc_fast(b: &[u8]) -> Option<i64> {
     if !(20..=30).contains(&n) || b[n - 1] != b'Z' {
         return None;
     }
-    let d = |i: usize| -> Option<i64> {
-        let c = b[i];
-        c.is_ascii_digit().then(|| i64::from(c - b'0'))
-    };
-    let num = |a: usize, len: usize| -> Option<i64> {
-        (a..a + len).try_fold(0i64, |acc, i| Some(acc * 10 + d(i)?))
-    };
+    // Digit values, each checked below (a non-digit wraps to 10 or more): straight-line code
+    // for the fixed fields, no loop or early exit per digit.
+    let d = |i: usize| i64::from(b[i].wrapping_sub(b'0'));
+    const FIXED_DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if FIXED_DIGITS.iter().fold(0, |m, &i| m.max(d(i))) > 9 {
+        return None;
+    }
     if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let (y, mo, da) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (h, mi, se) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let two = |i: usize| d(i) * 10 + d(i + 1);
+    let (y, mo, da) = (two(0) * 100 + two(2), two(5), two(8));
+    let (h, mi, se) = (two(11), two(14), two(17));
     let mut ms = 0;
     if n > 20 {
         // ".fraction" between the seconds and the Z: 1 to 9 digits.
@@ -525,7 +526,8 @@ fn parse_utc_fast(b: &[u8]) -> Option<i64> {
             return None;
         }
         let digits = n - 21;
-        let frac = num(20, digits)?;
+        let frac =
+            (20..20 + digits).try_fold(0i64, |acc, i| (d(i) <= 9).then(|| acc * 10 + d(i)))?;
         ms = match digits {
             1 => frac * 100,
             2 => frac * 10,
