@@ -203,17 +203,17 @@ fn a_failed_start_does_not_print_the_password() {
             tail(&log)
         );
         assert_no_canary(&format!("{name} output"), &log);
-        // librdkafka's configuration dump reaches the log through its log queue; a process
-        // that fails fast on a loaded machine sometimes exits before it is served (seen in CI
-        // under the full suite). The running-service tests require it in every run; here at
-        // least one of the four runs must show it.
-        if ["sasl.password = [redacted]", VISIBLE]
+        // librdkafka's configuration dump (the only place the mechanism is named, too)
+        // reaches the log through its log queue; a process that fails fast on a loaded machine
+        // sometimes exits before it is served (seen in CI under the full suite, session 7: a
+        // run with neither the dump nor "SCRAM-SHA-512"). The running-service tests require it
+        // in every run; here at least one of the four runs must show it.
+        if ["sasl.password = [redacted]", VISIBLE, "SCRAM-SHA-512"]
             .iter()
             .all(|n| log.contains(n))
         {
             dumps_seen += 1;
         }
-        assert!(log.contains("SCRAM-SHA-512"), "{name}: {}", tail(&log));
         assert!(
             log.contains("error: starting the service"),
             "{name}: {}",
