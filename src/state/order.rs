@@ -466,11 +466,11 @@ pub fn id_hash(s: &str) -> u64 {
 const EVICT_AHEAD: usize = 8;
 
 /// The dedupe memory: a set of event-id hashes, open addressing with linear probing (load
-/// ≤ 1/4: 32–64 bytes per remembered id, measured faster at a million ids than ≤ 1/2 by
-/// ~60 ns/event and ≤ 5/8 by ~110, see `docs/performance.md`) and backward-shift deletion, so
-/// a lookup is one probe into one 8-byte slot in the common case — and, unlike a `HashSet`, its slot can be prefetched a few events ahead
-/// ([`IdSet::prefetch`]): with a million ids remembered, inserts (at ingest) and removals (at
-/// eviction) are cache misses otherwise.
+/// ≤ 1/4: 32–64 bytes per remembered id; at a million ids ~60 ns/event faster than ≤ 1/2, see
+/// `docs/performance.md`) and backward-shift deletion, so a lookup is one probe into one
+/// 8-byte slot in the common case — and, unlike a `HashSet`, its slot can be prefetched a few
+/// events ahead ([`IdSet::prefetch`]): with a million ids remembered, inserts (at ingest) and
+/// removals (at eviction) are cache misses otherwise.
 #[derive(Debug, Clone, Default)]
 pub struct IdSet {
     /// Hash values; 0 marks an empty slot (the id hash 0 is kept in `has_zero`).
