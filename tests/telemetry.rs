@@ -149,7 +149,15 @@ fn bounded_labels_take_only_their_documented_values() {
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         values("stockwatch_events_consumed_total", "type"),
-        set(&["sale", "shipment", "receipt", "availability", "unknown"])
+        set(&[
+            "sale",
+            "shipment",
+            "receipt",
+            "availability",
+            "inventory_count",
+            "adjustment",
+            "unknown"
+        ])
     );
     assert_eq!(
         values("stockwatch_alerts_total", "status"),
