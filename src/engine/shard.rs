@@ -10,6 +10,7 @@ use arrow::array::Array;
 use crate::alert::{self, Alert, AlertKind, AlertStatus, Reason, Transition};
 use crate::decode::DecodedBatch;
 use crate::event::EventType;
+use crate::master::{LocalClock, MasterData};
 use crate::model::features::{self, Features, NAMES, NF};
 use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
 use crate::model::RiskModel;
@@ -106,6 +107,10 @@ pub struct Shard {
     /// Early alerts for the next ingests (see [`Shard::set_early_now`]).
     early_now: bool,
     pub(crate) changed: Changed,
+    /// Master data (locations' time zones); empty: every location is UTC.
+    master: std::sync::Arc<MasterData>,
+    /// Per location, the cached UTC offset.
+    clock: LocalClock,
 }
 
 /// Key rows changed since the changelog last took them (see [`Shard::track_changes`]).
@@ -214,8 +219,16 @@ impl Shard {
             processing_ms: None,
             early_now: true,
             changed: Changed::default(),
+            master: std::sync::Arc::default(),
+            clock: LocalClock::default(),
             cfg,
         }
+    }
+
+    /// Uses `master` for the locations' time zones from the next event on (the model's local
+    /// hour of day and day of week).
+    pub fn set_master(&mut self, master: std::sync::Arc<MasterData>) {
+        self.master = master;
     }
 
     /// The configuration.
@@ -560,7 +573,10 @@ impl Shard {
         let mut sched = KeySchedule::new(&mut self.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
         // Score.
-        let inputs = c.inputs(&sched, e.time_ms, h);
+        let mut inputs = c.inputs(&sched, e.time_ms, h);
+        inputs.utc_offset_ms =
+            self.clock
+                .offset_ms(&self.master, self.keys.location(e.row), e.time_ms);
         c.inbound_head = sched.head();
         self.counters.applied[e.kind as usize] += 1;
         if applied.receipt_unmatched {
@@ -721,6 +737,10 @@ impl Shard {
                 (inputs, self.spec_row.in_stockout())
             }
         };
+        let mut inputs = inputs;
+        inputs.utc_offset_ms =
+            self.clock
+                .offset_ms(&self.master, self.keys.location(e.row), inputs.now_ms);
         let derived = features::compute(&inputs, &mut self.spec_x);
         let risk = self.model.score(&self.spec_x);
         let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;

@@ -181,6 +181,8 @@ impl KeyRow {
             hours_since_stockout: hours_since(self.last_stockout_ms),
             demand_last_3h,
             count_gap: self.count_gap(),
+            // Set by the shard from the master data (see `Shard::apply`).
+            utc_offset_ms: 0,
         }
     }
 }
