@@ -191,7 +191,7 @@ pub fn cached_high_watermark(
 pub fn subscribe(cfg: &Config) -> Result<GroupConsumer, SourceError> {
     let k = &cfg.kafka;
     let config = k.consumer_config(&cfg.service);
-    crate::config::check_client_security(&config).map_err(SourceError::Unsupported)?;
+    crate::kafka::check_client_security(&config).map_err(SourceError::Unsupported)?;
     let consumer: GroupConsumer = config
         .create_with_context(GroupContext::default())
         .map_err(SourceError::Create)?;
