@@ -32,6 +32,7 @@
 //!   readers, metrics, baselines, plots.
 //! - [`sim`]: a deterministic store-network simulator (the load generator).
 //! - [`config`]: layered configuration (embedded defaults, file, environment).
+//! - [`kafka`]: what the Kafka clients share: librdkafka's features, client security checks.
 //! - [`telemetry`]: Prometheus metrics, health/readiness and the HTTP endpoints that serve them.
 //! - [`cli`]: the `stockwatch` command line (the binary is a thin wrapper).
 
@@ -42,6 +43,7 @@ pub mod decode;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod kafka;
 pub mod master;
 pub mod model;
 pub mod partition;

@@ -480,7 +480,7 @@ pub fn read_state(
     cfg.kafka.security.apply_to(&mut rc);
     let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
     let mut ps = crate::sink::kafka::ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
-    ps.properties = super::producer_properties(cfg);
+    ps.properties = super::setup::producer_properties(cfg);
     let mut producer = EventProducer::new(ps)?;
     let inputs = cfg.kafka.topics.inputs();
     let mut out = Vec::new();
