@@ -126,6 +126,13 @@ impl MasterData {
         self.locations.is_empty() && self.items.is_empty()
     }
 
+    /// The location table has entries (without, every location is UTC: callers skip the
+    /// lookup, and the key's location string is not even read).
+    #[inline]
+    pub fn has_locations(&self) -> bool {
+        !self.locations.is_empty()
+    }
+
     /// Locations and items held.
     pub fn len(&self) -> (usize, usize) {
         (self.locations.len(), self.items.len())

@@ -574,9 +574,11 @@ impl Shard {
         let applied = c.apply(e, &mut sched);
         // Score.
         let mut inputs = c.inputs(&sched, e.time_ms, h);
-        inputs.utc_offset_ms =
-            self.clock
-                .offset_ms(&self.master, self.keys.location(e.row), e.time_ms);
+        if self.master.has_locations() {
+            inputs.utc_offset_ms =
+                self.clock
+                    .offset_ms(&self.master, self.keys.location(e.row), e.time_ms);
+        }
         c.inbound_head = sched.head();
         self.counters.applied[e.kind as usize] += 1;
         if applied.receipt_unmatched {
@@ -738,9 +740,11 @@ impl Shard {
             }
         };
         let mut inputs = inputs;
-        inputs.utc_offset_ms =
-            self.clock
-                .offset_ms(&self.master, self.keys.location(e.row), inputs.now_ms);
+        if self.master.has_locations() {
+            inputs.utc_offset_ms =
+                self.clock
+                    .offset_ms(&self.master, self.keys.location(e.row), inputs.now_ms);
+        }
         let derived = features::compute(&inputs, &mut self.spec_x);
         let risk = self.model.score(&self.spec_x);
         let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;
