@@ -9,13 +9,6 @@
 //! - a record with no key, or with a key that is not the body's `"{location}|{sku}"`, is
 //!   `miskeyed`: the partition it landed on may not own that key.
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/consume.rs"]
-mod consume;
-#[path = "support/service.rs"]
-mod service;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -25,6 +18,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use service::{topics, Instance};
+
+use crate::support::{broker, consume, service};
 
 const PARTITIONS: u32 = 2;
 const KEY: &[u8] = b"S1|K1";

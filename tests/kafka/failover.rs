@@ -17,13 +17,6 @@
 //!
 //! Each test starts its own broker and uses its own topics and group.
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/consume.rs"]
-mod consume;
-#[path = "support/service.rs"]
-mod service;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,6 +24,8 @@ use std::time::{Duration, Instant};
 use broker::Broker;
 use consume::{Consumed, Tail};
 use service::{stockwatch, topics, Instance, Producer};
+
+use crate::support::{broker, consume, service};
 
 const PARTITIONS: u32 = 4;
 const ALL: [i32; 4] = [0, 1, 2, 3];
@@ -753,7 +748,7 @@ fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
 }
 
 /// The same with reorder buffers far smaller than the backlog: flow control must pause the
-/// inputs that run ahead (DESIGN §3, KIP-353) and resume them, losing and reordering nothing.
+/// ahead-running inputs (docs/architecture.md#event-time) and resume them, losing and reordering nothing.
 #[test]
 fn a_backlog_larger_than_the_reorder_buffers_pauses_inputs_and_still_equals_replay() {
     let pauses = backlog(
