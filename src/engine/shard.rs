@@ -13,12 +13,12 @@ use crate::event::EventType;
 use crate::model::features::{self, Features, NAMES, NF};
 use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
 use crate::model::RiskModel;
+use crate::model::RollingAuc;
 use crate::reject::{RejectReason, Rejection};
 use crate::state::columns::{flag, hour_of, KeyRow, Rows, HOUR_MS, NO_HOUR};
 use crate::state::inbound::{Inbound, KeySchedule, VecSchedule};
 use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
-use crate::telemetry::RollingAuc;
 
 use super::early::{EarlyBook, Shadows};
 use super::EngineConfig;

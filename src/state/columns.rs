@@ -12,12 +12,13 @@
 //! plus the `Vec`'s capacity slack (amortised doubling: ~5 % at 1 M keys) and the key index
 //! (8-byte slots at ≤ 5/8 load). The key strings are apart (32-byte cells, see `super::keys`).
 
+use crate::model::features::DemandStats;
+
 /// Hourly demand buckets per key (the last 24 hours of event time, current hour included).
 pub const HOURS: usize = 24;
 /// Daily demand buckets per key (the last 14 days, today included).
 pub const DAYS: usize = 14;
-/// One hour in ms.
-pub const HOUR_MS: i64 = 3_600_000;
+pub use crate::event::HOUR_MS;
 /// Marker for "no time recorded".
 pub const NO_TIME: i64 = i64::MIN;
 /// Marker for "no hour recorded".
@@ -115,23 +116,6 @@ impl Default for KeyRow {
             flags: 0,
         }
     }
-}
-
-/// Demand statistics of one key at one hour, from its windows.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct DemandStats {
-    /// Shrunk estimate of demand per hour over the whole window.
-    pub rate_per_hour: f64,
-    /// Demand per hour over the last 24 hours (shrunk).
-    pub recent_per_hour: f64,
-    /// Dispersion index of daily demand (variance / mean, ≥ 1).
-    pub dispersion: f64,
-    /// Fraction of complete days in the window with no demand.
-    pub zero_day_fraction: f64,
-    /// Complete days of history in the window.
-    pub complete_days: u32,
-    /// Demand so far today.
-    pub today: f64,
 }
 
 /// The rows of one shard, indexed by key row.
