@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench engine` — the README's performance section quotes its figures.
 
+// `criterion_group!` generates a public function that cannot carry a doc comment.
+#![allow(missing_docs)]
+
 #[path = "../tests/support/load.rs"]
 mod load;
 

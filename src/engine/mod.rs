@@ -5,6 +5,8 @@
 //! `"{location}|{sku}"`, so `replay --partitions N` splits events exactly as the topics do.
 
 pub mod early;
+/// Test and fuzz harness only (feature `testing`): not part of the public API.
+#[cfg(feature = "testing")]
 pub mod exercise;
 pub mod persist;
 pub mod shard;

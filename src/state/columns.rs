@@ -179,7 +179,7 @@ impl Rows {
     #[inline]
     pub fn prefetch_line(&self, row: usize, offset: usize) {
         if let Some(r) = self.rows.get(row) {
-            prefetch_ptr((r as *const KeyRow).cast::<u8>().wrapping_add(offset));
+            super::mem::prefetch((r as *const KeyRow).cast::<u8>().wrapping_add(offset));
         }
     }
 
@@ -192,7 +192,7 @@ impl Rows {
         if let Some(r) = self.rows.get(row) {
             let p = (r as *const KeyRow).cast::<u8>();
             for off in [0, 64, 128, 192] {
-                prefetch_ptr(p.wrapping_add(off));
+                super::mem::prefetch(p.wrapping_add(off));
             }
         }
     }
@@ -327,20 +327,6 @@ impl KeyRow {
             today,
         }
     }
-}
-
-/// Hints the CPU to load the cache line of `p` (any address: a prefetch never faults).
-#[inline(always)]
-pub(crate) fn prefetch_ptr(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is a hint with no architectural effect (it never faults, whatever
-        // the address), and SSE is part of the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 fn shl(bits: u32, by: i64) -> u32 {

@@ -10,6 +10,8 @@
 //! - [`inbound`]: open shipments by ETA (the in-transit schedule).
 //! - [`order`]: watermark, reorder buffer and dedupe: events are applied in event-time order.
 //! - [`huge`]: transparent huge pages for the large, randomly read buffers.
+//! - `mem`: the prefetch and `madvise` hints: with one librdkafka call in `source::kafka`,
+//!   the only `unsafe` code the lints allow.
 //! - [`snapshot`]: a shard's state as one Arrow `RecordBatch` / IPC file and back.
 //! - [`changelog`]: a shard's state as one record per changed key plus a shard record, and back.
 
@@ -18,6 +20,7 @@ pub mod columns;
 pub mod huge;
 pub mod inbound;
 pub mod keys;
+mod mem;
 pub mod order;
 pub mod shard;
 pub mod snapshot;
