@@ -1043,7 +1043,7 @@ fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
 /// the remembered event ids, whose FIFO order (and so which old ones were already forgotten)
 /// follows the arrival order, which replay's file and the four topics do not share.
 fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir: &Path) -> bool {
-    use stockwatch::state::snapshot;
+    use stockwatch::engine::persist;
     let t = topics(prefix);
     let vars = [
         (
@@ -1087,7 +1087,7 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
         "--partitions",
         &PARTITIONS.to_string(),
     ]);
-    let replayed = snapshot::read_engine_state(&state, cfg.engine_config()).expect("replay state");
+    let replayed = persist::read_engine_state(&state, cfg.engine_config()).expect("replay state");
     let canonical = |b: arrow::array::RecordBatch| {
         let keep: Vec<usize> = (0..b.num_columns())
             .filter(|&i| b.schema().field(i).name() != "seen_ids")
@@ -1098,9 +1098,9 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
     for (p, mut r) in restored {
         let mut alerts = Vec::new();
         r.shard.advance(true, None, &mut alerts);
-        let mine = canonical(snapshot::shard_to_batch(&r.shard, p as u32).expect("batch"));
+        let mine = canonical(persist::shard_to_batch(&r.shard, p as u32).expect("batch"));
         let theirs =
-            canonical(snapshot::shard_to_batch(&replayed[p as usize], p as u32).expect("batch"));
+            canonical(persist::shard_to_batch(&replayed[p as usize], p as u32).expect("batch"));
         let same = mine == theirs;
         eprintln!(
             "partition {p}: {} keys restored from {} changelog records, inputs resume at {:?}; equal to replay: {same}",
