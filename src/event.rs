@@ -17,6 +17,9 @@ pub const MAX_ID_BYTES: usize = 128;
 /// The separator of the message key `"{location}|{sku}"`; ids may not contain it.
 pub const KEY_SEPARATOR: u8 = b'|';
 
+/// One hour of event time, in ms.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// Event type tag, stored as a `UInt8` column in decoded batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -223,7 +223,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     progress.finish();
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(p) = &a.state_out {
-        crate::state::snapshot::write_engine_state(&engine, p)
+        crate::engine::persist::write_engine_state(&engine, p)
             .with_context(|| format!("writing --state-out {}", p.display()))?;
     }
     let report = report(&a, &engine, src.lines_read(), elapsed);

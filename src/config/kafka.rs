@@ -41,7 +41,7 @@ const RESERVED_PROPERTIES: [(&str, &str); 18] = [
     (
         "partition.assignment.strategy",
         "it is fixed to `range`: partition p of every input topic must land on one instance \
-         (co-partitioning, DESIGN §6)",
+         (co-partitioning, docs/architecture.md#partitioning)",
     ),
     (
         "enable.auto.commit",
@@ -66,7 +66,7 @@ const RESERVED_PROPERTIES: [(&str, &str); 18] = [
     (
         "partitioner",
         "it is fixed to murmur2_random: keyed records must land where Kafka's Java clients put \
-         them, as the input contract does (DESIGN §2)",
+         them, as the input contract does (docs/architecture.md#partitioning)",
     ),
     (
         "enable.ssl.certificate.verification",

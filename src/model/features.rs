@@ -3,7 +3,7 @@
 //! indicator, never NaN.
 
 use super::prior::stockout_prior;
-use crate::state::columns::{DemandStats, HOUR_MS};
+use crate::event::HOUR_MS;
 
 /// Number of features, bias included.
 pub const NF: usize = 27;
@@ -72,7 +72,25 @@ pub const AVAILABILITY_HISTORY: &[usize] = &[
 /// A feature vector.
 pub type Features = [f32; NF];
 
-/// What the features are computed from (a view of one key's state, assembled by the shard).
+/// Demand statistics of one key at one hour, from its windows.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DemandStats {
+    /// Shrunk estimate of demand per hour over the whole window.
+    pub rate_per_hour: f64,
+    /// Demand per hour over the last 24 hours (shrunk).
+    pub recent_per_hour: f64,
+    /// Dispersion index of daily demand (variance / mean, ≥ 1).
+    pub dispersion: f64,
+    /// Fraction of complete days in the window with no demand.
+    pub zero_day_fraction: f64,
+    /// Complete days of history in the window.
+    pub complete_days: u32,
+    /// Demand so far today.
+    pub today: f64,
+}
+
+/// What the features are computed from: the model's one read view of a key, filled by the
+/// state (`KeyRow::inputs` in `state::transition`), so the model never reads state types.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KeyInputs {
     /// Event time of the scoring, ms.

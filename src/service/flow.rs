@@ -33,7 +33,7 @@ impl Core {
         }
     }
 
-    /// Backpressure and the event-time merge of DESIGN §3 (KIP-353): while a shard holds more
+    /// Backpressure and the event-time merge (architecture.md#event-time): while a shard holds more
     /// than its share of `kafka.max_pending_events` waiting for the watermark, its inputs that
     /// are ahead of its slowest active input are paused, so the consumer fetches what holds the
     /// watermark back instead of buffering the rest (a backlog of sales read before any

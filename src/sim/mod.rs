@@ -2,7 +2,7 @@
 //! and load run.
 //!
 //! It simulates stores and DCs selling and replenishing SKUs hour by hour, and emits the
-//! four input topics of the contract (DESIGN §2) as Kafka-ready records (key
+//! four input topics of the contract (docs/architecture.md#contracts) as Kafka-ready records (key
 //! `"{location}|{sku}"`, one-line JSON value), roughly in event-time order, optionally mixed
 //! with planned duplicates, late events and bad records of every [`BadKind`]. The same
 //! [`SimConfig`] always gives the same records, byte for byte.
@@ -30,6 +30,7 @@ mod config;
 mod demand;
 mod event;
 mod format;
+pub mod load;
 mod real;
 mod stats;
 mod world;

@@ -165,6 +165,9 @@ pub type GroupConsumer = BaseConsumer<GroupContext>;
 
 /// The partition's high watermark as of the last fetch response: librdkafka's cached value,
 /// no broker request, cheap enough for every batch. `None` before the first fetch.
+// The one FFI call outside `state::mem`: it needs the consumer's native handle, so it lives
+// with the consumer (rdkafka 0.39 has no safe wrapper for it).
+#[allow(unsafe_code)]
 pub fn cached_high_watermark(
     consumer: &GroupConsumer,
     topic: &CStr,

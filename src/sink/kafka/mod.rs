@@ -9,7 +9,7 @@
 //!
 //! Records are partitioned as Kafka's Java clients do (`partitioner=murmur2_random`), so the
 //! partition of a keyed record is [`crate::partition::partition_for_key`] of its key, the
-//! contract of the input topics (DESIGN §2). The producer is idempotent: librdkafka's retries
+//! input contract (docs/architecture.md#partitioning). The producer is idempotent: its retries
 //! neither duplicate nor reorder records within a partition.
 //!
 //! **Checkpoints** let a caller act once everything sent before a point is acknowledged,
