@@ -532,3 +532,72 @@ pub fn restore_shard(
     s.counters = meta.counters;
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key record written before contract v2 (version 1) still restores: no count
+    /// discrepancy, its shipments open, its waiting events of sub-type code 0.
+    #[test]
+    fn version_1_key_records_are_read() {
+        let v1 = KeyRecordV1 {
+            location: "S1".into(),
+            sku: "K1".into(),
+            on_hand: 7.0,
+            in_transit: 5.0,
+            flags: 1,
+            last_stockout_ms: i64::MIN,
+            last_alert_ms: i64::MIN,
+            first_hour: 10,
+            ring_hour: 12,
+            last_receipt_hour: 11,
+            last_sample_hour: i32::MIN,
+            hourly: vec![0.0; HOURS],
+            daily: vec![0.0; DAYS],
+            oos_hours: 0,
+            oos_days: 0,
+            risk: 0.25,
+            alert_risk: 0.0,
+            inbound: vec![(42, 5.0, 1_000)],
+            seen: vec![(3, 900, 77)],
+            pending: vec![PendingRecordV1 {
+                time_ms: 950,
+                id_hash: 78,
+                kind: 0,
+                in_stock: false,
+                qty: 1.0,
+                eta_ms: 0,
+                shipment_hash: 0,
+                source: 9,
+            }],
+            labels: Vec::new(),
+        };
+        let mut value = vec![CHANGELOG_V1];
+        value.extend(postcard::to_allocvec(&v1).unwrap());
+        let k = KeyRecord::decode(&value).unwrap();
+        assert_eq!(k, KeyRecord::from(v1));
+        assert_eq!(k.count_gap, super::super::columns::NO_GAP);
+        assert_eq!(k.inbound, vec![(42, 5.0, 1_000, false)]);
+        assert_eq!(k.pending[0].sub, 0);
+        // This version's records round-trip, and an unknown version is refused.
+        let mut v2 = Vec::new();
+        k.encode(&mut v2);
+        assert_eq!(v2[0], CHANGELOG_VERSION);
+        assert_eq!(KeyRecord::decode(&v2).unwrap(), k);
+        value[0] = 9;
+        assert!(KeyRecord::decode(&value).is_err());
+    }
+
+    /// A version 1 shard record's counters (four event types, no v2 counters) read as v2's.
+    #[test]
+    fn version_1_counters_are_read() {
+        let c: ShardCounters = serde_json::from_str(
+            r#"{"applied":[1,2,3,4],"late":5,"duplicate":6,"receipts_unmatched":7,"shipments_dropped":8,"stockouts":9,"alerts":[[1,0,1],[2,0,2]]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.applied, [1, 2, 3, 4, 0, 0]);
+        assert_eq!((c.late, c.stockouts, c.counts_below_book), (5, 9, 0));
+        assert!(serde_json::from_str::<ShardCounters>(r#"{"applied":[1,2,3,4,5,6,7]}"#).is_err());
+    }
+}
