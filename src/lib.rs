@@ -3,7 +3,8 @@
 //! Streaming stockout-risk detection: inventory events in, stockout-risk alerts out.
 //!
 //! ```text
-//!  sale / shipment / receipt / availability (JSON, keyed "{location}|{sku}")
+//!  sale / shipment / receipt / availability / inventory_count / adjustment
+//!  (JSON, keyed "{location}|{sku}")
 //!     │
 //!  source ──> decode + validate ──> engine: route by key to shard p (one per partition)
 //!  (file,       JSON -> Arrow batch;    · reorder by event time, dedupe, watermark
@@ -15,9 +16,11 @@
 //! ```
 //!
 //! ## Layout
-//! - [`event`]: the input contract v1 (types the JSON Schema is generated from).
+//! - [`event`]: the input contract v2 and v1 (types the JSON Schemas are generated from).
 //! - [`reject`]: rejection reasons (bounded codes) — the dead-letter contract's core.
 //! - [`decode`]: raw messages → validated Arrow `RecordBatch` + rejections.
+//! - [`master`]: master data as tables (locations with their time zones, items), and the
+//!   per-location local clock.
 //! - [`partition`]: Kafka's default partitioner (murmur2), for key → shard routing.
 //! - [`model`]: the model's read view of a key (`KeyInputs`), features, analytic prior,
 //!   online learner, delayed labels and the model's rolling quality (Brier, log loss, ROC AUC).
@@ -66,6 +69,7 @@ pub mod engine;
 pub mod eval;
 pub mod event;
 pub mod kafka;
+pub mod master;
 pub mod model;
 pub mod partition;
 pub mod reject;

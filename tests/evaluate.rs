@@ -18,6 +18,7 @@ fn run(horizon_hours: u32, simulate_inventory: bool) -> Outcome {
         engine: EngineConfig::default(),
         simulate_inventory,
         seed: 5,
+        master: Default::default(),
     };
     evaluate(&panel, &opts, |_, _| {}).expect("evaluates")
 }

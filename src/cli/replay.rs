@@ -55,6 +55,43 @@ pub struct ReplayArgs {
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Master data: locations CSV (header `location,kind,time_zone,dc,region`). The model's
+    /// hour of day and day of week are local to each location's time zone; locations not in
+    /// the file are UTC.
+    #[arg(long)]
+    pub locations: Option<PathBuf>,
+    /// Master data: items CSV (header `sku,category,case_pack`).
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+}
+
+/// Master data from `--locations` / `--items` files (empty without them).
+pub fn load_master(
+    locations: Option<&std::path::Path>,
+    items: Option<&std::path::Path>,
+) -> anyhow::Result<crate::master::MasterData> {
+    let mut m = crate::master::MasterData::default();
+    if let Some(p) = locations {
+        m.load_locations_csv(p)?;
+    }
+    if let Some(p) = items {
+        m.load_items_csv(p)?;
+    }
+    Ok(m)
+}
+
+/// Inventory counts and shipment refusals of a replay (contract v2).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CountReport {
+    /// Counts that found the book (recorded on hand) known.
+    pub against_book: u64,
+    /// Of those, counts below the book (phantom inventory).
+    pub below_book: u64,
+    /// Σ (book − count) over the counts below the book, units.
+    pub phantom_units: f64,
+    /// Shipment revisions or cancellations of closed shipments refused at apply (those
+    /// refused at ingest are in `rejected_by_reason.shipment_closed`).
+    pub shipments_refused: u64,
 }
 
 /// The run report (`--report-json`).
@@ -87,6 +124,8 @@ pub struct ReplayReport {
     pub stockouts_observed: u64,
     /// Receipts that matched no open shipment (applied to on hand).
     pub receipts_unmatched: u64,
+    /// Inventory counts against a known book, and the phantom inventory they found.
+    pub counts: CountReport,
     /// Fields outside the contract (ignored).
     pub unknown_fields: u64,
     /// Keys tracked.
@@ -142,6 +181,8 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut engine = Engine::new(cfg.engine_config(), a.partitions);
+    let master = load_master(a.locations.as_deref(), a.items.as_deref())?;
+    engine.set_master(std::sync::Arc::new(master));
     let progress = crate::cli::progress::bytes_bar(src.total_bytes(), a.quiet);
     let started = Instant::now();
     let mut out = BatchOutput::default();
@@ -198,11 +239,12 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
 }
 
 fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport {
-    let mut applied = [0u64; 4];
+    let mut applied = [0u64; EventType::COUNT];
     let mut alerts = [[0u64; 3]; 2];
     let mut early = [[0u64; 3]; 2];
     let (mut stockouts, mut unmatched, mut keys, mut pending, mut updates) = (0, 0, 0, 0, 0);
     let mut bytes = StateBytes::default();
+    let mut counts = CountReport::default();
     for s in e.shards() {
         let c = s.counters();
         for (a, v) in applied.iter_mut().zip(c.applied) {
@@ -221,6 +263,10 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
         }
         stockouts += c.stockouts;
         unmatched += c.receipts_unmatched;
+        counts.against_book += c.counts_against_book;
+        counts.below_book += c.counts_below_book;
+        counts.phantom_units += c.phantom_units;
+        counts.shipments_refused += c.shipments_refused;
         keys += s.keys() as u64;
         pending += s.pending_events() as u64;
         updates += s.model().updates();
@@ -285,6 +331,7 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
             .collect(),
         stockouts_observed: stockouts,
         receipts_unmatched: unmatched,
+        counts,
         unknown_fields: e.unknown_fields(),
         keys_tracked: keys,
         state_bytes: bytes,

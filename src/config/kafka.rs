@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::secret::{secret_property_error, SECRET_PROPERTIES};
 use super::{SecuritySection, ServiceSection, SASL_PASSWORD_ENV};
+use crate::decode::TopicTypes;
+use crate::event::EventType;
 
 /// librdkafka properties a pass-through map must not set, and why: typed fields own them, or
 /// the service's guarantees depend on their value.
@@ -84,6 +86,10 @@ pub struct TopicsSection {
     pub receipts: String,
     /// Availability observations.
     pub availability: String,
+    /// Inventory counts (contract v2).
+    pub inventory_counts: String,
+    /// Stock adjustments (contract v2).
+    pub adjustments: String,
     /// Alerts out.
     pub alerts: String,
     /// Early alerts out (`alerts.early`): provisional, scored on arrival, before the watermark.
@@ -94,26 +100,50 @@ pub struct TopicsSection {
     pub changelog: String,
 }
 
+/// The most input topics there can be: one per event type.
+pub const MAX_INPUTS: usize = EventType::COUNT;
+
 impl TopicsSection {
-    /// The four input topics, in [`crate::event::EventType`] code order.
-    pub fn inputs(&self) -> [&str; 4] {
+    /// The topic of each event type, in [`EventType`] code order.
+    pub fn by_type(&self) -> [&str; EventType::COUNT] {
         [
             &self.sales,
             &self.shipments,
             &self.receipts,
             &self.availability,
+            &self.inventory_counts,
+            &self.adjustments,
         ]
     }
 
-    /// The four input topics, each with the name of the event type it carries (the
-    /// contract's `type` value), in [`TopicsSection::inputs`] order.
-    pub fn input_types(&self) -> [(&str, &'static str); 4] {
-        [
-            (&self.sales, "sale"),
-            (&self.shipments, "shipment"),
-            (&self.receipts, "receipt"),
-            (&self.availability, "availability"),
-        ]
+    /// The input topics, each once, in the code order of the first type they carry (types may
+    /// share a topic). An input's index is its position here.
+    pub fn inputs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(MAX_INPUTS);
+        for t in self.by_type() {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// The event types each input topic may carry, in [`TopicsSection::inputs`] order: the
+    /// explicit topic ↔ type rule (a record of another type is refused).
+    pub fn input_types(&self) -> Vec<TopicTypes> {
+        let by_type = self.by_type();
+        self.inputs()
+            .into_iter()
+            .map(|topic| {
+                let types: Vec<EventType> = EventType::ALL
+                    .into_iter()
+                    .zip(by_type)
+                    .filter(|(_, t)| *t == topic)
+                    .map(|(ty, _)| ty)
+                    .collect();
+                TopicTypes::of(&types)
+            })
+            .collect()
     }
 }
 
@@ -232,6 +262,8 @@ impl KafkaSection {
             ("kafka.topics.shipments", &t.shipments),
             ("kafka.topics.receipts", &t.receipts),
             ("kafka.topics.availability", &t.availability),
+            ("kafka.topics.inventory_counts", &t.inventory_counts),
+            ("kafka.topics.adjustments", &t.adjustments),
             ("kafka.topics.alerts", &t.alerts),
             ("kafka.topics.early_alerts", &t.early_alerts),
             ("kafka.topics.dead_letter", &t.dead_letter),
@@ -248,9 +280,18 @@ impl KafkaSection {
                     "{a} = {x:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
                 ));
             }
-            if let Some((b, _)) = names[i + 1..].iter().find(|(_, y)| y == x) {
+            // Input types may share a topic (it carries all of them); any other topic must be
+            // a topic of its own.
+            let inputs = EventType::COUNT;
+            if let Some((_, (b, _))) = names
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .find(|(j, (_, y))| y == x && !(i < inputs && *j < inputs))
+            {
                 return Err(format!(
-                    "{a} and {b} are both {x:?}: every topic must differ"
+                    "{a} and {b} are both {x:?}: input topics may be shared by event types, \
+                     every other topic must differ"
                 ));
             }
         }

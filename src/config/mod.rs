@@ -14,7 +14,7 @@ pub mod security;
 mod tests;
 
 pub use env::ENV_PREFIX;
-pub use kafka::{KafkaSection, TopicsSection};
+pub use kafka::{KafkaSection, TopicsSection, MAX_INPUTS};
 pub use secret::{redacted, Secret, MASK, NOT_SET, SASL_PASSWORD_ENV};
 pub use security::{SaslMechanism, SecurityProtocol, SecuritySection};
 

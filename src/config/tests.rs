@@ -568,3 +568,65 @@ fn pass_through_cannot_turn_tls_verification_off() {
     assert_eq!(c.kafka.consumer["debug"], "all");
     assert_eq!(c.kafka.producer["debug"], "all");
 }
+
+#[test]
+fn input_topics_are_one_per_type_or_shared_with_their_allowed_types() {
+    use crate::event::EventType;
+    let c = Config::defaults();
+    let t = &c.kafka.topics;
+    assert_eq!(t.inputs().len(), EventType::COUNT);
+    for (types, ty) in t.input_types().iter().zip(EventType::ALL) {
+        assert_eq!(types.only(), Some(ty));
+    }
+    // Adjustments and counts share the receipts topic: one input carries three types.
+    let vars = [
+        (
+            "STOCKWATCH__KAFKA__TOPICS__ADJUSTMENTS",
+            "stockwatch.receipts",
+        ),
+        (
+            "STOCKWATCH__KAFKA__TOPICS__INVENTORY_COUNTS",
+            "stockwatch.receipts",
+        ),
+    ];
+    let c = Config::load_with_env(
+        None,
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .unwrap();
+    let t = &c.kafka.topics;
+    assert_eq!(
+        t.inputs(),
+        [
+            "stockwatch.sales",
+            "stockwatch.shipments",
+            "stockwatch.receipts",
+            "stockwatch.availability"
+        ]
+    );
+    let receipts = &t.input_types()[2];
+    assert_eq!(receipts.only(), None);
+    for ty in [
+        EventType::Receipt,
+        EventType::InventoryCount,
+        EventType::Adjustment,
+    ] {
+        assert!(receipts.allows(ty as u8), "{ty:?}");
+    }
+    assert!(!receipts.allows(EventType::Sale as u8));
+    // An input topic may not be an output topic.
+    let vars = [(
+        "STOCKWATCH__KAFKA__TOPICS__ADJUSTMENTS",
+        "stockwatch.alerts",
+    )];
+    let e = Config::load_with_env(
+        None,
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("kafka.topics.adjustments") && e.contains("kafka.topics.alerts"),
+        "{e}"
+    );
+}

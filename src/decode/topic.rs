@@ -49,6 +49,14 @@ impl TopicTypes {
         t
     }
 
+    /// The topic's type, if it carries exactly one.
+    pub fn only(&self) -> Option<EventType> {
+        if self.mask.count_ones() != 1 {
+            return None;
+        }
+        EventType::from_code(self.mask.trailing_zeros() as u8)
+    }
+
     /// Whether an event of type code `code` may be on the topic.
     pub fn allows(&self, code: u8) -> bool {
         code < 64 && self.mask & (1 << code) != 0

@@ -180,6 +180,13 @@ impl Engine {
         self.counters.messages = self.decoder.stats().messages;
     }
 
+    /// Uses `master` (locations' time zones) in every shard from the next event on.
+    pub fn set_master(&mut self, master: std::sync::Arc<crate::master::MasterData>) {
+        for s in &mut self.shards {
+            s.set_master(master.clone());
+        }
+    }
+
     /// Applies everything still waiting for the watermark (end of an offline input).
     pub fn flush(&mut self, processing_ms: Option<i64>, out: &mut BatchOutput) {
         for s in &mut self.shards {

@@ -12,6 +12,7 @@ use arrow::array::Array;
 use crate::alert::{self, Alert, AlertKind, AlertStatus, Transition};
 use crate::decode::DecodedBatch;
 use crate::event::EventType;
+use crate::master::{LocalClock, MasterData};
 use crate::model::features::{self, Features, NF};
 use crate::model::labels::{self, RollingQuality, Snapshot};
 use crate::model::RiskModel;
@@ -63,6 +64,10 @@ pub struct Shard {
     early_now: bool,
     /// Keys changed since the changelog last took them.
     pub(crate) changed: ChangedKeys,
+    /// Master data (locations' time zones); empty: every location is UTC.
+    master: std::sync::Arc<MasterData>,
+    /// Per location, the cached UTC offset.
+    clock: LocalClock,
 }
 
 /// One scoring of one key, recorded for offline evaluation (see [`Shard::record_scores`]).
@@ -113,8 +118,16 @@ impl Shard {
             processing_ms: None,
             early_now: true,
             changed: ChangedKeys::default(),
+            master: std::sync::Arc::default(),
+            clock: LocalClock::default(),
             cfg,
         }
+    }
+
+    /// Uses `master` for the locations' time zones from the next event on (the model's local
+    /// hour of day and day of week).
+    pub fn set_master(&mut self, master: std::sync::Arc<MasterData>) {
+        self.master = master;
     }
 
     /// The configuration.
@@ -166,6 +179,12 @@ impl Shard {
     /// The watermark is the slowest active input's.
     pub fn set_inputs(&mut self, n: usize) {
         self.state.order.set_inputs(n);
+    }
+
+    /// Sets the number of inputs keeping the clocks of those it had (a restored shard read
+    /// by a build with more input topics).
+    pub fn resize_inputs(&mut self, n: usize) {
+        self.state.order.resize_inputs(n);
     }
 
     /// Marks input `input` idle (caught up) or active.
@@ -336,8 +355,41 @@ impl Shard {
                 },
                 eta_ms: if c.eta.is_valid(i) { c.eta.value(i) } else { 0 },
                 shipment_hash,
+                sub: if c.sub.is_valid(i) { c.sub.value(i) } else { 0 },
                 source: source_of(index),
             };
+            // A revision or cancellation of a shipment closed at an applied (earlier) event
+            // time is refused here, where the record can still be dead-lettered; its id and
+            // time count as for an accepted event (a re-delivered copy is a duplicate). One
+            // whose closure still waits for the watermark is refused when applied instead
+            // (`Shard::apply`), with the same effect on the state.
+            if kind == EventType::Shipment && self.state.inbound.is_closed(row, shipment_hash) {
+                let (reason, detail) = match self.state.order.admit_refused(input, &ev) {
+                    Ok(()) => {
+                        self.state.counters.shipment_closed += 1;
+                        (
+                            RejectReason::ShipmentClosed,
+                            format!(
+                                "shipment_id {:?} was received or cancelled already",
+                                c.shipment_id.value(i)
+                            ),
+                        )
+                    }
+                    Err(_) => {
+                        self.state.counters.duplicate += 1;
+                        (
+                            RejectReason::Duplicate,
+                            format!("event_id {:?} was already seen", c.event_id.value(i)),
+                        )
+                    }
+                };
+                rejects.push(Rejection {
+                    index,
+                    reason,
+                    detail,
+                });
+                continue;
+            }
             let accepted = self.state.order.accept_from(input, ev);
             if accepted.is_ok() && self.cfg.alerts.early && self.early_now {
                 self.speculate(&ev);
@@ -420,6 +472,12 @@ impl Shard {
 
     /// Applies one event in order, then scores its key.
     fn apply(&mut self, e: &PendingEvent, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
+        if e.kind == EventType::Shipment && self.state.inbound.is_closed(e.row, e.shipment_hash) {
+            // Refused (its closure was applied after it was admitted): nothing at all happens,
+            // exactly as when it is refused on arrival.
+            self.state.counters.shipments_refused += 1;
+            return;
+        }
         self.mature_labels(e.time_ms);
         self.changed.mark(e.row);
         let row = e.row as usize;
@@ -429,11 +487,23 @@ impl Shard {
         let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
         // Score.
-        let inputs = c.inputs(&sched, e.time_ms, h);
+        let mut inputs = c.inputs(&sched, e.time_ms, h);
+        if self.master.has_locations() {
+            inputs.utc_offset_ms =
+                self.clock
+                    .offset_ms(&self.master, self.state.keys.location(e.row), e.time_ms);
+        }
         c.inbound_head = sched.head();
         self.state.counters.applied[e.kind as usize] += 1;
         if applied.receipt_unmatched {
             self.state.counters.receipts_unmatched += 1;
+        }
+        if let Some(gap) = applied.count_gap {
+            self.state.counters.counts_against_book += 1;
+            if gap < 0.0 {
+                self.state.counters.counts_below_book += 1;
+                self.state.counters.phantom_units -= gap;
+            }
         }
         if applied.stockout == Some(AlertStatus::Raised) {
             self.state.counters.stockouts += 1;
@@ -584,6 +654,12 @@ impl Shard {
                 (inputs, self.spec_row.in_stockout())
             }
         };
+        let mut inputs = inputs;
+        if self.master.has_locations() {
+            inputs.utc_offset_ms =
+                self.clock
+                    .offset_ms(&self.master, self.state.keys.location(e.row), inputs.now_ms);
+        }
         let derived = features::compute(&inputs, &mut self.spec_x);
         let risk = self.state.model.score(&self.spec_x);
         let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;

@@ -18,14 +18,16 @@ fn a_copied_row_with_a_vec_schedule_follows_the_shard() {
     s.state.rows.push_key();
     let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
     let mut t = t0;
-    let events: Vec<PendingEvent> = (0..600u64)
+    let events: Vec<PendingEvent> = (0..1200u64)
         .map(|n| {
             t += (next() % 4) as i64 * HOUR_MS / 2 + 1;
             let dice = next() % 100;
             let (kind, qty) = match dice {
-                0..=59 => (EventType::Sale, (next() % 3) as f64),
-                60..=74 => (EventType::Availability, 0.0),
-                75..=84 => (EventType::Receipt, (next() % 40) as f64),
+                0..=49 => (EventType::Sale, (next() % 3) as f64),
+                50..=61 => (EventType::Availability, 0.0),
+                62..=71 => (EventType::Receipt, (next() % 40) as f64),
+                72..=79 => (EventType::InventoryCount, (next() % 30) as f64),
+                80..=87 => (EventType::Adjustment, (next() % 9) as f64 - 4.0),
                 _ => (EventType::Shipment, (next() % 30) as f64),
             };
             PendingEvent {
@@ -37,6 +39,8 @@ fn a_copied_row_with_a_vec_schedule_follows_the_shard() {
                 qty,
                 eta_ms: t + ((next() % 30) as i64 - 5) * 24 * HOUR_MS,
                 shipment_hash: next() % 24,
+                // Shipments: one in four cancels.
+                sub: u8::from(next() % 4 == 0),
                 source: n,
             }
         })
@@ -67,6 +71,7 @@ fn a_copied_row_with_a_vec_schedule_follows_the_shard() {
         copy.last_alert_ms = mine.last_alert_ms;
         copy.last_sample_hour = mine.last_sample_hour;
         copy.inbound_head = mine.inbound_head;
+        assert_eq!(copy.count_gap, mine.count_gap);
         copy.flags = (copy.flags & !flag::RISK_OPEN) | (mine.flags & flag::RISK_OPEN);
         assert_eq!(copy, mine, "{e:?}");
         assert_eq!(
@@ -76,5 +81,8 @@ fn a_copied_row_with_a_vec_schedule_follows_the_shard() {
         opened = opened.max(sched.shipments().len());
     }
     assert!(opened > 3, "the schedule was exercised ({opened})");
-    assert!(s.counters().shipments_dropped > 0 && s.counters().stockouts > 0);
+    let c = s.counters();
+    assert!(c.shipments_dropped > 0 && c.stockouts > 0, "{c:?}");
+    assert!(c.shipments_refused > 0, "closed shipments were revised");
+    assert!(c.counts_below_book > 0 && c.phantom_units > 0.0);
 }

@@ -83,6 +83,8 @@ pub struct EvalOptions {
     pub simulate_inventory: bool,
     /// Seed of the simulation.
     pub seed: u64,
+    /// Master data (the locations' time zones); empty: UTC.
+    pub master: std::sync::Arc<crate::master::MasterData>,
 }
 
 /// Daily quality of one model (the learning curve).
@@ -190,6 +192,7 @@ impl BatchBuilder {
             event_time_ms: time_ms,
             eta_ms,
             in_stock,
+            sub: None,
         };
         self.b.push(self.n, &e);
         self.n += 1;
@@ -269,6 +272,7 @@ pub fn evaluate(
     let horizon_ms = i64::from(h_hours) * HOUR_MS;
     let cfg = engine_config(opts.engine, h_hours, n);
     let mut shard = Shard::new(cfg);
+    shard.set_master(opts.master.clone());
     shard.record_scores(true);
     let mut shadow: Box<dyn RiskModel> = crate::model::build(&cfg.model);
     let next = next_oos(oos, hours);

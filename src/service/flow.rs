@@ -7,6 +7,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::Core;
+use crate::config::MAX_INPUTS;
 use crate::source::kafka::{cached_high_watermark, GroupConsumer};
 
 impl Core {
@@ -20,7 +21,7 @@ impl Core {
     pub(super) fn mark_idle(&mut self, consumer: &GroupConsumer) {
         let idle_after = Duration::from_millis(self.cfg.kafka.input_idle_ms);
         for (p, slot) in &mut self.slots {
-            for (t, topic) in self.input_cstrs.iter().enumerate().take(4) {
+            for (t, topic) in self.input_cstrs.iter().enumerate().take(MAX_INPUTS) {
                 if slot.paused[t] || slot.last_seen[t].elapsed() < idle_after {
                     continue;
                 }
@@ -53,12 +54,12 @@ impl Core {
             };
             let over = slot.shard.pending_events() > limit;
             let clock = |t: usize| slot.shard.input_clock(t).unwrap_or((i64::MIN, true));
-            let slowest = (0..4)
+            let slowest = (0..inputs.len())
                 .map(clock)
                 .filter(|&(_, idle)| !idle)
                 .map(|(max, _)| max)
                 .min();
-            for (t, topic) in inputs.iter().enumerate().take(4) {
+            for (t, topic) in inputs.iter().enumerate().take(MAX_INPUTS) {
                 let want = over && slowest.is_some_and(|m| clock(t).0 > m);
                 if want == slot.paused[t] {
                     continue;

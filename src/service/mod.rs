@@ -50,9 +50,11 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::alert::Alert;
+use crate::config::MAX_INPUTS;
 use crate::config::{Config, Delivery, KafkaSection};
 use crate::decode::{Decoder, MessageRef, TopicTypes};
 use crate::engine::{EngineConfig, Shard};
+use crate::event::EventType;
 use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError};
 use crate::sink::record::{alert_record, dead_letter_record, EncodeError, Rejected};
@@ -129,18 +131,18 @@ struct Slot {
     /// The batches the shard's state descends from (the changelog's stamps).
     lineage: Lineage,
     /// Record timestamps of the records read and not yet applied (end-to-end latency).
-    trackers: [OffsetTracker; 4],
+    trackers: [OffsetTracker; MAX_INPUTS],
     /// Per input: the end of the partition when it was assigned. Before the first fetch
     /// answers, an input is caught up only once read that far: silence on a backlog only means
     /// it is not fetched yet, and calling it idle would push the backlog behind the watermark.
-    catch_up: [i64; 4],
+    catch_up: [i64; MAX_INPUTS],
     /// Per input: the offset after the last record read (what the state reflects).
-    next: [i64; 4],
+    next: [i64; MAX_INPUTS],
     /// Per input: what the changelog and the committed offsets last recorded.
-    committed: [i64; 4],
-    last_seen: [Instant; 4],
+    committed: [i64; MAX_INPUTS],
+    last_seen: [Instant; MAX_INPUTS],
     /// Per input: paused by flow control (`flow`).
-    paused: [bool; 4],
+    paused: [bool; MAX_INPUTS],
     /// The watermark the changelog last recorded (an input going idle moves it without a
     /// record read or a key changed).
     written_watermark: i64,
@@ -294,8 +296,9 @@ impl Service {
             .kafka
             .topics
             .inputs()
+            .into_iter()
             .map(str::to_owned)
-            .into();
+            .collect();
         let msgs = poll_batch(&self.consumer, &self.core.cfg.kafka);
         // Rebalances happen inside poll. A batch that saw one is dropped: its messages may
         // come from the old assignment, and every assigned partition resumes at the offsets
@@ -351,8 +354,8 @@ struct Batch<'b, 'm> {
     now_ms: i64,
     /// The current group's rejections (reused).
     rejects: Vec<Rejection>,
-    /// Records consumed by input topic (the last entry, "unknown", stays 0 here).
-    consumed: [u64; 5],
+    /// Records consumed by event type code, then "unknown" (see `CONSUMED_TYPES`).
+    consumed: [u64; EventType::COUNT + 1],
     /// Rejections by [`RejectReason::index`].
     rejected: [u64; RejectReason::ALL.len()],
     /// Dead letters by [`RejectReason::index`].
@@ -382,7 +385,7 @@ impl Core {
             msgs,
             now_ms: chrono::Utc::now().timestamp_millis(),
             rejects: Vec::new(),
-            consumed: [0; 5],
+            consumed: [0; EventType::COUNT + 1],
             rejected: [0; RejectReason::ALL.len()],
             dead: [0; RejectReason::ALL.len()],
         };
@@ -461,7 +464,15 @@ impl Core {
             |j| offsets::source(t, offsets[j as usize]),
             rejects,
         );
-        b.consumed[t] += idx.len() as u64;
+        // Consumed, by decoded type; a record that did not decode counts under its topic's
+        // type when the topic carries one type, else as "unknown".
+        for &kind in batch.columns().kind.values() {
+            b.consumed[usize::from(kind).min(EventType::COUNT)] += 1;
+        }
+        let undecoded = (idx.len() - batch.len()) as u64;
+        b.consumed[self.topic_types[t]
+            .only()
+            .map_or(EventType::COUNT, |ty| ty as usize)] += undecoded;
         for r in rejects.iter() {
             self.stats.rejected[r.reason.index()] += 1;
             b.rejected[r.reason.index()] += 1;

@@ -12,6 +12,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::changelog;
 use super::commit::put_offset;
 use super::{is_timeout, Core, ServiceError, Slot, COMMITTED_ATTEMPTS, QUERY_TIMEOUT};
+use crate::config::MAX_INPUTS;
 use crate::sink::kafka::ProduceError;
 use crate::source::kafka::{GroupConsumer, Rebalance};
 use crate::telemetry::events::{AssignmentChanged, PartitionRestored};
@@ -126,8 +127,12 @@ impl Core {
             committed,
             self.engine,
         )?;
+        let mut r = r;
+        // The shard's clocks, one per input topic (a state written by a build with fewer
+        // inputs gets the new ones, starting with no data).
+        r.shard.resize_inputs(inputs.len());
         let mut seek = TopicPartitionList::new();
-        for (i, t) in inputs.iter().enumerate().take(4) {
+        for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
             if rewind || committed.offsets[i].unwrap_or(0) != r.offsets[i] {
                 // Infallible for a fresh list.
                 let _ = seek.add_partition_offset(t, p, Offset::Offset(r.offsets[i]));
@@ -139,7 +144,7 @@ impl Core {
             }
         }
         let mut catch_up = r.offsets;
-        for (i, t) in inputs.iter().enumerate().take(4) {
+        for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
             if let Ok((_, high)) = consumer.fetch_watermarks(t, p, QUERY_TIMEOUT) {
                 catch_up[i] = catch_up[i].max(high);
             }
@@ -156,8 +161,8 @@ impl Core {
                 catch_up,
                 next: r.offsets,
                 committed: r.offsets,
-                last_seen: [now; 4],
-                paused: [false; 4],
+                last_seen: [now; MAX_INPUTS],
+                paused: [false; MAX_INPUTS],
                 to_commit: false,
             },
         );

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::observe::Observe;
 use super::{changelog, Config, Core, Delivery, RunStats, Service, ServiceError, QUERY_TIMEOUT};
-use crate::decode::{Decoder, KeyPolicy, TopicTypes};
+use crate::decode::{Decoder, KeyPolicy};
 use crate::sink::kafka::{EventProducer, ProducerSettings};
 use crate::source::kafka::{subscribe, GroupConsumer};
 
@@ -73,16 +73,7 @@ impl Service {
             .iter()
             .map(|t| CString::new(*t).map_err(|_| ServiceError::Inputs(format!("{t:?}: NUL"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let topic_types = cfg
-            .kafka
-            .topics
-            .input_types()
-            .iter()
-            .map(|(topic, ty)| {
-                TopicTypes::from_names([*ty])
-                    .map_err(|e| ServiceError::Inputs(format!("{topic}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let topic_types = cfg.kafka.topics.input_types();
         // Not served until [`Service::observe`]: the handles exist either way.
         let (observe, _unserved) = Observe::new()?;
         consumer.context().set_metrics(observe.metrics.clone());

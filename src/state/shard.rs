@@ -8,6 +8,7 @@ use super::columns::Rows;
 use super::inbound::Inbound;
 use super::keys::KeyDict;
 use super::order::EventOrder;
+use crate::event::EventType;
 use crate::model::labels::{PendingLabels, RollingQuality};
 use crate::model::{ModelConfig, RiskModel};
 
@@ -24,14 +25,27 @@ pub struct StateConfig {
 }
 
 /// Counters of one shard's lifetime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ShardCounters {
-    /// Events applied, by type code.
-    pub applied: [u64; 4],
+    /// Events applied, by type code (a state written before contract v2 has four).
+    #[serde(deserialize_with = "by_type")]
+    pub applied: [u64; EventType::COUNT],
     /// Rejections at ingest: late.
     pub late: u64,
     /// Rejections at ingest: duplicate.
     pub duplicate: u64,
+    /// Rejections at ingest: a revision or cancellation of a closed shipment.
+    pub shipment_closed: u64,
+    /// Revisions or cancellations of a closed shipment refused when applied (the closure was
+    /// still waiting for the watermark when they were admitted): nothing changed.
+    pub shipments_refused: u64,
+    /// Inventory counts that found the book (recorded on hand) known.
+    pub counts_against_book: u64,
+    /// Of those, counts below the book: phantom inventory.
+    pub counts_below_book: u64,
+    /// Σ (book − count) over the counts below the book: phantom units.
+    pub phantom_units: f64,
     /// Receipts naming no open shipment of their key (applied to on hand all the same).
     pub receipts_unmatched: u64,
     /// Shipments dropped unreceived: overdue, or beyond the per-key bound.
@@ -40,6 +54,21 @@ pub struct ShardCounters {
     pub stockouts: u64,
     /// Alerts emitted, `[kind][status]`.
     pub alerts: [[u64; 3]; 2],
+}
+
+/// Reads per-type counters of at most [`EventType::COUNT`] types (missing ones are 0).
+fn by_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u64; EventType::COUNT], D::Error> {
+    let v: Vec<u64> = serde::Deserialize::deserialize(d)?;
+    let mut out = [0u64; EventType::COUNT];
+    if v.len() > out.len() {
+        return Err(serde::de::Error::custom(format_args!(
+            "{} event types (this build has {})",
+            v.len(),
+            out.len()
+        )));
+    }
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
 }
 
 /// Everything of one shard that a snapshot or the changelog keeps.

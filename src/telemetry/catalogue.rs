@@ -221,6 +221,18 @@ pub(super) const MODEL_UPDATES: MetricSpec = spec(
     &[],
     "Online model updates (matured labels learned from).",
 );
+pub(super) const PHANTOM_COUNTS: MetricSpec = spec(
+    "stockwatch_inventory_counts_phantom_total",
+    Counter,
+    &[],
+    "Inventory counts that found less than the book (recorded on hand): phantom inventory.",
+);
+pub(super) const PHANTOM_UNITS: MetricSpec = spec(
+    "stockwatch_inventory_phantom_units_total",
+    Counter,
+    &[],
+    "Units the book over-stated, summed over the counts that found less than it.",
+);
 pub(super) const BUILD_INFO: MetricSpec = spec(
     "stockwatch_build_info",
     GaugeKind,
@@ -230,7 +242,7 @@ pub(super) const BUILD_INFO: MetricSpec = spec(
 
 /// Every metric the service exports, in catalogue order: [`Metrics::new`] registers each from
 /// its entry here, and [`CATALOGUE`] is derived from it.
-pub const METRICS: [MetricSpec; 27] = [
+pub const METRICS: [MetricSpec; 29] = [
     CONSUMED,
     APPLIED,
     REJECTED,
@@ -257,6 +269,8 @@ pub const METRICS: [MetricSpec; 27] = [
     MODEL_AUC,
     LABEL_BACKLOG,
     MODEL_UPDATES,
+    PHANTOM_COUNTS,
+    PHANTOM_UNITS,
     BUILD_INFO,
 ];
 

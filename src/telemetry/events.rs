@@ -106,7 +106,7 @@ pub struct PartitionRestored {
     /// Changelog records read.
     pub records_read: u64,
     /// The input offsets the restored state reflects.
-    pub offsets: [i64; 4],
+    pub offsets: [i64; crate::config::MAX_INPUTS],
     /// How long the restore took.
     pub elapsed: Duration,
 }
