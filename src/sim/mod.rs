@@ -30,8 +30,10 @@ mod config;
 mod demand;
 mod event;
 mod format;
+mod masterdata;
 mod real;
 mod stats;
+pub mod truth;
 mod world;
 
 #[cfg(test)]
@@ -44,9 +46,12 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use bad::BadKind;
-pub use config::{DemandSource, SimConfig, SimError, DEFAULT_LATE_DELAY_MS, DEFAULT_START_MS};
+pub use config::{
+    Contract, DemandSource, SimConfig, SimError, V2Config, DEFAULT_LATE_DELAY_MS, DEFAULT_START_MS,
+};
 pub use real::{SampleError, UNITS_PER_SALE};
 pub use stats::{SimStats, WorldStats};
+pub use truth::Truth;
 
 use bad::BadMaker;
 use world::{Pending, World};
@@ -69,10 +74,14 @@ pub enum Topic {
     Receipts,
     /// `availability` events.
     Availability,
+    /// `inventory_count` events (contract v2).
+    InventoryCounts,
+    /// `adjustment` events (contract v2).
+    Adjustments,
 }
 
 impl Topic {
-    /// Every topic, in declaration order.
+    /// The topics of contract v1, in declaration order.
     pub const ALL: [Topic; 4] = [
         Topic::Sales,
         Topic::Shipments,
@@ -80,17 +89,38 @@ impl Topic {
         Topic::Availability,
     ];
 
-    /// The topic's name: `sales`, `shipments`, `receipts` or `availability`.
+    /// Every topic of contract v2 (v1's and the two new ones), in declaration order.
+    pub const ALL_V2: [Topic; 6] = [
+        Topic::Sales,
+        Topic::Shipments,
+        Topic::Receipts,
+        Topic::Availability,
+        Topic::InventoryCounts,
+        Topic::Adjustments,
+    ];
+
+    /// The topics a stream of `contract` uses.
+    pub fn of(contract: Contract) -> &'static [Topic] {
+        match contract {
+            Contract::V1 => &Topic::ALL,
+            Contract::V2 => &Topic::ALL_V2,
+        }
+    }
+
+    /// The topic's name: `sales`, `shipments`, `receipts`, `availability`,
+    /// `inventory_counts` or `adjustments`.
     pub fn name(&self) -> &'static str {
         match self {
             Topic::Sales => "sales",
             Topic::Shipments => "shipments",
             Topic::Receipts => "receipts",
             Topic::Availability => "availability",
+            Topic::InventoryCounts => "inventory_counts",
+            Topic::Adjustments => "adjustments",
         }
     }
 
-    /// Position in [`Topic::ALL`].
+    /// Position in [`Topic::ALL_V2`] (and in [`Topic::ALL`] for the v1 topics).
     pub fn index(&self) -> usize {
         *self as usize
     }
@@ -209,6 +239,37 @@ impl Simulator {
     /// What has been emitted so far, and the world's ground truth.
     pub fn stats(&self) -> &SimStats {
         &self.stats
+    }
+
+    /// The ground truth so far: every out-of-stock episode (with
+    /// [`SimConfig::record_truth`]; none otherwise), the DCs, and the share of keys known after
+    /// the first day.
+    pub fn truth(&self) -> Truth {
+        let names = self.world.names();
+        let dc_keys = u64::from(names.dcs()) * u64::from(names.skus());
+        let all = u64::from(names.locations()) * u64::from(names.skus());
+        Truth {
+            start_ms: self.cfg.start_ms,
+            end_ms: self.cfg.start_ms + self.stats.world.hours as i64 * format::HOUR_MS,
+            dcs: (0..names.dcs())
+                .map(|d| names.location(d).to_owned())
+                .collect(),
+            store_keys: all - dc_keys,
+            dc_keys,
+            known_after_first_day: self.stats.world.known_after_first_day().unwrap_or(0.0),
+            episodes: self.world.episodes(),
+        }
+    }
+
+    /// Writes the network's locations as CSV: `location,kind,time_zone,dc,region` (US zones
+    /// with contract v2, UTC with v1).
+    pub fn write_locations(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        masterdata::write_locations(self.world.names(), self.cfg.contract, out)
+    }
+
+    /// Writes the SKUs as CSV: `sku,category,case_pack`.
+    pub fn write_items(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.world.write_items(out)
     }
 
     /// Simulates hours until one has events, or the run ends.
