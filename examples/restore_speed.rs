@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
         0,
         &mut shard,
         &mut lineage,
-        [0; 4],
+        [0; stockwatch::config::MAX_INPUTS],
     )?;
     producer.flush(Duration::from_secs(300))?;
     let write_secs = started.elapsed().as_secs_f64();

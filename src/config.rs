@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::alert::AlertPolicy;
 use crate::decode::DecodeLimits;
 use crate::engine::EngineConfig;
+use crate::event::{EventType, TypeSet};
 use crate::model::ModelConfig;
 
 /// The embedded defaults.
@@ -236,6 +237,10 @@ pub struct TopicsSection {
     pub receipts: String,
     /// Availability observations.
     pub availability: String,
+    /// Inventory counts (contract v2).
+    pub inventory_counts: String,
+    /// Stock adjustments (contract v2).
+    pub adjustments: String,
     /// Alerts out.
     pub alerts: String,
     /// Early alerts out (`alerts.early`): provisional, scored on arrival, before the watermark.
@@ -246,15 +251,48 @@ pub struct TopicsSection {
     pub changelog: String,
 }
 
+/// The most input topics there can be: one per event type.
+pub const MAX_INPUTS: usize = EventType::COUNT;
+
 impl TopicsSection {
-    /// The four input topics, in [`crate::event::EventType`] code order.
-    pub fn inputs(&self) -> [&str; 4] {
+    /// The topic of each event type, in [`EventType`] code order.
+    pub fn by_type(&self) -> [&str; EventType::COUNT] {
         [
             &self.sales,
             &self.shipments,
             &self.receipts,
             &self.availability,
+            &self.inventory_counts,
+            &self.adjustments,
         ]
+    }
+
+    /// The input topics, each once, in the code order of the first type they carry (types may
+    /// share a topic). An input's index is its position here.
+    pub fn inputs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(MAX_INPUTS);
+        for t in self.by_type() {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// The event types each input topic may carry ([`TopicsSection::inputs`] order): the
+    /// explicit topic ↔ type rule; a record of another type is refused.
+    pub fn input_types(&self) -> Vec<TypeSet> {
+        let by_type = self.by_type();
+        self.inputs()
+            .into_iter()
+            .map(|topic| {
+                EventType::ALL
+                    .into_iter()
+                    .zip(by_type)
+                    .filter(|(_, t)| *t == topic)
+                    .fold(TypeSet::default(), |set, (ty, _)| set.with(ty))
+            })
+            .collect()
     }
 }
 
@@ -708,6 +746,8 @@ impl KafkaSection {
             ("kafka.topics.shipments", &t.shipments),
             ("kafka.topics.receipts", &t.receipts),
             ("kafka.topics.availability", &t.availability),
+            ("kafka.topics.inventory_counts", &t.inventory_counts),
+            ("kafka.topics.adjustments", &t.adjustments),
             ("kafka.topics.alerts", &t.alerts),
             ("kafka.topics.early_alerts", &t.early_alerts),
             ("kafka.topics.dead_letter", &t.dead_letter),
@@ -724,9 +764,18 @@ impl KafkaSection {
                     "{a} = {x:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
                 ));
             }
-            if let Some((b, _)) = names[i + 1..].iter().find(|(_, y)| y == x) {
+            // Input types may share a topic (its allowed types are theirs); any other topic
+            // must be a topic of its own.
+            let inputs = EventType::COUNT;
+            if let Some((_, (b, _))) = names
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .find(|(j, (_, y))| y == x && !(i < inputs && *j < inputs))
+            {
                 return Err(format!(
-                    "{a} and {b} are both {x:?}: every topic must differ"
+                    "{a} and {b} are both {x:?}: input topics may be shared by event types, \
+                     every other topic must differ"
                 ));
             }
         }

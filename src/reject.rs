@@ -17,8 +17,9 @@ pub enum RejectReason {
     SchemaViolation,
     /// The `type` field names no event type of the contract.
     UnknownType,
-    /// A field has the right type but a value the contract forbids (qty <= 0, NaN, overflow,
-    /// over-long or control-character ids, malformed timestamp, eta before event_time).
+    /// A field has the right type but a value the contract forbids (qty <= 0, a negative count,
+    /// a zero adjustment, NaN, overflow, over-long or control-character ids, malformed
+    /// timestamp, eta before event_time).
     InvalidValue,
     /// `event_time` is beyond the configured future skew of the processing clock.
     FutureEvent,
@@ -30,11 +31,17 @@ pub enum RejectReason {
     Duplicate,
     /// The message key is missing or disagrees with the body's `location|sku`.
     Miskeyed,
+    /// A field of a bounded set (an adjustment's `reason`, a shipment's `status`, a count's
+    /// `source`) has a value outside the set (contract v2).
+    UnknownValue,
+    /// A shipment event revises or cancels a shipment that is closed (received or cancelled
+    /// before, in event time): the key's state refuses it (contract v2).
+    ShipmentClosed,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order (reports and metrics iterate this).
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::TooLarge,
         RejectReason::InvalidJson,
         RejectReason::SchemaViolation,
@@ -45,6 +52,8 @@ impl RejectReason {
         RejectReason::Late,
         RejectReason::Duplicate,
         RejectReason::Miskeyed,
+        RejectReason::UnknownValue,
+        RejectReason::ShipmentClosed,
     ];
 
     /// The stable code used in dead-letter headers, metrics and reports.
@@ -60,6 +69,8 @@ impl RejectReason {
             RejectReason::Late => "late",
             RejectReason::Duplicate => "duplicate",
             RejectReason::Miskeyed => "miskeyed",
+            RejectReason::UnknownValue => "unknown_value",
+            RejectReason::ShipmentClosed => "shipment_closed",
         }
     }
 

@@ -2,7 +2,7 @@
 //! committed; a test fails when they drift (regenerate with `UPDATE_SCHEMAS=1 cargo test`).
 
 use crate::alert::Alert;
-use crate::event::InputEvent;
+use crate::event::{InputEvent, InputEventV1};
 
 /// `(file name, pretty JSON)` of every contract schema.
 pub fn all() -> Vec<(&'static str, String)> {
@@ -14,6 +14,10 @@ pub fn all() -> Vec<(&'static str, String)> {
     vec![
         (
             "event.v1.schema.json",
+            pretty(schemars::schema_for!(InputEventV1)),
+        ),
+        (
+            "event.v2.schema.json",
             pretty(schemars::schema_for!(InputEvent)),
         ),
         ("alert.v1.schema.json", pretty(schemars::schema_for!(Alert))),

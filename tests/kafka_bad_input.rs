@@ -8,6 +8,10 @@
 //!   its shipment notice was lost, and dropping it would make on hand drift low.
 //! - a record with no key, or with a key that is not the body's `"{location}|{sku}"`, is
 //!   `miskeyed`: the partition it landed on may not own that key.
+//! - contract v2: a revision or cancellation of a shipment that was received or cancelled
+//!   before is `shipment_closed`; it is sent once the service has applied the cancellation
+//!   (a revision racing a closure that still waits for the watermark is refused when applied,
+//!   which changes nothing either, but is counted rather than dead-lettered).
 
 #[path = "support/broker.rs"]
 mod broker;
@@ -24,16 +28,27 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use service::{topics, Instance};
+use service::{ensure_v2_topics, topics, v2_topics, Instance};
 
 const PARTITIONS: u32 = 2;
 const KEY: &[u8] = b"S1|K1";
 
-/// Topic index in [`topics`]: sales, shipments, receipts, availability.
+/// Topic index in [`topics`]: sales, shipments, receipts, availability; then (above the
+/// output topics' indices) the [`v2_topics`]: inventory counts, adjustments.
 const SALES: usize = 0;
 const SHIPMENTS: usize = 1;
 const RECEIPTS: usize = 2;
 const AVAILABILITY: usize = 3;
+const COUNTS: usize = 6;
+const ADJUSTMENTS: usize = 7;
+
+/// Every topic of the test: [`topics`] then [`v2_topics`].
+fn all_topics(prefix: &str) -> Vec<String> {
+    topics(prefix)
+        .into_iter()
+        .chain(v2_topics(prefix))
+        .collect()
+}
 
 /// One catalogue entry: what is sent where, and the reason it must be dead-lettered with.
 struct Bad {
@@ -247,6 +262,63 @@ fn catalogue(t0: i64) -> Vec<Bad> {
             s("b-wrongtopic"),
             "schema_violation",
         ),
+        // Contract v2.
+        bad(
+            "negative inventory count",
+            COUNTS,
+            format!(
+                r#"{{"event_id":"b-count-neg","type":"inventory_count","sku":"K1","location":"S1","qty":-4,"event_time":"{at}","source":"cycle_count"}}"#
+            ),
+            "invalid_value",
+        ),
+        bad(
+            "unknown count source",
+            COUNTS,
+            format!(
+                r#"{{"event_id":"b-count-src","type":"inventory_count","sku":"K1","location":"S1","qty":4,"event_time":"{at}","source":"guess"}}"#
+            ),
+            "unknown_value",
+        ),
+        bad(
+            "inventory count sent to the sales topic",
+            SALES,
+            format!(
+                r#"{{"event_id":"b-count-topic","type":"inventory_count","sku":"K1","location":"S1","qty":4,"event_time":"{at}","source":"snapshot"}}"#
+            ),
+            "schema_violation",
+        ),
+        bad(
+            "zero adjustment",
+            ADJUSTMENTS,
+            format!(
+                r#"{{"event_id":"b-adj-zero","type":"adjustment","sku":"K1","location":"S1","qty":0,"event_time":"{at}","reason":"shrink"}}"#
+            ),
+            "invalid_value",
+        ),
+        bad(
+            "non-finite adjustment",
+            ADJUSTMENTS,
+            format!(
+                r#"{{"event_id":"b-adj-inf","type":"adjustment","sku":"K1","location":"S1","qty":-1e400,"event_time":"{at}","reason":"damage"}}"#
+            ),
+            "invalid_value",
+        ),
+        bad(
+            "unknown adjustment reason",
+            ADJUSTMENTS,
+            format!(
+                r#"{{"event_id":"b-adj-why","type":"adjustment","sku":"K1","location":"S1","qty":-2,"event_time":"{at}","reason":"theft"}}"#
+            ),
+            "unknown_value",
+        ),
+        bad(
+            "unknown shipment status",
+            SHIPMENTS,
+            format!(
+                r#"{{"event_id":"b-ship-status","type":"shipment","shipment_id":"SH-C","sku":"K1","location":"S1","qty":5,"event_time":"{at}","eta":"{at}","status":"lost"}}"#
+            ),
+            "unknown_value",
+        ),
     ];
     // 10 MB: far over `engine.max_payload_bytes`; dead-lettered with its bytes all the same.
     v.push(bad(
@@ -266,6 +338,15 @@ fn catalogue(t0: i64) -> Vec<Bad> {
         "duplicate",
     ));
     v
+}
+
+/// The state of `S1|K1` as the service reports it (null if it does not answer).
+fn state_of(svc: &Instance) -> serde_json::Value {
+    let body = svc
+        .get("/v1/state/S1/K1")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    serde_json::from_str(&body).unwrap_or_default()
 }
 
 fn producer(bootstrap: &str) -> BaseProducer {
@@ -293,18 +374,19 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();
     let prefix = "bad.";
-    let t = topics(prefix);
+    let t = all_topics(prefix);
     stockwatch::sink::kafka::EventProducer::new(stockwatch::sink::kafka::ProducerSettings::new(
         bootstrap.as_str(),
     ))
     .expect("producer")
     .ensure_topics(
-        &t.iter().map(String::as_str).collect::<Vec<_>>(),
+        &t[..6].iter().map(String::as_str).collect::<Vec<_>>(),
         PARTITIONS,
         1,
         Duration::from_secs(20),
     )
     .expect("topics");
+    ensure_v2_topics(&bootstrap, prefix);
 
     // Good events on S1|K1: on hand 100 − 1 = 99; the same sale again later (a duplicate);
     // a receipt for a shipment never seen (+5, accepted); then a later event elsewhere moves
@@ -323,13 +405,30 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
         rfc3339(t0 + 90_000)
     );
     send(&p, &t[RECEIPTS], Some(KEY), unknown_shipment.as_bytes());
+    // Contract v2: a shipment announced and cancelled (closed without stock).
+    for (id, status, at) in [
+        ("g-ship-c1", "open", 10_000),
+        ("g-ship-c2", "cancelled", 20_000),
+    ] {
+        let v = format!(
+            r#"{{"event_id":"{id}","type":"shipment","shipment_id":"SH-C","sku":"K1","location":"S1","qty":10,"event_time":"{}","eta":"{}","status":"{status}"}}"#,
+            rfc3339(t0 + at),
+            rfc3339(t0 + 86_400_000)
+        );
+        send(&p, &t[SHIPMENTS], Some(KEY), v.as_bytes());
+    }
     let bad = catalogue(t0);
     assert!(bad.len() >= 25, "the catalogue has {} kinds", bad.len());
     for b in &bad {
         send(&p, &t[b.topic], b.key.as_deref(), &b.value);
     }
     // Every input of every partition gets a later event, so the watermark passes t0 + 2 min.
-    for (i, topic) in t[..4].iter().enumerate() {
+    let inputs: Vec<(usize, &String)> = t
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i < 4 || *i >= 6)
+        .collect();
+    for &(i, topic) in &inputs {
         for k in 0..8 {
             let (loc, sku) = (format!("C{k}"), format!("Z{i}"));
             let at = rfc3339(t0 + 600_000 + i as i64);
@@ -342,6 +441,12 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
                 ),
                 RECEIPTS => format!(
                     r#"{{"event_id":"clk-{i}-{k}","type":"receipt","sku":"{sku}","location":"{loc}","qty":1,"event_time":"{at}"}}"#
+                ),
+                COUNTS => format!(
+                    r#"{{"event_id":"clk-{i}-{k}","type":"inventory_count","sku":"{sku}","location":"{loc}","qty":3,"event_time":"{at}","source":"snapshot"}}"#
+                ),
+                ADJUSTMENTS => format!(
+                    r#"{{"event_id":"clk-{i}-{k}","type":"adjustment","sku":"{sku}","location":"{loc}","qty":-1,"event_time":"{at}","reason":"transfer_out"}}"#
                 ),
                 _ => sale(&format!("clk-{i}-{k}"), "1", &at)
                     .replace("\"K1\"", &format!("\"{sku}\""))
@@ -476,6 +581,42 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
     );
     assert_eq!(svc.get("/healthz").map(|(s, _)| s), Some(200), "alive");
 
+    // Contract v2: the cancellation of SH-C is applied (nothing in transit); a revision of
+    // it now is dead-lettered once as `shipment_closed` and changes nothing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state_of(&svc)["in_transit"].as_f64() != Some(0.0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(state_of(&svc)["in_transit"].as_f64(), Some(0.0));
+    let revision = format!(
+        r#"{{"event_id":"b-ship-closed","type":"shipment","shipment_id":"SH-C","sku":"K1","location":"S1","qty":12,"event_time":"{}","eta":"{}"}}"#,
+        rfc3339(t0 + 700_000),
+        rfc3339(t0 + 2 * 86_400_000)
+    );
+    send(&p, &t[SHIPMENTS], Some(KEY), revision.as_bytes());
+    assert_eq!(p.flush(Duration::from_secs(20)), Ok(()), "produce");
+    let dead = consume::consume(&bootstrap, &t[5..6], PARTITIONS as i32, bad.len() + 1);
+    assert_eq!(
+        dead.len(),
+        bad.len() + 1,
+        "dead letters beyond the catalogue"
+    );
+    let closed: Vec<&consume::Consumed> = dead
+        .iter()
+        .filter(|d| d.value == revision.as_bytes())
+        .collect();
+    assert_eq!(closed.len(), 1, "the revision of a closed shipment, once");
+    assert_eq!(
+        closed[0].header("stockwatch.reason"),
+        Some(b"shipment_closed".as_slice())
+    );
+    let after = state_of(&svc);
+    assert_eq!(
+        (after["on_hand"].as_f64(), after["in_transit"].as_f64()),
+        (Some(104.0), Some(0.0)),
+        "{after}"
+    );
+
     // SIGTERM commits; the committed offsets are past every bad record.
     let (status, _) = svc
         .sigterm(Duration::from_secs(30))
@@ -488,7 +629,7 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    for topic in &t[..4] {
+    for (_, topic) in &inputs {
         for part in 0..PARTITIONS as i32 {
             tpl.add_partition(topic, part);
         }
@@ -518,7 +659,7 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
     }
     eprintln!(
         "bad-input catalogue: {} kinds, each dead-lettered once; on hand {}",
-        bad.len(),
+        bad.len() + 1,
         state["on_hand"]
     );
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use broker::Broker;
 use consume::{Consumed, Tail};
-use service::{stockwatch, topics, Instance, Producer};
+use service::{stockwatch, topics, v2_topics, Instance, Producer};
 
 const PARTITIONS: u32 = 4;
 const ALL: [i32; 4] = [0, 1, 2, 3];
@@ -1050,6 +1050,7 @@ fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
 fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir: &Path) -> bool {
     use stockwatch::state::snapshot;
     let t = topics(prefix);
+    let v2 = v2_topics(prefix);
     let vars = [
         (
             "STOCKWATCH__KAFKA__BOOTSTRAP_SERVERS",
@@ -1060,6 +1061,8 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
         ("STOCKWATCH__KAFKA__TOPICS__SHIPMENTS", t[1].clone()),
         ("STOCKWATCH__KAFKA__TOPICS__RECEIPTS", t[2].clone()),
         ("STOCKWATCH__KAFKA__TOPICS__AVAILABILITY", t[3].clone()),
+        ("STOCKWATCH__KAFKA__TOPICS__INVENTORY_COUNTS", v2[0].clone()),
+        ("STOCKWATCH__KAFKA__TOPICS__ADJUSTMENTS", v2[1].clone()),
         ("STOCKWATCH__KAFKA__TOPICS__ALERTS", t[4].clone()),
         (
             "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS",

@@ -165,7 +165,7 @@ impl Mock {
     }
 
     /// Inputs (sales, shipments, receipts, availability), then alerts, dead letters, changelog.
-    fn names(prefix: &str) -> [String; 8] {
+    fn names(prefix: &str) -> [String; 10] {
         [
             "sales",
             "shipments",
@@ -175,6 +175,8 @@ impl Mock {
             "dead-letter",
             "changelog",
             "alerts-early",
+            "inventory_counts",
+            "adjustments",
         ]
         .map(|t| format!("{prefix}{t}"))
     }
@@ -198,6 +200,8 @@ impl Mock {
             ("KAFKA__TOPICS__DEAD_LETTER", &n[5]),
             ("KAFKA__TOPICS__CHANGELOG", &n[6]),
             ("KAFKA__TOPICS__EARLY_ALERTS", &n[7]),
+            ("KAFKA__TOPICS__INVENTORY_COUNTS", &n[8]),
+            ("KAFKA__TOPICS__ADJUSTMENTS", &n[9]),
             ("SERVICE__DELIVERY", "at_least_once"),
             // An outage shorter than the session keeps the assignment (no rebalance to wait
             // for); reconnecting every 0.5 s at most keeps the recovery quick (librdkafka's

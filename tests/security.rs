@@ -479,6 +479,10 @@ fn running_service(from: Source, format: &str) {
         ("TOPICS__SHIPMENTS", &t[1]),
         ("TOPICS__RECEIPTS", &t[2]),
         ("TOPICS__AVAILABILITY", &t[3]),
+        // Contract v2's types share the receipts topic here (the SASL broker's topics are
+        // the simulator's): the per-topic allowed types take both.
+        ("TOPICS__INVENTORY_COUNTS", &t[2]),
+        ("TOPICS__ADJUSTMENTS", &t[2]),
         ("TOPICS__ALERTS", &t[4]),
         ("TOPICS__DEAD_LETTER", &t[5]),
         ("TOPICS__EARLY_ALERTS", &format!("{prefix}alerts-early")),

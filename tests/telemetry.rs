@@ -25,8 +25,8 @@ const FORBIDDEN_LABEL_PARTS: &[&str] = &[
 /// Calls every method once, so every family has at least one series.
 fn touched_metrics() -> Metrics {
     let m = Metrics::new("test-model").expect("metrics register");
-    m.consumed([1, 1, 1, 1, 1]);
-    m.applied([1, 1, 1, 1]);
+    m.consumed([1; 7]);
+    m.applied([1; 6]);
     m.rejected(RejectReason::Late, 1);
     m.rejected_by_reason(&[1; RejectReason::ALL.len()]);
     m.dead_lettered(RejectReason::InvalidJson, 1);
@@ -48,6 +48,7 @@ fn touched_metrics() -> Metrics {
     m.model_auc(Some(0.8));
     m.label_backlog(7);
     m.model_updates(3);
+    m.phantom_inventory(2, 5.5);
     m
 }
 
@@ -148,7 +149,15 @@ fn bounded_labels_take_only_their_documented_values() {
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         values("stockwatch_events_consumed_total", "type"),
-        set(&["sale", "shipment", "receipt", "availability", "unknown"])
+        set(&[
+            "sale",
+            "shipment",
+            "receipt",
+            "availability",
+            "inventory_count",
+            "adjustment",
+            "unknown"
+        ])
     );
     assert_eq!(
         values("stockwatch_alerts_total", "status"),

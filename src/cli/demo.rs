@@ -57,16 +57,24 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1).context("starting the embedded broker")?;
     let bootstrap = cluster.bootstrap_servers();
     let t = cfg.kafka.topics.clone();
+    let mut inputs: Vec<&String> = Vec::new();
     for topic in [
         &t.sales,
         &t.shipments,
         &t.receipts,
         &t.availability,
-        &t.alerts,
-        &t.early_alerts,
-        &t.dead_letter,
-        &t.changelog,
+        &t.inventory_counts,
+        &t.adjustments,
     ] {
+        if !inputs.contains(&topic) {
+            inputs.push(topic);
+        }
+    }
+    for topic in
+        inputs
+            .into_iter()
+            .chain([&t.alerts, &t.early_alerts, &t.dead_letter, &t.changelog])
+    {
         cluster
             .create_topic(topic, a.partitions as i32, 1)
             .with_context(|| format!("creating topic {topic} on the embedded broker"))?;
@@ -178,7 +186,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     drop(producer); // detached: it ends with the process
 
     // Summary.
-    let mut applied = [0u64; 4];
+    let mut applied = [0u64; EventType::COUNT];
     let mut alerts = [[0u64; 3]; 2];
     let (mut stockouts, mut keys) = (0u64, 0usize);
     let mut top = Vec::new();

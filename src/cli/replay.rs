@@ -62,6 +62,20 @@ pub struct ReplayArgs {
     pub quiet: bool,
 }
 
+/// Inventory counts and shipment refusals of a replay (contract v2).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CountReport {
+    /// Counts that found the book (recorded on hand) known.
+    pub against_book: u64,
+    /// Of those, counts below the book (phantom inventory).
+    pub below_book: u64,
+    /// Σ (book − count) over the counts below the book, units.
+    pub phantom_units: f64,
+    /// Shipment revisions or cancellations of closed shipments refused at apply (those
+    /// refused at ingest are in `rejected_by_reason.shipment_closed`).
+    pub shipments_refused: u64,
+}
+
 /// The run report (`--report-json`).
 #[derive(Debug, Serialize)]
 pub struct ReplayReport {
@@ -92,6 +106,8 @@ pub struct ReplayReport {
     pub stockouts_observed: u64,
     /// Receipts that matched no open shipment (applied to on hand).
     pub receipts_unmatched: u64,
+    /// Inventory counts against a known book, and the phantom inventory they found.
+    pub counts: CountReport,
     /// Fields outside the contract (ignored).
     pub unknown_fields: u64,
     /// Keys tracked.
@@ -238,11 +254,12 @@ pub fn alert_point(a: &crate::alert::Alert) -> Option<AlertPoint> {
 }
 
 fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport {
-    let mut applied = [0u64; 4];
+    let mut applied = [0u64; EventType::COUNT];
     let mut alerts = [[0u64; 3]; 2];
     let mut early = [[0u64; 3]; 2];
     let (mut stockouts, mut unmatched, mut keys, mut pending, mut updates) = (0, 0, 0, 0, 0);
     let mut bytes = StateBytes::default();
+    let mut counts = CountReport::default();
     for s in e.shards() {
         let c = s.counters();
         for (a, v) in applied.iter_mut().zip(c.applied) {
@@ -261,6 +278,10 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
         }
         stockouts += c.stockouts;
         unmatched += c.receipts_unmatched;
+        counts.against_book += c.counts_against_book;
+        counts.below_book += c.counts_below_book;
+        counts.phantom_units += c.phantom_units;
+        counts.shipments_refused += c.shipments_refused;
         keys += s.keys() as u64;
         pending += s.pending_events() as u64;
         updates += s.model().updates();
@@ -325,6 +346,7 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
             .collect(),
         stockouts_observed: stockouts,
         receipts_unmatched: unmatched,
+        counts,
         unknown_fields: e.unknown_fields(),
         keys_tracked: keys,
         state_bytes: bytes,

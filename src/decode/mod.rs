@@ -5,7 +5,7 @@
 //! [`Rejection`]. We do not use `arrow-json`'s decoder: it fails a whole buffered batch on one bad
 //! record, so it would need a second, validating parse of every message anyway.
 //!
-//! One wide batch (all four types, nullable type-specific columns) rather than one per type: the
+//! One wide batch (all types, nullable type-specific columns) rather than one per type: the
 //! shard must apply events of all types in one event-time order, so a single batch avoids a
 //! merge; the unused columns cost one validity bit per row.
 
@@ -21,7 +21,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use crate::event::{EventType, KEY_SEPARATOR, MAX_ID_BYTES};
+use crate::event::{
+    AdjustmentReason, CountSource, EventType, ShipmentStatus, KEY_SEPARATOR, MAX_ID_BYTES,
+};
 use crate::reject::{clip, RejectReason, Rejection};
 use raw::{field_bit, FieldCursor, RawEvent};
 
@@ -89,6 +91,11 @@ pub mod col {
     pub const ETA: usize = 8;
     /// `in_stock` (`Boolean`, availability only).
     pub const IN_STOCK: usize = 9;
+    /// The type's bounded-set field as its code (`UInt8`, nullable): a shipment's `status`
+    /// ([`crate::event::ShipmentStatus`]), a count's `source`
+    /// ([`crate::event::CountSource`]), an adjustment's `reason`
+    /// ([`crate::event::AdjustmentReason`]); null for the other types.
+    pub const SUB: usize = 10;
 }
 
 /// The Arrow schema of a decoded batch.
@@ -105,6 +112,7 @@ pub fn decoded_schema() -> SchemaRef {
         Field::new("event_time", ts.clone(), false),
         Field::new("eta", ts, true),
         Field::new("in_stock", DataType::Boolean, true),
+        Field::new("sub", DataType::UInt8, true),
     ]))
 }
 
@@ -138,6 +146,8 @@ pub struct DecodedColumns<'a> {
     pub eta: &'a TimestampMillisecondArray,
     /// See [`col::IN_STOCK`].
     pub in_stock: &'a BooleanArray,
+    /// See [`col::SUB`].
+    pub sub: &'a UInt8Array,
 }
 
 impl DecodedBatch {
@@ -171,6 +181,7 @@ impl DecodedBatch {
             event_time: get(b, col::EVENT_TIME),
             eta: get(b, col::ETA),
             in_stock: get(b, col::IN_STOCK),
+            sub: get(b, col::SUB),
         }
     }
 }
@@ -196,6 +207,9 @@ pub struct ValidEvent<'a> {
     pub eta_ms: Option<i64>,
     /// `in_stock` (availability only).
     pub in_stock: Option<bool>,
+    /// The type's bounded-set field as its code (see [`col::SUB`]); `None` for sales, receipts
+    /// and availability.
+    pub sub: Option<u8>,
 }
 
 /// Counters kept by the decoder over its lifetime.
@@ -234,6 +248,7 @@ pub(crate) struct Builders {
     event_time: TimestampMillisecondBuilder,
     eta: TimestampMillisecondBuilder,
     in_stock: BooleanBuilder,
+    sub: UInt8Builder,
 }
 
 impl Builders {
@@ -252,6 +267,7 @@ impl Builders {
             event_time: ts(),
             eta: ts(),
             in_stock: BooleanBuilder::with_capacity(rows),
+            sub: UInt8Builder::with_capacity(rows),
         }
     }
 
@@ -269,6 +285,7 @@ impl Builders {
         self.event_time.append_value(e.event_time_ms);
         self.eta.append_option(e.eta_ms);
         self.in_stock.append_option(e.in_stock);
+        self.sub.append_option(e.sub);
     }
 
     pub(crate) fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
@@ -289,6 +306,7 @@ impl Builders {
             Arc::new(self.event_time.finish()),
             Arc::new(self.eta.finish()),
             Arc::new(self.in_stock.finish()),
+            Arc::new(self.sub.finish()),
         ];
         // The next batch is likely the same size as this one.
         *self = Builders::with_capacity(rows.max(16), id_bytes.max(256));
@@ -568,14 +586,19 @@ fn parse_utc_fast(b: &[u8]) -> Option<i64> {
     Some(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
 }
 
-fn check_qty(q: Option<f64>, nulls: u32) -> Result<f64, (RejectReason, String)> {
-    let q = match q {
-        Some(q) => q,
+/// `qty`, present and not null.
+fn present_qty(q: Option<f64>, nulls: u32) -> Result<f64, (RejectReason, String)> {
+    match q {
+        Some(q) => Ok(q),
         None if nulls & field_bit("qty") != 0 => {
-            return Err((RejectReason::SchemaViolation, "field `qty` is null".into()))
+            Err((RejectReason::SchemaViolation, "field `qty` is null".into()))
         }
-        None => return Err((RejectReason::SchemaViolation, "missing field `qty`".into())),
-    };
+        None => Err((RejectReason::SchemaViolation, "missing field `qty`".into())),
+    }
+}
+
+fn check_qty(q: Option<f64>, nulls: u32) -> Result<f64, (RejectReason, String)> {
+    let q = present_qty(q, nulls)?;
     if !q.is_finite() || q <= 0.0 {
         return Err((
             RejectReason::InvalidValue,
@@ -634,11 +657,17 @@ fn check_fields<'a>(
         event_time_ms,
         eta_ms: None,
         in_stock: None,
+        sub: None,
     };
     match kind {
         EventType::Sale => ev.qty = check_qty(r.qty, r.nulls)?,
         EventType::Shipment => {
             ev.qty = check_qty(r.qty, r.nulls)?;
+            let status = match r.status.as_deref() {
+                None => ShipmentStatus::Open,
+                Some(v) => ShipmentStatus::parse(v).ok_or_else(|| unknown("status", v))?,
+            };
+            ev.sub = Some(status as u8);
             ev.shipment_id = Some(check_id(
                 "shipment_id",
                 required(&r.shipment_id, "shipment_id", r.nulls)?,
@@ -684,8 +713,43 @@ fn check_fields<'a>(
                 }
             });
         }
+        EventType::InventoryCount => {
+            let q = present_qty(r.qty, r.nulls)?;
+            if !q.is_finite() || q < 0.0 {
+                return Err((
+                    RejectReason::InvalidValue,
+                    format!("`qty` of a count must be finite and >= 0, got {q}"),
+                ));
+            }
+            ev.qty = q;
+            let v = required(&r.source, "source", r.nulls)?;
+            ev.sub = Some(CountSource::parse(v).ok_or_else(|| unknown("source", v))? as u8);
+        }
+        EventType::Adjustment => {
+            let q = present_qty(r.qty, r.nulls)?;
+            if !q.is_finite() || q == 0.0 {
+                return Err((
+                    RejectReason::InvalidValue,
+                    format!("`qty` of an adjustment must be finite and != 0, got {q}"),
+                ));
+            }
+            ev.qty = q;
+            let v = required(&r.reason, "reason", r.nulls)?;
+            ev.sub = Some(AdjustmentReason::parse(v).ok_or_else(|| unknown("reason", v))? as u8);
+            if let Some(s) = r.reference_id.as_deref() {
+                check_id("reference_id", s)?;
+            }
+        }
     }
     Ok(ev)
+}
+
+/// The rejection of a bounded-set field with a value outside its set.
+fn unknown(name: &'static str, v: &str) -> (RejectReason, String) {
+    (
+        RejectReason::UnknownValue,
+        format!("unknown `{name}` {:?}", clip(v)),
+    )
 }
 
 fn check_key(

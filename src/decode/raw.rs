@@ -33,6 +33,14 @@ pub struct RawEvent<'a> {
     pub eta: Option<Cow<'a, str>>,
     /// `in_stock`.
     pub in_stock: Option<bool>,
+    /// `source` (an availability's is free text; a count's is a bounded set).
+    pub source: Option<Cow<'a, str>>,
+    /// `reason` (adjustments).
+    pub reason: Option<Cow<'a, str>>,
+    /// `reference_id` (adjustments).
+    pub reference_id: Option<Cow<'a, str>>,
+    /// `status` (shipments).
+    pub status: Option<Cow<'a, str>>,
     /// Bit set of known fields that were present with a `null` value.
     pub nulls: u32,
     /// Number of fields outside the contract (ignored, counted).
@@ -40,7 +48,7 @@ pub struct RawEvent<'a> {
 }
 
 /// Known field names; the bit index is the position here.
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 17] = [
     "type",
     "event_id",
     "sku",
@@ -55,6 +63,9 @@ pub const FIELDS: [&str; 14] = [
     "unit_price",
     "channel",
     "event_version",
+    "reason",
+    "reference_id",
+    "status",
 ];
 
 /// Which field the parser was in when it failed (for classification), `None` = structure.
@@ -158,8 +169,12 @@ impl<'de> Visitor<'de> for RawVisitor<'_> {
                     ev.in_stock = map.next_value::<Option<bool>>()?;
                     ev.in_stock.is_some()
                 }
+                10 => put(&mut ev.source, map.next_value::<Option<CowStr>>()?),
                 11 => map.next_value::<Option<f64>>()?.is_some(),
-                // origin, source, channel, event_version: carried by producers, not used here;
+                14 => put(&mut ev.reason, map.next_value::<Option<CowStr>>()?),
+                15 => put(&mut ev.reference_id, map.next_value::<Option<CowStr>>()?),
+                16 => put(&mut ev.status, map.next_value::<Option<CowStr>>()?),
+                // origin, channel, event_version: carried by producers, not used here;
                 // they must still be strings (or null) to honour the contract.
                 _ => map.next_value::<Option<CowStr>>()?.is_some(),
             };
@@ -194,6 +209,9 @@ fn field_index(key: &str) -> Option<usize> {
         "unit_price" => 11,
         "channel" => 12,
         "event_version" => 13,
+        "reason" => 14,
+        "reference_id" => 15,
+        "status" => 16,
         _ => return None,
     })
 }
@@ -256,7 +274,11 @@ fn parse_flat<'a>(json: &'a str, ev: &mut RawEvent<'a>) -> Option<()> {
                                 4 => ev.shipment_id = v,
                                 6 => ev.event_time = v,
                                 7 => ev.eta = v,
-                                _ => {} // origin, source, channel, event_version: strings
+                                10 => ev.source = v,
+                                14 => ev.reason = v,
+                                15 => ev.reference_id = v,
+                                16 => ev.status = v,
+                                _ => {} // origin, channel, event_version: strings
                             }
                             present
                         }
@@ -308,13 +330,14 @@ fn known_key(rest: &[u8]) -> Option<usize> {
     let candidates: &[usize] = match rest[0] {
         b't' => &[0],
         b'e' => &[1, 6, 7, 13],
-        b's' => &[2, 4, 10],
+        b's' => &[2, 4, 10, 16],
         b'l' => &[3],
         b'q' => &[5],
         b'i' => &[8],
         b'o' => &[9],
         b'u' => &[11],
         b'c' => &[12],
+        b'r' => &[14, 15],
         _ => &[],
     };
     candidates.iter().copied().find(|&i| {

@@ -24,14 +24,27 @@ use super::early::{EarlyBook, Shadows};
 use super::EngineConfig;
 
 /// Counters of one shard's lifetime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ShardCounters {
-    /// Events applied, by type code.
-    pub applied: [u64; 4],
+    /// Events applied, by type code (a state written before contract v2 has four).
+    #[serde(deserialize_with = "by_type")]
+    pub applied: [u64; EventType::COUNT],
     /// Rejections at ingest: late.
     pub late: u64,
     /// Rejections at ingest: duplicate.
     pub duplicate: u64,
+    /// Rejections at ingest: a revision or cancellation of a closed shipment.
+    pub shipment_closed: u64,
+    /// Revisions or cancellations of a closed shipment refused when applied (the closure was
+    /// still waiting for the watermark when they were admitted): nothing changed.
+    pub shipments_refused: u64,
+    /// Inventory counts that found the book (recorded on hand) known.
+    pub counts_against_book: u64,
+    /// Of those, counts below the book: phantom inventory.
+    pub counts_below_book: u64,
+    /// Σ (book − count) over the counts below the book: phantom units.
+    pub phantom_units: f64,
     /// Receipts naming no open shipment of their key (applied to on hand all the same).
     pub receipts_unmatched: u64,
     /// Shipments dropped unreceived: overdue, or beyond the per-key bound.
@@ -40,6 +53,21 @@ pub struct ShardCounters {
     pub stockouts: u64,
     /// Alerts emitted, `[kind][status]`.
     pub alerts: [[u64; 3]; 2],
+}
+
+/// Reads per-type counters of at most [`EventType::COUNT`] types (missing ones are 0).
+fn by_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u64; EventType::COUNT], D::Error> {
+    let v: Vec<u64> = serde::Deserialize::deserialize(d)?;
+    let mut out = [0u64; EventType::COUNT];
+    if v.len() > out.len() {
+        return Err(serde::de::Error::custom(format_args!(
+            "{} event types (this build has {})",
+            v.len(),
+            out.len()
+        )));
+    }
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
 }
 
 /// One partition's worth of state and model.
@@ -235,6 +263,12 @@ impl Shard {
         self.order.set_inputs(n);
     }
 
+    /// Sets the number of inputs keeping the clocks of those it had (a restored shard read
+    /// by a build with more input topics).
+    pub fn resize_inputs(&mut self, n: usize) {
+        self.order.resize_inputs(n);
+    }
+
     /// Marks input `input` idle (caught up) or active.
     pub fn set_idle(&mut self, input: usize, idle: bool) {
         self.order.set_idle(input, idle);
@@ -401,8 +435,41 @@ impl Shard {
                 },
                 eta_ms: if c.eta.is_valid(i) { c.eta.value(i) } else { 0 },
                 shipment_hash,
+                sub: if c.sub.is_valid(i) { c.sub.value(i) } else { 0 },
                 source: source_of(index),
             };
+            // A revision or cancellation of a shipment closed at an applied (earlier) event
+            // time is refused here, where the record can still be dead-lettered; its id and
+            // time count as for an accepted event (a re-delivered copy is a duplicate). One
+            // whose closure still waits for the watermark is refused when applied instead
+            // (`Shard::apply`), with the same effect on the state.
+            if kind == EventType::Shipment && self.inbound.is_closed(row, shipment_hash) {
+                let (reason, detail) = match self.order.admit_refused(input, &ev) {
+                    Ok(()) => {
+                        self.counters.shipment_closed += 1;
+                        (
+                            RejectReason::ShipmentClosed,
+                            format!(
+                                "shipment_id {:?} was received or cancelled already",
+                                c.shipment_id.value(i)
+                            ),
+                        )
+                    }
+                    Err(_) => {
+                        self.counters.duplicate += 1;
+                        (
+                            RejectReason::Duplicate,
+                            format!("event_id {:?} was already seen", c.event_id.value(i)),
+                        )
+                    }
+                };
+                rejects.push(Rejection {
+                    index,
+                    reason,
+                    detail,
+                });
+                continue;
+            }
             let accepted = self.order.accept_from(input, ev);
             if accepted.is_ok() && self.cfg.alerts.early && self.early_now {
                 self.speculate(&ev);
@@ -478,6 +545,12 @@ impl Shard {
 
     /// Applies one event in order, then scores its key.
     fn apply(&mut self, e: &PendingEvent, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
+        if e.kind == EventType::Shipment && self.inbound.is_closed(e.row, e.shipment_hash) {
+            // Refused (its closure was applied after it was admitted): nothing at all happens,
+            // exactly as when it is refused on arrival.
+            self.counters.shipments_refused += 1;
+            return;
+        }
         self.mature_labels(e.time_ms);
         self.changed.mark(e.row);
         let row = e.row as usize;
@@ -492,6 +565,13 @@ impl Shard {
         self.counters.applied[e.kind as usize] += 1;
         if applied.receipt_unmatched {
             self.counters.receipts_unmatched += 1;
+        }
+        if let Some(gap) = applied.count_gap {
+            self.counters.counts_against_book += 1;
+            if gap < 0.0 {
+                self.counters.counts_below_book += 1;
+                self.counters.phantom_units -= gap;
+            }
         }
         if applied.stockout == Some(AlertStatus::Raised) {
             self.counters.stockouts += 1;

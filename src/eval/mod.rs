@@ -202,6 +202,7 @@ impl BatchBuilder {
             event_time_ms: time_ms,
             eta_ms,
             in_stock,
+            sub: None,
         };
         self.b.push(self.n, &e);
         self.n += 1;

@@ -101,6 +101,10 @@ pub struct KeyInputs {
     pub hours_since_stockout: Option<f64>,
     /// Demand in the current and the two previous hours.
     pub demand_last_3h: f64,
+    /// The last inventory count's discrepancy against the book (count − recorded on hand,
+    /// whole units; negative: phantom inventory), if a count found the book known. Carried
+    /// for models; not in the feature vector (whose layout the learned weights depend on).
+    pub count_gap: Option<f64>,
 }
 
 /// Derived quantities that alerts report next to the risk.

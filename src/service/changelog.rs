@@ -32,6 +32,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::config::MAX_INPUTS;
 use crate::engine::{EngineConfig, Shard};
 use crate::sink::kafka::{EventProducer, ProduceError};
 use crate::state::changelog::{self, ChangelogError, KeyRecord, ShardRecord, CHANGELOG_VERSION};
@@ -88,7 +89,7 @@ pub enum RestoreError {
         /// The partition.
         partition: i32,
         /// The committed input offsets.
-        committed: [i64; 4],
+        committed: [i64; MAX_INPUTS],
     },
     /// A record is not in this build's layout, or the records do not add up to the shard.
     #[error("changelog partition {partition}: {error}")]
@@ -144,7 +145,8 @@ impl Lineage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ShardValue {
     lineage: Lineage,
-    offsets: [i64; 4],
+    #[serde(deserialize_with = "offsets_de")]
+    offsets: [i64; MAX_INPUTS],
     state: ShardRecord,
 }
 
@@ -164,7 +166,7 @@ impl Writer {
         p: i32,
         shard: &mut Shard,
         lineage: &mut Lineage,
-        offsets: [i64; 4],
+        offsets: [i64; MAX_INPUTS],
     ) -> Result<usize, ProduceError> {
         lineage.seq += 1;
         let epoch = lineage.epoch.to_string();
@@ -204,24 +206,38 @@ impl Writer {
     }
 }
 
-fn format_offsets(o: [i64; 4]) -> String {
-    format!("{},{},{},{}", o[0], o[1], o[2], o[3])
+fn format_offsets(o: [i64; MAX_INPUTS]) -> String {
+    o.map(|x| x.to_string()).join(",")
 }
 
-fn parse_offsets(v: &[u8]) -> Option<[i64; 4]> {
+/// Input offsets of a stamp. A record written before contract v2 names four inputs: the
+/// inputs added since start at offset 0.
+fn parse_offsets(v: &[u8]) -> Option<[i64; MAX_INPUTS]> {
     let s = std::str::from_utf8(v).ok()?;
-    let mut out = [0i64; 4];
-    let mut it = s.split(',');
-    for o in &mut out {
-        *o = it.next()?.parse().ok()?;
+    let mut out = [0i64; MAX_INPUTS];
+    let mut n = 0;
+    for x in s.split(',') {
+        *out.get_mut(n)? = x.parse().ok()?;
+        n += 1;
     }
-    it.next().is_none().then_some(out)
+    (n >= 4).then_some(out)
+}
+
+/// [`ShardValue::offsets`], of four inputs (before contract v2) or more.
+fn offsets_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[i64; MAX_INPUTS], D::Error> {
+    let v: Vec<i64> = Deserialize::deserialize(d)?;
+    let mut out = [0i64; MAX_INPUTS];
+    if v.len() > MAX_INPUTS {
+        return Err(serde::de::Error::custom("more input offsets than inputs"));
+    }
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
 }
 
 /// The stamp of a changelog record, from its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
-    offsets: [i64; 4],
+    offsets: [i64; MAX_INPUTS],
     epoch: u64,
     seq: u64,
 }
@@ -254,7 +270,7 @@ pub struct Restored {
     /// Its lineage: a new epoch.
     pub lineage: Lineage,
     /// Per input: the offset to read next.
-    pub offsets: [i64; 4],
+    pub offsets: [i64; MAX_INPUTS],
     /// Changelog records read (both passes).
     pub records_read: u64,
 }
@@ -265,7 +281,9 @@ const RESTORE_DEADLINE: Duration = Duration::from_secs(600);
 /// Restores shard `p` (see the module doc). `committed`: per input, the committed offset, or
 /// `None` if none was ever committed. `reader` is a consumer outside the group
 /// (read_uncommitted: the stamps, not the isolation level, exclude what never committed); `producer` writes the marker (inside a transaction of its own when
-/// `transactional`).
+/// `transactional`). The shard keeps the input clocks it recorded (a fresh one has one): the
+/// caller sets the number of inputs
+/// ([`Shard::resize_inputs`]).
 pub fn restore(
     reader: &BaseConsumer,
     producer: &mut EventProducer,
@@ -281,7 +299,7 @@ pub fn restore(
     } = committed;
     let fresh = || {
         let mut shard = Shard::new(cfg);
-        shard.set_inputs(4);
+
         shard.track_changes(true);
         shard
     };
@@ -290,7 +308,7 @@ pub fn restore(
         return Ok(Restored {
             shard: fresh(),
             lineage: Lineage::fresh(),
-            offsets: [0; 4],
+            offsets: [0; MAX_INPUTS],
             records_read: 0,
         });
     }
@@ -319,7 +337,7 @@ pub fn restore(
                 let here = || (m.offset(), m.payload().unwrap_or_default().to_vec());
                 if batch == Some((s.epoch, s.seq)) {
                     named = Some(here());
-                } else if (0..4).all(|i| s.offsets[i] <= c[i]) {
+                } else if (0..MAX_INPUTS).all(|i| s.offsets[i] <= c[i]) {
                     point = Some(here());
                 }
             }
@@ -342,7 +360,7 @@ pub fn restore(
             return Ok(Restored {
                 shard: fresh(),
                 lineage: Lineage::fresh(),
-                offsets: [0; 4],
+                offsets: [0; MAX_INPUTS],
                 records_read: records,
             });
         }
@@ -352,7 +370,8 @@ pub fn restore(
         });
     };
     let sv: ShardValue = match value.split_first() {
-        Some((&CHANGELOG_VERSION, body)) => serde_json::from_slice(body)
+        // Version 1 (before contract v2) reads into the same value (see `ShardRecord::decode`).
+        Some((&CHANGELOG_VERSION | &1, body)) => serde_json::from_slice(body)
             .map_err(|e| layout(ChangelogError::Layout(format!("shard record: {e}"))))?,
         _ => {
             return Err(layout(ChangelogError::Layout(
@@ -467,7 +486,7 @@ pub fn read_state(
     let mut out = Vec::new();
     for &p in partitions {
         let mut tpl = TopicPartitionList::new();
-        for t in inputs {
+        for t in &inputs {
             tpl.add_partition(t, p);
         }
         let c = reader
@@ -482,6 +501,8 @@ pub fn read_state(
             committed_of(&c, &inputs),
             cfg.engine_config(),
         )?;
+        let mut r = r;
+        r.shard.resize_inputs(inputs.len());
         out.push((p, r));
     }
     Ok(out)
@@ -491,14 +512,14 @@ pub fn read_state(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
     /// Per input, the committed offset (`None`: never committed).
-    pub offsets: [Option<i64>; 4],
+    pub offsets: [Option<i64>; MAX_INPUTS],
     /// The batch the commit names (its metadata), `(epoch, seq)`.
     pub batch: Option<(u64, u64)>,
 }
 
 /// [`Committed`] from a committed-offsets answer.
 pub fn committed_of(tpl: &TopicPartitionList, inputs: &[&str]) -> Committed {
-    let mut committed: [Option<i64>; 4] = [None; 4];
+    let mut committed: [Option<i64>; MAX_INPUTS] = [None; MAX_INPUTS];
     let mut batch = None;
     for e in tpl.elements() {
         if let (Some(i), Offset::Offset(o)) =
@@ -537,11 +558,13 @@ mod tests {
     #[test]
     fn offsets_and_batch_metadata_parse() {
         assert_eq!(
-            parse_offsets(format_offsets([1, 2, 3, 4]).as_bytes()),
-            Some([1, 2, 3, 4])
+            parse_offsets(format_offsets([1, 2, 3, 4, 5, 6]).as_bytes()),
+            Some([1, 2, 3, 4, 5, 6])
         );
         assert_eq!(parse_offsets(b"1,2,3"), None);
-        assert_eq!(parse_offsets(b"1,2,3,4,5"), None);
+        // A stamp written before contract v2 names four inputs; the two added read from 0.
+        assert_eq!(parse_offsets(b"1,2,3,4"), Some([1, 2, 3, 4, 0, 0]));
+        assert_eq!(parse_offsets(b"1,2,3,4,5,6,7"), None);
         assert_eq!(parse_batch_metadata("changelog_batch=5:9"), Some((5, 9)));
         assert_eq!(parse_batch_metadata("dead_lettered_until=5"), None);
         assert_eq!(parse_batch_metadata("changelog_batch=x:9"), None);

@@ -42,10 +42,11 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::alert::Alert;
+use crate::config::MAX_INPUTS;
 use crate::config::{Config, Delivery};
 use crate::decode::{Decoder, KeyPolicy, MessageRef};
 use crate::engine::{EngineConfig, Shard};
-use crate::event::EventType;
+use crate::event::{EventType, TypeSet};
 use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError, ProducerSettings};
 use crate::source::kafka::{
@@ -107,24 +108,25 @@ pub struct RunStats {
     pub rejected: [u64; crate::reject::RejectReason::ALL.len()],
 }
 
-/// One assigned partition number: its shard and the progress of its four input partitions.
+/// One assigned partition number: its shard and the progress of its input partitions (arrays
+/// of [`MAX_INPUTS`], the first `kafka.topics.inputs().len()` used).
 struct Slot {
     shard: Shard,
     /// The batches the shard's state descends from (the changelog's stamps).
     lineage: Lineage,
     /// Record timestamps of the records read and not yet applied (end-to-end latency).
-    trackers: [OffsetTracker; 4],
+    trackers: [OffsetTracker; MAX_INPUTS],
     /// Per input: the end of the partition when it was assigned. Before the first fetch
     /// answers, an input is caught up only once read that far: silence on a backlog only means
     /// it is not fetched yet, and calling it idle would push the backlog behind the watermark.
-    catch_up: [i64; 4],
+    catch_up: [i64; MAX_INPUTS],
     /// Per input: the offset after the last record read (what the state reflects).
-    next: [i64; 4],
+    next: [i64; MAX_INPUTS],
     /// Per input: what the changelog and the committed offsets last recorded.
-    committed: [i64; 4],
-    last_seen: [Instant; 4],
+    committed: [i64; MAX_INPUTS],
+    last_seen: [Instant; MAX_INPUTS],
     /// Per input: paused by [`Core::flow_control`].
-    paused: [bool; 4],
+    paused: [bool; MAX_INPUTS],
     /// The watermark the changelog last recorded (an input going idle moves it without a
     /// record read or a key changed).
     written_watermark: i64,
@@ -168,6 +170,8 @@ struct Core {
     source_name: String,
     /// The input topic names, NUL-terminated (librdkafka calls).
     input_cstrs: Vec<CString>,
+    /// Per input topic: the event types it may carry (`kafka.topics`).
+    input_types: Vec<TypeSet>,
     /// Failed offset commits already counted in the metrics.
     commit_failures_seen: u64,
     /// Reads changelog partitions on restore (outside the group, read_committed).
@@ -278,6 +282,7 @@ impl Service {
                 observe: None,
                 decoder: Decoder::new(engine.limits, KeyPolicy::Require),
                 source_name: format!("stockwatch/{}", cfg.kafka.group_id),
+                input_types: cfg.kafka.topics.input_types(),
                 cfg,
                 engine,
                 producer,
@@ -527,8 +532,12 @@ impl Core {
             committed,
             self.engine,
         )?;
+        let mut r = r;
+        // The shard's clocks, one per input topic (a state written by a build with fewer
+        // inputs gets the new ones, starting with no data).
+        r.shard.resize_inputs(inputs.len());
         let mut seek = TopicPartitionList::new();
-        for (i, t) in inputs.iter().enumerate().take(4) {
+        for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
             if rewind || committed.offsets[i].unwrap_or(0) != r.offsets[i] {
                 // Infallible for a fresh list.
                 let _ = seek.add_partition_offset(t, p, Offset::Offset(r.offsets[i]));
@@ -540,7 +549,7 @@ impl Core {
             }
         }
         let mut catch_up = r.offsets;
-        for (i, t) in inputs.iter().enumerate().take(4) {
+        for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
             if let Ok((_, high)) = consumer.fetch_watermarks(t, p, QUERY_TIMEOUT) {
                 catch_up[i] = catch_up[i].max(high);
             }
@@ -557,8 +566,8 @@ impl Core {
                 catch_up,
                 next: r.offsets,
                 committed: r.offsets,
-                last_seen: [now; 4],
-                paused: [false; 4],
+                last_seen: [now; MAX_INPUTS],
+                paused: [false; MAX_INPUTS],
                 to_commit: false,
             },
         );
@@ -628,7 +637,7 @@ impl Core {
             self.stats.batches += 1;
         }
         let eos = self.exactly_once();
-        let mut consumed = [0u64; 5];
+        let mut consumed = [0u64; EventType::COUNT + 1];
         let mut rejected = [0u64; crate::reject::RejectReason::ALL.len()];
         let mut dead = [0u64; crate::reject::RejectReason::ALL.len()];
         self.stats.messages += msgs.len() as u64;
@@ -673,25 +682,34 @@ impl Core {
             slot.shard
                 .set_early_now(now_ms.saturating_sub(oldest) <= max_age);
             let offsets: Vec<i64> = idx.iter().map(|&i| msgs[i].offset()).collect();
-            // Each input topic carries one event type: anything else is refused, not applied
-            // under another input's clock.
-            let expected = input_type(*t);
+            // Each input topic carries the event types configured to it (one, or several
+            // sharing it): anything else is refused, not applied under another input's clock.
+            let allowed = self.input_types.get(*t).copied().unwrap_or_default();
             let kinds = batch.columns().kind.values();
             let mut rows = Vec::with_capacity(batch.len());
             for (row, &kind) in kinds.iter().enumerate() {
-                match expected {
-                    Some(want) if kind != want as u8 => rejects.push(Rejection {
+                consumed[usize::from(kind).min(EventType::COUNT)] += 1;
+                if allowed.contains_code(kind) {
+                    rows.push(row as u32);
+                } else {
+                    rejects.push(Rejection {
                         index: batch.columns().index.value(row),
                         reason: RejectReason::SchemaViolation,
                         detail: format!(
-                            "a {} event on the {} topic, which carries {} events",
+                            "a {} event on topic {}, which carries {} events",
                             EventType::from_code(kind).map_or("unknown", EventType::as_str),
-                            want.as_str(),
-                            want.as_str()
+                            inputs[*t],
+                            allowed.names(", ")
                         ),
-                    }),
-                    _ => rows.push(row as u32),
+                    });
                 }
+            }
+            // Records that did not decode count under their topic's type when it has one.
+            let undecoded = (idx.len() - batch.len()) as u64;
+            let mut types = allowed.iter();
+            match (types.next(), types.next()) {
+                (Some(only), None) => consumed[only as usize] += undecoded,
+                _ => consumed[EventType::COUNT] += undecoded,
             }
             slot.shard.ingest_rows(
                 &batch,
@@ -700,7 +718,6 @@ impl Core {
                 |j| offsets::source(*t, offsets[j as usize]),
                 &mut rejects,
             );
-            consumed[*t] += idx.len() as u64;
             for r in &rejects {
                 self.stats.rejected[r.reason.index()] += 1;
                 rejected[r.reason.index()] += 1;
@@ -863,7 +880,7 @@ impl Core {
     fn mark_idle(&mut self, consumer: &GroupConsumer) {
         let idle_after = Duration::from_millis(self.cfg.kafka.input_idle_ms);
         for (p, slot) in &mut self.slots {
-            for (t, topic) in self.input_cstrs.iter().enumerate().take(4) {
+            for (t, topic) in self.input_cstrs.iter().enumerate().take(MAX_INPUTS) {
                 if slot.paused[t] || slot.last_seen[t].elapsed() < idle_after {
                     continue;
                 }
@@ -896,12 +913,12 @@ impl Core {
             };
             let over = slot.shard.pending_events() > limit;
             let clock = |t: usize| slot.shard.input_clock(t).unwrap_or((i64::MIN, true));
-            let slowest = (0..4)
+            let slowest = (0..inputs.len())
                 .map(clock)
                 .filter(|&(_, idle)| !idle)
                 .map(|(max, _)| max)
                 .min();
-            for (t, topic) in inputs.iter().enumerate().take(4) {
+            for (t, topic) in inputs.iter().enumerate().take(MAX_INPUTS) {
                 let want = over && slowest.is_some_and(|m| clock(t).0 > m);
                 if want == slot.paused[t] {
                     continue;
@@ -1316,9 +1333,4 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<RunStats, ServiceError>
         "stockwatch running"
     );
     s.run(&stop)
-}
-
-/// The event type whose topic is input `i` (inputs are in [`EventType`] code order).
-pub fn input_type(i: usize) -> Option<EventType> {
-    EventType::from_code(i as u8)
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::engine::Shard;
+use crate::event::EventType;
 use crate::model::learner::MODEL_VERSION;
 use crate::reject::RejectReason;
 use crate::telemetry::{Delivery, Health, Metrics, StateQuery, TelemetryError};
@@ -65,9 +66,11 @@ pub struct Observe {
     /// Readiness.
     pub health: Arc<Health>,
     queries: Receiver<Query>,
-    last_applied: [u64; 4],
+    last_applied: [u64; EventType::COUNT],
     last_alerts: [[u64; 3]; 2],
     last_updates: u64,
+    /// Counts below the book and phantom units, as last reported.
+    last_phantom: (u64, f64),
     /// When the rolling AUC was last computed (it sorts a window of labels: not every batch).
     auc_at: Option<std::time::Instant>,
 }
@@ -87,9 +90,10 @@ impl Observe {
                 metrics: Arc::new(Metrics::new(MODEL_VERSION)?),
                 health: Arc::new(Health::new(Delivery::AtLeastOnce)),
                 queries: rx,
-                last_applied: [0; 4],
+                last_applied: [0; EventType::COUNT],
                 last_alerts: [[0; 3]; 2],
                 last_updates: 0,
+                last_phantom: (0, 0.0),
                 auc_at: None,
             },
             Arc::new(ChannelQuery { tx: Mutex::new(tx) }),
@@ -127,7 +131,7 @@ impl Observe {
     pub fn report<'a>(
         &mut self,
         shards: impl Iterator<Item = &'a Shard> + Clone,
-        consumed: [u64; 5],
+        consumed: [u64; EventType::COUNT + 1],
         rejected: &[u64; RejectReason::ALL.len()],
         dead_lettered: &[u64; RejectReason::ALL.len()],
         messages: usize,
@@ -144,8 +148,10 @@ impl Observe {
                 m.dead_lettered(r, dead_lettered[r.index()]);
             }
         }
-        let (mut applied, mut alerts, mut updates) = ([0u64; 4], [[0u64; 3]; 2], 0u64);
+        let (mut applied, mut alerts, mut updates) =
+            ([0u64; EventType::COUNT], [[0u64; 3]; 2], 0u64);
         let (mut keys, mut pending, mut backlog) = (0u64, 0u64, 0u64);
+        let mut phantom = (0u64, 0.0f64);
         let (mut bytes, mut brier, mut n) = ((0, 0, 0), 0.0, 0.0);
         let shards_for_auc = shards.clone();
         for s in shards {
@@ -159,6 +165,8 @@ impl Observe {
                 }
             }
             updates += s.model().updates();
+            phantom.0 += c.counts_below_book;
+            phantom.1 += c.phantom_units;
             keys += s.keys() as u64;
             pending += s.pending_events() as u64;
             backlog += s.label_backlog() as u64;
@@ -169,8 +177,8 @@ impl Observe {
                 n += 1.0;
             }
         }
-        let mut d_applied = [0u64; 4];
-        for i in 0..4 {
+        let mut d_applied = [0u64; EventType::COUNT];
+        for i in 0..EventType::COUNT {
             d_applied[i] = applied[i].saturating_sub(self.last_applied[i]);
         }
         let mut d_alerts = [[0u64; 3]; 2];
@@ -189,6 +197,11 @@ impl Observe {
             m.open_alerts(kind, alerts[k][0].saturating_sub(alerts[k][2]));
         }
         m.model_updates(updates.saturating_sub(self.last_updates));
+        m.phantom_inventory(
+            phantom.0.saturating_sub(self.last_phantom.0),
+            (phantom.1 - self.last_phantom.1).max(0.0),
+        );
+        self.last_phantom = phantom;
         (self.last_applied, self.last_alerts, self.last_updates) = (applied, alerts, updates);
         m.tracked_keys(keys);
         m.pending_events(pending);

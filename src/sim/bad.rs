@@ -55,11 +55,21 @@ pub enum BadKind {
     Empty,
     /// The same field twice with different values.
     DuplicateJsonKey,
+    /// An `inventory_count` with a negative `qty` (contract v2).
+    NegativeCount,
+    /// An `adjustment` of `qty` 0 (contract v2).
+    ZeroAdjustment,
+    /// An `adjustment` whose `qty` overflows a double (`1e400`, contract v2).
+    NonFiniteAdjustment,
+    /// An `adjustment` with a `reason` outside the contract's set (contract v2).
+    UnknownReason,
+    /// A `shipment` with a `status` other than `open` or `cancelled` (contract v2).
+    UnknownStatus,
 }
 
 impl BadKind {
     /// Every kind, in declaration order.
-    pub const ALL: [BadKind; 19] = [
+    pub const ALL: [BadKind; 24] = [
         BadKind::InvalidJson,
         BadKind::TruncatedJson,
         BadKind::InvalidUtf8,
@@ -79,6 +89,11 @@ impl BadKind {
         BadKind::Oversized,
         BadKind::Empty,
         BadKind::DuplicateJsonKey,
+        BadKind::NegativeCount,
+        BadKind::ZeroAdjustment,
+        BadKind::NonFiniteAdjustment,
+        BadKind::UnknownReason,
+        BadKind::UnknownStatus,
     ];
 
     /// A stable snake_case name, e.g. for a test label or a log line.
@@ -103,12 +118,28 @@ impl BadKind {
             BadKind::Oversized => "oversized",
             BadKind::Empty => "empty",
             BadKind::DuplicateJsonKey => "duplicate_json_key",
+            BadKind::NegativeCount => "negative_count",
+            BadKind::ZeroAdjustment => "zero_adjustment",
+            BadKind::NonFiniteAdjustment => "non_finite_adjustment",
+            BadKind::UnknownReason => "unknown_reason",
+            BadKind::UnknownStatus => "unknown_status",
         }
     }
 
     /// Position in [`BadKind::ALL`].
     pub fn index(&self) -> usize {
         *self as usize
+    }
+
+    /// Whether the kind is an inventory count or an adjustment, made from a sale's fields.
+    fn is_v2_stock(self) -> bool {
+        matches!(
+            self,
+            BadKind::NegativeCount
+                | BadKind::ZeroAdjustment
+                | BadKind::NonFiniteAdjustment
+                | BadKind::UnknownReason
+        )
     }
 
     /// Whether the kind breaks `qty`, so its base event must have one.
@@ -191,8 +222,11 @@ fn base_event(
     let loc = names.dcs() + rng.random_range(0..stores);
     let sku = rng.random_range(0..names.skus());
     let qty_milli = rng.random_range(1..=3) * 1_000;
-    let topic = if kind == BadKind::EtaBeforeEventTime {
+    let topic = if matches!(kind, BadKind::EtaBeforeEventTime | BadKind::UnknownStatus) {
         Topic::Shipments
+    } else if kind.is_v2_stock() {
+        // Rewritten into an inventory count or an adjustment (see `v2_stock`).
+        Topic::Sales
     } else if kind.needs_qty() {
         pick(
             rng,
@@ -559,6 +593,49 @@ fn break_event(
             encode(&fields)
         }
         BadKind::Empty => Vec::new(),
+        BadKind::NegativeCount => {
+            let mut qty = b"-".to_vec();
+            write_qty(&mut qty, event_qty(event));
+            v2_stock(
+                &mut fields,
+                "inventory_count",
+                qty,
+                ("source", b"\"snapshot\""),
+            );
+            encode(&fields)
+        }
+        BadKind::ZeroAdjustment => {
+            v2_stock(
+                &mut fields,
+                "adjustment",
+                b"0".to_vec(),
+                ("reason", b"\"shrink\""),
+            );
+            encode(&fields)
+        }
+        BadKind::NonFiniteAdjustment => {
+            v2_stock(
+                &mut fields,
+                "adjustment",
+                b"-1e400".to_vec(),
+                ("reason", b"\"damage\""),
+            );
+            encode(&fields)
+        }
+        BadKind::UnknownReason => {
+            const REASONS: [&[u8]; 3] = [b"\"theft\"", b"\"Shrink\"", b"\"\""];
+            let mut qty = b"-".to_vec();
+            write_qty(&mut qty, event_qty(event));
+            let reason = REASONS[rng.random_range(0..REASONS.len())];
+            v2_stock(&mut fields, "adjustment", qty, ("reason", reason));
+            encode(&fields)
+        }
+        BadKind::UnknownStatus => {
+            const STATUSES: [&[u8]; 3] = [b"\"lost\"", b"\"CANCELLED\"", b"\"closed\""];
+            let status = STATUSES[rng.random_range(0..STATUSES.len())];
+            fields.push(("status", status.to_vec()));
+            encode(&fields)
+        }
         BadKind::DuplicateJsonKey => {
             let again = match event.body {
                 Body::Availability { in_stock, .. } => {
@@ -581,6 +658,15 @@ fn break_event(
     (value, time_ms)
 }
 
+/// Turns a sale's fields into a contract v2 stock event of type `type_name` with `qty` and one
+/// more field (`source` of a count, `reason` of an adjustment).
+fn v2_stock(fields: &mut Fields, type_name: &str, qty: Vec<u8>, extra: (&'static str, &[u8])) {
+    fields.retain(|(n, _)| !matches!(*n, "unit_price" | "channel"));
+    set(fields, "type", quoted(type_name.as_bytes()));
+    set(fields, "qty", qty);
+    fields.push((extra.0, extra.1.to_vec()));
+}
+
 /// The quantity of an event that has one (0 for availability).
 fn event_qty(event: &Event) -> i64 {
     match event.body {
@@ -591,5 +677,54 @@ fn event_qty(event: &Event) -> i64 {
         | Body::Count { qty_milli, .. }
         | Body::Adjustment { qty_milli, .. } => qty_milli,
         Body::Availability { .. } => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+    use crate::reject::RejectReason;
+
+    /// The kinds of contract v2 reach the decoder as the bad values they claim to be, and are
+    /// refused with their reason codes (the others are checked in `sim::tests` and through
+    /// the service in `tests/kafka_bad_input.rs`).
+    #[test]
+    fn v2_kinds_are_refused_with_their_reason() {
+        let names = Names::new(7, 2, 20, 50);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut maker = BadMaker::default();
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        let start = 1_767_225_600_000;
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..BadKind::ALL.len() * 20 {
+            let r = maker.make(&mut rng, &names, start, start + DAY_MS);
+            let want = match r.kind {
+                BadKind::NegativeCount | BadKind::ZeroAdjustment | BadKind::NonFiniteAdjustment => {
+                    RejectReason::InvalidValue
+                }
+                BadKind::UnknownReason | BadKind::UnknownStatus => RejectReason::UnknownValue,
+                _ => continue,
+            };
+            let got = dec.check(
+                MessageRef {
+                    key: None,
+                    value: &r.value,
+                },
+                start + DAY_MS,
+                |_| (),
+            );
+            assert_eq!(
+                got.map_err(|e| e.0),
+                Err(want),
+                "{}: {}",
+                r.kind.name(),
+                String::from_utf8_lossy(&r.value)
+            );
+            *seen.entry(r.kind).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 5, "{seen:?}");
     }
 }

@@ -21,8 +21,13 @@ use crate::event::EventType;
 use crate::model::features::NF;
 use crate::model::labels::{RollingQuality, Snapshot};
 
-/// Version byte that starts every changelog value.
-pub const CHANGELOG_VERSION: u8 = 1;
+/// Version byte that starts every changelog value. 2 (contract v2): key records carry the
+/// count discrepancy, closed shipments and the pending events' `sub` code; shard records count
+/// six event types. Version 1 values are still read (an upgrade restores from them).
+pub const CHANGELOG_VERSION: u8 = 2;
+
+/// The previous version, still read.
+const CHANGELOG_V1: u8 = 1;
 
 /// Errors decoding changelog records or rebuilding a shard from them.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,20 @@ fn layout(m: impl Into<String>) -> ChangelogError {
 /// An event waiting for the watermark (a [`PendingEvent`] without its row).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PendingRecord {
+    time_ms: i64,
+    id_hash: u64,
+    kind: u8,
+    in_stock: bool,
+    qty: f64,
+    eta_ms: i64,
+    shipment_hash: u64,
+    source: u64,
+    sub: u8,
+}
+
+/// A [`PendingRecord`] of changelog version 1 (no `sub`: v1 types only, whose code is 0).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct PendingRecordV1 {
     time_ms: i64,
     id_hash: u64,
     kind: u8,
@@ -83,12 +102,86 @@ pub struct KeyRecord {
     oos_days: u32,
     risk: f32,
     alert_risk: f32,
-    /// Open shipments in ETA order: (id hash, qty, eta ms).
-    inbound: Vec<(u64, f64, i64)>,
+    /// Shipments in ETA order: (id hash, qty, eta ms, closed).
+    inbound: Vec<(u64, f64, i64, bool)>,
     /// Remembered ids: (absolute position, event time ms, id hash).
     seen: Vec<(u64, i64, u64)>,
     pending: Vec<PendingRecord>,
     labels: Vec<LabelRecord>,
+    count_gap: i16,
+}
+
+/// A [`KeyRecord`] of changelog version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyRecordV1 {
+    location: String,
+    sku: String,
+    on_hand: f64,
+    in_transit: f64,
+    flags: u8,
+    last_stockout_ms: i64,
+    last_alert_ms: i64,
+    first_hour: i32,
+    ring_hour: i32,
+    last_receipt_hour: i32,
+    last_sample_hour: i32,
+    hourly: Vec<f32>,
+    daily: Vec<f32>,
+    oos_hours: u32,
+    oos_days: u32,
+    risk: f32,
+    alert_risk: f32,
+    inbound: Vec<(u64, f64, i64)>,
+    seen: Vec<(u64, i64, u64)>,
+    pending: Vec<PendingRecordV1>,
+    labels: Vec<LabelRecord>,
+}
+
+impl From<KeyRecordV1> for KeyRecord {
+    fn from(k: KeyRecordV1) -> Self {
+        KeyRecord {
+            location: k.location,
+            sku: k.sku,
+            on_hand: k.on_hand,
+            in_transit: k.in_transit,
+            flags: k.flags,
+            last_stockout_ms: k.last_stockout_ms,
+            last_alert_ms: k.last_alert_ms,
+            first_hour: k.first_hour,
+            ring_hour: k.ring_hour,
+            last_receipt_hour: k.last_receipt_hour,
+            last_sample_hour: k.last_sample_hour,
+            hourly: k.hourly,
+            daily: k.daily,
+            oos_hours: k.oos_hours,
+            oos_days: k.oos_days,
+            risk: k.risk,
+            alert_risk: k.alert_risk,
+            inbound: k
+                .inbound
+                .into_iter()
+                .map(|(h, q, e)| (h, q, e, false))
+                .collect(),
+            seen: k.seen,
+            pending: k
+                .pending
+                .into_iter()
+                .map(|e| PendingRecord {
+                    time_ms: e.time_ms,
+                    id_hash: e.id_hash,
+                    kind: e.kind,
+                    in_stock: e.in_stock,
+                    qty: e.qty,
+                    eta_ms: e.eta_ms,
+                    shipment_hash: e.shipment_hash,
+                    source: e.source,
+                    sub: 0,
+                })
+                .collect(),
+            labels: k.labels,
+            count_gap: super::columns::NO_GAP,
+        }
+    }
 }
 
 /// The shard-level part of the state.
@@ -115,10 +208,15 @@ impl KeyRecord {
         }
     }
 
-    /// Reads a value written by [`KeyRecord::encode`].
+    /// Reads a value written by [`KeyRecord::encode`] (or by a version 1 build).
     pub fn decode(value: &[u8]) -> Result<Self, ChangelogError> {
-        let body = versioned(value)?;
-        postcard::from_bytes(body).map_err(|e| layout(format!("key record: {e}")))
+        let err = |e: postcard::Error| layout(format!("key record: {e}"));
+        match value.split_first() {
+            Some((&CHANGELOG_V1, body)) => postcard::from_bytes::<KeyRecordV1>(body)
+                .map(KeyRecord::from)
+                .map_err(err),
+            _ => postcard::from_bytes(versioned(value)?).map_err(err),
+        }
     }
 }
 
@@ -132,9 +230,14 @@ impl ShardRecord {
         out
     }
 
-    /// Reads a value written by [`ShardRecord::encode`].
+    /// Reads a value written by [`ShardRecord::encode`] (or by a version 1 build: its counters
+    /// lack the v2 ones, which start at 0).
     pub fn decode(value: &[u8]) -> Result<Self, ChangelogError> {
-        serde_json::from_slice(versioned(value)?).map_err(|e| layout(format!("shard record: {e}")))
+        let body = match value.split_first() {
+            Some((&CHANGELOG_V1, body)) => body,
+            _ => versioned(value)?,
+        };
+        serde_json::from_slice(body).map_err(|e| layout(format!("shard record: {e}")))
     }
 }
 
@@ -196,6 +299,7 @@ pub fn take_changes(s: &mut Shard, mut emit: impl FnMut(&str, &KeyRecord)) {
                 eta_ms: e.eta_ms,
                 shipment_hash: e.shipment_hash,
                 source: e.source,
+                sub: e.sub,
             });
         }
     }
@@ -236,11 +340,12 @@ pub fn take_changes(s: &mut Shard, mut emit: impl FnMut(&str, &KeyRecord)) {
             inbound: s
                 .inbound
                 .iter_key(c.inbound_head)
-                .map(|sh| (sh.id_hash, sh.qty, sh.eta_ms))
+                .map(|sh| (sh.id_hash, sh.qty, sh.eta_ms, sh.closed))
                 .collect(),
             seen: std::mem::take(&mut seen[i]),
             pending: p,
             labels: std::mem::take(&mut labels[i]),
+            count_gap: c.count_gap,
         };
         key.clear();
         key.push_str(&crate::event::message_key(&rec.location, &rec.sku));
@@ -296,12 +401,14 @@ pub fn restore_shard(
             oos_days: k.oos_days,
             risk: k.risk,
             alert_risk: k.alert_risk,
+            count_gap: k.count_gap,
             ..KeyRow::default()
         };
         c.hourly.copy_from_slice(&k.hourly);
         c.daily.copy_from_slice(&k.daily);
-        for &(h, q, eta) in &k.inbound {
-            s.inbound.open_shipment(&mut c.inbound_head, row, h, q, eta);
+        for &(h, q, eta, closed) in &k.inbound {
+            s.inbound
+                .restore(&mut c.inbound_head, row, h, q, eta, closed);
         }
         s.rows.push(c);
         seen.extend(k.seen.iter().map(|&(p, t, h)| (p, t, h, row)));
@@ -317,6 +424,7 @@ pub fn restore_shard(
                 qty: e.qty,
                 eta_ms: e.eta_ms,
                 shipment_hash: e.shipment_hash,
+                sub: e.sub,
                 source: e.source,
             });
         }

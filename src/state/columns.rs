@@ -7,8 +7,9 @@
 //!
 //! Bytes per key: the row is 224 bytes — 2×f64 quantities, 2×i64 times (last stockout, last
 //! alert), 4×i32 hours (first, ring = last event, last receipt, last sample), 24 + 14 f32 demand
-//! buckets, 2×u32 availability bitmaps, u32 inbound head, 2×f32 risks, u8 flags (221 bytes) and
-//! 3 bytes of padding to the row's 32-byte alignment (so a row spans exactly 4 cache lines) —
+//! buckets, 2×u32 availability bitmaps, u32 inbound head, 2×f32 risks, u8 flags, i16 last count
+//! discrepancy (223 bytes) and 1 byte of padding to the row's 32-byte alignment (so a row spans
+//! exactly 4 cache lines) —
 //! plus the `Vec`'s capacity slack (amortised doubling: ~5 % at 1 M keys) and the key index
 //! (8-byte slots at ≤ 5/8 load). The key strings are apart (32-byte cells, see `super::keys`).
 
@@ -24,10 +25,12 @@ pub const NO_TIME: i64 = i64::MIN;
 pub const NO_HOUR: i32 = i32::MIN;
 /// Marker for "no inbound shipment".
 pub const NO_SLOT: u32 = u32::MAX;
+/// Marker for "no count discrepancy recorded" in [`KeyRow::count_gap`].
+pub const NO_GAP: i16 = i16::MIN;
 
 /// Bits of [`KeyRow::flags`].
 pub mod flag {
-    /// On hand has been established by a receipt.
+    /// On hand has been established by a receipt or an inventory count.
     pub const ON_HAND_KNOWN: u8 = 1;
     /// A stockout episode is open (observed and not yet recovered).
     pub const IN_STOCKOUT: u8 = 2;
@@ -86,6 +89,10 @@ pub struct KeyRow {
     pub daily: [f32; DAYS],
     /// See [`flag`].
     pub flags: u8,
+    /// The last inventory count's discrepancy against the book (count − recorded on hand just
+    /// before it), in whole units rounded and saturated to ±32 767; [`NO_GAP`] until a count
+    /// found the book known. Two bytes that were the row's padding: the row stays 224 bytes.
+    pub count_gap: i16,
 }
 
 /// Size of a [`KeyRow`] in bytes.
@@ -113,6 +120,7 @@ impl Default for KeyRow {
             hourly: [0.0; HOURS],
             daily: [0.0; DAYS],
             flags: 0,
+            count_gap: NO_GAP,
         }
     }
 }
@@ -279,9 +287,14 @@ impl KeyRow {
         }
     }
 
-    /// On hand, if established by a receipt.
+    /// On hand, if established by a receipt or a count.
     pub fn known_on_hand(&self) -> Option<f64> {
         (self.flags & flag::ON_HAND_KNOWN != 0).then_some(self.on_hand)
+    }
+
+    /// The last count's discrepancy against the book, units (see [`KeyRow::count_gap`]).
+    pub fn count_gap(&self) -> Option<f64> {
+        (self.count_gap != NO_GAP).then_some(f64::from(self.count_gap))
     }
 
     /// A stockout episode is open.

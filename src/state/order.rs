@@ -30,6 +30,9 @@ pub struct PendingEvent {
     pub kind: EventType,
     /// `in_stock` of an availability observation.
     pub in_stock: bool,
+    /// The type's bounded-set field as its code: a shipment's status, a count's source, an
+    /// adjustment's reason (0 otherwise; see [`crate::decode::col::SUB`]).
+    pub sub: u8,
     /// Quantity (0 for availability).
     pub qty: f64,
     /// ETA of a shipment, ms (0 otherwise).
@@ -186,6 +189,18 @@ impl EventOrder {
         ];
     }
 
+    /// Sets the number of inputs keeping the clocks of the first `n` (restored state read by a
+    /// build with more inputs: the new ones start active with no data).
+    pub fn resize_inputs(&mut self, n: usize) {
+        self.inputs.resize(
+            n.max(1),
+            InputClock {
+                max_ms: i64::MIN,
+                idle: false,
+            },
+        );
+    }
+
     /// Marks an input idle (caught up: it no longer holds the watermark) or active again.
     pub fn set_idle(&mut self, input: usize, idle: bool) {
         if let Some(c) = self.inputs.get_mut(input) {
@@ -256,6 +271,19 @@ impl EventOrder {
 
     /// [`EventOrder::accept`] for an event read from input `input`.
     pub fn accept_from(&mut self, input: usize, e: PendingEvent) -> Result<(), Refused> {
+        self.admit(input, &e)?;
+        self.enqueue(e);
+        Ok(())
+    }
+
+    /// Admits an event that the state refuses (a revision of a closed shipment): its id is
+    /// remembered and its time moves the clocks, as for an accepted event, but it is never
+    /// applied. So a refusal on arrival leaves the same state as a refusal when applied.
+    pub fn admit_refused(&mut self, input: usize, e: &PendingEvent) -> Result<(), Refused> {
+        self.admit(input, e)
+    }
+
+    fn admit(&mut self, input: usize, e: &PendingEvent) -> Result<(), Refused> {
         self.check_late(e.time_ms)?;
         if !self.seen.insert(e.id_hash) {
             return Err(Refused::Duplicate);
@@ -275,7 +303,6 @@ impl EventOrder {
                 self.update_watermark();
             }
         }
-        self.enqueue(e);
         Ok(())
     }
 
@@ -634,6 +661,7 @@ mod tests {
             qty: 1.0,
             eta_ms: 0,
             shipment_hash: 0,
+            sub: 0,
             source: 0,
         }
     }

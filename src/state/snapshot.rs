@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array,
-    Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt32Array, UInt64Array,
-    UInt8Array,
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int16Array,
+    Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt32Array,
+    UInt64Array, UInt8Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema};
@@ -32,8 +32,10 @@ use crate::event::EventType;
 use crate::model::features::NF;
 use crate::model::labels::{RollingQuality, Snapshot};
 
-/// Version of the snapshot layout.
-pub const SNAPSHOT_VERSION: &str = "1";
+/// Version of the snapshot layout. 2 (contract v2): the `count_gap` column, closed shipments
+/// in `inbound` (`closed`), the events' `sub` code in `pending_events`, six event types in the
+/// counters. Version 1 files are refused (replay the events again to rebuild them).
+pub const SNAPSHOT_VERSION: &str = "2";
 
 /// Errors reading or writing state snapshots.
 #[derive(Debug, thiserror::Error)]
@@ -121,15 +123,17 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
         daily.extend_from_slice(&row(r).daily);
     }
 
-    // Open shipments, per key in ETA order.
+    // Shipments (open and closed), per key in ETA order.
     let mut counts = vec![0usize; n];
-    let (mut sh_hash, mut sh_qty, mut sh_eta) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sh_hash, mut sh_qty, mut sh_eta, mut sh_closed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &r in &order {
         for sh in s.inbound.iter_key(row(r).inbound_head) {
             counts[pos[r as usize]] += 1;
             sh_hash.push(sh.id_hash);
             sh_qty.push(sh.qty);
             sh_eta.push(sh.eta_ms);
+            sh_closed.push(sh.closed);
         }
     }
     let inbound = list_of(
@@ -137,6 +141,7 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
             ("shipment_hash", Arc::new(UInt64Array::from(sh_hash))),
             ("qty", Arc::new(Float64Array::from(sh_qty))),
             ("eta_ms", Arc::new(Int64Array::from(sh_eta))),
+            ("closed", Arc::new(BooleanArray::from(sh_closed))),
         ],
         &counts,
     );
@@ -232,6 +237,12 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
                     flat.iter().map(|e| e.source).collect::<Vec<_>>(),
                 )),
             ),
+            (
+                "sub",
+                Arc::new(UInt8Array::from(
+                    flat.iter().map(|e| e.sub).collect::<Vec<_>>(),
+                )),
+            ),
         ],
         &counts,
     );
@@ -289,6 +300,7 @@ pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, Snapshot
         ("oos_days", col!(oos_days, UInt32Array)),
         ("risk", col!(risk, Float32Array)),
         ("alert_risk", col!(alert_risk, Float32Array)),
+        ("count_gap", col!(count_gap, Int16Array)),
         ("inbound", inbound),
         ("seen_ids", seen),
         ("pending_events", pending),
@@ -402,6 +414,7 @@ pub fn shard_from_batch(
     let oos_days = get::<UInt32Array>(b, "oos_days")?.values();
     let risk = get::<Float32Array>(b, "risk")?.values();
     let alert_risk = get::<Float32Array>(b, "alert_risk")?.values();
+    let count_gap = get::<Int16Array>(b, "count_gap")?.values();
     if hourly.len() != n * HOURS || daily.len() != n * DAYS {
         return Err(layout("demand rings of another number of keys"));
     }
@@ -422,6 +435,7 @@ pub fn shard_from_batch(
             risk: risk[r],
             alert_risk: alert_risk[r],
             flags: flags[r],
+            count_gap: count_gap[r],
             ..KeyRow::default()
         };
         k.hourly
@@ -432,18 +446,20 @@ pub fn shard_from_batch(
     s.rows = rows;
 
     let (l, st) = list_parts(b, "inbound")?;
-    let (h, q, e) = (
+    let (h, q, e, closed) = (
         struct_child::<UInt64Array>(st, "shipment_hash")?,
         struct_child::<Float64Array>(st, "qty")?,
         struct_child::<Int64Array>(st, "eta_ms")?,
+        struct_child::<BooleanArray>(st, "closed")?,
     );
     for (row, i) in list_entries(l) {
-        s.inbound.open_shipment(
+        s.inbound.restore(
             &mut s.rows.get_mut(row).inbound_head,
             row as u32,
             h.value(i),
             q.value(i),
             e.value(i),
+            closed.value(i),
         );
     }
 
@@ -471,6 +487,7 @@ pub fn shard_from_batch(
         struct_child::<Int64Array>(st, "eta_ms")?,
         struct_child::<UInt64Array>(st, "shipment_hash")?,
         struct_child::<UInt64Array>(st, "source")?,
+        struct_child::<UInt8Array>(st, "sub")?,
     );
     for (row, i) in list_entries(l) {
         let kind = EventType::from_code(cols.2.value(i))
@@ -484,6 +501,7 @@ pub fn shard_from_batch(
             qty: cols.4.value(i),
             eta_ms: cols.5.value(i),
             shipment_hash: cols.6.value(i),
+            sub: cols.8.value(i),
             source: cols.7.value(i),
         });
     }

@@ -4,29 +4,52 @@
 //! as on the shard's own row and table (what the shard does, see `Shard::apply`).
 
 use crate::alert::{AlertStatus, Transition};
-use crate::event::EventType;
+use crate::event::{EventType, ShipmentStatus};
 use crate::model::features::KeyInputs;
 
-use super::columns::{flag, hour_of, KeyRow, HOURS, HOUR_MS, NO_HOUR, NO_TIME};
+use super::columns::{flag, hour_of, KeyRow, HOURS, HOUR_MS, NO_GAP, NO_HOUR, NO_TIME};
 use super::inbound::{Closed, Schedule};
 use super::order::PendingEvent;
 
 /// What applying one event did, beyond the row and the schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Applied {
     /// A stockout episode started (`Raised`) or ended (`Resolved`) with this event.
     pub stockout: Option<AlertStatus>,
     /// A receipt named no open shipment of its key (applied to on hand all the same).
     pub receipt_unmatched: bool,
+    /// A shipment event revised or cancelled a closed shipment: refused, nothing changed
+    /// (the shard normally refuses those at ingest already, see `Shard::ingest_rows`).
+    pub shipment_refused: bool,
+    /// An inventory count found the book known: count − recorded on hand before it.
+    pub count_gap: Option<f64>,
 }
 
 impl KeyRow {
     /// Applies one event (in event-time order) to the key: rolls the windows to its hour,
-    /// drops overdue shipments, then books the sale, shipment, receipt or availability
-    /// observation and opens or closes the stockout episode. `e.row`, `e.id_hash` and
-    /// `e.source` are not read.
+    /// drops overdue shipments, then books the event and opens or closes the stockout episode:
+    /// - sale: on hand − qty (a stockout opens at ≤ 0 when on hand is known); demand + qty;
+    /// - shipment: opens it, or revises an open one (in transit moves by the difference);
+    ///   `cancelled` closes it without stock; one that is closed is refused: nothing at all
+    ///   changes, not even the windows (as if it had been refused on arrival);
+    /// - receipt: on hand + qty, known; the named shipment is closed;
+    /// - availability: the observation; in stock resolves, out of stock opens a stockout;
+    /// - inventory count: on hand = qty, known; the discrepancy against a known book is kept;
+    ///   a count > 0 resolves a stockout, a count of 0 opens one (the shelf was seen empty);
+    /// - adjustment: on hand + qty (signed); with on hand known, ≤ 0 after a negative one opens
+    ///   a stockout and > 0 after a positive one resolves it.
+    ///
+    /// `e.row`, `e.id_hash` and `e.source` are not read.
     #[inline]
     pub fn apply(&mut self, e: &PendingEvent, sched: &mut impl Schedule) -> Applied {
+        if e.kind == EventType::Shipment && sched.is_closed(e.shipment_hash) {
+            return Applied {
+                stockout: None,
+                receipt_unmatched: false,
+                shipment_refused: true,
+                count_gap: None,
+            };
+        }
         let hour = hour_of(e.time_ms);
         self.roll(hour);
         if !sched.is_empty() {
@@ -34,6 +57,8 @@ impl KeyRow {
             self.in_transit = (self.in_transit - gone).max(0.0);
         }
         let mut receipt_unmatched = false;
+        let mut shipment_refused = false;
+        let mut count_gap = None;
         let mut stockout = Transition::None;
         match e.kind {
             EventType::Sale => {
@@ -43,10 +68,16 @@ impl KeyRow {
                     stockout = Transition::Raise;
                 }
             }
-            EventType::Shipment => {
-                let delta = sched.open(e.shipment_hash, e.qty, e.eta_ms);
-                self.in_transit += delta;
+            EventType::Shipment if e.sub == ShipmentStatus::Cancelled as u8 => {
+                match sched.cancel(e.shipment_hash, e.eta_ms) {
+                    Some(q) => self.in_transit = (self.in_transit - q).max(0.0),
+                    None => shipment_refused = true,
+                }
             }
+            EventType::Shipment => match sched.open(e.shipment_hash, e.qty, e.eta_ms) {
+                Some(delta) => self.in_transit += delta,
+                None => shipment_refused = true,
+            },
             EventType::Receipt => {
                 if e.shipment_hash != 0 {
                     match sched.close(e.shipment_hash) {
@@ -76,6 +107,31 @@ impl KeyRow {
                     stockout = Transition::Raise;
                 }
             }
+            EventType::InventoryCount => {
+                if let Some(book) = self.known_on_hand() {
+                    let gap = e.qty - book;
+                    count_gap = Some(gap);
+                    self.count_gap = gap.round().clamp(-32_767.0, 32_767.0) as i16;
+                    debug_assert_ne!(self.count_gap, NO_GAP);
+                }
+                self.on_hand = e.qty;
+                self.flags |= flag::ON_HAND_KNOWN;
+                stockout = if e.qty > 0.0 {
+                    Transition::Resolve
+                } else {
+                    Transition::Raise
+                };
+            }
+            EventType::Adjustment => {
+                self.on_hand += e.qty;
+                if self.flags & flag::ON_HAND_KNOWN != 0 {
+                    if e.qty < 0.0 && self.on_hand <= 0.0 {
+                        stockout = Transition::Raise;
+                    } else if e.qty > 0.0 && self.on_hand > 0.0 {
+                        stockout = Transition::Resolve;
+                    }
+                }
+            }
         }
         let in_stockout = self.in_stockout();
         let stockout = match stockout {
@@ -93,6 +149,8 @@ impl KeyRow {
         Applied {
             stockout,
             receipt_unmatched,
+            shipment_refused,
+            count_gap,
         }
     }
 
@@ -122,6 +180,7 @@ impl KeyRow {
             in_stockout: self.in_stockout(),
             hours_since_stockout: hours_since(self.last_stockout_ms),
             demand_last_3h,
+            count_gap: self.count_gap(),
         }
     }
 }
@@ -144,14 +203,16 @@ mod tests {
         s.rows.push_key();
         let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut t = t0;
-        let events: Vec<PendingEvent> = (0..600u64)
+        let events: Vec<PendingEvent> = (0..1200u64)
             .map(|n| {
                 t += (next() % 4) as i64 * HOUR_MS / 2 + 1;
                 let dice = next() % 100;
                 let (kind, qty) = match dice {
-                    0..=59 => (EventType::Sale, (next() % 3) as f64),
-                    60..=74 => (EventType::Availability, 0.0),
-                    75..=84 => (EventType::Receipt, (next() % 40) as f64),
+                    0..=49 => (EventType::Sale, (next() % 3) as f64),
+                    50..=61 => (EventType::Availability, 0.0),
+                    62..=71 => (EventType::Receipt, (next() % 40) as f64),
+                    72..=79 => (EventType::InventoryCount, (next() % 30) as f64),
+                    80..=87 => (EventType::Adjustment, (next() % 9) as f64 - 4.0),
                     _ => (EventType::Shipment, (next() % 30) as f64),
                 };
                 PendingEvent {
@@ -163,6 +224,8 @@ mod tests {
                     qty,
                     eta_ms: t + ((next() % 30) as i64 - 5) * 24 * HOUR_MS,
                     shipment_hash: next() % 24,
+                    // Shipments: one in four cancels.
+                    sub: u8::from(next() % 4 == 0),
                     source: n,
                 }
             })
@@ -193,6 +256,7 @@ mod tests {
             copy.last_alert_ms = mine.last_alert_ms;
             copy.last_sample_hour = mine.last_sample_hour;
             copy.inbound_head = mine.inbound_head;
+            assert_eq!(copy.count_gap, mine.count_gap);
             copy.flags = (copy.flags & !flag::RISK_OPEN) | (mine.flags & flag::RISK_OPEN);
             assert_eq!(copy, mine, "{e:?}");
             assert_eq!(
@@ -202,6 +266,9 @@ mod tests {
             opened = opened.max(sched.shipments().len());
         }
         assert!(opened > 3, "the schedule was exercised ({opened})");
-        assert!(s.counters().shipments_dropped > 0 && s.counters().stockouts > 0);
+        let c = s.counters();
+        assert!(c.shipments_dropped > 0 && c.stockouts > 0, "{c:?}");
+        assert!(c.shipments_refused > 0, "closed shipments were revised");
+        assert!(c.counts_below_book > 0 && c.phantom_units > 0.0);
     }
 }

@@ -122,6 +122,16 @@ pub const CATALOGUE: &[(&str, MetricKind, &[&str])] = &[
     ("stockwatch_model_label_backlog", MetricKind::Gauge, &[]),
     ("stockwatch_model_updates_total", MetricKind::Counter, &[]),
     (
+        "stockwatch_inventory_counts_phantom_total",
+        MetricKind::Counter,
+        &[],
+    ),
+    (
+        "stockwatch_inventory_phantom_units_total",
+        MetricKind::Counter,
+        &[],
+    ),
+    (
         "stockwatch_build_info",
         MetricKind::Gauge,
         &["version", "model_version"],
@@ -130,10 +140,18 @@ pub const CATALOGUE: &[(&str, MetricKind, &[&str])] = &[
 
 /// `type` label values of `stockwatch_events_consumed_total`: the event types in
 /// [`EventType`] code order, then `unknown` (a record whose type could not be told).
-pub const CONSUMED_TYPES: [&str; 5] = ["sale", "shipment", "receipt", "availability", "unknown"];
+pub const CONSUMED_TYPES: [&str; EventType::COUNT + 1] = [
+    "sale",
+    "shipment",
+    "receipt",
+    "availability",
+    "inventory_count",
+    "adjustment",
+    "unknown",
+];
 
 /// Index of `unknown` in [`CONSUMED_TYPES`] (the others are `EventType as usize`).
-pub const UNKNOWN_TYPE: usize = 4;
+pub const UNKNOWN_TYPE: usize = EventType::COUNT;
 
 /// `part` label values of `stockwatch_state_bytes`, in [`crate::engine::Shard::state_bytes`]
 /// order.
@@ -215,8 +233,8 @@ impl PartitionLag {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    consumed: [IntCounter; 5],
-    applied: [IntCounter; 4],
+    consumed: [IntCounter; EventType::COUNT + 1],
+    applied: [IntCounter; EventType::COUNT],
     rejected: [IntCounter; REASONS],
     dead_letters: [IntCounter; REASONS],
     batch_messages: Histogram,
@@ -242,6 +260,8 @@ pub struct Metrics {
     model_auc: Gauge,
     label_backlog: IntGauge,
     model_updates: IntCounter,
+    phantom_counts: IntCounter,
+    phantom_units: prometheus::Counter,
 }
 
 impl Metrics {
@@ -457,6 +477,18 @@ impl Metrics {
                 "stockwatch_model_updates_total",
                 "Online model updates (matured labels learned from).",
             )?,
+            phantom_counts: counter(
+                &r,
+                "stockwatch_inventory_counts_phantom_total",
+                "Inventory counts that found less than the book (recorded on hand): phantom inventory.",
+            )?,
+            phantom_units: register(
+                &r,
+                prometheus::Counter::with_opts(Opts::new(
+                    "stockwatch_inventory_phantom_units_total",
+                    "Units the book over-stated, summed over the counts that found less than it.",
+                )),
+            )?,
             registry: r,
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
@@ -468,13 +500,13 @@ impl Metrics {
 
     /// Records consumed in one batch, by [`CONSUMED_TYPES`] index (`EventType as usize`, then
     /// [`UNKNOWN_TYPE`]).
-    pub fn consumed(&self, by_type: [u64; 5]) {
+    pub fn consumed(&self, by_type: [u64; EventType::COUNT + 1]) {
         inc_all(&self.consumed, &by_type);
     }
 
     /// Events applied in one batch, by `EventType as usize` (the layout of
     /// `ShardCounters::applied`).
-    pub fn applied(&self, by_type: [u64; 4]) {
+    pub fn applied(&self, by_type: [u64; EventType::COUNT]) {
         inc_all(&self.applied, &by_type);
     }
 
@@ -663,6 +695,14 @@ impl Metrics {
         self.label_backlog.set(gauge_value(snapshots));
     }
 
+    /// Inventory counts below the book and the units they found missing (one batch's worth).
+    pub fn phantom_inventory(&self, counts: u64, units: f64) {
+        inc(&self.phantom_counts, counts);
+        if units > 0.0 {
+            self.phantom_units.inc_by(units);
+        }
+    }
+
     /// `n` online model updates.
     pub fn model_updates(&self, n: u64) {
         inc(&self.model_updates, n);
@@ -839,7 +879,7 @@ mod tests {
     #[test]
     fn counts_land_on_their_labels() {
         let m = metrics();
-        m.applied([3, 0, 2, 0]);
+        m.applied([3, 0, 2, 0, 0, 0]);
         m.rejected(RejectReason::Miskeyed, 4);
         m.alert(AlertKind::Stockout, AlertStatus::Resolved, 2);
         m.alerts(&[[1, 0, 0], [0, 0, 5]]);

@@ -26,6 +26,46 @@ pub fn topics(prefix: &str) -> [String; 6] {
     .map(|t| format!("{prefix}{t}"))
 }
 
+/// The input topics of contract v2's types, inventory counts and adjustments (apart from
+/// [`topics`], whose indices the tests use): [`Instance::start`] creates them when missing, with
+/// the partition count of the sales topic (inputs are co-partitioned).
+pub fn v2_topics(prefix: &str) -> [String; 2] {
+    ["inventory_counts", "adjustments"].map(|t| format!("{prefix}{t}"))
+}
+
+/// Creates the [`v2_topics`] of `prefix` like the sales topic, if it exists (a test that did
+/// not create its inputs yet leaves it to the service's own check).
+pub fn ensure_v2_topics(bootstrap: &str, prefix: &str) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let sales = topics(prefix)[0].clone();
+    let Ok(c) = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create::<BaseConsumer>()
+    else {
+        return;
+    };
+    let partitions = c
+        .fetch_metadata(Some(&sales), Duration::from_secs(10))
+        .ok()
+        .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+        .unwrap_or(0);
+    if partitions == 0 {
+        return;
+    }
+    let names = v2_topics(prefix);
+    let _ = stockwatch::sink::kafka::EventProducer::new(
+        stockwatch::sink::kafka::ProducerSettings::new(bootstrap),
+    )
+    .and_then(|p| {
+        p.ensure_topics(
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+            partitions as u32,
+            1,
+            Duration::from_secs(20),
+        )
+    });
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -114,6 +154,8 @@ impl Instance {
         extra: &[(&str, &str)],
     ) -> Instance {
         let t = topics(prefix);
+        let v2 = v2_topics(prefix);
+        ensure_v2_topics(bootstrap, prefix);
         let log = dir.join(format!("{name}.log"));
         let err = std::fs::File::create(&log).expect("log file");
         let port = free_port();
@@ -134,6 +176,8 @@ impl Instance {
             .env("STOCKWATCH__KAFKA__TOPICS__SHIPMENTS", &t[1])
             .env("STOCKWATCH__KAFKA__TOPICS__RECEIPTS", &t[2])
             .env("STOCKWATCH__KAFKA__TOPICS__AVAILABILITY", &t[3])
+            .env("STOCKWATCH__KAFKA__TOPICS__INVENTORY_COUNTS", &v2[0])
+            .env("STOCKWATCH__KAFKA__TOPICS__ADJUSTMENTS", &v2[1])
             .env("STOCKWATCH__KAFKA__TOPICS__ALERTS", &t[4])
             .env(
                 "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS",
