@@ -122,6 +122,9 @@ pub struct SimulateArgs {
     /// keys known after the first day) as JSON, to score alerts with `replay --truth`.
     #[arg(long, value_name = "FILE")]
     pub truth_out: Option<PathBuf>,
+    /// Record the ground truth even without `--truth-out` (for callers of [`produce`]).
+    #[arg(skip)]
+    pub record_truth: bool,
     /// Start of event time (RFC 3339). Default: 2026-01-05T00:00:00Z, a Monday.
     #[arg(long, value_name = "RFC3339", value_parser = rfc3339_ms)]
     pub start: Option<i64>,
@@ -245,7 +248,7 @@ impl SimulateArgs {
                 cancel_share: self.cancel_share,
                 transfer_chance: self.transfer_chance,
             },
-            record_truth: self.truth_out.is_some(),
+            record_truth: self.record_truth || self.truth_out.is_some(),
         }
     }
 }
