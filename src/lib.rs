@@ -27,7 +27,8 @@
 //! - [`source`] / [`sink`]: reading event files, writing alerts, rejects and reports.
 //! - [`eval`]: offline prequential evaluation on real data (`stockwatch evaluate`): dataset
 //!   readers, metrics, baselines, plots.
-//! - [`sim`]: a deterministic store-network simulator (the load generator).
+//! - [`sim`]: a deterministic store-network simulator (the load generator), and its ground
+//!   truth to score alerts against.
 //! - [`config`]: layered configuration (embedded defaults, file, environment).
 //! - [`telemetry`]: Prometheus metrics, health/readiness and the HTTP endpoints that serve them.
 //! - [`cli`]: the `stockwatch` command line (the binary is a thin wrapper).

@@ -2,7 +2,8 @@
 //! and load run.
 //!
 //! It simulates stores and DCs selling and replenishing SKUs hour by hour, and emits the
-//! four input topics of the contract (DESIGN §2) as Kafka-ready records (key
+//! input topics of the contract (DESIGN §2; the four of v1, or with [`Contract::V2`] also
+//! inventory counts and adjustments) as Kafka-ready records (key
 //! `"{location}|{sku}"`, one-line JSON value), roughly in event-time order, optionally mixed
 //! with planned duplicates, late events and bad records of every [`BadKind`]. The same
 //! [`SimConfig`] always gives the same records, byte for byte.
@@ -14,7 +15,9 @@
 //! - `world`: stock, replenishment, deliveries, shrink and shelf observations.
 //! - `event`: the contract's events and their JSON encoding; `format`: times and numbers.
 //! - `bad`: the catalogue of bad records.
-//! - `stats`: what was emitted, and the world's ground truth.
+//! - `masterdata`: locations (kind, time zone, DC, region) and items as CSV tables.
+//! - `stats`: what was emitted, and the world's ground-truth counters.
+//! - [`truth`]: every true out-of-stock episode, and alerts scored against them.
 //! - this file: the [`Simulator`] iterator, which orders the world's events and adds the
 //!   noise (duplicates, late events, bad records).
 //!
