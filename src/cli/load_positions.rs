@@ -33,8 +33,6 @@ use crate::cli::progress::{bytes_bar, count_bar, Progress};
 use crate::event::{KEY_SEPARATOR, MAX_ID_BYTES};
 use crate::sink::kafka::{EventProducer, ProducerSettings};
 
-/// Default topic of `inventory_count` events (the service's `kafka.topics.inventory_counts`).
-pub const DEFAULT_TOPIC: &str = "stockwatch.inventory_counts";
 /// The input columns, in the order of [`Position`]'s fields.
 const COLUMNS: [&str; 4] = ["location", "sku", "on_hand", "as_of"];
 /// Progress is redrawn (and delivery reports served) every this many rows.
@@ -69,9 +67,23 @@ pub struct LoadPositionsArgs {
     /// with Kafka's default partitioner (the service's routing); a missing topic is created.
     #[arg(long, value_name = "HOST:PORT", help_heading = "Kafka")]
     pub bootstrap_servers: Option<String>,
-    /// The topic: the service's `kafka.topics.inventory_counts`.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_TOPIC, conflicts_with = "out", help_heading = "Kafka")]
-    pub topic: String,
+    /// The topic. Default: the service's `kafka.topics.inventory_counts` (from `--config`, the
+    /// environment, or the embedded default `stockwatch.inventory_counts`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "out",
+        help_heading = "Kafka"
+    )]
+    pub topic: Option<String>,
+    /// Configuration file of the service, for the topic name (layered like `run`'s).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "out",
+        help_heading = "Kafka"
+    )]
+    pub config: Option<PathBuf>,
     /// Partitions of the topic if it is created; an existing topic must have this many (it
     /// is co-partitioned with the other input topics).
     #[arg(
@@ -671,14 +683,23 @@ pub fn run(a: LoadPositionsArgs) -> anyhow::Result<()> {
             }
         }
         (None, Some(servers)) => {
+            let topic = match &a.topic {
+                Some(t) => t.clone(),
+                None => {
+                    crate::config::Config::load(a.config.as_deref())?
+                        .kafka
+                        .topics
+                        .inventory_counts
+                }
+            };
             let mut settings = ProducerSettings::new(servers);
             settings.client_id = "stockwatch-load-positions".to_owned();
             settings.properties = a.producer_properties.clone();
             let mut producer = EventProducer::new(settings).context("-X/--producer-property")?;
             let timeout = Duration::from_secs(a.timeout_secs);
             let status = producer
-                .ensure_topics(&[&a.topic], a.partitions, a.replication_factor, timeout)
-                .with_context(|| format!("preparing --topic {} on {servers}", a.topic))?;
+                .ensure_topics(&[&topic], a.partitions, a.replication_factor, timeout)
+                .with_context(|| format!("preparing topic {topic} on {servers}"))?;
             if !a.quiet {
                 for s in &status {
                     let what = if s.created { "created" } else { "using" };
@@ -688,7 +709,7 @@ pub fn run(a: LoadPositionsArgs) -> anyhow::Result<()> {
             let mut n = 0u64;
             let tally = each_position(&a, &bar, |p, v| {
                 producer
-                    .send(&a.topic, &p.key(), v)
+                    .send(&topic, &p.key(), v)
                     .with_context(|| format!("producing to --bootstrap-servers {servers}"))?;
                 n += 1;
                 if n % PROGRESS_EVERY == 0 {
@@ -700,11 +721,7 @@ pub fn run(a: LoadPositionsArgs) -> anyhow::Result<()> {
                 .flush(timeout)
                 .with_context(|| format!("flushing to --bootstrap-servers {servers}"))?;
             if !a.quiet {
-                print_summary(
-                    &tally,
-                    &format!("{} on {servers}", a.topic),
-                    started.elapsed(),
-                );
+                print_summary(&tally, &format!("{topic} on {servers}"), started.elapsed());
                 eprintln!(
                     "  {} produced, {} acknowledged",
                     stats.sent, stats.delivered
@@ -851,6 +868,34 @@ mod tests {
         ])
         .unwrap_err();
         assert!(format!("{e:#}").contains("on_hand"), "{e:#}");
+    }
+
+    #[test]
+    fn the_topic_defaults_to_the_services_inventory_counts() {
+        let cli = Cli::try_parse_from([
+            "load-positions",
+            "--input",
+            "p.csv",
+            "--bootstrap-servers",
+            "h:1",
+        ])
+        .unwrap();
+        assert_eq!(cli.a.topic, None);
+        let c = crate::config::Config::load(None).unwrap();
+        assert_eq!(
+            c.kafka.topics.inventory_counts,
+            "stockwatch.inventory_counts"
+        );
+        assert!(Cli::try_parse_from([
+            "load-positions",
+            "--input",
+            "p.csv",
+            "--out",
+            "x",
+            "--topic",
+            "t"
+        ])
+        .is_err());
     }
 
     #[test]
