@@ -54,6 +54,29 @@ fn positions_are_produced_like_the_file_and_a_reload_repeats_the_ids() {
         .map(str::to_owned)
         .collect();
     assert_eq!(lines.len(), 1000);
+    // The service's decoder takes every event: replayed, all 1000 are applied as counts.
+    let report = dir.path().join("report.json");
+    let out = stockwatch(&[
+        "replay",
+        "--quiet",
+        "--flush",
+        "--now",
+        "2026-06-01T00:00:00Z",
+        "--input",
+        file.to_str().unwrap(),
+        "--alerts-out",
+        dir.path().join("alerts.jsonl").to_str().unwrap(),
+        "--report-json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["rejected"], 0, "{report}");
+    assert_eq!(
+        report["applied_by_type"]["inventory_count"], 1000,
+        "{report}"
+    );
 
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
