@@ -4,14 +4,15 @@
 //!
 //! `cargo bench --bench engine` — the README's performance section quotes its figures.
 
-#[path = "../tests/support/load.rs"]
-mod load;
+// `criterion_group!` generates a public function that cannot carry a doc comment.
+#![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
 use stockwatch::engine::{BatchOutput, EngineConfig, Shard};
+use stockwatch::sim::load;
 
 const KEYS: u32 = 1_000_000;
 const BATCH: usize = 4096;

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Builds data/frn50k_sample.csv from the FreshRetailNet-50K test fixture (stores 0 and 1).
+"""Builds data/frn50k_sample.csv from a flattened CSV of FreshRetailNet-50K (stores 0 and 1;
+see data/README.md for the source on Hugging Face).
 
 Python 3 standard library only. Deterministic: the same source gives the same bytes.
 
     python3 data/make_frn50k_sample.py \
-        --source ../shared/data/frn50k/frn50k_dev_sample_2stores.csv \
+        --source frn50k_dev_sample_2stores.csv \
         --out data/frn50k_sample.csv --series 30
 
 Selection: the source's (store, product) series are ranked by total sales over their 90 days

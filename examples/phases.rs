@@ -8,11 +8,10 @@
 //!
 //! The measured events are generated before the timed loop, so a profile of this program
 //! (`perf record -e cpu-clock`) shows the engine, not the generator, for its last part.
-#[path = "../tests/support/load.rs"]
-mod load;
 use std::time::{Duration, Instant};
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
 use stockwatch::engine::{BatchOutput, EngineConfig, Shard};
+use stockwatch::sim::load;
 
 const BATCH: usize = 4096;
 const MEASURED: usize = 2_000_000;

@@ -17,10 +17,10 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
 use stockwatch::config::Config;
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+use stockwatch::engine::persist;
 use stockwatch::engine::Shard;
 use stockwatch::service::changelog::{read_state, Lineage, Writer};
 use stockwatch::sink::kafka::{EventProducer, ProducerSettings};
-use stockwatch::state::snapshot;
 
 #[derive(Parser)]
 #[command(about = "Measures restoring a shard from the state changelog on a real broker")]
@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
         &[("cleanup.policy", "compact")],
         Duration::from_secs(20),
     )?;
-    let before = snapshot::shard_to_batch(&shard, 0)?;
+    let before = persist::shard_to_batch(&shard, 0)?;
     let started = Instant::now();
     let mut lineage = Lineage::fresh();
     let written = Writer::default().write(
@@ -152,7 +152,7 @@ fn main() -> anyhow::Result<()> {
     let mut restored = read_state(&cfg, &[0])?;
     let secs = started.elapsed().as_secs_f64();
     let (_, r) = restored.remove(0);
-    let equal = snapshot::shard_to_batch(&r.shard, 0)? == before;
+    let equal = persist::shard_to_batch(&r.shard, 0)? == before;
     println!(
         "restore: {} keys from {} changelog records (two passes) in {secs:.2} s = {:.0} keys/s; equal to the original: {equal}",
         r.shard.keys(),

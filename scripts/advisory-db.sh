@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Puts the offline RustSec advisory database where `cargo deny` looks by default
+# Puts an offline RustSec advisory database where `cargo deny` looks by default
 # ($CARGO_HOME/advisory-dbs/advisory-db-3157b0e258782691, the folder it derives from the
 # default URL), so `cargo deny --offline check` works with no network. The database comes from
-# a git bundle (a snapshot that is replaced in place when refreshed): STOCKWATCH_ADVISORY_BUNDLE,
-# else ../shared/advisory-db/advisory-db.bundle next to the repository (also for a clone in
-# /tmp: tried from the clone's parent too), else /work/shared/advisory-db/advisory-db.bundle.
-# Re-clones when the bundle's commit differs from the one in place. Prints the database path.
+# a git bundle (a snapshot, replaced in place when refreshed): STOCKWATCH_ADVISORY_BUNDLE, else
+# ../shared/advisory-db/advisory-db.bundle next to the repository (for a clone in /tmp, also
+# /work/shared/advisory-db/advisory-db.bundle). Re-clones when the bundle's commit differs from
+# the one in place, and prints the database path.
+#
+# Without a bundle (a plain clone) it says so on stderr and prints nothing: then run
+# `cargo deny check` without `--offline`, and cargo-deny fetches the database itself from
+# https://github.com/rustsec/advisory-db (.ci/run does exactly this).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,8 +26,10 @@ for b in "${STOCKWATCH_ADVISORY_BUNDLE:-}" \
     fi
 done
 if [[ -z "$bundle" ]]; then
-    echo "advisory-db.sh: no advisory-db.bundle found (set STOCKWATCH_ADVISORY_BUNDLE)" >&2
-    exit 1
+    echo "advisory-db.sh: no offline advisory-db.bundle (STOCKWATCH_ADVISORY_BUNDLE or" \
+        "../shared/advisory-db/); cargo deny will fetch the RustSec advisory database itself" \
+        "from https://github.com/rustsec/advisory-db (run it without --offline)" >&2
+    exit 0
 fi
 
 want="$(git bundle list-heads "$bundle" | awk '$2 == "HEAD" {print $1}')"

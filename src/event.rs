@@ -17,6 +17,9 @@ pub const MAX_ID_BYTES: usize = 128;
 /// The separator of the message key `"{location}|{sku}"`; ids may not contain it.
 pub const KEY_SEPARATOR: u8 = b'|';
 
+/// One hour of event time, in ms.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// Event type tag, stored as a `UInt8` column in decoded batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,48 +95,6 @@ impl EventType {
             EventType::InventoryCount => "inventory_counts",
             EventType::Adjustment => "adjustments",
         }
-    }
-
-    /// This type's bit in a set of types (see [`TypeSet`]).
-    pub const fn bit(self) -> u8 {
-        1 << self as u8
-    }
-}
-
-/// A set of event types as a bit mask (bit `EventType as u8`): e.g. the types one input topic
-/// may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct TypeSet(pub u8);
-
-impl TypeSet {
-    /// The set of one type.
-    pub const fn of(t: EventType) -> TypeSet {
-        TypeSet(t.bit())
-    }
-
-    /// This set with `t` added.
-    pub const fn with(self, t: EventType) -> TypeSet {
-        TypeSet(self.0 | t.bit())
-    }
-
-    /// Whether `t` (by code) is in the set.
-    pub const fn contains_code(self, code: u8) -> bool {
-        code < 8 && self.0 & (1 << code) != 0
-    }
-
-    /// The types of the set, in code order.
-    pub fn iter(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL
-            .into_iter()
-            .filter(move |t| self.0 & t.bit() != 0)
-    }
-
-    /// The types' contract names joined with `sep` (for messages).
-    pub fn names(self, sep: &str) -> String {
-        self.iter()
-            .map(EventType::as_str)
-            .collect::<Vec<_>>()
-            .join(sep)
     }
 }
 

@@ -3,11 +3,9 @@
 //! buffers, the schema), however many events it holds. Alerts and rejections allocate, by
 //! design, and are rare; this stream triggers neither.
 
-#[path = "support/load.rs"]
-mod load;
-
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
 use stockwatch::engine::{BatchOutput, EngineConfig, Shard};
+use stockwatch::sim::load;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+use stockwatch::engine::persist;
 use stockwatch::engine::{EngineConfig, Shard};
 use stockwatch::event::{EventType, InputEvent};
 use stockwatch::reject::RejectReason;
-use stockwatch::state::{changelog, snapshot};
+use stockwatch::state::changelog;
 
 const NOW: i64 = 1_780_272_000_000; // 2026-06-01T00:00:00Z
 
@@ -223,9 +224,9 @@ fn a_v2_replay_is_deterministic_and_its_state_file_round_trips() {
 
     // Read back and written again: the same bytes.
     let path = d1.path().join("state.arrow");
-    let shards = snapshot::read_engine_state(&path, EngineConfig::default()).unwrap();
+    let shards = persist::read_engine_state(&path, EngineConfig::default()).unwrap();
     let again = d1.path().join("again.arrow");
-    snapshot::write_state(&shards, &again).unwrap();
+    persist::write_state(&shards, &again).unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), a.1);
     // What the state says, per key: the DC's book after counts, picks, the revised receipt
     // and write-offs; the revision and the cancellation left nothing in transit.
@@ -256,22 +257,22 @@ fn a_v2_state_round_trips_through_the_changelog_and_goes_on_alike() {
             &mut rejects,
         );
         shard.process(&b, u64::from, None, &mut rejects, &mut alerts);
-        changelog::take_changes(&mut shard, |k, r| {
+        persist::take_changes(&mut shard, |k, r| {
             let mut v = Vec::new();
             r.encode(&mut v);
             latest.insert(k.to_string(), v);
         });
     }
     assert!(rejects.is_empty(), "{rejects:?}");
-    let meta = changelog::ShardRecord::decode(&changelog::shard_record(&shard).encode()).unwrap();
+    let meta = changelog::ShardRecord::decode(&persist::shard_record(&shard).encode()).unwrap();
     let keys = latest
         .values()
         .map(|v| changelog::KeyRecord::decode(v).unwrap())
         .collect();
-    let mut restored = changelog::restore_shard(cfg, &meta, keys).unwrap();
+    let mut restored = persist::restore_shard(cfg, &meta, keys).unwrap();
     assert_eq!(
-        snapshot::shard_to_batch(&restored, 0).unwrap(),
-        snapshot::shard_to_batch(&shard, 0).unwrap()
+        persist::shard_to_batch(&restored, 0).unwrap(),
+        persist::shard_to_batch(&shard, 0).unwrap()
     );
     let rest = dec.decode(
         events[30..].iter().map(|s| MessageRef {
@@ -288,7 +289,7 @@ fn a_v2_state_round_trips_through_the_changelog_and_goes_on_alike() {
     shard.advance(true, None, &mut a2);
     assert_eq!(a1, a2);
     assert_eq!(
-        snapshot::shard_to_batch(&restored, 0).unwrap(),
-        snapshot::shard_to_batch(&shard, 0).unwrap()
+        persist::shard_to_batch(&restored, 0).unwrap(),
+        persist::shard_to_batch(&shard, 0).unwrap()
     );
 }

@@ -5,7 +5,7 @@
 //!   `retracted`, each retraction is the early `resolved` that follows its `raised`, and each
 //!   confirmed one has the confirmed alert of its kind open at its trigger.
 //!
-//! The same on a real broker: `tests/kafka_service.rs` (the early topic).
+//! The same on a real broker: `tests/kafka/service.rs` (the early topic).
 
 use std::collections::BTreeMap;
 use std::path::Path;

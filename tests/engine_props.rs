@@ -8,9 +8,9 @@ use arrow::array::{Array, RecordBatch};
 use proptest::prelude::*;
 use stockwatch::alert::Alert;
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+use stockwatch::engine::persist;
 use stockwatch::engine::{EngineConfig, Shard};
 use stockwatch::reject::{RejectReason, Rejection};
-use stockwatch::state::snapshot;
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const NOW: i64 = T0 + 400 * 86_400_000;
@@ -137,7 +137,7 @@ fn run(jsons: &[String], batch: usize) -> Run {
 /// The state batch without what legitimately depends on arrival order (the insertion order of
 /// remembered ids and the source positions of pending events).
 fn canonical(s: &Shard) -> RecordBatch {
-    let b = snapshot::shard_to_batch(s, 0).unwrap();
+    let b = persist::shard_to_batch(s, 0).unwrap();
     let keep: Vec<usize> = (0..b.num_columns())
         .filter(|&i| {
             !matches!(
@@ -148,7 +148,7 @@ fn canonical(s: &Shard) -> RecordBatch {
         .collect();
     let b = b.project(&keep).unwrap();
     // Rejection counters differ by construction (a duplicate is counted); the rest must not.
-    let mut meta = snapshot::shard_meta(&b).unwrap();
+    let mut meta = persist::shard_meta(&b).unwrap();
     meta["counters"]["duplicate"] = 0.into();
     meta["counters"]["late"] = 0.into();
     // A revision of a closed shipment (shipment ids repeat here) is refused on arrival or when
@@ -221,7 +221,7 @@ proptest! {
             let v = want.entry(k).or_insert(0.0);
             match e.kind { 0 => *v -= e.qty, 2 => *v += e.qty, _ => {} }
         }
-        let b = snapshot::shard_to_batch(&r.shard, 0).unwrap();
+        let b = persist::shard_to_batch(&r.shard, 0).unwrap();
         let loc = b.column_by_name("location").unwrap().as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
         let sku = b.column_by_name("sku").unwrap().as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
         let oh = b.column_by_name("on_hand").unwrap().as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
@@ -288,17 +288,17 @@ proptest! {
         let (mut alerts, mut rejects) = (Vec::new(), Vec::new());
         let b = dec.decode(jsons[..cut].iter().map(|s| MessageRef { key: None, value: s.as_bytes() }), NOW, &mut rejects);
         shard.process(&b, u64::from, None, &mut rejects, &mut alerts);
-        let before = snapshot::shard_to_batch(&shard, 0).unwrap();
-        let meta = snapshot::shard_meta(&before).unwrap();
-        let rebuilt = snapshot::shard_from_batch(&before, &meta, c).unwrap();
-        prop_assert_eq!(snapshot::shard_to_batch(&rebuilt, 0).unwrap(), before.clone());
+        let before = persist::shard_to_batch(&shard, 0).unwrap();
+        let meta = persist::shard_meta(&before).unwrap();
+        let rebuilt = persist::shard_from_batch(&before, &meta, c).unwrap();
+        prop_assert_eq!(persist::shard_to_batch(&rebuilt, 0).unwrap(), before.clone());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.arrow");
-        snapshot::write_state(std::slice::from_ref(&shard), &p).unwrap();
-        let mut back = snapshot::read_engine_state(&p, c).unwrap();
+        persist::write_state(std::slice::from_ref(&shard), &p).unwrap();
+        let mut back = persist::read_engine_state(&p, c).unwrap();
         prop_assert_eq!(back.len(), 1);
         let mut restored = back.remove(0);
-        prop_assert_eq!(snapshot::shard_to_batch(&restored, 0).unwrap(), before);
+        prop_assert_eq!(persist::shard_to_batch(&restored, 0).unwrap(), before);
         // The restored shard goes on exactly like the original.
         let rest = dec.decode(jsons[cut..].iter().map(|s| MessageRef { key: None, value: s.as_bytes() }), NOW, &mut Vec::new());
         let (mut a1, mut a2) = (Vec::new(), Vec::new());
@@ -306,7 +306,7 @@ proptest! {
         shard.process(&rest, u64::from, None, &mut Vec::new(), &mut a2);
         restored.advance(true, None, &mut a1);
         shard.advance(true, None, &mut a2);
-        prop_assert_eq!(snapshot::shard_to_batch(&restored, 0).unwrap(), snapshot::shard_to_batch(&shard, 0).unwrap());
+        prop_assert_eq!(persist::shard_to_batch(&restored, 0).unwrap(), persist::shard_to_batch(&shard, 0).unwrap());
         prop_assert_eq!(a1, a2);
     }
 }
@@ -322,7 +322,7 @@ proptest! {
         events in stream(100 * H, 160),
         cuts in prop::collection::vec(1usize..40, 1..6),
     ) {
-        use stockwatch::state::changelog::{self, KeyRecord, ShardRecord};
+        use stockwatch::state::changelog::{KeyRecord, ShardRecord};
         let jsons: Vec<String> = events.iter().map(Ev::json).collect();
         let c = cfg();
         let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
@@ -338,17 +338,17 @@ proptest! {
             let b = dec.decode(jsons[at..end].iter().map(|s| MessageRef { key: None, value: s.as_bytes() }), NOW, &mut rejects);
             shard.ingest_rows(&b, &(0..b.len() as u32).collect::<Vec<_>>(), i % 2, u64::from, &mut rejects);
             shard.advance(false, None, &mut alerts);
-            changelog::take_changes(&mut shard, |k, r| {
+            persist::take_changes(&mut shard, |k, r| {
                 let mut v = Vec::new();
                 r.encode(&mut v);
                 latest.insert(k.to_string(), v);
             });
-            meta = changelog::shard_record(&shard).encode();
+            meta = persist::shard_record(&shard).encode();
             at = end;
         }
         let keys: Vec<KeyRecord> = latest.values().map(|v| KeyRecord::decode(v).unwrap()).collect();
-        let mut restored = changelog::restore_shard(c, &ShardRecord::decode(&meta).unwrap(), keys).unwrap();
-        prop_assert_eq!(snapshot::shard_to_batch(&restored, 0).unwrap(), snapshot::shard_to_batch(&shard, 0).unwrap());
+        let mut restored = persist::restore_shard(c, &ShardRecord::decode(&meta).unwrap(), keys).unwrap();
+        prop_assert_eq!(persist::shard_to_batch(&restored, 0).unwrap(), persist::shard_to_batch(&shard, 0).unwrap());
         prop_assert_eq!(restored.input_clock(1), shard.input_clock(1));
         prop_assert_eq!(restored.watermark_ms(), shard.watermark_ms());
         let rest = dec.decode(jsons[at..].iter().map(|s| MessageRef { key: None, value: s.as_bytes() }), NOW, &mut Vec::new());
@@ -359,7 +359,7 @@ proptest! {
         prop_assert_eq!(r1, r2);
         restored.advance(true, None, &mut a1);
         shard.advance(true, None, &mut a2);
-        prop_assert_eq!(snapshot::shard_to_batch(&restored, 0).unwrap(), snapshot::shard_to_batch(&shard, 0).unwrap());
+        prop_assert_eq!(persist::shard_to_batch(&restored, 0).unwrap(), persist::shard_to_batch(&shard, 0).unwrap());
         prop_assert_eq!(a1, a2);
     }
 }

@@ -18,6 +18,7 @@ fn run(horizon_hours: u32, simulate_inventory: bool) -> Outcome {
         engine: EngineConfig::default(),
         simulate_inventory,
         seed: 5,
+        master: Default::default(),
     };
     evaluate(&panel, &opts, |_, _| {}).expect("evaluates")
 }
@@ -227,6 +228,7 @@ fn the_published_parquet_layout_gives_the_csv_report() {
         engine: EngineConfig::default(),
         simulate_inventory: false,
         seed: 5,
+        master: Default::default(),
     };
     let report = |p| {
         let o = evaluate(p, &opts, |_, _| {}).unwrap();

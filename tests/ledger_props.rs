@@ -12,9 +12,9 @@ use arrow::array::{Array, Float64Array, RecordBatch, StringArray};
 use proptest::prelude::*;
 use stockwatch::alert::{rfc3339_ms, Alert};
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+use stockwatch::engine::persist;
 use stockwatch::engine::{EngineConfig, Shard};
 use stockwatch::reject::{RejectReason, Rejection};
-use stockwatch::state::snapshot;
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const NOW: i64 = T0 + 400 * 86_400_000;
@@ -230,7 +230,7 @@ fn run(jsons: &[String], batch: usize) -> Run {
 /// The state without what depends on arrival order: remembered ids' order, pending events'
 /// sources, and whether a closed shipment's revision was refused on arrival or when applied.
 fn canonical(s: &Shard) -> RecordBatch {
-    let b = snapshot::shard_to_batch(s, 0).unwrap();
+    let b = persist::shard_to_batch(s, 0).unwrap();
     let keep: Vec<usize> = (0..b.num_columns())
         .filter(|&i| {
             !matches!(
@@ -240,7 +240,7 @@ fn canonical(s: &Shard) -> RecordBatch {
         })
         .collect();
     let b = b.project(&keep).unwrap();
-    let mut meta = snapshot::shard_meta(&b).unwrap();
+    let mut meta = persist::shard_meta(&b).unwrap();
     let c = &mut meta["counters"];
     let refused = c["shipment_closed"].as_u64().unwrap() + c["shipments_refused"].as_u64().unwrap();
     c["shipment_closed"] = refused.into();
@@ -289,7 +289,7 @@ proptest! {
         }
         let want = ledger(&events);
         for run in [&a, &b] {
-            let s = snapshot::shard_to_batch(&run.shard, 0).unwrap();
+            let s = persist::shard_to_batch(&run.shard, 0).unwrap();
             let loc: &StringArray = column(&s, "location");
             let on_hand: &Float64Array = column(&s, "on_hand");
             let in_transit: &Float64Array = column(&s, "in_transit");

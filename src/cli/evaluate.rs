@@ -61,6 +61,12 @@ pub struct EvaluateArgs {
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Master data: locations CSV (as `replay --locations`): local hour of day and day of week.
+    #[arg(long)]
+    pub locations: Option<PathBuf>,
+    /// Master data: items CSV (as `replay --items`).
+    #[arg(long)]
+    pub items: Option<PathBuf>,
 }
 
 /// `details.json`: what `report.json` does not hold.
@@ -118,6 +124,10 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         engine: cfg.engine_config(),
         simulate_inventory: a.simulate_inventory,
         seed: a.seed,
+        master: std::sync::Arc::new(super::replay::load_master(
+            a.locations.as_deref(),
+            a.items.as_deref(),
+        )?),
     };
     let bar = crate::cli::progress::count_bar(panel.hours as u64, "hours", a.quiet);
     let t1 = Instant::now();

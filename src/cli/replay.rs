@@ -60,6 +60,29 @@ pub struct ReplayArgs {
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Master data: locations CSV (header `location,kind,time_zone,dc,region`). The model's
+    /// hour of day and day of week are local to each location's time zone; locations not in
+    /// the file are UTC.
+    #[arg(long)]
+    pub locations: Option<PathBuf>,
+    /// Master data: items CSV (header `sku,category,case_pack`).
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+}
+
+/// Master data from `--locations` / `--items` files (empty without them).
+pub fn load_master(
+    locations: Option<&std::path::Path>,
+    items: Option<&std::path::Path>,
+) -> anyhow::Result<crate::master::MasterData> {
+    let mut m = crate::master::MasterData::default();
+    if let Some(p) = locations {
+        m.load_locations_csv(p)?;
+    }
+    if let Some(p) = items {
+        m.load_items_csv(p)?;
+    }
+    Ok(m)
 }
 
 /// Inventory counts and shipment refusals of a replay (contract v2).
@@ -178,6 +201,8 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     };
     let mut points = Vec::new();
     let mut engine = Engine::new(cfg.engine_config(), a.partitions);
+    let master = load_master(a.locations.as_deref(), a.items.as_deref())?;
+    engine.set_master(std::sync::Arc::new(master));
     let progress = crate::cli::progress::bytes_bar(src.total_bytes(), a.quiet);
     let started = Instant::now();
     let mut out = BatchOutput::default();
@@ -224,7 +249,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     progress.finish();
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(p) = &a.state_out {
-        crate::state::snapshot::write_engine_state(&engine, p)
+        crate::engine::persist::write_engine_state(&engine, p)
             .with_context(|| format!("writing --state-out {}", p.display()))?;
     }
     let mut report = report(&a, &engine, src.lines_read(), elapsed);

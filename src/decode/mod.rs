@@ -10,6 +10,7 @@
 //! merge; the unused columns cost one validity bit per row.
 
 pub mod raw;
+pub mod topic;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use crate::event::{
 };
 use crate::reject::{clip, RejectReason, Rejection};
 use raw::{field_bit, FieldCursor, RawEvent};
+pub use topic::TopicTypes;
 
 /// Limits applied while decoding. Defaults are the service defaults (`config/default.toml`).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,7 +1,7 @@
 //! Early alerts: Beam's "early firings" for the alert policy.
 //!
 //! Confirmed alerts wait for the watermark: an event is applied only once every event before
-//! it in event time can be assumed to have arrived (DESIGN §3), which is what makes them
+//! it in event time is assumed to have arrived (docs/architecture.md#event-time), which makes them
 //! deterministic, and what makes them at least `allowed_lateness` late. Early alerts do not
 //! wait. Each key with events waiting for the watermark has a **shadow**: a copy of its row and
 //! shipments with those events applied in arrival order ([`Shadows`]). When an event arrives it

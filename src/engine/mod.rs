@@ -5,16 +5,23 @@
 //! `"{location}|{sku}"`, so `replay --partitions N` splits events exactly as the topics do.
 
 pub mod early;
+/// Test and fuzz harness only (feature `testing`): not part of the public API.
+#[cfg(feature = "testing")]
 pub mod exercise;
+pub mod persist;
 pub mod shard;
+#[cfg(test)]
+mod tests;
 
 use crate::alert::{Alert, AlertPolicy};
 use crate::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
 use crate::model::ModelConfig;
 use crate::partition::partition_for_key;
 use crate::reject::{RejectReason, Rejection};
+use crate::state::StateConfig;
 
-pub use shard::{KeyView, ScoreRecord, Shard, ShardCounters};
+pub use crate::state::ShardCounters;
+pub use shard::{KeyView, ScoreRecord, Shard};
 
 /// Everything a shard needs to know (built from the `[engine]`, `[model]` and `[alerts]`
 /// sections of the configuration).
@@ -30,6 +37,17 @@ pub struct EngineConfig {
     pub model: ModelConfig,
     /// Alert policy.
     pub alerts: AlertPolicy,
+}
+
+impl EngineConfig {
+    /// The part of the configuration that shapes a shard's persisted state.
+    pub fn state_config(&self) -> StateConfig {
+        StateConfig {
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            dedupe_ttl_ms: self.dedupe_ttl_ms,
+            model: self.model,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -160,6 +178,13 @@ impl Engine {
             self.counters.rejected[r.reason.index()] += 1;
         }
         self.counters.messages = self.decoder.stats().messages;
+    }
+
+    /// Uses `master` (locations' time zones) in every shard from the next event on.
+    pub fn set_master(&mut self, master: std::sync::Arc<crate::master::MasterData>) {
+        for s in &mut self.shards {
+            s.set_master(master.clone());
+        }
     }
 
     /// Applies everything still waiting for the watermark (end of an offline input).

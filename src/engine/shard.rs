@@ -1,4 +1,6 @@
 //! One shard: the state, event order, model replica and alert state of one partition number.
+//! What is persisted of it is its [`ShardState`]; the shard adds the scratch buffers, the
+//! early-alert book and the mode switches (recording, change tracking, early alerts).
 //!
 //! `ingest` admits a decoded batch into the reorder buffer (late and duplicate events become
 //! rejections); `advance` applies every event the watermark has passed, in event-time order:
@@ -7,83 +9,38 @@
 
 use arrow::array::Array;
 
-use crate::alert::{self, Alert, AlertKind, AlertStatus, Reason, Transition};
+use crate::alert::{self, Alert, AlertKind, AlertStatus, Transition};
 use crate::decode::DecodedBatch;
 use crate::event::EventType;
-use crate::model::features::{self, Features, NAMES, NF};
-use crate::model::labels::{self, PendingLabels, RollingQuality, Snapshot};
+use crate::master::{LocalClock, MasterData};
+use crate::model::features::{self, Features, NF};
+use crate::model::labels::{self, RollingQuality, Snapshot};
 use crate::model::RiskModel;
+use crate::model::RollingAuc;
 use crate::reject::{RejectReason, Rejection};
-use crate::state::columns::{flag, hour_of, KeyRow, Rows, HOUR_MS, NO_HOUR};
-use crate::state::inbound::{Inbound, KeySchedule, VecSchedule};
+use crate::state::changelog::ChangedKeys;
+use crate::state::columns::{flag, hour_of, KeyRow, HOUR_MS, NO_HOUR};
+use crate::state::inbound::{KeySchedule, VecSchedule};
 use crate::state::keys::KeyDict;
-use crate::state::order::{id_hash, EventOrder, PendingEvent, Refused};
-use crate::telemetry::RollingAuc;
+use crate::state::order::{id_hash, PendingEvent, Refused};
+use crate::state::{ShardCounters, ShardState};
 
 use super::early::{EarlyBook, Shadows};
+
+mod alerts;
+mod view;
+
 use super::EngineConfig;
+pub use view::KeyView;
 
-/// Counters of one shard's lifetime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ShardCounters {
-    /// Events applied, by type code (a state written before contract v2 has four).
-    #[serde(deserialize_with = "by_type")]
-    pub applied: [u64; EventType::COUNT],
-    /// Rejections at ingest: late.
-    pub late: u64,
-    /// Rejections at ingest: duplicate.
-    pub duplicate: u64,
-    /// Rejections at ingest: a revision or cancellation of a closed shipment.
-    pub shipment_closed: u64,
-    /// Revisions or cancellations of a closed shipment refused when applied (the closure was
-    /// still waiting for the watermark when they were admitted): nothing changed.
-    pub shipments_refused: u64,
-    /// Inventory counts that found the book (recorded on hand) known.
-    pub counts_against_book: u64,
-    /// Of those, counts below the book: phantom inventory.
-    pub counts_below_book: u64,
-    /// Σ (book − count) over the counts below the book: phantom units.
-    pub phantom_units: f64,
-    /// Receipts naming no open shipment of their key (applied to on hand all the same).
-    pub receipts_unmatched: u64,
-    /// Shipments dropped unreceived: overdue, or beyond the per-key bound.
-    pub shipments_dropped: u64,
-    /// Stockout episodes started.
-    pub stockouts: u64,
-    /// Alerts emitted, `[kind][status]`.
-    pub alerts: [[u64; 3]; 2],
-}
-
-/// Reads per-type counters of at most [`EventType::COUNT`] types (missing ones are 0).
-fn by_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u64; EventType::COUNT], D::Error> {
-    let v: Vec<u64> = serde::Deserialize::deserialize(d)?;
-    let mut out = [0u64; EventType::COUNT];
-    if v.len() > out.len() {
-        return Err(serde::de::Error::custom(format_args!(
-            "{} event types (this build has {})",
-            v.len(),
-            out.len()
-        )));
-    }
-    out[..v.len()].copy_from_slice(&v);
-    Ok(out)
-}
-
-/// One partition's worth of state and model.
+/// One partition's worth of state and model: a [`ShardState`] plus what is not persisted.
 #[derive(Debug)]
 pub struct Shard {
     cfg: EngineConfig,
-    pub(crate) keys: KeyDict,
-    pub(crate) rows: Rows,
-    pub(crate) inbound: Inbound,
-    pub(crate) order: EventOrder,
-    pub(crate) model: Box<dyn RiskModel>,
-    pub(crate) labels: PendingLabels,
-    pub(crate) quality: RollingQuality,
+    /// What is persisted (snapshots, changelog).
+    pub(crate) state: ShardState,
     /// Windowed prequential ROC AUC (telemetry only: not in snapshots, empty after a restore).
     rolling_auc: RollingAuc,
-    pub(crate) counters: ShardCounters,
     x: Features,
     hashes: Vec<u64>,
     id_hashes: Vec<u64>,
@@ -105,42 +62,12 @@ pub struct Shard {
     processing_ms: Option<i64>,
     /// Early alerts for the next ingests (see [`Shard::set_early_now`]).
     early_now: bool,
-    pub(crate) changed: Changed,
-}
-
-/// Key rows changed since the changelog last took them (see [`Shard::track_changes`]).
-#[derive(Debug, Default)]
-pub(crate) struct Changed {
-    on: bool,
-    /// Changed rows, in the order first changed.
-    pub(crate) rows: Vec<u32>,
-    /// Per row: 0 if unchanged, else its position in `rows` + 1.
-    pub(crate) slot: Vec<u32>,
-}
-
-impl Changed {
-    #[inline]
-    fn mark(&mut self, row: u32) {
-        if !self.on {
-            return;
-        }
-        let r = row as usize;
-        if r >= self.slot.len() {
-            self.slot.resize(r + 1, 0);
-        }
-        if self.slot[r] == 0 {
-            self.rows.push(row);
-            self.slot[r] = self.rows.len() as u32;
-        }
-    }
-
-    /// Forgets the changed rows (after they were written).
-    pub(crate) fn clear(&mut self) {
-        for &r in &self.rows {
-            self.slot[r as usize] = 0;
-        }
-        self.rows.clear();
-    }
+    /// Keys changed since the changelog last took them.
+    pub(crate) changed: ChangedKeys,
+    /// Master data (locations' time zones); empty: every location is UTC.
+    master: std::sync::Arc<MasterData>,
+    /// Per location, the cached UTC offset.
+    clock: LocalClock,
 }
 
 /// One scoring of one key, recorded for offline evaluation (see [`Shard::record_scores`]).
@@ -164,40 +91,17 @@ pub struct ScoreRecord {
     pub x: Features,
 }
 
-/// The risk view of one key (state lookups, top-risk lists).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct KeyView {
-    /// Store or DC.
-    pub location: String,
-    /// Stock keeping unit.
-    pub sku: String,
-    /// Risk at the last scoring.
-    pub risk: f64,
-    /// Recorded on hand, if known.
-    pub on_hand: Option<f64>,
-    /// Units in transit.
-    pub in_transit: f64,
-    /// A risk alert is open.
-    pub risk_alert_open: bool,
-    /// A stockout episode is open.
-    pub in_stockout: bool,
-    /// Start of the hour of the last applied event (RFC 3339).
-    pub last_event_hour: Option<String>,
-}
-
 impl Shard {
     /// An empty shard.
     pub fn new(cfg: EngineConfig) -> Self {
+        Shard::from_state(cfg, ShardState::new(&cfg.state_config()))
+    }
+
+    /// A shard over a restored state (fresh scratch, telemetry-only measures empty).
+    pub fn from_state(cfg: EngineConfig, state: ShardState) -> Self {
         Shard {
-            keys: KeyDict::default(),
-            rows: Rows::default(),
-            inbound: Inbound::default(),
-            order: EventOrder::new(cfg.allowed_lateness_ms, cfg.dedupe_ttl_ms),
-            model: crate::model::build(&cfg.model),
-            labels: PendingLabels::default(),
-            quality: RollingQuality::default(),
+            state,
             rolling_auc: RollingAuc::default(),
-            counters: ShardCounters::default(),
             x: [0.0; NF],
             hashes: Vec::new(),
             id_hashes: Vec::new(),
@@ -213,9 +117,17 @@ impl Shard {
             spec_x: [0.0; NF],
             processing_ms: None,
             early_now: true,
-            changed: Changed::default(),
+            changed: ChangedKeys::default(),
+            master: std::sync::Arc::default(),
+            clock: LocalClock::default(),
             cfg,
         }
+    }
+
+    /// Uses `master` for the locations' time zones from the next event on (the model's local
+    /// hour of day and day of week).
+    pub fn set_master(&mut self, master: std::sync::Arc<MasterData>) {
+        self.master = master;
     }
 
     /// The configuration.
@@ -223,20 +135,26 @@ impl Shard {
         &self.cfg
     }
 
+    /// What is persisted of the shard (see [`crate::state::snapshot`] and
+    /// [`crate::state::changelog`]).
+    pub fn state(&self) -> &ShardState {
+        &self.state
+    }
+
     /// Keys tracked.
     pub fn keys(&self) -> usize {
-        self.keys.len()
+        self.state.keys.len()
     }
 
     /// Counters so far.
     pub fn counters(&self) -> &ShardCounters {
-        &self.counters
+        &self.state.counters
     }
 
     /// Rolling prequential model quality: labels, positives, exponentially weighted Brier score
     /// and log loss over the last ~2000 matured labels.
     pub fn quality(&self) -> &RollingQuality {
-        &self.quality
+        &self.state.quality
     }
 
     /// Prequential ROC AUC of the risks over the last [`RollingAuc::DEFAULT_WINDOW`] matured
@@ -249,35 +167,35 @@ impl Shard {
 
     /// Labels waiting to mature.
     pub fn label_backlog(&self) -> usize {
-        self.labels.len()
+        self.state.labels.len()
     }
 
     /// Events waiting for the watermark.
     pub fn pending_events(&self) -> usize {
-        self.order.pending()
+        self.state.order.pending()
     }
 
     /// Declares how many inputs feed the shard (one per input topic partition; default 1).
     /// The watermark is the slowest active input's.
     pub fn set_inputs(&mut self, n: usize) {
-        self.order.set_inputs(n);
+        self.state.order.set_inputs(n);
     }
 
     /// Sets the number of inputs keeping the clocks of those it had (a restored shard read
     /// by a build with more input topics).
     pub fn resize_inputs(&mut self, n: usize) {
-        self.order.resize_inputs(n);
+        self.state.order.resize_inputs(n);
     }
 
     /// Marks input `input` idle (caught up) or active.
     pub fn set_idle(&mut self, input: usize, idle: bool) {
-        self.order.set_idle(input, idle);
+        self.state.order.set_idle(input, idle);
     }
 
     /// Max event time of input `input` (`i64::MIN` before its first event) and whether it is
     /// idle; `None` for an unknown input.
     pub fn input_clock(&self, input: usize) -> Option<(i64, bool)> {
-        self.order.input_clock(input)
+        self.state.order.input_clock(input)
     }
 
     /// Records the source of every applied event, for [`Shard::drain_applied`] (the service
@@ -294,12 +212,12 @@ impl Shard {
     /// Tracks which keys change (state, reorder buffer, dedupe ids, label snapshots), for the
     /// state changelog ([`crate::state::changelog`]). Off by default.
     pub fn track_changes(&mut self, on: bool) {
-        self.changed.on = on;
+        self.changed.track(on);
     }
 
     /// Keys changed since the changelog last took them.
     pub fn changed_keys(&self) -> usize {
-        self.changed.rows.len()
+        self.changed.len()
     }
 
     /// Records every scoring (key, time, features, risk) for [`Shard::drain_scores`]: the
@@ -316,33 +234,33 @@ impl Shard {
 
     /// The row of a key, if tracked.
     pub fn row_of(&self, location: &str, sku: &str) -> Option<u32> {
-        self.keys.get(location, sku)
+        self.state.keys.get(location, sku)
     }
 
     /// Event ids remembered for dedupe.
     pub fn remembered_ids(&self) -> usize {
-        self.order.remembered()
+        self.state.order.remembered()
     }
 
     /// Current watermark, ms.
     pub fn watermark_ms(&self) -> i64 {
-        self.order.watermark_ms()
+        self.state.order.watermark_ms()
     }
 
     /// The model replica.
     pub fn model(&self) -> &dyn RiskModel {
-        self.model.as_ref()
+        self.state.model.as_ref()
     }
 
     /// Heap bytes of the state, split into (per-key rows and index, key strings, shard-level
     /// structures: inbound table, reorder buffer and dedupe, pending labels).
     pub fn state_bytes(&self) -> (usize, usize, usize) {
         (
-            self.rows.heap_bytes() + self.keys.index_bytes(),
-            self.keys.string_bytes(),
-            self.inbound.heap_bytes()
-                + self.order.heap_bytes()
-                + self.labels.heap_bytes()
+            self.state.rows.heap_bytes() + self.state.keys.index_bytes(),
+            self.state.keys.string_bytes(),
+            self.state.inbound.heap_bytes()
+                + self.state.order.heap_bytes()
+                + self.state.labels.heap_bytes()
                 + self.shadows.heap_bytes(),
         )
     }
@@ -383,20 +301,20 @@ impl Shard {
             .extend(rows.iter().map(|&i| id_hash(c.event_id.value(i as usize))));
         for (n, &i) in rows.iter().enumerate() {
             if let Some(&h) = self.id_hashes.get(n + 8) {
-                self.order.prefetch_seen(h);
+                self.state.order.prefetch_seen(h);
             }
             if let Some(&h) = self.hashes.get(n + 12) {
-                self.keys.prefetch_slot(h);
+                self.state.keys.prefetch_slot(h);
             }
             if let Some(&h) = self.hashes.get(n + 6) {
-                self.keys.prefetch_key(h);
+                self.state.keys.prefetch_key(h);
             }
             let i = i as usize;
             let time_ms = c.event_time.value(i);
             let idh = self.id_hashes[n];
             let index = c.index.value(i);
-            if let Err(Refused::Late { watermark_ms }) = self.order.check_late(time_ms) {
-                self.counters.late += 1;
+            if let Err(Refused::Late { watermark_ms }) = self.state.order.check_late(time_ms) {
+                self.state.counters.late += 1;
                 rejects.push(Rejection {
                     index,
                     reason: RejectReason::Late,
@@ -409,11 +327,13 @@ impl Shard {
                 });
                 continue;
             }
-            let (row, new) =
-                self.keys
-                    .get_or_insert_hashed(self.hashes[n], c.location.value(i), c.sku.value(i));
+            let (row, new) = self.state.keys.get_or_insert_hashed(
+                self.hashes[n],
+                c.location.value(i),
+                c.sku.value(i),
+            );
             if new {
-                self.rows.push_key();
+                self.state.rows.push_key();
             }
             self.changed.mark(row);
             let kind = EventType::from_code(c.kind.value(i)).unwrap_or(EventType::Sale);
@@ -443,10 +363,10 @@ impl Shard {
             // time count as for an accepted event (a re-delivered copy is a duplicate). One
             // whose closure still waits for the watermark is refused when applied instead
             // (`Shard::apply`), with the same effect on the state.
-            if kind == EventType::Shipment && self.inbound.is_closed(row, shipment_hash) {
-                let (reason, detail) = match self.order.admit_refused(input, &ev) {
+            if kind == EventType::Shipment && self.state.inbound.is_closed(row, shipment_hash) {
+                let (reason, detail) = match self.state.order.admit_refused(input, &ev) {
                     Ok(()) => {
-                        self.counters.shipment_closed += 1;
+                        self.state.counters.shipment_closed += 1;
                         (
                             RejectReason::ShipmentClosed,
                             format!(
@@ -456,7 +376,7 @@ impl Shard {
                         )
                     }
                     Err(_) => {
-                        self.counters.duplicate += 1;
+                        self.state.counters.duplicate += 1;
                         (
                             RejectReason::Duplicate,
                             format!("event_id {:?} was already seen", c.event_id.value(i)),
@@ -470,13 +390,13 @@ impl Shard {
                 });
                 continue;
             }
-            let accepted = self.order.accept_from(input, ev);
+            let accepted = self.state.order.accept_from(input, ev);
             if accepted.is_ok() && self.cfg.alerts.early && self.early_now {
                 self.speculate(&ev);
             }
             if accepted.is_err() {
                 // Not late (checked above): its id was seen within the TTL.
-                self.counters.duplicate += 1;
+                self.state.counters.duplicate += 1;
                 rejects.push(Rejection {
                     index,
                     reason: RejectReason::Duplicate,
@@ -491,9 +411,9 @@ impl Shard {
     pub fn advance(&mut self, flush: bool, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
         /// Events between a prefetch and its use: enough to cover a memory access.
         const AHEAD: usize = 6;
-        while let Some(e) = self.order.pop_ready(flush) {
-            if let Some(next) = self.order.peek_ahead(AHEAD) {
-                self.rows.prefetch(next.row as usize);
+        while let Some(e) = self.state.order.pop_ready(flush) {
+            if let Some(next) = self.state.order.peek_ahead(AHEAD) {
+                self.state.rows.prefetch(next.row as usize);
             }
             self.apply(&e, processing_ms, alerts);
             self.shadows.applied(e.row);
@@ -502,9 +422,9 @@ impl Shard {
             }
         }
         let changed = &mut self.changed;
-        self.order.evict_seen_with(|row| changed.mark(row));
+        self.state.order.evict_seen_with(|row| changed.mark(row));
         let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;
-        self.early.sweep(self.order.watermark_ms(), cooldown);
+        self.early.sweep(self.state.order.watermark_ms(), cooldown);
     }
 
     /// `ingest` then `advance`.
@@ -528,27 +448,34 @@ impl Shard {
         /// Maturities between a prefetch and its use.
         const LABEL_AHEAD: usize = 8;
         let h = self.horizon_ms();
-        while let Some(s) = self.labels.pop_matured(now_ms, h) {
+        while let Some(s) = self.state.labels.pop_matured(now_ms, h) {
             // Snapshots mature about one per event at scale: the row read for the label is a
             // cache miss unless fetched a few maturities ahead.
-            if let Some(r) = self.labels.row_ahead(LABEL_AHEAD) {
-                self.rows
+            if let Some(r) = self.state.labels.row_ahead(LABEL_AHEAD) {
+                self.state
+                    .rows
                     .prefetch_line(r as usize, std::mem::offset_of!(KeyRow, last_stockout_ms));
             }
             self.changed.mark(s.row);
-            let y = labels::label(s.time_ms, h, self.rows.get(s.row as usize).last_stockout_ms);
-            self.quality.observe(f64::from(s.risk), y, 1.0 / 2000.0);
+            let y = labels::label(
+                s.time_ms,
+                h,
+                self.state.rows.get(s.row as usize).last_stockout_ms,
+            );
+            self.state
+                .quality
+                .observe(f64::from(s.risk), y, 1.0 / 2000.0);
             self.rolling_auc.push(f64::from(s.risk), y);
-            self.model.learn(&s.x, y);
+            self.state.model.learn(&s.x, y);
         }
     }
 
     /// Applies one event in order, then scores its key.
     fn apply(&mut self, e: &PendingEvent, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
-        if e.kind == EventType::Shipment && self.inbound.is_closed(e.row, e.shipment_hash) {
+        if e.kind == EventType::Shipment && self.state.inbound.is_closed(e.row, e.shipment_hash) {
             // Refused (its closure was applied after it was admitted): nothing at all happens,
             // exactly as when it is refused on arrival.
-            self.counters.shipments_refused += 1;
+            self.state.counters.shipments_refused += 1;
             return;
         }
         self.mature_labels(e.time_ms);
@@ -556,32 +483,37 @@ impl Shard {
         let row = e.row as usize;
         let hour = hour_of(e.time_ms);
         let h = self.horizon_ms();
-        let c = self.rows.get_mut(row);
-        let mut sched = KeySchedule::new(&mut self.inbound, e.row, c.inbound_head);
+        let c = self.state.rows.get_mut(row);
+        let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
         // Score.
-        let inputs = c.inputs(&sched, e.time_ms, h);
+        let mut inputs = c.inputs(&sched, e.time_ms, h);
+        if self.master.has_locations() {
+            inputs.utc_offset_ms =
+                self.clock
+                    .offset_ms(&self.master, self.state.keys.location(e.row), e.time_ms);
+        }
         c.inbound_head = sched.head();
-        self.counters.applied[e.kind as usize] += 1;
+        self.state.counters.applied[e.kind as usize] += 1;
         if applied.receipt_unmatched {
-            self.counters.receipts_unmatched += 1;
+            self.state.counters.receipts_unmatched += 1;
         }
         if let Some(gap) = applied.count_gap {
-            self.counters.counts_against_book += 1;
+            self.state.counters.counts_against_book += 1;
             if gap < 0.0 {
-                self.counters.counts_below_book += 1;
-                self.counters.phantom_units -= gap;
+                self.state.counters.counts_below_book += 1;
+                self.state.counters.phantom_units -= gap;
             }
         }
         if applied.stockout == Some(AlertStatus::Raised) {
-            self.counters.stockouts += 1;
+            self.state.counters.stockouts += 1;
         }
         let stockout = applied.stockout;
-        self.counters.shipments_dropped = self.inbound.dropped;
+        self.state.counters.shipments_dropped = self.state.inbound.dropped;
 
         let derived = features::compute(&inputs, &mut self.x);
-        let risk = self.model.score(&self.x);
-        let c = self.rows.get_mut(row);
+        let risk = self.state.model.score(&self.x);
+        let c = self.state.rows.get_mut(row);
         c.risk = risk as f32;
 
         // Label snapshot: keys in stock, at most one per sampling interval.
@@ -610,7 +542,7 @@ impl Shard {
                 x: self.x,
                 risk: risk as f32,
             };
-            if self.labels.push(s, self.cfg.model.max_pending_labels) {
+            if self.state.labels.push(s, self.cfg.model.max_pending_labels) {
                 c.last_sample_hour = hour;
             }
         }
@@ -627,7 +559,7 @@ impl Shard {
                 alerts,
             );
         }
-        let c = self.rows.get(row);
+        let c = self.state.rows.get(row);
         let t = match self.cfg.alerts.decide(
             c.risk_open(),
             risk,
@@ -646,7 +578,7 @@ impl Shard {
             Transition::Resolve => Some(AlertStatus::Resolved),
         };
         if let Some(status) = status {
-            let c = self.rows.get_mut(row);
+            let c = self.state.rows.get_mut(row);
             match t {
                 Transition::Raise => c.flags |= flag::RISK_OPEN,
                 Transition::Resolve => c.flags &= !flag::RISK_OPEN,
@@ -667,7 +599,7 @@ impl Shard {
 
         // The early alerts this event triggered are settled now (see `super::early`).
         if !self.early.is_empty() {
-            let c = self.rows.get(row);
+            let c = self.state.rows.get(row);
             let open = [c.risk_open() || c.in_stockout(), c.in_stockout()];
             let retract = self.early.settle(e.row, e.time_ms, e.id_hash, open);
             for (kind, _) in [AlertKind::StockoutRisk, AlertKind::Stockout]
@@ -681,7 +613,7 @@ impl Shard {
                     e,
                     risk,
                     &derived,
-                    self.rows.get(row),
+                    self.state.rows.get(row),
                     &self.x,
                     processing_ms,
                     true,
@@ -696,10 +628,10 @@ impl Shard {
     /// crosses the policy (see [`super::early`]). Writes only the early book, the shadows and
     /// the outbox.
     fn speculate(&mut self, e: &PendingEvent) {
-        let c = self.rows.get(e.row as usize);
+        let c = self.state.rows.get(e.row as usize);
         let (c_in_stockout, c_risk_open, c_last_alert_ms) =
             (c.in_stockout(), c.risk_open(), c.last_alert_ms);
-        let inbound = &self.inbound;
+        let inbound = &self.state.inbound;
         let h = self.horizon_ms();
         let slot = self.shadows.arrive(e.row, e.time_ms, |sched| {
             inbound.schedule_into(c.inbound_head, sched);
@@ -713,7 +645,8 @@ impl Shard {
             }
             None => {
                 // Over the bound: a one-off copy without the key's other waiting events.
-                self.inbound
+                self.state
+                    .inbound
                     .schedule_into(c.inbound_head, &mut self.spec_sched);
                 self.spec_row = *c;
                 self.spec_row.apply(e, &mut self.spec_sched);
@@ -721,8 +654,14 @@ impl Shard {
                 (inputs, self.spec_row.in_stockout())
             }
         };
+        let mut inputs = inputs;
+        if self.master.has_locations() {
+            inputs.utc_offset_ms =
+                self.clock
+                    .offset_ms(&self.master, self.state.keys.location(e.row), inputs.now_ms);
+        }
         let derived = features::compute(&inputs, &mut self.spec_x);
-        let risk = self.model.score(&self.spec_x);
+        let risk = self.state.model.score(&self.spec_x);
         let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;
         let kind = if spec_in_stockout {
             // The event starts a stockout (the copy is in one, the row is not).
@@ -762,91 +701,6 @@ impl Shard {
         self.early_out.push(a);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn emit(
-        &mut self,
-        kind: AlertKind,
-        status: AlertStatus,
-        e: &PendingEvent,
-        risk: f64,
-        d: &features::Derived,
-        processing_ms: Option<i64>,
-        alerts: &mut Vec<Alert>,
-    ) {
-        self.counters.alerts[kind as usize][status as usize] += 1;
-        let a = self.alert(
-            kind,
-            status,
-            e,
-            risk,
-            d,
-            self.rows.get(e.row as usize),
-            &self.x,
-            processing_ms,
-            false,
-        );
-        alerts.push(a);
-    }
-
-    /// An alert about `e`'s key in state `c` scored `risk` from features `x`: a confirmed
-    /// one, or with `early` an early one (id `e-…`).
-    #[allow(clippy::too_many_arguments)]
-    fn alert(
-        &self,
-        kind: AlertKind,
-        status: AlertStatus,
-        e: &PendingEvent,
-        risk: f64,
-        d: &features::Derived,
-        c: &KeyRow,
-        x: &Features,
-        processing_ms: Option<i64>,
-        early: bool,
-    ) -> Alert {
-        let (location, sku) = (self.keys.location(e.row), self.keys.sku(e.row));
-        let mut contrib = [0.0; NF];
-        self.model.contributions(x, &mut contrib);
-        let mut order: Vec<usize> = (1..NF).filter(|&i| contrib[i] != 0.0).collect();
-        order.sort_by(|&a, &b| {
-            contrib[b]
-                .abs()
-                .total_cmp(&contrib[a].abs())
-                .then(a.cmp(&b))
-        });
-        let reasons = order
-            .into_iter()
-            .take(self.cfg.alerts.max_reasons)
-            .map(|i| Reason {
-                feature: NAMES[i].to_string(),
-                contribution: round6(contrib[i]),
-            })
-            .collect();
-        let id = if early {
-            alert::early_alert_id
-        } else {
-            alert::alert_id
-        };
-        Alert {
-            alert_id: id(location, sku, kind, status, e.time_ms, e.id_hash),
-            schema_version: alert::ALERT_CONTRACT_VERSION.to_string(),
-            kind,
-            status,
-            sku: sku.to_string(),
-            location: location.to_string(),
-            risk: round6(risk),
-            horizon_hours: self.cfg.model.horizon_hours,
-            on_hand: c.known_on_hand().map(round6),
-            in_transit: round6(c.in_transit),
-            expected_demand: round6(d.expected_demand),
-            days_of_cover: d.days_of_cover.map(round6),
-            reasons,
-            model_version: self.model.version().to_string(),
-            event_time: alert::rfc3339_ms(e.time_ms),
-            emitted_at: alert::rfc3339_ms(processing_ms.unwrap_or(e.time_ms)),
-            trigger_source: e.source,
-        }
-    }
-
     /// Sets the processing clock that stamps the early alerts of the next ingests (`None`:
     /// their event time, as `replay` does).
     pub fn set_processing_ms(&mut self, processing_ms: Option<i64>) {
@@ -868,60 +722,4 @@ impl Shard {
     pub fn drain_early(&mut self) -> std::vec::Drain<'_, Alert> {
         self.early_out.drain(..)
     }
-
-    /// The current view of one key, if tracked.
-    pub fn view(&self, location: &str, sku: &str) -> Option<KeyView> {
-        self.keys.get(location, sku).map(|r| self.view_row(r))
-    }
-
-    /// Keys with an open alert, `[stockout_risk, stockout]`, counted from the state (O(keys)).
-    pub fn open_alerts(&self) -> [u64; 2] {
-        self.rows.as_slice().iter().fold([0, 0], |[r, o], c| {
-            [r + u64::from(c.risk_open()), o + u64::from(c.in_stockout())]
-        })
-    }
-
-    /// The `n` keys with the highest current risk, highest first — among keys not already in
-    /// an observed stockout (those have their own `stockout` alert; this list is what is
-    /// about to run out).
-    pub fn top_risks(&self, n: usize) -> Vec<KeyView> {
-        let all = self.rows.as_slice();
-        let mut rows: Vec<u32> = (0..self.keys.len() as u32)
-            .filter(|&r| !all[r as usize].in_stockout())
-            .collect();
-        let n = n.min(rows.len());
-        if n == 0 {
-            return Vec::new();
-        }
-        let cmp = |a: &u32, b: &u32| {
-            all[*b as usize]
-                .risk
-                .total_cmp(&all[*a as usize].risk)
-                .then(a.cmp(b))
-        };
-        rows.select_nth_unstable_by(n - 1, cmp);
-        rows.truncate(n);
-        rows.sort_by(cmp);
-        rows.into_iter().map(|r| self.view_row(r)).collect()
-    }
-
-    fn view_row(&self, r: u32) -> KeyView {
-        let c = self.rows.get(r as usize);
-        KeyView {
-            location: self.keys.location(r).to_string(),
-            sku: self.keys.sku(r).to_string(),
-            risk: f64::from(c.risk),
-            on_hand: c.known_on_hand(),
-            in_transit: c.in_transit,
-            risk_alert_open: c.risk_open(),
-            in_stockout: c.in_stockout(),
-            last_event_hour: (c.ring_hour != NO_HOUR)
-                .then(|| alert::rfc3339_ms(i64::from(c.ring_hour) * HOUR_MS)),
-        }
-    }
-}
-
-/// Rounds to 6 decimals so alert JSON stays short and stable.
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
 }

@@ -326,7 +326,7 @@ mod tests {
                 (p, rng.random_bool(p))
             })
             .collect();
-        let mut exact = crate::telemetry::RollingAuc::new(pairs.len());
+        let mut exact = crate::model::RollingAuc::new(pairs.len());
         for &(p, y) in &pairs {
             exact.push(p, y);
         }

@@ -95,6 +95,8 @@ pub struct EvalOptions {
     pub simulate_inventory: bool,
     /// Seed of the simulation.
     pub seed: u64,
+    /// Master data (the locations' time zones); empty: UTC.
+    pub master: std::sync::Arc<crate::master::MasterData>,
 }
 
 /// Daily quality of one model (the learning curve).
@@ -282,6 +284,7 @@ pub fn evaluate(
     let horizon_ms = i64::from(h_hours) * HOUR_MS;
     let cfg = engine_config(opts.engine, h_hours, n);
     let mut shard = Shard::new(cfg);
+    shard.set_master(opts.master.clone());
     shard.record_scores(true);
     let mut shadow: Box<dyn RiskModel> = crate::model::build(&cfg.model);
     let next = next_oos(oos, hours);

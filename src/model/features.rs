@@ -3,7 +3,7 @@
 //! indicator, never NaN.
 
 use super::prior::stockout_prior;
-use crate::state::columns::{DemandStats, HOUR_MS};
+use crate::event::HOUR_MS;
 
 /// Number of features, bias included.
 pub const NF: usize = 27;
@@ -47,7 +47,7 @@ pub const ON_HAND_UNKNOWN: usize = 2;
 pub const LAST_OBS_OOS: usize = 12;
 /// Index of the in-stockout indicator.
 pub const IN_STOCKOUT: usize = 14;
-/// Index of the hour of day (hour / 24, UTC event time).
+/// Index of the hour of day (hour / 24, local time of the location: see `KeyInputs::utc_offset_ms`).
 pub const HOUR_OF_DAY: usize = 21;
 /// Index of the day of week (Monday = 0, / 7).
 pub const DAY_OF_WEEK: usize = 22;
@@ -72,7 +72,25 @@ pub const AVAILABILITY_HISTORY: &[usize] = &[
 /// A feature vector.
 pub type Features = [f32; NF];
 
-/// What the features are computed from (a view of one key's state, assembled by the shard).
+/// Demand statistics of one key at one hour, from its windows.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DemandStats {
+    /// Shrunk estimate of demand per hour over the whole window.
+    pub rate_per_hour: f64,
+    /// Demand per hour over the last 24 hours (shrunk).
+    pub recent_per_hour: f64,
+    /// Dispersion index of daily demand (variance / mean, ≥ 1).
+    pub dispersion: f64,
+    /// Fraction of complete days in the window with no demand.
+    pub zero_day_fraction: f64,
+    /// Complete days of history in the window.
+    pub complete_days: u32,
+    /// Demand so far today.
+    pub today: f64,
+}
+
+/// What the features are computed from: the model's one read view of a key, filled by the
+/// state (`KeyRow::inputs` in `state::transition`), so the model never reads state types.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KeyInputs {
     /// Event time of the scoring, ms.
@@ -105,6 +123,9 @@ pub struct KeyInputs {
     /// whole units; negative: phantom inventory), if a count found the book known. Carried
     /// for models; not in the feature vector (whose layout the learned weights depend on).
     pub count_gap: Option<f64>,
+    /// UTC offset of the key's location at `now_ms` (its time zone in the master data; 0 for
+    /// a location it does not know): hour of day and day of week are local.
+    pub utc_offset_ms: i64,
 }
 
 /// Derived quantities that alerts report next to the risk.
@@ -204,13 +225,14 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
     x[18] = (k.oos_days & 0xfe).count_ones() as f32 / 7.0;
     x[19] = (k.oos_days & 0x1fff_fffe).count_ones() as f32 / 28.0;
     x[20] = f32::from(k.oos_days & 1 != 0);
-    let hour = k.now_ms.div_euclid(HOUR_MS);
-    let hod = hour.rem_euclid(24);
-    x[HOUR_OF_DAY] = hod as f32 / 24.0;
+    // Local time of the key's location (UTC when the master data does not know it).
+    let local_hour = (k.now_ms + k.utc_offset_ms).div_euclid(HOUR_MS);
+    x[HOUR_OF_DAY] = local_hour.rem_euclid(24) as f32 / 24.0;
     // 1970-01-01 was a Thursday: Monday = 0.
-    x[DAY_OF_WEEK] = (hour.div_euclid(24) + 3).rem_euclid(7) as f32 / 7.0;
+    x[DAY_OF_WEEK] = (local_hour.div_euclid(24) + 3).rem_euclid(7) as f32 / 7.0;
     // Sell-through today against the key's usual pace (censored demand: an empty shelf sells
-    // nothing), and over the last three hours.
+    // nothing), and over the last three hours. The state's day buckets are UTC days.
+    let hod = k.now_ms.div_euclid(HOUR_MS).rem_euclid(24);
     let so_far = d.rate_per_hour * (hod + 1) as f64;
     x[23] = ((d.today + 0.1) / (so_far + 0.1)).ln().clamp(-3.0, 3.0) as f32;
     x[24] = ((k.demand_last_3h + 0.05) / (3.0 * d.rate_per_hour + 0.05))

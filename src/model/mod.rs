@@ -5,10 +5,13 @@
 //! - [`prior`]: the analytic prior P(demand over the horizon > available stock).
 //! - [`learner`]: the online learners (AdaGrad logistic regressions starting at the prior):
 //!   v1 linear, v2 (default) with binned and crossed features.
-//! - [`labels`]: delayed labels — snapshots mature in event time into training examples.
+//! - [`labels`]: delayed labels — snapshots mature in event time into training examples, and
+//!   the rolling prequential quality ([`labels::RollingQuality`]).
+//! - [`auc`]: the windowed prequential ROC AUC ([`RollingAuc`]).
 //!
 //! The shard owns one model replica; [`RiskModel`] is the seam for a better learner.
 
+pub mod auc;
 pub mod features;
 pub mod labels;
 pub mod learner;
@@ -16,6 +19,7 @@ pub mod prior;
 
 use serde::{Deserialize, Serialize};
 
+pub use auc::RollingAuc;
 use features::{Features, NF};
 
 /// Errors of model state handling.

@@ -33,9 +33,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::config::MAX_INPUTS;
-use crate::engine::{EngineConfig, Shard};
+use crate::engine::{persist, EngineConfig, Shard};
 use crate::sink::kafka::{EventProducer, ProduceError};
-use crate::state::changelog::{self, ChangelogError, KeyRecord, ShardRecord, CHANGELOG_VERSION};
+use crate::state::changelog::{ChangelogError, KeyRecord, ShardRecord, CHANGELOG_VERSION};
 
 /// Key of the shard records.
 pub const SHARD_KEY: &[u8] = b"#shard";
@@ -182,7 +182,7 @@ impl Writer {
         let mut result = Ok(());
         let mut n = 0;
         let value = &mut self.value;
-        changelog::take_changes(shard, |key, rec| {
+        persist::take_changes(shard, |key, rec| {
             if result.is_err() {
                 return;
             }
@@ -195,7 +195,7 @@ impl Writer {
         let v = ShardValue {
             lineage: lineage.clone(),
             offsets,
-            state: changelog::shard_record(shard),
+            state: persist::shard_record(shard),
         };
         self.value.clear();
         self.value.push(CHANGELOG_VERSION);
@@ -412,7 +412,7 @@ pub fn restore(
         .collect::<Result<Vec<_>, _>>()
         .map_err(layout)?;
     drop(latest);
-    let mut shard = changelog::restore_shard(cfg, &sv.state, keys).map_err(layout)?;
+    let mut shard = persist::restore_shard(cfg, &sv.state, keys).map_err(layout)?;
     shard.track_changes(true);
     Ok(Restored {
         shard,
@@ -480,7 +480,7 @@ pub fn read_state(
     cfg.kafka.security.apply_to(&mut rc);
     let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
     let mut ps = crate::sink::kafka::ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
-    ps.properties = super::producer_properties(cfg);
+    ps.properties = super::setup::producer_properties(cfg);
     let mut producer = EventProducer::new(ps)?;
     let inputs = cfg.kafka.topics.inputs();
     let mut out = Vec::new();

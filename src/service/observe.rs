@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::engine::Shard;
 use crate::event::EventType;
 use crate::model::learner::MODEL_VERSION;
-use crate::reject::RejectReason;
 use crate::telemetry::{Delivery, Health, Metrics, StateQuery, TelemetryError};
 
 /// A question for the service loop.
@@ -125,29 +124,19 @@ impl Observe {
         }
     }
 
-    /// Per-batch report: counters as deltas since the last report (a rebalance that drops
+    /// Per-batch report (rejections are [`crate::telemetry::events::Rejected`]): counters as deltas since the last report (a rebalance that drops
     /// shards makes the sums fall; the deltas then stay at zero until they pass the old sums
     /// again), gauges as they are now.
     pub fn report<'a>(
         &mut self,
         shards: impl Iterator<Item = &'a Shard> + Clone,
         consumed: [u64; EventType::COUNT + 1],
-        rejected: &[u64; RejectReason::ALL.len()],
-        dead_lettered: &[u64; RejectReason::ALL.len()],
         messages: usize,
         elapsed: Duration,
     ) {
         let m = &self.metrics;
         m.consumed(consumed);
         m.batch(messages, elapsed);
-        for r in RejectReason::ALL {
-            if rejected[r.index()] > 0 {
-                m.rejected(r, rejected[r.index()]);
-            }
-            if dead_lettered[r.index()] > 0 {
-                m.dead_lettered(r, dead_lettered[r.index()]);
-            }
-        }
         let (mut applied, mut alerts, mut updates) =
             ([0u64; EventType::COUNT], [[0u64; 3]; 2], 0u64);
         let (mut keys, mut pending, mut backlog) = (0u64, 0u64, 0u64);

@@ -1,7 +1,7 @@
 //! Which input offsets may be committed. An input record is *done* once it is applied, or
 //! rejected and dead-lettered; the offset to commit for a partition is its lowest offset not yet
 //! done — with the reorder buffer, records wait a while after they are read, and a restart must
-//! read again exactly what was still waiting (DESIGN §6).
+//! read again exactly what was still waiting (docs/architecture.md#delivery-modes).
 
 use std::collections::VecDeque;
 

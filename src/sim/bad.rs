@@ -690,7 +690,7 @@ mod tests {
 
     /// The kinds of contract v2 reach the decoder as the bad values they claim to be, and are
     /// refused with their reason codes (the others are checked in `sim::tests` and through
-    /// the service in `tests/kafka_bad_input.rs`).
+    /// the service in `tests/kafka/bad_input.rs`).
     #[test]
     fn v2_kinds_are_refused_with_their_reason() {
         let names = Names::new(7, 2, 20, 50);

@@ -1,7 +1,7 @@
-//! The input events of the contract (DESIGN §2) as the simulator builds them, and their
+//! The input events (docs/architecture.md#contracts) as the simulator builds them, and their
 //! JSON encoding.
 //!
-//! Field names and their order follow the examples in DESIGN §2 exactly, so a good record
+//! Field names and their order follow the contract's examples (schemas/, README) exactly, so a good record
 //! looks like what any other producer writes.
 
 use super::format::{write_price, write_qty, write_time, write_u64, write_u64_padded};

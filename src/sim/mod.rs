@@ -2,8 +2,8 @@
 //! and load run.
 //!
 //! It simulates stores and DCs selling and replenishing SKUs hour by hour, and emits the
-//! input topics of the contract (DESIGN §2; the four of v1, or with [`Contract::V2`] also
-//! inventory counts and adjustments) as Kafka-ready records (key
+//! input topics of the contract (docs/architecture.md#contracts; the four of v1, or with
+//! [`Contract::V2`] also inventory counts and adjustments) as Kafka-ready records (key
 //! `"{location}|{sku}"`, one-line JSON value), roughly in event-time order, optionally mixed
 //! with planned duplicates, late events and bad records of every [`BadKind`]. The same
 //! [`SimConfig`] always gives the same records, byte for byte.
@@ -33,6 +33,7 @@ mod config;
 mod demand;
 mod event;
 mod format;
+pub mod load;
 mod masterdata;
 mod real;
 mod stats;

@@ -61,7 +61,7 @@ fn positive_qty(obj: &Map<String, Value>) -> f64 {
     qty
 }
 
-/// Checks a good (or duplicate, or late) record against the contract of DESIGN §2.
+/// Checks a good (or duplicate, or late) record against docs/architecture.md#contracts.
 fn check_contract(record: &SimRecord) -> Map<String, Value> {
     let obj = object(&record.value);
     let allowed = [

@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -19,6 +18,8 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 
 use crate::config::Config;
+use crate::telemetry::events::CommitFailed;
+use crate::telemetry::Metrics;
 
 /// Errors of the Kafka source.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,8 @@ pub enum Rebalance {
 #[derive(Debug, Default)]
 pub struct GroupContext {
     events: Mutex<Vec<Rebalance>>,
-    commit_failures: AtomicU64,
+    /// Where failed commits are counted ([`GroupContext::set_metrics`]).
+    metrics: Mutex<Option<Arc<Metrics>>>,
     /// Consumer lag per (topic, partition) from librdkafka's last statistics (-1: unknown).
     lags: Mutex<BTreeMap<(String, i32), i64>>,
 }
@@ -84,9 +86,9 @@ impl GroupContext {
             .filter(|&l| l >= 0)
     }
 
-    /// Commits that failed so far.
-    pub fn commit_failures(&self) -> u64 {
-        self.commit_failures.load(Ordering::Relaxed)
+    /// Counts failed commits in `metrics` from now on.
+    pub fn set_metrics(&self, metrics: Arc<Metrics>) {
+        *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = Some(metrics);
     }
 
     fn push(&self, r: Rebalance) {
@@ -122,8 +124,8 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(e) = result {
-            self.commit_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "offset commit failed; the records will be read again after a restart");
+            let metrics = self.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+            CommitFailed { error: &e }.emit(metrics.as_deref());
         }
     }
 
@@ -163,6 +165,9 @@ pub type GroupConsumer = BaseConsumer<GroupContext>;
 
 /// The partition's high watermark as of the last fetch response: librdkafka's cached value,
 /// no broker request, cheap enough for every batch. `None` before the first fetch.
+// The one FFI call outside `state::mem`: it needs the consumer's native handle, so it lives
+// with the consumer (rdkafka 0.39 has no safe wrapper for it).
+#[allow(unsafe_code)]
 pub fn cached_high_watermark(
     consumer: &GroupConsumer,
     topic: &CStr,
@@ -191,7 +196,7 @@ pub fn cached_high_watermark(
 pub fn subscribe(cfg: &Config) -> Result<GroupConsumer, SourceError> {
     let k = &cfg.kafka;
     let config = k.consumer_config(&cfg.service);
-    crate::config::check_client_security(&config).map_err(SourceError::Unsupported)?;
+    crate::kafka::check_client_security(&config).map_err(SourceError::Unsupported)?;
     let consumer: GroupConsumer = config
         .create_with_context(GroupContext::default())
         .map_err(SourceError::Create)?;

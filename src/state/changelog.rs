@@ -10,13 +10,13 @@
 //! stable serde format: ~300 bytes for a key with no backlog); shard records are
 //! `[CHANGELOG_VERSION]` followed by JSON (small, and readable with any Kafka tool). How the
 //! records are framed, stamped and chosen on restore is the service's business
-//! ([`crate::service::changelog`]); this module only maps a shard to records and back.
+//! ([`crate::service::changelog`]); this module only maps a shard's state to records and back.
 
 use serde::{Deserialize, Serialize};
 
 use super::columns::{KeyRow, Rows, DAYS, HOURS};
 use super::order::{Clocks, PendingEvent};
-use crate::engine::{EngineConfig, Shard, ShardCounters};
+use super::shard::{ShardCounters, ShardState, StateConfig};
 use crate::event::EventType;
 use crate::model::features::NF;
 use crate::model::labels::{RollingQuality, Snapshot};
@@ -251,8 +251,61 @@ fn versioned(value: &[u8]) -> Result<&[u8], ChangelogError> {
     }
 }
 
+/// Key rows changed since the changelog last took them: the engine marks a row whenever it
+/// touches anything of that key (state, reorder buffer, dedupe ids, label snapshots), and
+/// [`take_changes`] writes and forgets them. Off (marks nothing) until [`ChangedKeys::track`].
+#[derive(Debug, Default)]
+pub struct ChangedKeys {
+    on: bool,
+    /// Changed rows, in the order first changed.
+    rows: Vec<u32>,
+    /// Per row: 0 if unchanged, else its position in `rows` + 1.
+    slot: Vec<u32>,
+}
+
+impl ChangedKeys {
+    /// Turns tracking on or off.
+    pub fn track(&mut self, on: bool) {
+        self.on = on;
+    }
+
+    /// Marks `row` changed (when tracking).
+    #[inline]
+    pub fn mark(&mut self, row: u32) {
+        if !self.on {
+            return;
+        }
+        let r = row as usize;
+        if r >= self.slot.len() {
+            self.slot.resize(r + 1, 0);
+        }
+        if self.slot[r] == 0 {
+            self.rows.push(row);
+            self.slot[r] = self.rows.len() as u32;
+        }
+    }
+
+    /// Keys changed since the changelog last took them.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no key changed since the changelog last took them.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Forgets the changed rows (after they were written).
+    fn clear(&mut self) {
+        for &r in &self.rows {
+            self.slot[r as usize] = 0;
+        }
+        self.rows.clear();
+    }
+}
+
 /// The shard-level record of `s` now.
-pub fn shard_record(s: &Shard) -> ShardRecord {
+pub fn shard_record(s: &ShardState) -> ShardRecord {
     ShardRecord {
         keys: s.keys.len() as u64,
         clocks: s.order.clocks(),
@@ -265,16 +318,20 @@ pub fn shard_record(s: &Shard) -> ShardRecord {
     }
 }
 
-/// Takes the keys changed since the last call (see [`Shard::track_changes`]) and calls
+/// Takes the keys of `s` marked in `changed` since the last call and calls
 /// `emit(message key, record)` for each, in the order they first changed. One pass over the
 /// shard-wide structures (reorder buffer, remembered ids, label snapshots) collects the
 /// entries of the changed keys.
-pub fn take_changes(s: &mut Shard, mut emit: impl FnMut(&str, &KeyRecord)) {
-    let n = s.changed.rows.len();
+pub fn take_changes(
+    s: &ShardState,
+    changed: &mut ChangedKeys,
+    mut emit: impl FnMut(&str, &KeyRecord),
+) {
+    let n = changed.rows.len();
     if n == 0 {
         return;
     }
-    let slot = &s.changed.slot;
+    let slot = &changed.slot;
     let index = |row: u32| -> Option<usize> {
         match slot.get(row as usize) {
             Some(&i) if i > 0 => Some(i as usize - 1),
@@ -315,7 +372,7 @@ pub fn take_changes(s: &mut Shard, mut emit: impl FnMut(&str, &KeyRecord)) {
         }
     }
     let mut key = String::new();
-    for (i, &row) in s.changed.rows.iter().enumerate() {
+    for (i, &row) in changed.rows.iter().enumerate() {
         let c = s.rows.get(row as usize);
         let mut p = std::mem::take(&mut pending[i]);
         p.sort_by_key(|e| (e.time_ms, e.id_hash, e.source));
@@ -351,16 +408,16 @@ pub fn take_changes(s: &mut Shard, mut emit: impl FnMut(&str, &KeyRecord)) {
         key.push_str(&crate::event::message_key(&rec.location, &rec.sku));
         emit(&key, &rec);
     }
-    s.changed.clear();
+    changed.clear();
 }
 
-/// Rebuilds a shard from its shard record and the latest record of each of its keys (in any
-/// order: rows are assigned in key order, as snapshots do).
+/// Rebuilds a shard's state from its shard record and the latest record of each of its keys
+/// (in any order: rows are assigned in key order, as snapshots do).
 pub fn restore_shard(
-    cfg: EngineConfig,
+    cfg: &StateConfig,
     meta: &ShardRecord,
     mut keys: Vec<KeyRecord>,
-) -> Result<Shard, ChangelogError> {
+) -> Result<ShardState, ChangelogError> {
     if keys.len() as u64 != meta.keys {
         return Err(layout(format!(
             "the shard record counts {} keys but {} key records were found",
@@ -369,7 +426,7 @@ pub fn restore_shard(
         )));
     }
     keys.sort_by(|a, b| (&a.location, &a.sku).cmp(&(&b.location, &b.sku)));
-    let mut s = Shard::new(cfg);
+    let mut s = ShardState::new(cfg);
     s.rows = Rows::default();
     s.rows.reserve_exact(keys.len());
     let mut seen: Vec<(u64, i64, u64, u32)> = Vec::new();
@@ -479,81 +536,68 @@ pub fn restore_shard(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
-    use crate::model::learner::LearnerKind;
 
-    fn shard_with_keys(cfg: EngineConfig) -> Shard {
-        let mut s = Shard::new(cfg);
-        s.track_changes(true);
-        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
-        let msgs = [
-            r#"{"event_id":"a","type":"receipt","sku":"K1","location":"S1","qty":5,"event_time":"2026-01-01T00:00:00Z"}"#,
-            r#"{"event_id":"b","type":"sale","sku":"K2","location":"S1","qty":2,"event_time":"2026-01-01T01:00:00Z"}"#,
-        ];
-        let b = dec.decode(
-            msgs.iter().map(|m| MessageRef {
-                key: None,
-                value: m.as_bytes(),
-            }),
-            1_767_300_000_000,
-            &mut Vec::new(),
-        );
-        s.process(&b, u64::from, None, &mut Vec::new(), &mut Vec::new());
-        s
-    }
-
-    fn records(s: &mut Shard) -> (ShardRecord, Vec<KeyRecord>) {
-        let mut keys = Vec::new();
-        take_changes(s, |_, r| keys.push(r.clone()));
-        (shard_record(s), keys)
-    }
-
+    /// A key record written before contract v2 (version 1) still restores: no count
+    /// discrepancy, its shipments open, its waiting events of sub-type code 0.
     #[test]
-    fn values_are_versioned_and_round_trip() {
-        let mut s = shard_with_keys(EngineConfig::default());
-        let (meta, keys) = records(&mut s);
-        assert_eq!(keys.len(), 2);
-        let mut v = Vec::new();
-        keys[0].encode(&mut v);
-        assert_eq!(v[0], CHANGELOG_VERSION);
-        assert_eq!(KeyRecord::decode(&v).unwrap(), keys[0]);
-        assert_eq!(ShardRecord::decode(&meta.encode()).unwrap(), meta);
-        v[0] = 9;
-        let e = KeyRecord::decode(&v).unwrap_err().to_string();
-        assert!(e.contains("version 9"), "{e}");
-        assert!(KeyRecord::decode(&[]).is_err());
-        assert!(KeyRecord::decode(&[CHANGELOG_VERSION, 0xff]).is_err());
-        // Nothing changed since: no records.
-        let (_, again) = records(&mut s);
-        assert!(again.is_empty());
+    fn version_1_key_records_are_read() {
+        let v1 = KeyRecordV1 {
+            location: "S1".into(),
+            sku: "K1".into(),
+            on_hand: 7.0,
+            in_transit: 5.0,
+            flags: 1,
+            last_stockout_ms: i64::MIN,
+            last_alert_ms: i64::MIN,
+            first_hour: 10,
+            ring_hour: 12,
+            last_receipt_hour: 11,
+            last_sample_hour: i32::MIN,
+            hourly: vec![0.0; HOURS],
+            daily: vec![0.0; DAYS],
+            oos_hours: 0,
+            oos_days: 0,
+            risk: 0.25,
+            alert_risk: 0.0,
+            inbound: vec![(42, 5.0, 1_000)],
+            seen: vec![(3, 900, 77)],
+            pending: vec![PendingRecordV1 {
+                time_ms: 950,
+                id_hash: 78,
+                kind: 0,
+                in_stock: false,
+                qty: 1.0,
+                eta_ms: 0,
+                shipment_hash: 0,
+                source: 9,
+            }],
+            labels: Vec::new(),
+        };
+        let mut value = vec![CHANGELOG_V1];
+        value.extend(postcard::to_allocvec(&v1).unwrap());
+        let k = KeyRecord::decode(&value).unwrap();
+        assert_eq!(k, KeyRecord::from(v1));
+        assert_eq!(k.count_gap, super::super::columns::NO_GAP);
+        assert_eq!(k.inbound, vec![(42, 5.0, 1_000, false)]);
+        assert_eq!(k.pending[0].sub, 0);
+        // This version's records round-trip, and an unknown version is refused.
+        let mut v2 = Vec::new();
+        k.encode(&mut v2);
+        assert_eq!(v2[0], CHANGELOG_VERSION);
+        assert_eq!(KeyRecord::decode(&v2).unwrap(), k);
+        value[0] = 9;
+        assert!(KeyRecord::decode(&value).is_err());
     }
 
+    /// A version 1 shard record's counters (four event types, no v2 counters) read as v2's.
     #[test]
-    fn a_missing_key_record_is_refused() {
-        let mut s = shard_with_keys(EngineConfig::default());
-        let (meta, mut keys) = records(&mut s);
-        keys.pop();
-        let e = restore_shard(EngineConfig::default(), &meta, keys)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("counts 2 keys but 1"), "{e}");
-    }
-
-    #[test]
-    fn another_model_version_restarts_the_model_and_keeps_the_inventory() {
-        let mut v1 = EngineConfig::default();
-        v1.model.learner.kind = LearnerKind::Linear;
-        let mut s = shard_with_keys(v1);
-        let (meta, keys) = records(&mut s);
-        let r = restore_shard(EngineConfig::default(), &meta, keys).unwrap();
-        assert_eq!(r.keys(), 2);
-        assert_eq!(
-            r.model().version(),
-            Shard::new(EngineConfig::default()).model().version()
-        );
-        assert_ne!(r.model().version(), s.model().version());
-        // The inventory side is kept: here, the events still waiting for the watermark.
-        assert!(r.pending_events() > 0);
-        assert_eq!(r.pending_events(), s.pending_events());
+    fn version_1_counters_are_read() {
+        let c: ShardCounters = serde_json::from_str(
+            r#"{"applied":[1,2,3,4],"late":5,"duplicate":6,"receipts_unmatched":7,"shipments_dropped":8,"stockouts":9,"alerts":[[1,0,1],[2,0,2]]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.applied, [1, 2, 3, 4, 0, 0]);
+        assert_eq!((c.late, c.stockouts, c.counts_below_book), (5, 9, 0));
+        assert!(serde_json::from_str::<ShardCounters>(r#"{"applied":[1,2,3,4,5,6,7]}"#).is_err());
     }
 }

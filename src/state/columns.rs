@@ -13,12 +13,13 @@
 //! plus the `Vec`'s capacity slack (amortised doubling: ~5 % at 1 M keys) and the key index
 //! (8-byte slots at ≤ 5/8 load). The key strings are apart (32-byte cells, see `super::keys`).
 
+use crate::model::features::DemandStats;
+
 /// Hourly demand buckets per key (the last 24 hours of event time, current hour included).
 pub const HOURS: usize = 24;
 /// Daily demand buckets per key (the last 14 days, today included).
 pub const DAYS: usize = 14;
-/// One hour in ms.
-pub const HOUR_MS: i64 = 3_600_000;
+pub use crate::event::HOUR_MS;
 /// Marker for "no time recorded".
 pub const NO_TIME: i64 = i64::MIN;
 /// Marker for "no hour recorded".
@@ -125,23 +126,6 @@ impl Default for KeyRow {
     }
 }
 
-/// Demand statistics of one key at one hour, from its windows.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct DemandStats {
-    /// Shrunk estimate of demand per hour over the whole window.
-    pub rate_per_hour: f64,
-    /// Demand per hour over the last 24 hours (shrunk).
-    pub recent_per_hour: f64,
-    /// Dispersion index of daily demand (variance / mean, ≥ 1).
-    pub dispersion: f64,
-    /// Fraction of complete days in the window with no demand.
-    pub zero_day_fraction: f64,
-    /// Complete days of history in the window.
-    pub complete_days: u32,
-    /// Demand so far today.
-    pub today: f64,
-}
-
 /// The rows of one shard, indexed by key row.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {
@@ -203,7 +187,7 @@ impl Rows {
     #[inline]
     pub fn prefetch_line(&self, row: usize, offset: usize) {
         if let Some(r) = self.rows.get(row) {
-            prefetch_ptr((r as *const KeyRow).cast::<u8>().wrapping_add(offset));
+            super::mem::prefetch((r as *const KeyRow).cast::<u8>().wrapping_add(offset));
         }
     }
 
@@ -216,7 +200,7 @@ impl Rows {
         if let Some(r) = self.rows.get(row) {
             let p = (r as *const KeyRow).cast::<u8>();
             for off in [0, 64, 128, 192] {
-                prefetch_ptr(p.wrapping_add(off));
+                super::mem::prefetch(p.wrapping_add(off));
             }
         }
     }
@@ -356,20 +340,6 @@ impl KeyRow {
             today,
         }
     }
-}
-
-/// Hints the CPU to load the cache line of `p` (any address: a prefetch never faults).
-#[inline(always)]
-pub(crate) fn prefetch_ptr(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is a hint with no architectural effect (it never faults, whatever
-        // the address), and SSE is part of the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 fn shl(bits: u32, by: i64) -> u32 {

@@ -17,19 +17,7 @@ pub fn advise<T>(v: &Vec<T>) {
     if bytes < MIN_BYTES {
         return;
     }
-    #[cfg(target_os = "linux")]
-    {
-        let start = v.as_ptr() as usize;
-        let from = start.next_multiple_of(HUGE_PAGE);
-        let to = (start + bytes) / HUGE_PAGE * HUGE_PAGE;
-        if to > from {
-            // SAFETY: the range lies inside `v`'s live allocation, and MADV_HUGEPAGE only
-            // changes how the kernel backs it (never its contents); a refusal is harmless.
-            unsafe {
-                libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
+    super::mem::advise_huge_pages(v, HUGE_PAGE);
 }
 
 /// Makes room for `extra` more elements, growing by doubling into a fresh allocation that is

@@ -110,20 +110,6 @@ fn tag_of(h: u64) -> u64 {
     h & 0xffff_ffff_0000_0000
 }
 
-/// Hints the CPU to load the cache line holding `v` (no architectural effect).
-#[inline(always)]
-pub(crate) fn prefetch_ref<T>(v: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is a hint with no architectural effect; the pointer comes from a
-        // live reference, and SSE is part of the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
-}
-
 fn hash_key(location: &[u8], sku: &[u8]) -> u64 {
     // Fixed-seed hash: stable within a build, fast, and never persisted.
     use std::hash::{BuildHasher, Hasher};
@@ -245,7 +231,7 @@ impl KeyDict {
     #[inline]
     pub fn prefetch_slot(&self, h: u64) {
         if !self.slots.is_empty() {
-            prefetch_ref(&self.slots[h as usize & (self.slots.len() - 1)]);
+            super::mem::prefetch_ref(&self.slots[h as usize & (self.slots.len() - 1)]);
         }
     }
 
@@ -262,7 +248,7 @@ impl KeyDict {
     #[inline]
     pub fn prefetch_key(&self, h: u64) {
         if let Some(c) = self.candidate(h).and_then(|r| self.keys.cells.get(r)) {
-            prefetch_ref(c);
+            super::mem::prefetch_ref(c);
         }
     }
 

@@ -534,7 +534,7 @@ impl IdSet {
     #[inline]
     pub fn prefetch(&self, h: u64) {
         if self.slots.len() > 1 {
-            super::columns::prefetch_ptr((&self.slots[self.home(h)] as *const u64).cast());
+            super::mem::prefetch((&self.slots[self.home(h)] as *const u64).cast());
         }
     }
 

@@ -6,7 +6,7 @@
 //! belongs to a key but varies in count (open shipments, remembered event ids, events waiting
 //! for the watermark, label snapshots) is a `List<Struct>` column. Shard-level scalars (format
 //! version, max event time, model weights, quality, counters) are JSON in the schema metadata.
-//! Engine files hold every shard's rows with a `partition` column (see [`write_engine_state`]).
+//! State files hold every shard's rows with a `partition` column (see [`write_state`]).
 
 use std::collections::HashMap as StdHashMap;
 use std::fs::File;
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::columns::{KeyRow, Rows, DAYS, HOURS};
 use super::keys::KeyDict;
 use super::order::PendingEvent;
-use crate::engine::{Engine, EngineConfig, Shard, ShardCounters};
+use super::shard::{ShardCounters, ShardState, StateConfig};
 use crate::event::EventType;
 use crate::model::features::NF;
 use crate::model::labels::{RollingQuality, Snapshot};
@@ -95,8 +95,9 @@ fn list_of(children: Vec<(&str, ArrayRef)>, counts: &[usize]) -> ArrayRef {
     ))
 }
 
-/// A shard as a `RecordBatch` (rows sorted by key). `partition` fills the `partition` column.
-pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, SnapshotError> {
+/// A shard's state as a `RecordBatch` (rows sorted by key). `partition` fills the `partition`
+/// column.
+pub fn shard_to_batch(s: &ShardState, partition: u32) -> Result<RecordBatch, SnapshotError> {
     let n = s.keys.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_by(|&a, &b| {
@@ -379,12 +380,13 @@ fn f32_rows(a: &FixedSizeListArray, width: usize) -> Result<&[f32], SnapshotErro
         .ok_or_else(|| layout("ring values are not Float32"))
 }
 
-/// Rebuilds shard `meta_index` of a batch made by [`shard_to_batch`] (rows of one partition).
+/// Rebuilds the shard state of a batch made by [`shard_to_batch`] (rows of one partition) and
+/// its metadata ([`shard_meta`]).
 pub fn shard_from_batch(
     b: &RecordBatch,
     meta: &serde_json::Value,
-    cfg: EngineConfig,
-) -> Result<Shard, SnapshotError> {
+    cfg: &StateConfig,
+) -> Result<ShardState, SnapshotError> {
     let meta: ShardMeta =
         serde_json::from_value(meta.clone()).map_err(|e| layout(format!("metadata: {e}")))?;
     if meta.version != SNAPSHOT_VERSION {
@@ -393,7 +395,7 @@ pub fn shard_from_batch(
             meta.version
         )));
     }
-    let mut s = Shard::new(cfg);
+    let mut s = ShardState::new(cfg);
     let loc: &StringArray = get(b, "location")?;
     let sku: &StringArray = get(b, "sku")?;
     s.keys = KeyDict::from_arrays(loc, sku);
@@ -538,16 +540,15 @@ pub fn shard_from_batch(
     Ok(s)
 }
 
-/// Writes every shard of `engine` into one Arrow IPC file: one record batch per shard, rows
-/// tagged with their partition, shard metadata as a JSON array in the schema metadata.
-pub fn write_engine_state(engine: &Engine, path: &Path) -> Result<(), SnapshotError> {
-    write_state(engine.shards(), path)
-}
-
-/// Writes shards (index = partition) into one Arrow IPC file, as [`write_engine_state`].
-pub fn write_state(shards: &[Shard], path: &Path) -> Result<(), SnapshotError> {
+/// Writes shard states (in partition order) into one Arrow IPC file: one record batch per
+/// shard, rows tagged with their partition, shard metadata as a JSON array in the schema
+/// metadata.
+pub fn write_state<'a>(
+    shards: impl IntoIterator<Item = &'a ShardState>,
+    path: &Path,
+) -> Result<(), SnapshotError> {
     let batches: Vec<RecordBatch> = shards
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(p, s)| shard_to_batch(s, p as u32))
         .collect::<Result<_, _>>()?;
@@ -580,8 +581,8 @@ pub fn write_state(shards: &[Shard], path: &Path) -> Result<(), SnapshotError> {
     Ok(())
 }
 
-/// Reads a file written by [`write_engine_state`] back into shards (one per partition).
-pub fn read_engine_state(path: &Path, cfg: EngineConfig) -> Result<Vec<Shard>, SnapshotError> {
+/// Reads a file written by [`write_state`] back into shard states (one per partition).
+pub fn read_state(path: &Path, cfg: &StateConfig) -> Result<Vec<ShardState>, SnapshotError> {
     let r = FileReader::try_new(File::open(path)?, None)?;
     let metas: Vec<serde_json::Value> = serde_json::from_str(
         r.schema()

@@ -17,126 +17,11 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use super::catalogue::*;
 use super::TelemetryError;
 use crate::alert::{AlertKind, AlertStatus};
 use crate::event::EventType;
 use crate::reject::RejectReason;
-
-/// The Prometheus metric type of a catalogue entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MetricKind {
-    /// Monotonic count; name ends in `_total`.
-    Counter,
-    /// A value that goes up and down.
-    Gauge,
-    /// Bucketed observations; name ends in a unit (`_seconds`, `_bytes`) or `_messages`.
-    Histogram,
-}
-
-impl MetricKind {
-    /// The `# TYPE` word of the text exposition format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricKind::Counter => "counter",
-            MetricKind::Gauge => "gauge",
-            MetricKind::Histogram => "histogram",
-        }
-    }
-}
-
-/// Every metric the service exports: (name, type, label names). Dashboards, alert rules and the
-/// README's metrics list are checked against this; a test checks it against the registry.
-pub const CATALOGUE: &[(&str, MetricKind, &[&str])] = &[
-    (
-        "stockwatch_events_consumed_total",
-        MetricKind::Counter,
-        &["type"],
-    ),
-    (
-        "stockwatch_events_applied_total",
-        MetricKind::Counter,
-        &["type"],
-    ),
-    (
-        "stockwatch_events_rejected_total",
-        MetricKind::Counter,
-        &["reason"],
-    ),
-    (
-        "stockwatch_dead_letters_total",
-        MetricKind::Counter,
-        &["reason"],
-    ),
-    ("stockwatch_batch_messages", MetricKind::Histogram, &[]),
-    (
-        "stockwatch_batch_duration_seconds",
-        MetricKind::Histogram,
-        &[],
-    ),
-    (
-        "stockwatch_end_to_end_latency_seconds",
-        MetricKind::Histogram,
-        &[],
-    ),
-    (
-        "stockwatch_early_alert_latency_seconds",
-        MetricKind::Histogram,
-        &[],
-    ),
-    (
-        "stockwatch_early_alerts_total",
-        MetricKind::Counter,
-        &["kind", "status"],
-    ),
-    (
-        "stockwatch_consumer_lag_messages",
-        MetricKind::Gauge,
-        &["partition"],
-    ),
-    ("stockwatch_assigned_partitions", MetricKind::Gauge, &[]),
-    (
-        "stockwatch_alerts_total",
-        MetricKind::Counter,
-        &["kind", "status"],
-    ),
-    ("stockwatch_open_alerts", MetricKind::Gauge, &["kind"]),
-    ("stockwatch_tracked_keys", MetricKind::Gauge, &[]),
-    ("stockwatch_state_bytes", MetricKind::Gauge, &["part"]),
-    ("stockwatch_pending_events", MetricKind::Gauge, &[]),
-    ("stockwatch_input_partitions_paused", MetricKind::Gauge, &[]),
-    ("stockwatch_input_pauses_total", MetricKind::Counter, &[]),
-    (
-        "stockwatch_restore_duration_seconds",
-        MetricKind::Histogram,
-        &[],
-    ),
-    ("stockwatch_restored_keys_total", MetricKind::Counter, &[]),
-    (
-        "stockwatch_transactions_total",
-        MetricKind::Counter,
-        &["outcome"],
-    ),
-    ("stockwatch_commit_failures_total", MetricKind::Counter, &[]),
-    ("stockwatch_model_rolling_brier", MetricKind::Gauge, &[]),
-    ("stockwatch_model_rolling_auc", MetricKind::Gauge, &[]),
-    ("stockwatch_model_label_backlog", MetricKind::Gauge, &[]),
-    ("stockwatch_model_updates_total", MetricKind::Counter, &[]),
-    (
-        "stockwatch_inventory_counts_phantom_total",
-        MetricKind::Counter,
-        &[],
-    ),
-    (
-        "stockwatch_inventory_phantom_units_total",
-        MetricKind::Counter,
-        &[],
-    ),
-    (
-        "stockwatch_build_info",
-        MetricKind::Gauge,
-        &["version", "model_version"],
-    ),
-];
 
 /// `type` label values of `stockwatch_events_consumed_total`: the event types in
 /// [`EventType`] code order, then `unknown` (a record whose type could not be told).
@@ -164,25 +49,6 @@ const ALERT_STATUSES: [AlertStatus; 3] = [
     AlertStatus::Resolved,
 ];
 const REASONS: usize = RejectReason::ALL.len();
-
-// Buckets: batch sizes up to the largest sensible poll batch; durations from sub-millisecond
-// batches to multi-second stalls; latency resolves the p99 < 100 ms target finely and still
-// places catch-up backlogs (minutes) in a bucket rather than only in +Inf.
-const BATCH_MESSAGES_BUCKETS: &[f64] = &[
-    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0,
-];
-const BATCH_SECONDS_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-/// Fine from 100 ms to 5 s, where the produce-to-alert latency lives: with a 1 s → 2.5 s
-/// bucket, every p99 in between read as ~2.4 s.
-const LATENCY_SECONDS_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.5,
-    5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
-];
-const RESTORE_SECONDS_BUCKETS: &[f64] = &[
-    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-];
 
 /// Which alert stream an alert was published on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -265,23 +131,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates the registry and registers every metric of [`CATALOGUE`] once.
+    /// Creates the registry and registers every metric of [`METRICS`] once.
     /// `stockwatch_build_info` gets this crate's version and `model_version`.
     pub fn new(model_version: &str) -> Result<Self, TelemetryError> {
         let r = Registry::new();
         let reasons = RejectReason::ALL.map(RejectReason::as_str);
         let kinds = ALERT_KINDS.map(AlertKind::as_str);
 
-        let alerts_vec = register(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "stockwatch_alerts_total",
-                    "Alerts published, by kind and status.",
-                ),
-                &["kind", "status"],
-            ),
-        )?;
+        let alerts_vec = register(&r, IntCounterVec::new(opts(&ALERTS), ALERTS.labels))?;
         let mut alerts = Vec::with_capacity(ALERT_KINDS.len());
         for kind in ALERT_KINDS {
             let mut row = Vec::with_capacity(ALERT_STATUSES.len());
@@ -297,13 +154,7 @@ impl Metrics {
 
         let early_alerts = register(
             &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "stockwatch_early_alerts_total",
-                    "Early alerts published, by kind and status (resolved: not confirmed).",
-                ),
-                &["kind", "status"],
-            ),
+            IntCounterVec::new(opts(&EARLY_ALERTS), EARLY_ALERTS.labels),
         )?;
         // Every series exists from the start at 0 (early alerts are raised or resolved).
         for kind in ALERT_KINDS {
@@ -314,181 +165,46 @@ impl Metrics {
             }
         }
 
-        let build_info = register(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "stockwatch_build_info",
-                    "Always 1; labels carry the service and model versions.",
-                ),
-                &["version", "model_version"],
-            ),
-        )?;
+        let build_info = register(&r, IntGaugeVec::new(opts(&BUILD_INFO), BUILD_INFO.labels))?;
         build_info
             .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION"), model_version])
             .map_err(TelemetryError::Register)?
             .set(1);
 
         let metrics = Metrics {
-            consumed: counters(
-                &r,
-                "stockwatch_events_consumed_total",
-                "Input records consumed, by event type (unknown: type not recognised).",
-                "type",
-                CONSUMED_TYPES,
-            )?,
-            applied: counters(
-                &r,
-                "stockwatch_events_applied_total",
-                "Events applied to state, by event type.",
-                "type",
-                EventType::ALL.map(EventType::as_str),
-            )?,
-            rejected: counters(
-                &r,
-                "stockwatch_events_rejected_total",
-                "Input records rejected, by reason code.",
-                "reason",
-                reasons,
-            )?,
-            dead_letters: counters(
-                &r,
-                "stockwatch_dead_letters_total",
-                "Records written to the dead-letter topic, by reason code.",
-                "reason",
-                reasons,
-            )?,
-            batch_messages: histogram(
-                &r,
-                "stockwatch_batch_messages",
-                "Messages per processed micro-batch.",
-                BATCH_MESSAGES_BUCKETS,
-            )?,
-            batch_seconds: histogram(
-                &r,
-                "stockwatch_batch_duration_seconds",
-                "Time to process one micro-batch (decode, apply, score, alert).",
-                BATCH_SECONDS_BUCKETS,
-            )?,
-            latency_seconds: histogram(
-                &r,
-                "stockwatch_end_to_end_latency_seconds",
-                "From the input record's timestamp to the publication of the alert it caused.",
-                LATENCY_SECONDS_BUCKETS,
-            )?,
-            early_latency_seconds: histogram(
-                &r,
-                "stockwatch_early_alert_latency_seconds",
-                "From the input record's timestamp to the publication of the early alert it caused.",
-                LATENCY_SECONDS_BUCKETS,
-            )?,
+            consumed: counters(&r, &CONSUMED, CONSUMED_TYPES)?,
+            applied: counters(&r, &APPLIED, EventType::ALL.map(EventType::as_str))?,
+            rejected: counters(&r, &REJECTED, reasons)?,
+            dead_letters: counters(&r, &DEAD_LETTERS, reasons)?,
+            batch_messages: histogram(&r, &BATCH_MESSAGES)?,
+            batch_seconds: histogram(&r, &BATCH_SECONDS)?,
+            latency_seconds: histogram(&r, &LATENCY)?,
+            early_latency_seconds: histogram(&r, &EARLY_LATENCY)?,
             early_alerts,
-            lag: register(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "stockwatch_consumer_lag_messages",
-                        "Consumer lag of an assigned partition (log end - committed offset, so records held for the watermark count), summed over the input topics.",
-                    ),
-                    &["partition"],
-                ),
-            )?,
+            lag: register(&r, IntGaugeVec::new(opts(&LAG), LAG.labels))?,
             partitions: Mutex::new(BTreeMap::new()),
-            assigned_partitions: gauge(
-                &r,
-                "stockwatch_assigned_partitions",
-                "Partitions currently assigned to this instance.",
-            )?,
+            assigned_partitions: gauge(&r, &ASSIGNED)?,
             alerts: to_array(alerts)?,
-            open_alerts: gauges(
-                &r,
-                "stockwatch_open_alerts",
-                "Alerts currently open (raised and not resolved) on this instance, by kind.",
-                "kind",
-                kinds,
-            )?,
-            tracked_keys: gauge(
-                &r,
-                "stockwatch_tracked_keys",
-                "Keys (location, sku) held in state on this instance.",
-            )?,
-            state_bytes: gauges(
-                &r,
-                "stockwatch_state_bytes",
-                "Heap bytes of state, by part.",
-                "part",
-                STATE_PARTS,
-            )?,
-            pending_events: gauge(
-                &r,
-                "stockwatch_pending_events",
-                "Events held in reorder buffers, waiting for the watermark.",
-            )?,
-            paused_partitions: gauge(
-                &r,
-                "stockwatch_input_partitions_paused",
-                "Input partitions paused by flow control (reorder buffers over their share).",
-            )?,
-            pauses: counter(
-                &r,
-                "stockwatch_input_pauses_total",
-                "Times flow control paused an input partition.",
-            )?,
-            restore_seconds: histogram(
-                &r,
-                "stockwatch_restore_duration_seconds",
-                "Time to restore one partition's state on assignment.",
-                RESTORE_SECONDS_BUCKETS,
-            )?,
-            restored_keys: counter(
-                &r,
-                "stockwatch_restored_keys_total",
-                "Keys restored into state on assignment.",
-            )?,
+            open_alerts: gauges(&r, &OPEN_ALERTS, kinds)?,
+            tracked_keys: gauge(&r, &TRACKED_KEYS)?,
+            state_bytes: gauges(&r, &STATE_BYTES, STATE_PARTS)?,
+            pending_events: gauge(&r, &PENDING)?,
+            paused_partitions: gauge(&r, &PAUSED)?,
+            pauses: counter(&r, &PAUSES)?,
+            restore_seconds: histogram(&r, &RESTORE_SECONDS)?,
+            restored_keys: counter(&r, &RESTORED_KEYS)?,
             transactions: counters(
                 &r,
-                "stockwatch_transactions_total",
-                "Kafka transactions ended, by outcome.",
-                "outcome",
+                &TRANSACTIONS,
                 [TxOutcome::Commit.as_str(), TxOutcome::Abort.as_str()],
             )?,
-            commit_failures: counter(
-                &r,
-                "stockwatch_commit_failures_total",
-                "Failed offset or transaction commits.",
-            )?,
-            model_brier: float_gauge(
-                &r,
-                "stockwatch_model_rolling_brier",
-                "Rolling prequential Brier score of the risk model (lower is better; NaN until labels).",
-            )?,
-            model_auc: float_gauge(
-                &r,
-                "stockwatch_model_rolling_auc",
-                "Rolling prequential ROC AUC of the risk model (NaN until both classes are seen).",
-            )?,
-            label_backlog: gauge(
-                &r,
-                "stockwatch_model_label_backlog",
-                "Training snapshots waiting for their label to mature.",
-            )?,
-            model_updates: counter(
-                &r,
-                "stockwatch_model_updates_total",
-                "Online model updates (matured labels learned from).",
-            )?,
-            phantom_counts: counter(
-                &r,
-                "stockwatch_inventory_counts_phantom_total",
-                "Inventory counts that found less than the book (recorded on hand): phantom inventory.",
-            )?,
-            phantom_units: register(
-                &r,
-                prometheus::Counter::with_opts(Opts::new(
-                    "stockwatch_inventory_phantom_units_total",
-                    "Units the book over-stated, summed over the counts that found less than it.",
-                )),
-            )?,
+            commit_failures: counter(&r, &COMMIT_FAILURES)?,
+            model_brier: float_gauge(&r, &MODEL_BRIER)?,
+            model_auc: float_gauge(&r, &MODEL_AUC)?,
+            label_backlog: gauge(&r, &LABEL_BACKLOG)?,
+            model_updates: counter(&r, &MODEL_UPDATES)?,
+            phantom_counts: counter(&r, &PHANTOM_COUNTS)?,
+            phantom_units: register(&r, prometheus::Counter::with_opts(opts(&PHANTOM_UNITS)))?,
             registry: r,
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
@@ -791,38 +507,36 @@ fn to_array<T, const N: usize>(v: Vec<T>) -> Result<[T; N], TelemetryError> {
     })
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
-    register(r, IntCounter::with_opts(Opts::new(name, help)))
+fn opts(m: &MetricSpec) -> Opts {
+    Opts::new(m.name, m.help)
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, TelemetryError> {
-    register(r, IntGauge::with_opts(Opts::new(name, help)))
+fn counter(r: &Registry, m: &MetricSpec) -> Result<IntCounter, TelemetryError> {
+    register(r, IntCounter::with_opts(opts(m)))
 }
 
-fn float_gauge(r: &Registry, name: &str, help: &str) -> Result<Gauge, TelemetryError> {
-    register(r, Gauge::with_opts(Opts::new(name, help)))
+fn gauge(r: &Registry, m: &MetricSpec) -> Result<IntGauge, TelemetryError> {
+    register(r, IntGauge::with_opts(opts(m)))
 }
 
-fn histogram(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    buckets: &[f64],
-) -> Result<Histogram, TelemetryError> {
+fn float_gauge(r: &Registry, m: &MetricSpec) -> Result<Gauge, TelemetryError> {
+    register(r, Gauge::with_opts(opts(m)))
+}
+
+fn histogram(r: &Registry, m: &MetricSpec) -> Result<Histogram, TelemetryError> {
     register(
         r,
-        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())),
+        Histogram::with_opts(HistogramOpts::new(m.name, m.help).buckets(m.buckets.to_vec())),
     )
 }
 
+/// The children of a one-label family, one per value of `values`.
 fn counters<const N: usize>(
     r: &Registry,
-    name: &str,
-    help: &str,
-    label: &str,
+    m: &MetricSpec,
     values: [&str; N],
 ) -> Result<[IntCounter; N], TelemetryError> {
-    let vec = register(r, IntCounterVec::new(Opts::new(name, help), &[label]))?;
+    let vec = register(r, IntCounterVec::new(opts(m), m.labels))?;
     let children = values
         .iter()
         .map(|v| vec.get_metric_with_label_values(&[v]))
@@ -831,14 +545,13 @@ fn counters<const N: usize>(
     to_array(children)
 }
 
+/// As [`counters`], for gauges.
 fn gauges<const N: usize>(
     r: &Registry,
-    name: &str,
-    help: &str,
-    label: &str,
+    m: &MetricSpec,
     values: [&str; N],
 ) -> Result<[IntGauge; N], TelemetryError> {
-    let vec = register(r, IntGaugeVec::new(Opts::new(name, help), &[label]))?;
+    let vec = register(r, IntGaugeVec::new(opts(m), m.labels))?;
     let children = values
         .iter()
         .map(|v| vec.get_metric_with_label_values(&[v]))

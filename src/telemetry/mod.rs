@@ -6,27 +6,31 @@
 //!   construction, so the service increments plain atomics once per batch. [`CATALOGUE`] lists
 //!   every metric by name, type and label names; tests (and later the dashboard and the alert
 //!   rules) check names against it. No label ever carries a SKU, a location or a key.
+//! - [`events`]: named internal events; each writes its log line and moves its metrics
+//!   together.
 //! - [`Health`] is what `/readyz` reports: assignment, partitions still restoring, draining and
 //!   the delivery guarantee. The service sets it; the server only reads it.
-//! - [`RollingAuc`] is the windowed prequential ROC AUC behind `stockwatch_model_rolling_auc`.
+//! - [`RollingAuc`] (defined in [`crate::model`], beside the other model-quality measures) is
+//!   the windowed prequential ROC AUC behind `stockwatch_model_rolling_auc`; re-exported here.
 //! - [`serve`] runs the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/v1/state/…`,
 //!   `/v1/risks/top`): GET only, loopback by default (the address comes from the config),
 //!   header-read and request timeouts, a concurrency limit and a connection cap. Key lookups go
 //!   through the [`StateQuery`] trait, which the service implements over its shards.
 
-mod auc;
+mod catalogue;
+pub mod events;
 mod health;
 mod http;
 mod metrics;
 
-pub use auc::RollingAuc;
+pub use crate::model::RollingAuc;
+pub use catalogue::{MetricKind, MetricSpec, CATALOGUE, METRICS};
 pub use health::{Delivery, Health, Readiness};
 pub use http::{
     serve, serve_with, AppState, HttpLimits, HttpServer, StateQuery, DEFAULT_TOP_N, MAX_TOP_N,
 };
 pub use metrics::{
-    MetricKind, Metrics, PartitionLag, Stage, TxOutcome, CATALOGUE, CONSUMED_TYPES, STATE_PARTS,
-    UNKNOWN_TYPE,
+    Metrics, PartitionLag, Stage, TxOutcome, CONSUMED_TYPES, STATE_PARTS, UNKNOWN_TYPE,
 };
 
 use std::net::SocketAddr;

@@ -1,11 +1,9 @@
 //! A real Kafka-protocol broker for integration tests: tansu, memory storage, one per test on
-//! its own loopback port (see scripts/broker.sh and the shared BROKER notes).
+//! its own loopback port (see scripts/broker.sh).
 //!
-//! Include it with `#[path = "support/broker.rs"] mod broker;`. The binary comes from
-//! `STOCKWATCH_TANSU`, else `.venv-broker/`; if neither has it, `scripts/broker.sh install`
-//! runs once per test binary. Only the process a [`Broker`] started is ever signalled, and it
+//! The binary comes from `STOCKWATCH_TANSU`, else `.venv-broker/`; if neither has it,
+//! `scripts/broker.sh install` runs once per test binary. Only the process a [`Broker`] started is ever signalled, and it
 //! is killed when the `Broker` is dropped (also when a test panics).
-#![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -181,11 +179,6 @@ impl Broker {
     pub fn resume(&mut self) {
         self.signal("CONT");
         self.paused = false;
-    }
-
-    /// Whether [`Broker::pause`] is in force.
-    pub fn is_paused(&self) -> bool {
-        self.paused
     }
 
     fn signal(&self, sig: &str) {

@@ -1,6 +1,5 @@
 //! Reading topics back in tests: assign partitions directly (no group join to wait for) and
 //! stop by counting, not by high watermarks (tansu's are not reliable).
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 

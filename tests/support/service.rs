@@ -2,9 +2,6 @@
 //! `support/broker.rs`: each instance on its own loopback HTTP port (for `/readyz`), its log in
 //! a file. Only the processes started here are ever signalled; they are killed when dropped
 //! (also when a test panics).
-//!
-//! Include it with `#[path = "support/service.rs"] mod service;`.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -3,19 +3,14 @@
 //! record lands in the dead-letter topic once with its reason and original bytes; SIGTERM
 //! exits 0 after committing; a restart rebuilds its state and publishes nothing new.
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/consume.rs"]
-mod consume;
-#[path = "support/service.rs"]
-mod service;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use broker::Broker;
 use service::{stockwatch, topics, Instance};
+
+use crate::support::{broker, consume, service};
 
 const PARTITIONS: u32 = 4;
 const SIM: [&str; 12] = [
@@ -262,9 +257,38 @@ fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
     assert!(status.success(), "exit status {status:?}\n{}", svc.log());
     assert!(svc.log().contains("stockwatch stopped"), "{}", svc.log());
 
-    // Restart: the state is rebuilt from the input; nothing is published again.
+    // Restart: the state is rebuilt from the changelog and the input after the committed
+    // offsets; nothing is published again. "Done" is not a fixed sleep but the restarted
+    // instance ready on every partition with the group's committed offsets at the log end of
+    // every input partition. The log end is counted from the records read back (tansu's high
+    // watermark is wrong), so an instance that never caught up fails here instead of passing.
+    let ends = consume::ends(&bootstrap, &t[..4], PARTITIONS as i32);
+    assert_eq!(
+        ends.len(),
+        4 * PARTITIONS as usize,
+        "every input partition holds records: {ends:?}"
+    );
     let mut svc = Instance::start("B", &bootstrap, prefix, "svc-test", dir.path(), &[]);
-    std::thread::sleep(Duration::from_secs(8));
+    let all: Vec<i32> = (0..PARTITIONS as i32).collect();
+    svc.wait_ready(Duration::from_secs(60), |r| {
+        r["ready"] == true && r["partitions"].as_array().map(Vec::len) == Some(all.len())
+    });
+    let waited = Instant::now();
+    let mut lagging = consume::behind(&bootstrap, "svc-test", &ends);
+    while !lagging.is_empty() && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(250));
+        lagging = consume::behind(&bootstrap, "svc-test", &ends);
+    }
+    assert!(
+        lagging.is_empty(),
+        "the restarted instance did not commit up to the log end within 60 s; \
+         (topic, partition, committed, end): {lagging:?}\n{}",
+        svc.log()
+    );
+    eprintln!(
+        "restart: committed offsets at the log end {:.1} s after ready",
+        waited.elapsed().as_secs_f64()
+    );
     let again = consume::consume_until(
         &bootstrap,
         &t[4..5],

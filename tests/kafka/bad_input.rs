@@ -13,13 +13,6 @@
 //!   (a revision racing a closure that still waits for the watermark is refused when applied,
 //!   which changes nothing either, but is counted rather than dead-lettered).
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/consume.rs"]
-mod consume;
-#[path = "support/service.rs"]
-mod service;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -29,6 +22,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use service::{ensure_v2_topics, topics, v2_topics, Instance};
+
+use crate::support::{broker, consume, service};
 
 const PARTITIONS: u32 = 2;
 const KEY: &[u8] = b"S1|K1";

@@ -3,21 +3,16 @@
 //! writes for the same flags, keyed `location|sku`, partitioned like Kafka's Java clients, in
 //! the same order within a partition, and not duplicated.
 
-#[path = "support/broker.rs"]
-mod broker;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use broker::Broker;
 use stockwatch::partition::partition_for_key;
 use stockwatch::sink::kafka::{EventProducer, ProducerSettings};
 
-#[path = "support/consume.rs"]
-mod consume;
-use consume::consume;
+use crate::support::broker::Broker;
+use crate::support::consume::consume;
 
 const TOPICS: [&str; 4] = ["sales", "shipments", "receipts", "availability"];
 

@@ -3,17 +3,13 @@
 //! `load-positions --out` writes for the same snapshot, keyed `location|sku` and partitioned
 //! like Kafka's Java clients; a second load of the same snapshot produces the same event ids.
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/consume.rs"]
-mod consume;
-
 use std::collections::HashSet;
 use std::process::{Command, Output};
 
-use broker::Broker;
-use consume::consume;
 use stockwatch::partition::partition_for_key;
+
+use crate::support::broker::Broker;
+use crate::support::consume::consume;
 
 fn stockwatch(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_stockwatch"))

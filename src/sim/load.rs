@@ -2,22 +2,29 @@
 //! `keys` distinct (location, sku) pairs. The first `keys` events are one receipt per key (so on
 //! hand is known everywhere), then a mix of sales (85 %), availability (8 %), receipts (5 %) and
 //! shipments (2 %) on uniformly random keys. Event time advances `ms_per_event` per event.
-#![allow(dead_code)]
+//!
+//! Used by `benches/engine.rs`, `examples/phases.rs` and `tests/alloc.rs`: a fixed, cheap
+//! workload for measuring the engine, unlike the store-network simulator around it.
 
 use std::io::Write;
 
+/// The generator: deterministic (a fixed seed), so every run measures the same events.
 pub struct Load {
+    /// Distinct (location, sku) keys.
     pub keys: u32,
+    /// Event time between consecutive events, in milliseconds.
     pub ms_per_event: f64,
     /// Draw keys log-uniformly (P(k) ∝ 1/k, Zipf-like: a few hot SKUs, a long tail) instead
     /// of uniformly.
     pub skewed: bool,
+    /// Events generated so far.
     pub n: u64,
     rng: u64,
     t0: i64,
 }
 
 impl Load {
+    /// A generator over `keys` keys, uniform, starting at 2026-01-01T00:00:00Z.
     pub fn new(keys: u32, ms_per_event: f64) -> Self {
         Load {
             keys,
@@ -56,7 +63,8 @@ impl Load {
             (k, (self.rand() >> 40) % 100)
         };
         let t = self.t0 + (n as f64 * self.ms_per_event) as i64;
-        let ts = chrono::DateTime::from_timestamp_millis(t).unwrap();
+        // Out of chrono's range only ~260 000 years of event time later.
+        let ts = chrono::DateTime::from_timestamp_millis(t).unwrap_or_default();
         let ts = ts.format("%Y-%m-%dT%H:%M:%S%.3fZ");
         let (loc, sku) = (k / 1000, k % 1000);
         let _ = match dice {
@@ -86,11 +94,14 @@ impl Load {
 /// A batch of messages in one buffer.
 #[derive(Default)]
 pub struct Batch {
+    /// The messages' bytes, back to back.
     pub buf: Vec<u8>,
+    /// The end offset of each message in `buf`.
     pub ends: Vec<usize>,
 }
 
 impl Batch {
+    /// Replaces the batch's contents with the next `n` events of `load`.
     pub fn fill(&mut self, load: &mut Load, n: usize) {
         self.buf.clear();
         self.ends.clear();
@@ -100,10 +111,11 @@ impl Batch {
         }
     }
 
-    pub fn messages(&self) -> impl Iterator<Item = stockwatch::decode::MessageRef<'_>> + '_ {
+    /// The batch as unkeyed messages, ready for `Decoder`.
+    pub fn messages(&self) -> impl Iterator<Item = crate::decode::MessageRef<'_>> + '_ {
         (0..self.ends.len()).map(move |i| {
             let s = if i == 0 { 0 } else { self.ends[i - 1] };
-            stockwatch::decode::MessageRef {
+            crate::decode::MessageRef {
                 key: None,
                 value: &self.buf[s..self.ends[i]],
             }

@@ -12,11 +12,6 @@
 //! The broker is tansu (see `support/broker.rs`), which cannot authenticate without stored
 //! users; the proxy answers SaslHandshake/SaslAuthenticate itself and pipes everything else.
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/service.rs"]
-mod service;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -26,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use service::{free_port, stockwatch, topics};
+
+use crate::support::{broker, service};
 
 /// The password. Long and unlikely, so a match is a leak.
 const CANARY: &str = "canary-7f3c9a41e2d8-sasl-password";
@@ -205,7 +202,7 @@ fn a_failed_start_does_not_print_the_password() {
         assert_no_canary(&format!("{name} output"), &log);
         // librdkafka's configuration dump (the only place the mechanism is named, too)
         // reaches the log through its log queue; a process that fails fast on a loaded machine
-        // sometimes exits before it is served (seen in CI under the full suite, session 7: a
+        // sometimes exits before it is served (seen in CI under the full suite before 4956d40: a
         // run with neither the dump nor "SCRAM-SHA-512"). The running-service tests require it
         // in every run; here at least one of the four runs must show it.
         if ["sasl.password = [redacted]", VISIBLE, "SCRAM-SHA-512"]

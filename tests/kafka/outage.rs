@@ -19,11 +19,6 @@
 //! Inputs come from `stockwatch simulate --bootstrap-servers <mock>` (the mock brokers listen
 //! on loopback sockets), the expected alerts from `stockwatch replay` on the same events.
 
-#[path = "support/consume.rs"]
-mod consume;
-#[path = "support/service.rs"]
-mod service;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,6 +40,8 @@ use stockwatch::sink::kafka::{EventProducer, ProducerSettings};
 use stockwatch::telemetry::{AppState, HttpLimits};
 
 use service::stockwatch;
+
+use crate::support::{consume, service};
 
 const PARTITIONS: i32 = 4;
 /// ~20 000 events over 6 stores × 40 SKUs, 1 % bad records (dead letters), no duplicates or

@@ -17,13 +17,6 @@
 //!
 //! Each test starts its own broker and uses its own topics and group.
 
-#[path = "support/broker.rs"]
-mod broker;
-#[path = "support/consume.rs"]
-mod consume;
-#[path = "support/service.rs"]
-mod service;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,6 +24,8 @@ use std::time::{Duration, Instant};
 use broker::Broker;
 use consume::{Consumed, Tail};
 use service::{stockwatch, topics, v2_topics, Instance, Producer};
+
+use crate::support::{broker, consume, service};
 
 const PARTITIONS: u32 = 4;
 const ALL: [i32; 4] = [0, 1, 2, 3];
@@ -753,7 +748,7 @@ fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
 }
 
 /// The same with reorder buffers far smaller than the backlog: flow control must pause the
-/// inputs that run ahead (DESIGN §3, KIP-353) and resume them, losing and reordering nothing.
+/// ahead-running inputs (docs/architecture.md#event-time) and resume them, losing and reordering nothing.
 #[test]
 fn a_backlog_larger_than_the_reorder_buffers_pauses_inputs_and_still_equals_replay() {
     let pauses = backlog(
@@ -1048,7 +1043,7 @@ fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
 /// the remembered event ids, whose FIFO order (and so which old ones were already forgotten)
 /// follows the arrival order, which replay's file and the four topics do not share.
 fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir: &Path) -> bool {
-    use stockwatch::state::snapshot;
+    use stockwatch::engine::persist;
     let t = topics(prefix);
     let v2 = v2_topics(prefix);
     let vars = [
@@ -1095,7 +1090,7 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
         "--partitions",
         &PARTITIONS.to_string(),
     ]);
-    let replayed = snapshot::read_engine_state(&state, cfg.engine_config()).expect("replay state");
+    let replayed = persist::read_engine_state(&state, cfg.engine_config()).expect("replay state");
     let canonical = |b: arrow::array::RecordBatch| {
         let keep: Vec<usize> = (0..b.num_columns())
             .filter(|&i| b.schema().field(i).name() != "seen_ids")
@@ -1106,9 +1101,9 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
     for (p, mut r) in restored {
         let mut alerts = Vec::new();
         r.shard.advance(true, None, &mut alerts);
-        let mine = canonical(snapshot::shard_to_batch(&r.shard, p as u32).expect("batch"));
+        let mine = canonical(persist::shard_to_batch(&r.shard, p as u32).expect("batch"));
         let theirs =
-            canonical(snapshot::shard_to_batch(&replayed[p as usize], p as u32).expect("batch"));
+            canonical(persist::shard_to_batch(&replayed[p as usize], p as u32).expect("batch"));
         let same = mine == theirs;
         eprintln!(
             "partition {p}: {} keys restored from {} changelog records, inputs resume at {:?}; equal to replay: {same}",

@@ -1,36 +1,18 @@
-//! A keyed-record producer for Kafka topics: create the topics, send with backpressure, flush
-//! with a deadline, and account for every delivery.
-//!
-//! It wraps librdkafka's [`BaseProducer`]: `send` only enqueues, and delivery reports are served
-//! by `poll`, which `send` calls itself while the local queue is full. So the caller's thread
-//! is the only one that touches the producer, memory stays bounded by librdkafka's queue
-//! limits, and a delivery failure surfaces on the next `send` or at `flush` — nothing is lost
-//! without an error.
-//!
-//! Records are partitioned as Kafka's Java clients do (`partitioner=murmur2_random`), so the
-//! partition of a keyed record is [`crate::partition::partition_for_key`] of its key, the
-//! contract of the input topics (DESIGN §2). The producer is idempotent: librdkafka's retries
-//! neither duplicate nor reorder records within a partition.
-//!
-//! **Checkpoints** let a caller act once everything sent before a point is acknowledged,
-//! without waiting for it ([`EventProducer::checkpoint`], [`EventProducer::acknowledged`]):
-//! records belong to *generations*, a checkpoint closes the current one, and a counter of
-//! records in flight per generation (in the delivery callback) says when a closed generation
-//! is done. The service commits its input offsets that way (pipelined, instead of a blocking
-//! flush per commit).
+//! The producer itself: settings, sending with backpressure, delivery accounting, flush and
+//! checkpoints.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use thiserror::Error;
+
+use super::ProduceError;
 
 /// Producer settings that are not left to librdkafka's defaults. [`ProducerSettings::new`]
 /// gives the defaults of the input topics' producers; `properties` passes any other librdkafka
@@ -84,7 +66,7 @@ impl ProducerSettings {
 
     /// Connection-level settings only (for the admin client): no producer tuning, no
     /// idempotence (which would make the admin client ask the cluster for a producer id).
-    fn admin_config(&self) -> ClientConfig {
+    pub(super) fn admin_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", format!("{}-admin", self.client_id));
@@ -113,145 +95,12 @@ impl ProducerSettings {
     }
 }
 
-/// Why producing failed. Every variant names the topic or the setting involved. The messages
-/// include librdkafka's error text (so one line says everything in a log); they have no
-/// `source()`, so error-chain printers do not repeat it.
-#[derive(Debug, Error)]
-pub enum ProduceError {
-    /// librdkafka refused the configuration (an unknown property or a bad value).
-    #[error("invalid producer configuration: {0}")]
-    Config(KafkaError),
-    /// The linked librdkafka cannot speak the configured security protocol or mechanism.
-    #[error("cannot create the Kafka producer: {0}")]
-    Unsupported(String),
-    /// An admin request failed as a whole (e.g. no broker reachable before the timeout).
-    #[error("admin request failed: {error}{}", last_error_suffix(.last_broker_error))]
-    Admin {
-        /// The error.
-        error: KafkaError,
-        /// The last error librdkafka reported about the connection, if any.
-        last_broker_error: Option<String>,
-    },
-    /// The cluster refused to create a topic.
-    #[error("cannot create topic {topic}: {code}")]
-    CreateTopic {
-        /// The topic.
-        topic: String,
-        /// The broker's answer.
-        code: RDKafkaErrorCode,
-    },
-    /// A topic exists with another partition count: records would be routed to other
-    /// partitions than the contract expects (and the inputs would not be co-partitioned).
-    #[error("topic {topic} has {actual} partitions, expected {expected}; delete it or use its partition count")]
-    PartitionCount {
-        /// The topic.
-        topic: String,
-        /// Partitions it has.
-        actual: usize,
-        /// Partitions asked for.
-        expected: usize,
-    },
-    /// A topic did not show up in the cluster's metadata (with a leader for every partition)
-    /// before the deadline.
-    #[error("topic {topic} is not available after {waited:?}: {detail}")]
-    TopicUnavailable {
-        /// The topic.
-        topic: String,
-        /// How long we waited.
-        waited: Duration,
-        /// The last metadata error or what was missing.
-        detail: String,
-    },
-    /// A record could not be enqueued (too large, unknown topic, …).
-    #[error("cannot produce to {topic}: {error}")]
-    Send {
-        /// The topic.
-        topic: String,
-        /// The error.
-        error: KafkaError,
-    },
-    /// Records were enqueued but not delivered (librdkafka gave up after its retries).
-    #[error("{failed} record(s) not delivered; first error: {first}")]
-    Delivery {
-        /// Records that failed.
-        failed: u64,
-        /// The first delivery error.
-        first: String,
-    },
-    /// The idempotent producer hit a fatal error (e.g. a sequence gap): it cannot go on
-    /// without risking duplicates or reordering.
-    #[error("fatal producer error {code}: {reason}")]
-    Fatal {
-        /// The error code.
-        code: RDKafkaErrorCode,
-        /// librdkafka's description.
-        reason: String,
-    },
-    /// A transaction call failed. `abortable`: abort the transaction and go on from the last
-    /// committed state; otherwise the producer is fenced or broken and the process must exit.
-    #[error("transaction {op} failed: {error}")]
-    Transaction {
-        /// `init`, `begin`, `send_offsets`, `commit` or `abort`.
-        op: &'static str,
-        /// The error.
-        error: KafkaError,
-        /// The transaction can be aborted and the work redone.
-        abortable: bool,
-        /// The same call may simply be made again (e.g. it timed out: brokers unreachable).
-        retriable: bool,
-    },
-    /// Records were still in flight when the flush deadline passed.
-    #[error("{in_flight} record(s) still undelivered after {deadline:?}{}", last_error_suffix(.last_broker_error))]
-    FlushTimeout {
-        /// Records enqueued or in flight.
-        in_flight: i32,
-        /// The deadline.
-        deadline: Duration,
-        /// The last error librdkafka reported about the connection, if any.
-        last_broker_error: Option<String>,
-    },
-}
-
-impl ProduceError {
-    /// The brokers did not answer in time (unreachable or stalled): waiting longer is the
-    /// remedy, not giving up.
-    pub fn is_timeout(&self) -> bool {
-        matches!(
-            self,
-            ProduceError::FlushTimeout { .. }
-                | ProduceError::Transaction {
-                    retriable: true,
-                    ..
-                }
-        )
-    }
-
-    /// A transaction error after which aborting and redoing the batch is the remedy (a
-    /// delivery failure inside a transaction is one too).
-    pub fn is_abortable(&self) -> bool {
-        matches!(
-            self,
-            ProduceError::Transaction {
-                abortable: true,
-                ..
-            } | ProduceError::Delivery { .. }
-                | ProduceError::FlushTimeout { .. }
-        )
-    }
-}
-
-fn last_error_suffix(e: &Option<String>) -> String {
-    e.as_ref()
-        .map(|e| format!(" (last broker error: {e})"))
-        .unwrap_or_default()
-}
-
 /// Delivery accounting, shared between the producer and its delivery callback.
 #[derive(Debug, Default)]
-struct Deliveries {
+pub(super) struct Deliveries {
     delivered: AtomicU64,
-    failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
+    pub(super) failed: AtomicU64,
+    pub(super) first_failure: Mutex<Option<String>>,
     last_client_error: Mutex<Option<String>>,
     /// `(tag, acknowledged at, ms)` of delivered records sent with a non-zero tag.
     acked: Mutex<Vec<(usize, i64)>>,
@@ -335,8 +184,8 @@ pub struct TopicStatus {
 
 /// A keyed-record producer (see the module doc).
 pub struct EventProducer {
-    settings: ProducerSettings,
-    producer: BaseProducer<Deliveries>,
+    pub(super) settings: ProducerSettings,
+    pub(super) producer: BaseProducer<Deliveries>,
     sent: u64,
     stall: Option<QueueStall>,
     /// The open generation (records sent now belong to it); the first is 1.
@@ -348,7 +197,7 @@ pub struct EventProducer {
 }
 
 /// What [`EventProducer::on_queue_stall`] set up.
-struct QueueStall {
+pub(super) struct QueueStall {
     after: Duration,
     report: Box<dyn Fn(bool) + Send + Sync>,
 }
@@ -370,14 +219,14 @@ const FLUSH_STEP: Duration = Duration::from_millis(1);
 /// Bound on the polls of one [`EventProducer::serve_reports`] (a step never starves).
 const MAX_REPORT_POLLS: usize = 4096;
 /// Interval between metadata checks while waiting for created topics.
-const METADATA_RETRY: Duration = Duration::from_millis(200);
+pub(super) const METADATA_RETRY: Duration = Duration::from_millis(200);
 
 impl EventProducer {
     /// A producer for `settings`. Connects lazily: an unreachable cluster shows up in
     /// [`EventProducer::ensure_topics`] or at flush.
     pub fn new(settings: ProducerSettings) -> Result<Self, ProduceError> {
         let config = settings.producer_config();
-        crate::config::check_client_security(&config).map_err(ProduceError::Unsupported)?;
+        crate::kafka::check_client_security(&config).map_err(ProduceError::Unsupported)?;
         let producer = config
             .create_with_context(Deliveries::default())
             .map_err(ProduceError::Config)?;
@@ -396,163 +245,9 @@ impl EventProducer {
     pub fn settings(&self) -> &ProducerSettings {
         &self.settings
     }
+}
 
-    /// Creates the `topics` that do not exist with `partitions` partitions each (and
-    /// `replication` replicas), then waits until every topic has exactly `partitions`
-    /// partitions with a leader. A topic that already exists with another partition count is
-    /// an error: the input topics must be co-partitioned.
-    pub fn ensure_topics(
-        &self,
-        topics: &[&str],
-        partitions: u32,
-        replication: u32,
-        timeout: Duration,
-    ) -> Result<Vec<TopicStatus>, ProduceError> {
-        self.ensure_topics_with(topics, partitions, replication, &[], timeout)
-    }
-
-    /// [`EventProducer::ensure_topics`], creating missing topics with the topic-level
-    /// `configs` (e.g. `cleanup.policy=compact`).
-    pub fn ensure_topics_with(
-        &self,
-        topics: &[&str],
-        partitions: u32,
-        replication: u32,
-        configs: &[(&str, &str)],
-        timeout: Duration,
-    ) -> Result<Vec<TopicStatus>, ProduceError> {
-        let started = Instant::now();
-        // Topics that all exist already need no admin request (librdkafka's in-process mock
-        // cluster has no admin API at all).
-        if topics
-            .iter()
-            .all(|t| self.existing_partitions(t) == Some(partitions as usize))
-        {
-            return Ok(topics
-                .iter()
-                .map(|t| TopicStatus {
-                    name: (*t).to_owned(),
-                    created: false,
-                })
-                .collect());
-        }
-        let admin: AdminClient<DefaultClientContext> = self
-            .settings
-            .admin_config()
-            .create()
-            .map_err(ProduceError::Config)?;
-        let new: Vec<NewTopic<'_>> = topics
-            .iter()
-            .map(|t| {
-                configs.iter().fold(
-                    NewTopic::new(
-                        t,
-                        partitions.try_into().unwrap_or(i32::MAX),
-                        TopicReplication::Fixed(replication.try_into().unwrap_or(i32::MAX)),
-                    ),
-                    |n, (k, v)| n.set(k, v),
-                )
-            })
-            .collect();
-        let opts = AdminOptions::new()
-            .request_timeout(Some(timeout))
-            .operation_timeout(Some(timeout));
-        let results =
-            futures_executor::block_on(admin.create_topics(&new, &opts)).map_err(|error| {
-                ProduceError::Admin {
-                    error,
-                    last_broker_error: self.last_broker_error(),
-                }
-            })?;
-        let mut status = Vec::with_capacity(topics.len());
-        for r in results {
-            match r {
-                Ok(name) => status.push(TopicStatus {
-                    name,
-                    created: true,
-                }),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => status.push(TopicStatus {
-                    name,
-                    created: false,
-                }),
-                Err((topic, code)) => return Err(ProduceError::CreateTopic { topic, code }),
-            }
-        }
-        for topic in topics {
-            let remaining = timeout.saturating_sub(started.elapsed());
-            self.await_topic(topic, partitions as usize, remaining)?;
-        }
-        Ok(status)
-    }
-
-    /// Partitions of `topic` if it exists with every partition led, from one metadata request.
-    fn existing_partitions(&self, topic: &str) -> Option<usize> {
-        let md = self
-            .producer
-            .client()
-            .fetch_metadata(Some(topic), METADATA_RETRY * 10)
-            .ok()?;
-        let t = md.topics().iter().find(|t| t.name() == topic)?;
-        let led = t.error().is_none()
-            && !t.partitions().is_empty()
-            && t.partitions()
-                .iter()
-                .all(|p| p.leader() >= 0 && p.error().is_none());
-        led.then(|| t.partitions().len())
-    }
-
-    /// Waits until `topic` is in the metadata with `partitions` partitions, all led.
-    fn await_topic(
-        &self,
-        topic: &str,
-        partitions: usize,
-        timeout: Duration,
-    ) -> Result<(), ProduceError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let detail = match self
-                .producer
-                .client()
-                .fetch_metadata(Some(topic), remaining.max(METADATA_RETRY))
-            {
-                Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
-                    Some(t) if t.error().is_some() => {
-                        format!("metadata error {:?}", t.error())
-                    }
-                    Some(t) if t.partitions().len() != partitions && !t.partitions().is_empty() => {
-                        return Err(ProduceError::PartitionCount {
-                            topic: topic.to_owned(),
-                            actual: t.partitions().len(),
-                            expected: partitions,
-                        });
-                    }
-                    Some(t)
-                        if !t.partitions().is_empty()
-                            && t.partitions()
-                                .iter()
-                                .all(|p| p.leader() >= 0 && p.error().is_none()) =>
-                    {
-                        return Ok(());
-                    }
-                    Some(_) => "partitions without a leader".to_owned(),
-                    None => "not in metadata".to_owned(),
-                },
-                Err(e) => e.to_string(),
-            };
-            if Instant::now() >= deadline {
-                return Err(ProduceError::TopicUnavailable {
-                    topic: topic.to_owned(),
-                    waited: timeout,
-                    detail,
-                });
-            }
-            std::thread::sleep(
-                METADATA_RETRY.min(deadline.saturating_duration_since(Instant::now())),
-            );
-        }
-    }
-
+impl EventProducer {
     /// Enqueues one record for `topic`, partitioned by `key`. When librdkafka's local queue is
     /// full it serves delivery reports until there is room (backpressure: this call blocks,
     /// memory does not grow). Fails on the first delivery failure or fatal error seen so far.
@@ -688,65 +383,6 @@ impl EventProducer {
         )
     }
 
-    /// Registers the transactional id with the cluster, aborting whatever transaction an
-    /// earlier producer with the same id left open (needs `transactional.id` in the settings).
-    pub fn init_transactions(&self, timeout: Duration) -> Result<(), ProduceError> {
-        self.producer
-            .init_transactions(timeout)
-            .map_err(|e| txn_error("init", e))
-    }
-
-    /// Starts a transaction: records sent until the commit belong to it.
-    pub fn begin_transaction(&mut self) -> Result<(), ProduceError> {
-        self.producer
-            .begin_transaction()
-            .map_err(|e| txn_error("begin", e))
-    }
-
-    /// Delivers every record sent, then adds the consumer's `offsets` to the open transaction
-    /// (with the consumer group's metadata, so a member of an older generation is fenced) and
-    /// commits it. Retriable errors are retried within `timeout`.
-    pub fn commit_transaction(
-        &mut self,
-        offsets: &rdkafka::TopicPartitionList,
-        group: Option<&rdkafka::consumer::ConsumerGroupMetadata>,
-        timeout: Duration,
-    ) -> Result<(), ProduceError> {
-        let started = Instant::now();
-        // Every record delivered first, reports served in FLUSH_STEP slices: rdkafka's
-        // `commit_transaction` flushes too, but polls 100 ms at a time, which cost each commit
-        // with records in flight at least 100 ms (exactly_once load run: 200 k vs 250 k
-        // events/s for at_least_once).
-        self.flush(timeout)?;
-        if let (true, Some(group)) = (offsets.count() > 0, group) {
-            retry_txn(started, timeout, || {
-                self.producer
-                    .send_offsets_to_transaction(offsets, group, timeout)
-                    .map_err(|e| txn_error("send_offsets", e))
-            })?;
-        }
-        retry_txn(started, timeout, || {
-            self.producer
-                .commit_transaction(timeout)
-                .map_err(|e| txn_error("commit", e))
-        })?;
-        self.check()
-    }
-
-    /// Aborts the open transaction: its records are never seen by read_committed consumers.
-    /// Delivery failures counted so far belong to it and are forgotten.
-    pub fn abort_transaction(&mut self, timeout: Duration) -> Result<(), ProduceError> {
-        self.producer
-            .abort_transaction(timeout)
-            .map_err(|e| txn_error("abort", e))?;
-        let ctx = self.producer.context();
-        ctx.failed.store(0, Ordering::Relaxed);
-        if let Ok(mut f) = ctx.first_failure.lock() {
-            *f = None;
-        }
-        Ok(())
-    }
-
     /// Serves delivery reports, waiting up to `timeout` for one (use it instead of sleeping,
     /// e.g. while rate limiting).
     pub fn poll(&self, timeout: Duration) {
@@ -849,13 +485,13 @@ impl EventProducer {
     /// The last connection-level error librdkafka reported. Errors arrive as events through
     /// `poll`, and a zero-timeout poll serves only one event: this error path polls a little
     /// longer to drain what is pending.
-    fn last_broker_error(&self) -> Option<String> {
+    pub(super) fn last_broker_error(&self) -> Option<String> {
         self.producer.poll(Duration::from_millis(100));
         self.producer.context().last_error()
     }
 
     /// Fails on a fatal error or a failed delivery.
-    fn check(&self) -> Result<(), ProduceError> {
+    pub(super) fn check(&self) -> Result<(), ProduceError> {
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             return Err(ProduceError::Fatal { code, reason });
         }
@@ -874,7 +510,7 @@ impl EventProducer {
     }
 }
 
-fn owned_headers(headers: &[(&str, &[u8])]) -> OwnedHeaders {
+pub(super) fn owned_headers(headers: &[(&str, &[u8])]) -> OwnedHeaders {
     headers.iter().fold(
         OwnedHeaders::new_with_capacity(headers.len()),
         |h, (k, v)| {
@@ -884,42 +520,6 @@ fn owned_headers(headers: &[(&str, &[u8])]) -> OwnedHeaders {
             })
         },
     )
-}
-
-/// Classifies a transaction call's error (librdkafka's own classification).
-fn txn_error(op: &'static str, error: KafkaError) -> ProduceError {
-    let (abortable, retriable) = match &error {
-        KafkaError::Transaction(e) => (
-            e.txn_requires_abort() || (e.is_retriable() && !e.is_fatal()),
-            e.is_retriable() && !e.txn_requires_abort() && !e.is_fatal(),
-        ),
-        _ => (false, false),
-    };
-    ProduceError::Transaction {
-        op,
-        error,
-        abortable,
-        retriable,
-    }
-}
-
-/// Retries `call` while it fails with a retriable transaction error, until `timeout`.
-fn retry_txn(
-    started: Instant,
-    timeout: Duration,
-    mut call: impl FnMut() -> Result<(), ProduceError>,
-) -> Result<(), ProduceError> {
-    loop {
-        match call() {
-            Err(ProduceError::Transaction {
-                error: KafkaError::Transaction(ref e),
-                ..
-            }) if e.is_retriable() && !e.txn_requires_abort() && started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
 }
 
 #[cfg(test)]

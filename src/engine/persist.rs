@@ -1,0 +1,153 @@
+//! A shard to its persisted form and back, at the engine level: thin wrappers over
+//! [`crate::state::snapshot`] and [`crate::state::changelog`], which work on the shard's
+//! [`ShardState`] alone, so that `state` never depends on the engine.
+
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+
+use super::{Engine, EngineConfig, Shard};
+use crate::state::changelog::{self, ChangelogError, KeyRecord, ShardRecord};
+use crate::state::snapshot::{self, SnapshotError};
+use crate::state::ShardState;
+
+pub use crate::state::snapshot::shard_meta;
+
+/// A shard as a `RecordBatch` (see [`snapshot::shard_to_batch`]).
+pub fn shard_to_batch(s: &Shard, partition: u32) -> Result<RecordBatch, SnapshotError> {
+    snapshot::shard_to_batch(s.state(), partition)
+}
+
+/// Rebuilds a shard from a batch made by [`shard_to_batch`] and its metadata ([`shard_meta`]).
+pub fn shard_from_batch(
+    b: &RecordBatch,
+    meta: &serde_json::Value,
+    cfg: EngineConfig,
+) -> Result<Shard, SnapshotError> {
+    let state = snapshot::shard_from_batch(b, meta, &cfg.state_config())?;
+    Ok(Shard::from_state(cfg, state))
+}
+
+/// Writes every shard of `engine` into one Arrow IPC file (see [`snapshot::write_state`]).
+pub fn write_engine_state(engine: &Engine, path: &Path) -> Result<(), SnapshotError> {
+    write_state(engine.shards(), path)
+}
+
+/// Writes shards (index = partition) into one Arrow IPC file, as [`write_engine_state`].
+pub fn write_state(shards: &[Shard], path: &Path) -> Result<(), SnapshotError> {
+    snapshot::write_state(shards.iter().map(Shard::state), path)
+}
+
+/// Reads a file written by [`write_engine_state`] back into shards (one per partition).
+pub fn read_engine_state(path: &Path, cfg: EngineConfig) -> Result<Vec<Shard>, SnapshotError> {
+    let states = snapshot::read_state(path, &cfg.state_config())?;
+    Ok(states
+        .into_iter()
+        .map(|s| Shard::from_state(cfg, s))
+        .collect())
+}
+
+/// The shard-level changelog record of `s` now (see [`changelog::shard_record`]).
+pub fn shard_record(s: &Shard) -> ShardRecord {
+    changelog::shard_record(s.state())
+}
+
+/// Takes the keys changed since the last call (see [`Shard::track_changes`]) and calls
+/// `emit(message key, record)` for each (see [`changelog::take_changes`]).
+pub fn take_changes(s: &mut Shard, emit: impl FnMut(&str, &KeyRecord)) {
+    changelog::take_changes(&s.state, &mut s.changed, emit);
+}
+
+/// Rebuilds a shard from its shard record and the latest record of each of its keys (see
+/// [`changelog::restore_shard`]).
+pub fn restore_shard(
+    cfg: EngineConfig,
+    meta: &ShardRecord,
+    keys: Vec<KeyRecord>,
+) -> Result<Shard, ChangelogError> {
+    let state: ShardState = changelog::restore_shard(&cfg.state_config(), meta, keys)?;
+    Ok(Shard::from_state(cfg, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
+    use crate::model::learner::LearnerKind;
+    use crate::state::changelog::{KeyRecord, ShardRecord, CHANGELOG_VERSION};
+
+    fn shard_with_keys(cfg: EngineConfig) -> Shard {
+        let mut s = Shard::new(cfg);
+        s.track_changes(true);
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        let msgs = [
+            r#"{"event_id":"a","type":"receipt","sku":"K1","location":"S1","qty":5,"event_time":"2026-01-01T00:00:00Z"}"#,
+            r#"{"event_id":"b","type":"sale","sku":"K2","location":"S1","qty":2,"event_time":"2026-01-01T01:00:00Z"}"#,
+        ];
+        let b = dec.decode(
+            msgs.iter().map(|m| MessageRef {
+                key: None,
+                value: m.as_bytes(),
+            }),
+            1_767_300_000_000,
+            &mut Vec::new(),
+        );
+        s.process(&b, u64::from, None, &mut Vec::new(), &mut Vec::new());
+        s
+    }
+
+    fn records(s: &mut Shard) -> (ShardRecord, Vec<KeyRecord>) {
+        let mut keys = Vec::new();
+        take_changes(s, |_, r| keys.push(r.clone()));
+        (shard_record(s), keys)
+    }
+
+    #[test]
+    fn values_are_versioned_and_round_trip() {
+        let mut s = shard_with_keys(EngineConfig::default());
+        let (meta, keys) = records(&mut s);
+        assert_eq!(keys.len(), 2);
+        let mut v = Vec::new();
+        keys[0].encode(&mut v);
+        assert_eq!(v[0], CHANGELOG_VERSION);
+        assert_eq!(KeyRecord::decode(&v).unwrap(), keys[0]);
+        assert_eq!(ShardRecord::decode(&meta.encode()).unwrap(), meta);
+        v[0] = 9;
+        let e = KeyRecord::decode(&v).unwrap_err().to_string();
+        assert!(e.contains("version 9"), "{e}");
+        assert!(KeyRecord::decode(&[]).is_err());
+        assert!(KeyRecord::decode(&[CHANGELOG_VERSION, 0xff]).is_err());
+        // Nothing changed since: no records.
+        let (_, again) = records(&mut s);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_missing_key_record_is_refused() {
+        let mut s = shard_with_keys(EngineConfig::default());
+        let (meta, mut keys) = records(&mut s);
+        keys.pop();
+        let e = restore_shard(EngineConfig::default(), &meta, keys)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("counts 2 keys but 1"), "{e}");
+    }
+
+    #[test]
+    fn another_model_version_restarts_the_model_and_keeps_the_inventory() {
+        let mut v1 = EngineConfig::default();
+        v1.model.learner.kind = LearnerKind::Linear;
+        let mut s = shard_with_keys(v1);
+        let (meta, keys) = records(&mut s);
+        let r = restore_shard(EngineConfig::default(), &meta, keys).unwrap();
+        assert_eq!(r.keys(), 2);
+        assert_eq!(
+            r.model().version(),
+            Shard::new(EngineConfig::default()).model().version()
+        );
+        assert_ne!(r.model().version(), s.model().version());
+        // The inventory side is kept: here, the events still waiting for the watermark.
+        assert!(r.pending_events() > 0);
+        assert_eq!(r.pending_events(), s.pending_events());
+    }
+}

@@ -1,0 +1,80 @@
+//! Read views of a shard's keys: one key's risk view, open alerts, the top risks (the state
+//! queries of the HTTP endpoints).
+
+use super::Shard;
+use crate::alert;
+use crate::state::columns::{HOUR_MS, NO_HOUR};
+
+/// The risk view of one key (state lookups, top-risk lists).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KeyView {
+    /// Store or DC.
+    pub location: String,
+    /// Stock keeping unit.
+    pub sku: String,
+    /// Risk at the last scoring.
+    pub risk: f64,
+    /// Recorded on hand, if known.
+    pub on_hand: Option<f64>,
+    /// Units in transit.
+    pub in_transit: f64,
+    /// A risk alert is open.
+    pub risk_alert_open: bool,
+    /// A stockout episode is open.
+    pub in_stockout: bool,
+    /// Start of the hour of the last applied event (RFC 3339).
+    pub last_event_hour: Option<String>,
+}
+
+impl Shard {
+    /// The current view of one key, if tracked.
+    pub fn view(&self, location: &str, sku: &str) -> Option<KeyView> {
+        self.state.keys.get(location, sku).map(|r| self.view_row(r))
+    }
+
+    /// Keys with an open alert, `[stockout_risk, stockout]`, counted from the state (O(keys)).
+    pub fn open_alerts(&self) -> [u64; 2] {
+        self.state.rows.as_slice().iter().fold([0, 0], |[r, o], c| {
+            [r + u64::from(c.risk_open()), o + u64::from(c.in_stockout())]
+        })
+    }
+
+    /// The `n` keys with the highest current risk, highest first — among keys not already in
+    /// an observed stockout (those have their own `stockout` alert; this list is what is
+    /// about to run out).
+    pub fn top_risks(&self, n: usize) -> Vec<KeyView> {
+        let all = self.state.rows.as_slice();
+        let mut rows: Vec<u32> = (0..self.state.keys.len() as u32)
+            .filter(|&r| !all[r as usize].in_stockout())
+            .collect();
+        let n = n.min(rows.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        let cmp = |a: &u32, b: &u32| {
+            all[*b as usize]
+                .risk
+                .total_cmp(&all[*a as usize].risk)
+                .then(a.cmp(b))
+        };
+        rows.select_nth_unstable_by(n - 1, cmp);
+        rows.truncate(n);
+        rows.sort_by(cmp);
+        rows.into_iter().map(|r| self.view_row(r)).collect()
+    }
+
+    fn view_row(&self, r: u32) -> KeyView {
+        let c = self.state.rows.get(r as usize);
+        KeyView {
+            location: self.state.keys.location(r).to_string(),
+            sku: self.state.keys.sku(r).to_string(),
+            risk: f64::from(c.risk),
+            on_hand: c.known_on_hand(),
+            in_transit: c.in_transit,
+            risk_alert_open: c.risk_open(),
+            in_stockout: c.in_stockout(),
+            last_event_hour: (c.ring_hour != NO_HOUR)
+                .then(|| alert::rfc3339_ms(i64::from(c.ring_hour) * HOUR_MS)),
+        }
+    }
+}

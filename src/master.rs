@@ -1,0 +1,521 @@
+//! Master data as tables (the Kafka Streams GlobalKTable pattern): locations (kind, IANA time
+//! zone, serving DC, region) and items (category path, case pack), keyed by id, every instance
+//! holding all of them. A record is an upsert, a `null` value deletes: the very semantics of
+//! a compacted topic, so the same [`MasterData::apply_location`] / [`MasterData::apply_item`]
+//! serve the CSV files of `replay` (`--locations`, `--items`) and a topic reader.
+//!
+//! Events of a location the table does not know still work: UTC, no category. The model's
+//! local hour of day and day of week come from the location's time zone through
+//! [`LocalClock`], which caches per location the UTC offset and the instant until which it
+//! holds, so the hot path pays one lookup and a compare, and a daylight-saving change is
+//! picked up at its exact instant.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{Offset, TimeZone};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::event::MAX_ID_BYTES;
+
+/// What kind of location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationKind {
+    /// A store.
+    Store,
+    /// A distribution centre.
+    Dc,
+}
+
+/// One location of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    /// Store or DC.
+    pub kind: LocationKind,
+    /// IANA time zone.
+    pub time_zone: Tz,
+    /// The DC serving it, if any.
+    pub dc: Option<String>,
+    /// Region, if any.
+    pub region: Option<String>,
+}
+
+/// One item of the table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Item {
+    /// Category path (`a/b/c`), if any.
+    pub category: Option<String>,
+    /// Units per case, if any.
+    pub case_pack: Option<u32>,
+}
+
+/// Why a master-data record was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MasterError {
+    /// Not the record's JSON shape (or not JSON).
+    #[error("invalid record: {0}")]
+    Invalid(String),
+    /// `time_zone` is not an IANA time zone name.
+    #[error("unknown time zone {0:?}")]
+    UnknownTimeZone(String),
+    /// The record's id disagrees with its key, or is empty or too long.
+    #[error("id {0:?}: {1}")]
+    Id(String, &'static str),
+    /// A CSV file could not be read.
+    #[error("{path}: {error}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong (with the line).
+        error: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocationRecord {
+    location: String,
+    kind: LocationKind,
+    time_zone: String,
+    #[serde(default)]
+    dc: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemRecord {
+    sku: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    case_pack: Option<u32>,
+}
+
+/// The location and item tables.
+#[derive(Debug, Clone, Default)]
+pub struct MasterData {
+    locations: HashMap<String, Location>,
+    items: HashMap<String, Item>,
+    /// Bumped by every change of a location (clocks drop their cached offsets).
+    version: u64,
+}
+
+fn check_id(id: &str, key: &str) -> Result<(), MasterError> {
+    if id != key {
+        return Err(MasterError::Id(
+            id.to_owned(),
+            "differs from the record's key",
+        ));
+    }
+    if id.is_empty() || id.len() > MAX_ID_BYTES || id.contains('|') {
+        return Err(MasterError::Id(
+            id.to_owned(),
+            "empty, too long or contains `|`",
+        ));
+    }
+    Ok(())
+}
+
+impl MasterData {
+    /// No locations, no items: every event is UTC, with no category.
+    pub fn is_empty(&self) -> bool {
+        self.locations.is_empty() && self.items.is_empty()
+    }
+
+    /// The location table has entries (without, every location is UTC: callers skip the
+    /// lookup, and the key's location string is not even read).
+    #[inline]
+    pub fn has_locations(&self) -> bool {
+        !self.locations.is_empty()
+    }
+
+    /// Locations and items held.
+    pub fn len(&self) -> (usize, usize) {
+        (self.locations.len(), self.items.len())
+    }
+
+    /// Changes of the location table so far.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The location `id`, if known.
+    pub fn location(&self, id: &str) -> Option<&Location> {
+        self.locations.get(id)
+    }
+
+    /// The item `sku`, if known.
+    pub fn item(&self, sku: &str) -> Option<&Item> {
+        self.items.get(sku)
+    }
+
+    /// Applies one record of the locations table: `value` JSON
+    /// `{"location","kind","time_zone","dc"?,"region"?}` upserts location `key`, `None` (a
+    /// tombstone) deletes it. A refused record changes nothing.
+    pub fn apply_location(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), MasterError> {
+        let Some(value) = value else {
+            if self.locations.remove(key).is_some() {
+                self.version += 1;
+            }
+            return Ok(());
+        };
+        let r: LocationRecord =
+            serde_json::from_slice(value).map_err(|e| MasterError::Invalid(e.to_string()))?;
+        self.upsert_location(key, r)
+    }
+
+    fn upsert_location(&mut self, key: &str, r: LocationRecord) -> Result<(), MasterError> {
+        check_id(&r.location, key)?;
+        let time_zone: Tz = r
+            .time_zone
+            .parse()
+            .map_err(|_| MasterError::UnknownTimeZone(r.time_zone.clone()))?;
+        let loc = Location {
+            kind: r.kind,
+            time_zone,
+            dc: r.dc.filter(|s| !s.is_empty()),
+            region: r.region.filter(|s| !s.is_empty()),
+        };
+        if self.locations.get(key) != Some(&loc) {
+            self.locations.insert(key.to_owned(), loc);
+            self.version += 1;
+        }
+        Ok(())
+    }
+
+    /// Applies one record of the items table: `{"sku","category"?,"case_pack"?}` upserts item
+    /// `key`, `None` deletes it.
+    pub fn apply_item(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), MasterError> {
+        let Some(value) = value else {
+            self.items.remove(key);
+            return Ok(());
+        };
+        let r: ItemRecord =
+            serde_json::from_slice(value).map_err(|e| MasterError::Invalid(e.to_string()))?;
+        self.upsert_item(key, r)
+    }
+
+    fn upsert_item(&mut self, key: &str, r: ItemRecord) -> Result<(), MasterError> {
+        check_id(&r.sku, key)?;
+        self.items.insert(
+            key.to_owned(),
+            Item {
+                category: r.category.filter(|s| !s.is_empty()),
+                case_pack: r.case_pack,
+            },
+        );
+        Ok(())
+    }
+
+    /// Loads a locations CSV (header `location,kind,time_zone,dc,region`; `dc` and `region`
+    /// may be empty). The first bad line fails the load, naming the line.
+    pub fn load_locations_csv(&mut self, path: &Path) -> Result<usize, MasterError> {
+        let mut n = 0;
+        for_each_row(path, |r: LocationRecord| {
+            let key = r.location.clone();
+            n += 1;
+            self.upsert_location(&key, r)
+        })?;
+        Ok(n)
+    }
+
+    /// Loads an items CSV (header `sku,category,case_pack`; the last two may be empty).
+    pub fn load_items_csv(&mut self, path: &Path) -> Result<usize, MasterError> {
+        let mut n = 0;
+        for_each_row(path, |r: ItemRecord| {
+            let key = r.sku.clone();
+            n += 1;
+            self.upsert_item(&key, r)
+        })?;
+        Ok(n)
+    }
+}
+
+fn for_each_row<R: serde::de::DeserializeOwned>(
+    path: &Path,
+    mut f: impl FnMut(R) -> Result<(), MasterError>,
+) -> Result<(), MasterError> {
+    let file_err = |error: String| MasterError::File {
+        path: path.display().to_string(),
+        error,
+    };
+    let mut rd = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| file_err(e.to_string()))?;
+    for (i, row) in rd.deserialize::<R>().enumerate() {
+        // Line 1 is the header.
+        let line = i + 2;
+        let row = row.map_err(|e| file_err(format!("line {line}: {e}")))?;
+        f(row).map_err(|e| file_err(format!("line {line}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// One location's cached UTC offset.
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    offset_ms: i64,
+    /// The offset holds for instants in `[from_ms, until_ms)`.
+    from_ms: i64,
+    until_ms: i64,
+}
+
+/// Local time of the locations, for one shard: per location the UTC offset and the interval
+/// of instants it holds for (up to the next daylight-saving change, looked up at most a day
+/// ahead), recomputed only outside it or when the table changed.
+#[derive(Debug, Default)]
+pub struct LocalClock {
+    cache: HashMap<Box<str>, Cached>,
+    version: u64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+const MINUTE_MS: i64 = 60_000;
+
+fn offset_at(tz: Tz, t_ms: i64) -> i64 {
+    match chrono::DateTime::from_timestamp_millis(t_ms) {
+        Some(t) => {
+            i64::from(
+                tz.offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            ) * 1000
+        }
+        None => 0,
+    }
+}
+
+/// The first minute after `lo` (whose offset is `at_lo`) and at or before `hi` with another
+/// offset, if the offset at `hi` differs (changes happen on whole minutes; at most one within
+/// the day searched).
+fn change_between(tz: Tz, lo: i64, hi: i64, at_lo: i64) -> Option<i64> {
+    if offset_at(tz, hi) == at_lo {
+        return None;
+    }
+    let (mut lo, mut hi) = (lo.div_euclid(MINUTE_MS), hi.div_euclid(MINUTE_MS));
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if offset_at(tz, mid * MINUTE_MS) == at_lo {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(hi * MINUTE_MS)
+}
+
+impl LocalClock {
+    /// The UTC offset of `location` at `t_ms` (0 for a location the table does not know).
+    #[inline]
+    pub fn offset_ms(&mut self, master: &MasterData, location: &str, t_ms: i64) -> i64 {
+        if master.locations.is_empty() {
+            return 0;
+        }
+        if self.version != master.version {
+            self.cache.clear();
+            self.version = master.version;
+        }
+        if let Some(c) = self.cache.get(location) {
+            if (c.from_ms..c.until_ms).contains(&t_ms) {
+                return c.offset_ms;
+            }
+        }
+        let Some(loc) = master.location(location) else {
+            return 0;
+        };
+        let offset_ms = offset_at(loc.time_zone, t_ms);
+        let until_ms =
+            change_between(loc.time_zone, t_ms, t_ms + DAY_MS, offset_ms).unwrap_or(t_ms + DAY_MS);
+        let c = Cached {
+            offset_ms,
+            from_ms: t_ms,
+            until_ms,
+        };
+        match self.cache.get_mut(location) {
+            Some(old) => *old = c,
+            None => {
+                self.cache.insert(location.into(), c);
+            }
+        }
+        offset_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn new_york() -> MasterData {
+        let mut m = MasterData::default();
+        m.apply_location(
+            "STORE-NY",
+            Some(br#"{"location":"STORE-NY","kind":"store","time_zone":"America/New_York","dc":"DC-01","region":"east"}"#),
+        )
+        .unwrap();
+        m
+    }
+
+    /// Local hour at a UTC instant through the clock (cache included).
+    fn local_hour(clock: &mut LocalClock, m: &MasterData, loc: &str, utc: &str) -> i64 {
+        let t = ms(utc);
+        (t + clock.offset_ms(m, loc, t))
+            .div_euclid(3_600_000)
+            .rem_euclid(24)
+    }
+
+    #[test]
+    fn daylight_saving_days_in_new_york() {
+        let m = new_york();
+        let mut c = LocalClock::default();
+        // 2026-03-08: 02:00 EST becomes 03:00 EDT (07:00 UTC). The clock is first asked the
+        // day before, so the change is found from the cache's bound, not by a fresh lookup.
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-03-07T12:00:00Z"),
+            7
+        );
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-03-08T06:59:00Z"),
+            1
+        );
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-03-08T07:00:00Z"),
+            3
+        );
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-03-08T16:00:00Z"),
+            12
+        );
+        // 2026-11-01: 02:00 EDT becomes 01:00 EST (06:00 UTC): 01:xx happens twice.
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-10-31T20:00:00Z"),
+            16
+        );
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-11-01T05:30:00Z"),
+            1
+        );
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-11-01T06:30:00Z"),
+            1
+        );
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-NY", "2026-11-01T07:30:00Z"),
+            2
+        );
+        assert_eq!(
+            c.offset_ms(&m, "STORE-NY", ms("2026-11-01T07:30:00Z")),
+            -5 * 3_600_000
+        );
+        // Unknown locations are UTC.
+        assert_eq!(
+            local_hour(&mut c, &m, "STORE-XX", "2026-03-08T07:00:00Z"),
+            7
+        );
+    }
+
+    #[test]
+    fn the_cache_follows_every_minute_of_a_transition_day() {
+        let m = new_york();
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let mut c = LocalClock::default();
+        let start = ms("2026-11-01T00:00:00Z");
+        for k in 0..(2 * 24 * 60) {
+            let t = start + k * MINUTE_MS;
+            assert_eq!(
+                c.offset_ms(&m, "STORE-NY", t),
+                offset_at(tz, t),
+                "minute {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn updates_deletes_and_refusals() {
+        let mut m = new_york();
+        let mut c = LocalClock::default();
+        let t = ms("2026-06-01T12:00:00Z");
+        assert_eq!(c.offset_ms(&m, "STORE-NY", t), -4 * 3_600_000);
+        // A new time zone takes effect at once (the table's version drops the cache).
+        m.apply_location(
+            "STORE-NY",
+            Some(br#"{"location":"STORE-NY","kind":"store","time_zone":"Europe/Paris"}"#),
+        )
+        .unwrap();
+        assert_eq!(c.offset_ms(&m, "STORE-NY", t), 2 * 3_600_000);
+        assert_eq!(m.location("STORE-NY").unwrap().dc, None);
+        // Refused records change nothing.
+        type Is = fn(&MasterError) -> bool;
+        let bad: [(&[u8], Is); 4] = [
+            (b"{not json", |e| matches!(e, MasterError::Invalid(_))),
+            (
+                br#"{"location":"STORE-NY","kind":"store","time_zone":"Mars/Olympus"}"#,
+                |e| matches!(e, MasterError::UnknownTimeZone(_)),
+            ),
+            (
+                br#"{"location":"STORE-NY","kind":"kiosk","time_zone":"UTC"}"#,
+                |e| matches!(e, MasterError::Invalid(_)),
+            ),
+            (
+                br#"{"location":"OTHER","kind":"dc","time_zone":"UTC"}"#,
+                |e| matches!(e, MasterError::Id(..)),
+            ),
+        ];
+        for (v, is) in bad {
+            let e = m.apply_location("STORE-NY", Some(v)).unwrap_err();
+            assert!(is(&e), "{e}");
+        }
+        assert_eq!(c.offset_ms(&m, "STORE-NY", t), 2 * 3_600_000);
+        // A tombstone deletes: back to UTC.
+        m.apply_location("STORE-NY", None).unwrap();
+        assert_eq!(c.offset_ms(&m, "STORE-NY", t), 0);
+        m.apply_item(
+            "SKU-1",
+            Some(br#"{"sku":"SKU-1","category":"food/dairy/milk","case_pack":12}"#),
+        )
+        .unwrap();
+        assert_eq!(m.item("SKU-1").unwrap().case_pack, Some(12));
+        m.apply_item("SKU-1", None).unwrap();
+        assert!(m.item("SKU-1").is_none());
+    }
+
+    #[test]
+    fn csv_files_load_and_name_the_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = dir.path().join("locations.csv");
+        std::fs::write(
+            &loc,
+            "location,kind,time_zone,dc,region\nDC-01,dc,America/Chicago,,central\nSTORE-1,store,America/New_York,DC-01,east\n",
+        )
+        .unwrap();
+        let items = dir.path().join("items.csv");
+        std::fs::write(
+            &items,
+            "sku,category,case_pack\nSKU-1,food/dairy,12\nSKU-2,,\n",
+        )
+        .unwrap();
+        let mut m = MasterData::default();
+        assert_eq!(m.load_locations_csv(&loc).unwrap(), 2);
+        assert_eq!(m.load_items_csv(&items).unwrap(), 2);
+        assert_eq!(m.location("STORE-1").unwrap().dc.as_deref(), Some("DC-01"));
+        assert_eq!(m.location("DC-01").unwrap().kind, LocationKind::Dc);
+        assert_eq!(m.item("SKU-2"), Some(&Item::default()));
+        std::fs::write(
+            &loc,
+            "location,kind,time_zone,dc,region\nDC-01,dc,America/Chicago,,\nS2,store,Nowhere/City,,\n",
+        )
+        .unwrap();
+        let e = m.load_locations_csv(&loc).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("Nowhere/City"), "{e}");
+    }
+}

@@ -1,0 +1,118 @@
+//! Flow control: which inputs hold a shard's watermark (idleness), and pausing the inputs
+//! that run ahead while a shard's reorder buffer is over its share (backpressure).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use super::Core;
+use crate::config::MAX_INPUTS;
+use crate::source::kafka::{cached_high_watermark, GroupConsumer};
+
+impl Core {
+    /// An input stops holding its shard's watermark once it is caught up — read up to the
+    /// partition's high watermark of the last fetch (KIP-695: Kafka Streams waits only for a
+    /// partition known to have more data) — and has been silent for `kafka.input_idle_ms`.
+    /// Before the first fetch answers, "caught up" means read up to the end the partition
+    /// had at assignment: silence on a backlog only means it is not fetched yet, and calling
+    /// it idle would push the backlog behind the watermark. A paused input is never idle (its
+    /// unread records may be older than the others').
+    pub(super) fn mark_idle(&mut self, consumer: &GroupConsumer) {
+        let idle_after = Duration::from_millis(self.cfg.kafka.input_idle_ms);
+        for (p, slot) in &mut self.slots {
+            for (t, topic) in self.input_cstrs.iter().enumerate().take(MAX_INPUTS) {
+                if slot.paused[t] || slot.last_seen[t].elapsed() < idle_after {
+                    continue;
+                }
+                let end = cached_high_watermark(consumer, topic, *p).unwrap_or(slot.catch_up[t]);
+                if slot.next[t] >= end.max(slot.catch_up[t]) {
+                    slot.shard.set_idle(t, true);
+                }
+            }
+        }
+    }
+
+    /// Backpressure and the event-time merge (architecture.md#event-time): while a shard holds more
+    /// than its share of `kafka.max_pending_events` waiting for the watermark, its inputs that
+    /// are ahead of its slowest active input are paused, so the consumer fetches what holds the
+    /// watermark back instead of buffering the rest (a backlog of sales read before any
+    /// receipts, say). They resume once the buffer is down to half, or once they are the
+    /// slowest. Nothing is dropped: a paused partition is fetched again from where it stopped.
+    pub(super) fn flow_control(&mut self, consumer: &GroupConsumer, inputs: &[String]) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let share = (self.cfg.kafka.max_pending_events / self.slots.len()).max(1);
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for (p, slot) in &mut self.slots {
+            let limit = if slot.paused.contains(&true) {
+                share / 2
+            } else {
+                share
+            };
+            let over = slot.shard.pending_events() > limit;
+            let clock = |t: usize| slot.shard.input_clock(t).unwrap_or((i64::MIN, true));
+            let slowest = (0..inputs.len())
+                .map(clock)
+                .filter(|&(_, idle)| !idle)
+                .map(|(max, _)| max)
+                .min();
+            for (t, topic) in inputs.iter().enumerate().take(MAX_INPUTS) {
+                let want = over && slowest.is_some_and(|m| clock(t).0 > m);
+                if want == slot.paused[t] {
+                    continue;
+                }
+                slot.paused[t] = want;
+                if want {
+                    pause.add_partition(topic, *p);
+                } else {
+                    resume.add_partition(topic, *p);
+                    // Silence while paused is not idleness.
+                    slot.last_seen[t] = Instant::now();
+                }
+            }
+        }
+        for (list, pausing) in [(&pause, true), (&resume, false)] {
+            if list.count() == 0 {
+                continue;
+            }
+            let result = if pausing {
+                consumer.pause(list)
+            } else {
+                consumer.resume(list)
+            };
+            match result {
+                Ok(()) => tracing::debug!(
+                    partitions = list.count(),
+                    pausing,
+                    "flow control: reorder buffers over their share"
+                ),
+                Err(e) => tracing::warn!(error = %e, pausing, "flow control: pause/resume failed"),
+            }
+        }
+        let paused = self
+            .slots
+            .values()
+            .map(|s| s.paused.iter().filter(|&&x| x).count());
+        self.observe
+            .metrics
+            .paused_partitions(paused.sum::<usize>() as u64, pause.count() as u64);
+    }
+
+    /// Consumer lag per assigned partition, summed over its input topics, from librdkafka's
+    /// statistics (left unchanged while any input's lag is unknown).
+    pub(super) fn report_consumer(&self, consumer: &GroupConsumer, inputs: &[String]) {
+        let o = &self.observe;
+        for p in self.slots.keys() {
+            let lags: Option<Vec<i64>> = inputs
+                .iter()
+                .map(|t| consumer.context().lag(t, *p))
+                .collect();
+            if let (Some(lags), Some(gauge)) = (lags, o.metrics.partition_lag(*p)) {
+                gauge.set(lags.iter().sum());
+            }
+        }
+    }
+}

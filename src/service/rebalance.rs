@@ -1,0 +1,219 @@
+//! Rebalances: a newly assigned partition number gets its shard restored from its changelog
+//! partition before anything of it is processed, and its inputs resume at the offsets the
+//! restored state reflects; a revoked one is dropped. `exactly_once` after an abortable
+//! error restores every shard the same way.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::changelog;
+use super::commit::put_offset;
+use super::{is_timeout, Core, ServiceError, Slot, COMMITTED_ATTEMPTS, QUERY_TIMEOUT};
+use crate::config::MAX_INPUTS;
+use crate::sink::kafka::ProduceError;
+use crate::source::kafka::{GroupConsumer, Rebalance};
+use crate::telemetry::events::{AssignmentChanged, PartitionRestored};
+
+impl Core {
+    /// Applies the rebalances `events` seen by the last poll. Every partition is revoked and
+    /// restored (eager protocol): the batches since the last commit are redone from the
+    /// changelog, and their open transaction goes.
+    pub(super) fn rebalance(
+        &mut self,
+        consumer: &GroupConsumer,
+        events: Vec<Rebalance>,
+        inputs: &[String],
+    ) -> Result<(), ServiceError> {
+        if self.in_transaction {
+            self.abort_open_transaction(None)?;
+        }
+        for ev in events {
+            self.stats.rebalances += 1;
+            match ev {
+                Rebalance::Revoked(parts) => self.revoke(parts),
+                Rebalance::Assigned(parts) => self.assign(consumer, parts, inputs)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the shards of revoked partitions. Offsets not committed yet stay so: the
+    /// partitions' next owner redoes their batches from the changelog (at_least_once).
+    fn revoke(&mut self, parts: Vec<(String, i32)>) {
+        let revoked: BTreeSet<i32> = parts.iter().map(|(_, p)| *p).collect();
+        for (_, tpl) in &mut self.commits {
+            *tpl = without_partitions(tpl, &revoked);
+        }
+        let mut dropped = Vec::new();
+        for (_, p) in parts {
+            if self.slots.remove(&p).is_some() {
+                dropped.push(p);
+            }
+        }
+        self.publish_assignment(&dropped);
+    }
+
+    /// Restores the shards of newly assigned partitions.
+    fn assign(
+        &mut self,
+        consumer: &GroupConsumer,
+        parts: Vec<(String, i32)>,
+        inputs: &[String],
+    ) -> Result<(), ServiceError> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in &parts {
+            tpl.add_partition(t, *p);
+        }
+        // A partition paused by flow control under an earlier assignment starts unpaused
+        // (its shard is new).
+        if let Err(e) = consumer.resume(&tpl) {
+            tracing::debug!(error = %e, "resume on assignment");
+        }
+        let numbers: BTreeSet<i32> = parts.iter().map(|(_, p)| *p).collect();
+        for p in &numbers {
+            self.observe.health.restoring(*p);
+        }
+        let assigned: Vec<i32> = numbers.iter().copied().collect();
+        AssignmentChanged {
+            partitions: &assigned,
+            revoked: &[],
+        }
+        .emit(&self.observe.metrics, &self.observe.health);
+        for p in numbers {
+            self.restore_slot(consumer, p, inputs, false)?;
+        }
+        self.publish_assignment(&[]);
+        Ok(())
+    }
+
+    /// Restores shard `p` from the changelog and positions its inputs where its state ends
+    /// (normally the committed offsets, where the consumer starts anyway; always with `rewind`).
+    fn restore_slot(
+        &mut self,
+        consumer: &GroupConsumer,
+        p: i32,
+        inputs: &[String],
+        rewind: bool,
+    ) -> Result<(), ServiceError> {
+        let started = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        for t in inputs {
+            tpl.add_partition(t, p);
+        }
+        // A stalled or restarting broker times the query out: ask again (not ready meanwhile)
+        // rather than end the process over an outage it would only restart into.
+        let mut attempt = 1;
+        let committed_tpl = loop {
+            match consumer.committed_offsets(tpl.clone(), QUERY_TIMEOUT) {
+                Err(e) if is_timeout(&e) && attempt < COMMITTED_ATTEMPTS => {
+                    tracing::warn!(partition = p, attempt, error = %e, "reading committed offsets timed out; asking again");
+                    attempt += 1;
+                }
+                other => break other.map_err(ServiceError::Committed)?,
+            }
+        };
+        let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let committed = changelog::committed_of(&committed_tpl, &input_names);
+        let eos = self.exactly_once();
+        let r = changelog::restore(
+            &self.reader,
+            &mut self.producer,
+            eos,
+            &self.cfg.kafka.topics.changelog,
+            p,
+            committed,
+            self.engine,
+        )?;
+        let mut r = r;
+        // The shard's clocks, one per input topic (a state written by a build with fewer
+        // inputs gets the new ones, starting with no data).
+        r.shard.resize_inputs(inputs.len());
+        let mut seek = TopicPartitionList::new();
+        for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
+            if rewind || committed.offsets[i].unwrap_or(0) != r.offsets[i] {
+                // Infallible for a fresh list.
+                let _ = seek.add_partition_offset(t, p, Offset::Offset(r.offsets[i]));
+            }
+        }
+        if seek.count() > 0 {
+            if let Err(e) = consumer.seek_partitions(seek, QUERY_TIMEOUT) {
+                tracing::warn!(partition = p, error = %e, "seeking the inputs to the restored offsets");
+            }
+        }
+        let mut catch_up = r.offsets;
+        for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
+            if let Ok((_, high)) = consumer.fetch_watermarks(t, p, QUERY_TIMEOUT) {
+                catch_up[i] = catch_up[i].max(high);
+            }
+        }
+        let keys = r.shard.keys();
+        let now = Instant::now();
+        self.slots.insert(
+            p,
+            Slot {
+                written_watermark: r.shard.watermark_ms(),
+                shard: r.shard,
+                lineage: r.lineage,
+                trackers: Default::default(),
+                catch_up,
+                next: r.offsets,
+                committed: r.offsets,
+                last_seen: [now; MAX_INPUTS],
+                paused: [false; MAX_INPUTS],
+                to_commit: false,
+            },
+        );
+        PartitionRestored {
+            partition: p,
+            keys,
+            records_read: r.records_read,
+            offsets: r.offsets,
+            elapsed: started.elapsed(),
+        }
+        .emit(&self.observe.metrics, &self.observe.health);
+        Ok(())
+    }
+
+    /// `exactly_once` after an abortable error: aborts the transaction, restores every shard
+    /// from the changelog and rewinds its inputs to the restored offsets.
+    pub(super) fn abort_and_rewind(
+        &mut self,
+        consumer: &GroupConsumer,
+        inputs: &[String],
+        error: &ProduceError,
+    ) -> Result<(), ServiceError> {
+        self.stats.aborts += 1;
+        self.abort_open_transaction(Some(error))?;
+        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        self.slots.clear();
+        for p in parts {
+            self.observe.health.restoring(p);
+            self.restore_slot(consumer, p, inputs, true)?;
+        }
+        Ok(())
+    }
+
+    /// The assignment as the shards held now, after dropping `revoked`.
+    fn publish_assignment(&self, revoked: &[i32]) {
+        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        AssignmentChanged {
+            partitions: &parts,
+            revoked,
+        }
+        .emit(&self.observe.metrics, &self.observe.health);
+    }
+}
+
+/// `tpl` without the entries of `partitions`.
+fn without_partitions(tpl: &TopicPartitionList, partitions: &BTreeSet<i32>) -> TopicPartitionList {
+    let mut out = TopicPartitionList::new();
+    for e in tpl.elements() {
+        if !partitions.contains(&e.partition()) {
+            put_offset(&mut out, e.topic(), e.partition(), e.offset(), e.metadata());
+        }
+    }
+    out
+}

@@ -1,0 +1,318 @@
+//! How the service's outputs look on a Kafka topic, as pure functions: an alert becomes a
+//! CloudEvents record (binary mode: the alert JSON as the value, `ce_*` headers), a rejected
+//! input record becomes a dead letter (the original key, value and headers, plus Kafka
+//! Connect's `__connect.errors.*` headers and the reason), truncated when it is too big to
+//! republish. No client here: the service sends what these return.
+
+use std::borrow::Cow;
+
+use crate::alert::Alert;
+use crate::reject::Rejection;
+use crate::telemetry::Stage;
+
+/// CloudEvents (binary mode) type of alerts.
+pub const ALERT_CE_TYPE: &str = "com.stockwatch.alert.v1";
+/// CloudEvents `ce_type` of an early alert (same schema, `kafka.topics.early_alerts`).
+pub const EARLY_ALERT_CE_TYPE: &str = "com.stockwatch.alert.early.v1";
+
+/// A record ready to send: key, value and headers in order. Parts borrowed from the input
+/// where they are copied unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord<'a> {
+    /// The record key.
+    pub key: Cow<'a, [u8]>,
+    /// The record value.
+    pub value: Cow<'a, [u8]>,
+    /// The headers, in the order they are sent.
+    pub headers: Vec<(&'a str, Cow<'a, [u8]>)>,
+}
+
+impl OutRecord<'_> {
+    /// The headers as the producer takes them.
+    pub fn header_refs(&self) -> Vec<(&str, &[u8])> {
+        self.headers.iter().map(|(k, v)| (*k, v.as_ref())).collect()
+    }
+}
+
+/// An output that could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The alert did not serialize: it is not published (an empty value on a keyed topic
+    /// would be a tombstone, deleting the key's last alert under compaction).
+    #[error("alert {alert_id}: cannot encode it as JSON: {error}")]
+    Alert {
+        /// The alert's id.
+        alert_id: String,
+        /// What serde_json said.
+        error: serde_json::Error,
+    },
+}
+
+/// The CloudEvents record of `alert`, published by `source` (`ce_source`) on the `stage`'s
+/// topic: key `{location}|{sku}`, the alert JSON as the value.
+pub fn alert_record<'a>(
+    alert: &'a Alert,
+    stage: Stage,
+    source: &'a str,
+) -> Result<OutRecord<'a>, EncodeError> {
+    let key = crate::event::message_key(&alert.location, &alert.sku).into_bytes();
+    let value = serde_json::to_vec(alert).map_err(|error| EncodeError::Alert {
+        alert_id: alert.alert_id.clone(),
+        error,
+    })?;
+    let ce_type = match stage {
+        Stage::Early => EARLY_ALERT_CE_TYPE,
+        Stage::Confirmed => ALERT_CE_TYPE,
+    };
+    let headers = vec![
+        ("ce_specversion", Cow::Borrowed(b"1.0".as_slice())),
+        ("ce_id", Cow::Borrowed(alert.alert_id.as_bytes())),
+        ("ce_type", Cow::Borrowed(ce_type.as_bytes())),
+        ("ce_source", Cow::Borrowed(source.as_bytes())),
+        ("ce_time", Cow::Borrowed(alert.emitted_at.as_bytes())),
+        ("ce_subject", Cow::Owned(key.clone())),
+        (
+            "content-type",
+            Cow::Borrowed(b"application/json".as_slice()),
+        ),
+    ];
+    Ok(OutRecord {
+        key: Cow::Owned(key),
+        value: Cow::Owned(value),
+        headers,
+    })
+}
+
+/// The input record a rejection refers to, as read.
+#[derive(Debug, Clone, Copy)]
+pub struct Rejected<'a> {
+    /// Its topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key (empty if none).
+    pub key: &'a [u8],
+    /// Its value (empty if none).
+    pub value: &'a [u8],
+}
+
+/// The dead letter of `record`, rejected for `rejection`: the original key, value (its first
+/// `max_value_bytes` if longer, with headers giving its size and checksum) and `headers`, then
+/// Kafka Connect's error headers and `stockwatch.reason`.
+///
+/// A record too big to republish (the dead-letter topic's limit, not the input's) keeps its
+/// first bytes and says so: refusing it would stop the service on every restart (a poison
+/// pill), dropping it would lose it.
+pub fn dead_letter_record<'a>(
+    record: Rejected<'a>,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    rejection: &'a Rejection,
+    max_value_bytes: usize,
+) -> OutRecord<'a> {
+    let mut out: Vec<(&'a str, Cow<'a, [u8]>)> = headers
+        .into_iter()
+        .map(|(k, v)| (k, Cow::Borrowed(v)))
+        .collect();
+    let mut value = record.value;
+    if value.len() > max_value_bytes {
+        let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(value));
+        out.extend([
+            ("stockwatch.truncated", Cow::Borrowed(b"true".as_slice())),
+            (
+                "stockwatch.original_bytes",
+                Cow::Owned(value.len().to_string().into_bytes()),
+            ),
+            (
+                "stockwatch.original_xxh3_128",
+                Cow::Owned(digest.into_bytes()),
+            ),
+        ]);
+        value = &value[..max_value_bytes];
+    }
+    let reason = rejection.reason.as_str();
+    out.extend([
+        (
+            "__connect.errors.topic",
+            Cow::Borrowed(record.topic.as_bytes()),
+        ),
+        (
+            "__connect.errors.partition",
+            Cow::Owned(record.partition.to_string().into_bytes()),
+        ),
+        (
+            "__connect.errors.offset",
+            Cow::Owned(record.offset.to_string().into_bytes()),
+        ),
+        (
+            "__connect.errors.stage",
+            Cow::Borrowed(b"VALUE_CONVERTER".as_slice()),
+        ),
+        (
+            "__connect.errors.exception.class.name",
+            Cow::Owned(format!("stockwatch.reject.{reason}").into_bytes()),
+        ),
+        (
+            "__connect.errors.exception.message",
+            Cow::Borrowed(rejection.detail.as_bytes()),
+        ),
+        ("stockwatch.reason", Cow::Borrowed(reason.as_bytes())),
+    ]);
+    OutRecord {
+        key: Cow::Borrowed(record.key),
+        value: Cow::Borrowed(value),
+        headers: out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKind, AlertStatus, Reason};
+    use crate::reject::RejectReason;
+
+    fn alert(id: &str) -> Alert {
+        Alert {
+            alert_id: id.to_owned(),
+            schema_version: "1".to_owned(),
+            kind: AlertKind::StockoutRisk,
+            status: AlertStatus::Raised,
+            sku: "SKU-1".to_owned(),
+            location: "S01".to_owned(),
+            risk: 0.75,
+            horizon_hours: 72,
+            on_hand: Some(3.0),
+            in_transit: 0.0,
+            expected_demand: 4.5,
+            days_of_cover: None,
+            reasons: vec![Reason {
+                feature: "on_hand_over_demand".to_owned(),
+                contribution: -1.25,
+            }],
+            model_version: "m1".to_owned(),
+            event_time: "2026-01-02T03:04:05Z".to_owned(),
+            emitted_at: "2026-01-02T03:04:06Z".to_owned(),
+            trigger_source: 42,
+        }
+    }
+
+    fn text_headers<'a>(r: &'a OutRecord<'_>) -> Vec<(&'a str, &'a str)> {
+        r.headers
+            .iter()
+            .map(|(k, v)| (*k, std::str::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_confirmed_alert_is_a_cloudevent_keyed_by_location_and_sku() {
+        let a = alert("a-00ff");
+        let r = alert_record(&a, Stage::Confirmed, "stockwatch/g").unwrap();
+        assert_eq!(&*r.key, b"S01|SKU-1");
+        assert_eq!(
+            std::str::from_utf8(&r.value).unwrap(),
+            r#"{"alert_id":"a-00ff","schema_version":"1","kind":"stockout_risk","status":"raised","sku":"SKU-1","location":"S01","risk":0.75,"horizon_hours":72,"on_hand":3.0,"in_transit":0.0,"expected_demand":4.5,"days_of_cover":null,"reasons":[{"feature":"on_hand_over_demand","contribution":-1.25}],"model_version":"m1","event_time":"2026-01-02T03:04:05Z","emitted_at":"2026-01-02T03:04:06Z"}"#
+        );
+        assert_eq!(
+            text_headers(&r),
+            [
+                ("ce_specversion", "1.0"),
+                ("ce_id", "a-00ff"),
+                ("ce_type", "com.stockwatch.alert.v1"),
+                ("ce_source", "stockwatch/g"),
+                ("ce_time", "2026-01-02T03:04:06Z"),
+                ("ce_subject", "S01|SKU-1"),
+                ("content-type", "application/json"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_stage_not_the_id_chooses_the_cloudevents_type() {
+        // An early alert's id starts with "e-" today; the type must not depend on it.
+        for (id, stage, ty) in [
+            ("a-1", Stage::Early, EARLY_ALERT_CE_TYPE),
+            ("e-1", Stage::Confirmed, ALERT_CE_TYPE),
+            ("e-1", Stage::Early, EARLY_ALERT_CE_TYPE),
+        ] {
+            let a = alert(id);
+            let r = alert_record(&a, stage, "s").unwrap();
+            assert_eq!(
+                r.headers[2],
+                ("ce_type", Cow::Borrowed(ty.as_bytes())),
+                "{id}"
+            );
+        }
+    }
+
+    fn rejection() -> Rejection {
+        Rejection {
+            index: 0,
+            reason: RejectReason::SchemaViolation,
+            detail: "missing field `sku`".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_record_and_adds_connect_headers() {
+        let rej = rejection();
+        let rec = Rejected {
+            topic: "sales",
+            partition: 3,
+            offset: 1234,
+            key: b"S01|SKU-1",
+            value: b"{\"type\":\"sale\"}",
+        };
+        let r = dead_letter_record(rec, [("traceparent", b"00-ab".as_slice())], &rej, 1024);
+        assert_eq!(&*r.key, b"S01|SKU-1");
+        assert_eq!(&*r.value, b"{\"type\":\"sale\"}");
+        assert_eq!(
+            text_headers(&r),
+            [
+                ("traceparent", "00-ab"),
+                ("__connect.errors.topic", "sales"),
+                ("__connect.errors.partition", "3"),
+                ("__connect.errors.offset", "1234"),
+                ("__connect.errors.stage", "VALUE_CONVERTER"),
+                (
+                    "__connect.errors.exception.class.name",
+                    "stockwatch.reject.schema_violation"
+                ),
+                ("__connect.errors.exception.message", "missing field `sku`"),
+                ("stockwatch.reason", "schema_violation"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_too_big_keeps_its_first_bytes_and_says_so() {
+        let rej = rejection();
+        let value = b"0123456789abcdef";
+        let rec = Rejected {
+            topic: "receipts",
+            partition: 0,
+            offset: 7,
+            key: b"",
+            value,
+        };
+        let r = dead_letter_record(rec, [], &rej, 10);
+        assert_eq!(&*r.value, b"0123456789");
+        let h = text_headers(&r);
+        assert_eq!(
+            h[..3],
+            [
+                ("stockwatch.truncated", "true"),
+                ("stockwatch.original_bytes", "16"),
+                (
+                    "stockwatch.original_xxh3_128",
+                    "ccba8085a0434e9e0befb4873dbe58f8"
+                ),
+            ]
+        );
+        assert_eq!(h[3], ("__connect.errors.topic", "receipts"));
+        // At the limit: not truncated.
+        let r = dead_letter_record(rec, [], &rej, 16);
+        assert_eq!(&*r.value, value);
+        assert_eq!(r.headers[0].0, "__connect.errors.topic");
+    }
+}

@@ -1,0 +1,25 @@
+//! The service seen from outside, against Kafka: a real Kafka-protocol broker (tansu, one per
+//! test on its own loopback port) or librdkafka's mock cluster (`outage`). One test binary for
+//! all of them, so a change to the library links one Kafka test executable instead of six.
+//!
+//! - `service`: alerts equal `replay`, bad records dead-lettered once, SIGTERM, restart.
+//! - `failover`: instances killed, rescaled and restarted under load; the chaos test.
+//! - `outage`: broker down, request errors, latency, a full producer queue (mock cluster).
+//! - `bad_input`: the bad-input catalogue through the service.
+//! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
+//! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.
+//! - `security`: the SASL password never leaks; the HTTP port is hardened.
+//!
+//! Run one group with a filter: `cargo test --test kafka failover::`.
+
+mod support;
+
+mod kafka {
+    mod bad_input;
+    mod failover;
+    mod load_positions;
+    mod outage;
+    mod security;
+    mod service;
+    mod simulate;
+}
