@@ -86,14 +86,13 @@ pub(crate) fn write_items(
         } else {
             PACKAGED[sku as usize % PACKAGED.len()]
         };
-        let mut pack = Vec::new();
-        super::format::write_qty(&mut pack, pack_milli);
-        writeln!(
-            out,
-            "{},{category},{}",
-            names.sku(sku),
-            String::from_utf8_lossy(&pack)
-        )?;
+        // A case pack is a count of units: left out for goods sold by weight (packs in kg).
+        let pack = if by_weight || pack_milli % 1_000 != 0 {
+            String::new()
+        } else {
+            (pack_milli / 1_000).to_string()
+        };
+        writeln!(out, "{},{category},{pack}", names.sku(sku))?;
     }
     Ok(())
 }
@@ -125,7 +124,12 @@ mod tests {
         write_items(&names, |_| (true, 2_500), &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "sku,category,case_pack\nSKU-00001,fresh/produce,2.5\n"
+            "sku,category,case_pack\nSKU-00001,fresh/produce,\n"
         );
+        let mut out = Vec::new();
+        write_items(&names, |_| (false, 12_000), &mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("SKU-00001,grocery/dry,12\n"));
     }
 }

@@ -849,3 +849,18 @@ fn v2_without_snapshots_knows_few_keys_after_the_first_day() {
     assert!(known > 0.0, "receipts and counts tell some");
     assert_eq!(sim.stats().world.snapshots, 0);
 }
+
+#[test]
+fn master_data_loads_into_the_engines_tables() {
+    let sim = Simulator::new(v2_small()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (loc, items) = (dir.path().join("l.csv"), dir.path().join("i.csv"));
+    let mut f = std::fs::File::create(&loc).unwrap();
+    sim.write_locations(&mut f).unwrap();
+    let mut f = std::fs::File::create(&items).unwrap();
+    sim.write_items(&mut f).unwrap();
+    let mut master = crate::master::MasterData::default();
+    assert_eq!(master.load_locations_csv(&loc).unwrap(), 10);
+    assert_eq!(master.load_items_csv(&items).unwrap(), 40);
+    assert!(master.location("DC-01").is_some() && master.item("SKU-00040").is_some());
+}
