@@ -35,7 +35,8 @@
 //! - [`service`]: the Kafka service — consume, process, produce, commit, rebalance, restore.
 //! - [`eval`]: offline prequential evaluation on real data (`stockwatch evaluate`): dataset
 //!   readers, metrics, baselines, plots.
-//! - [`sim`]: a deterministic store-network simulator (the load generator).
+//! - [`sim`]: a deterministic store-network simulator (the load generator), and its ground
+//!   truth to score alerts against.
 //! - [`config`]: layered configuration (embedded defaults, file, environment).
 //! - [`kafka`]: what the Kafka clients share: librdkafka's features, client security checks.
 //! - [`telemetry`]: Prometheus metrics, health/readiness and the HTTP endpoints that serve them.

@@ -7,6 +7,7 @@
 //! - `outage`: broker down, request errors, latency, a full producer queue (mock cluster).
 //! - `bad_input`: the bad-input catalogue through the service.
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
+//! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.
 //! - `security`: the SASL password never leaks; the HTTP port is hardened.
 //!
 //! Run one group with a filter: `cargo test --test kafka failover::`.
@@ -16,6 +17,7 @@ mod support;
 mod kafka {
     mod bad_input;
     mod failover;
+    mod load_positions;
     mod outage;
     mod security;
     mod service;

@@ -41,6 +41,10 @@ pub struct DemoArgs {
     /// Print at most this many alert rows (the summary counts all of them).
     #[arg(long, default_value_t = 40)]
     pub max_rows: usize,
+    /// Input contract the simulator speaks: `v2` (snapshots, counts, adjustments, revisions,
+    /// cancellations) or `v1`.
+    #[arg(long, value_enum, default_value_t = crate::sim::Contract::V2)]
+    pub contract: crate::sim::Contract,
 }
 
 /// A helper CLI to reuse `simulate`'s argument parsing for the producer thread.
@@ -120,17 +124,24 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "0.002".to_owned(),
         "--demand".to_owned(),
         crate::sim::DemandSource::Frn50kSample.name().to_owned(),
+        "--contract".to_owned(),
+        a.contract.name().to_owned(),
     ])
     .context("demo simulator arguments")?;
+    let mut sim_args = sim.sim;
+    // The summary scores the alerts against the simulated world's true stockouts.
+    sim_args.record_truth = true;
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            if let Err(e) = super::simulate::run(sim.sim) {
+            let sim = super::simulate::produce(sim_args, Some(&stop));
+            if let Err(e) = &sim {
                 if !stop.load(Ordering::Relaxed) {
                     eprintln!("simulator stopped: {e:#}");
                 }
             }
+            sim.ok()
         })
     };
 
@@ -182,8 +193,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     if let Some(h) = http {
         h.stop(&rt, Duration::from_secs(2));
     }
-    let _ = printer.join();
-    drop(producer); // detached: it ends with the process
+    let points = printer.join().unwrap_or_default();
+    // The simulator stops at the flag (after delivering what it sent).
+    let truth = producer.join().ok().flatten().map(|s| s.truth());
 
     // Summary.
     let mut applied = [0u64; EventType::COUNT];
@@ -239,6 +251,17 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         alerts[AlertKind::Stockout as usize][AlertStatus::Resolved as usize],
         stockouts
     );
+    if let Some(truth) = &truth {
+        let s = crate::sim::truth::score(truth, &points, cfg.model.horizon_hours);
+        println!(
+            "against the simulated truth ({:.1} days simulated, H = {} h; on hand known after day 1: {:.2} % of keys):",
+            (truth.end_ms - truth.start_ms) as f64 / 86_400_000.0,
+            s.horizon_hours,
+            100.0 * s.known_after_first_day
+        );
+        println!("  stores: {}", s.store.line());
+        println!("  DCs:    {}", s.dc.line());
+    }
     println!("top at-risk keys:");
     println!(
         "  {:<12} {:<10} {:>6} {:>9} {:>10}",
@@ -261,7 +284,16 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     std::process::exit(0);
 }
 
-fn print_alerts(bootstrap: &str, topic: &str, partitions: u32, max_rows: usize, stop: &AtomicBool) {
+/// Prints the alerts topic as a table until `stop`, then reads what is left (the service has
+/// flushed by then); returns every alert, for scoring.
+fn print_alerts(
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+    max_rows: usize,
+    stop: &AtomicBool,
+) -> Vec<crate::sim::truth::AlertPoint> {
+    let mut points = Vec::new();
     let consumer: BaseConsumer = match ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "stockwatch-demo-printer")
@@ -271,7 +303,7 @@ fn print_alerts(bootstrap: &str, topic: &str, partitions: u32, max_rows: usize, 
         Ok(c) => c,
         Err(e) => {
             eprintln!("alert printer: {e}");
-            return;
+            return points;
         }
     };
     let mut tpl = TopicPartitionList::new();
@@ -280,22 +312,31 @@ fn print_alerts(bootstrap: &str, topic: &str, partitions: u32, max_rows: usize, 
     }
     if let Err(e) = consumer.assign(&tpl) {
         eprintln!("alert printer: {e}");
-        return;
+        return points;
     }
     println!(
         "{:<24} {:<13} {:<8} {:<12} {:<10} {:>6} {:>8} {:>8}",
         "event time", "kind", "status", "location", "sku", "risk", "on_hand", "cover_d"
     );
     let mut rows = 0usize;
-    while !stop.load(Ordering::Relaxed) {
+    // After the stop, read on until the topic has been quiet for a second.
+    let mut quiet_polls = 0;
+    loop {
+        let stopped = stop.load(Ordering::Relaxed);
+        if stopped && quiet_polls >= 10 {
+            break;
+        }
         let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            quiet_polls += usize::from(stopped);
             continue;
         };
+        quiet_polls = 0;
         let Ok(a) = serde_json::from_slice::<Alert>(m.payload().unwrap_or_default()) else {
             continue;
         };
+        points.extend(super::replay::alert_point(&a));
         // Show transitions people act on: raises and resolves.
-        if a.status == AlertStatus::Updated {
+        if a.status == AlertStatus::Updated || stopped {
             continue;
         }
         rows += 1;
@@ -318,4 +359,5 @@ fn print_alerts(bootstrap: &str, topic: &str, partitions: u32, max_rows: usize, 
                 .map_or("?".to_owned(), |d| format!("{d:.1}")),
         );
     }
+    points
 }

@@ -17,7 +17,8 @@ use crate::eval::{self as ev, DayPoint, EvalOptions, MODELS};
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DatasetKind {
-    /// FreshRetailNet-50K daily rows with hourly sales and hourly stock flags.
+    /// FreshRetailNet-50K daily rows with hourly sales and hourly stock flags: the published
+    /// Parquet files (`.parquet`) or a CSV export.
     Frn50k,
     /// Any `date,location,sku,units` table (needs --simulate-inventory: it has no stock flags).
     DemandDaily,
@@ -29,7 +30,8 @@ pub struct EvaluateArgs {
     /// Input format.
     #[arg(long, value_enum)]
     pub dataset: DatasetKind,
-    /// Input table (CSV, `.gz` accepted).
+    /// Input table: CSV (`.gz` accepted), or for `frn50k` also the published Parquet file
+    /// (`.parquet`, e.g. `train.parquet` of Dingdong-Inc/FreshRetailNet-50K on Hugging Face).
     #[arg(long)]
     pub input: PathBuf,
     /// Output directory (created): report.json, details.json, *.png.

@@ -3,6 +3,7 @@
 pub mod check_config;
 pub mod demo;
 pub mod evaluate;
+pub mod load_positions;
 pub mod progress;
 pub mod replay;
 pub mod run;
@@ -32,6 +33,10 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Evaluate the model prequentially on real data against baselines: report, table, plots.
     Evaluate(evaluate::EvaluateArgs),
+    /// Turn an on-hand snapshot (location, sku, on_hand, as_of; CSV or Parquet) into
+    /// `inventory_count` events: to a JSON-lines file, or produced to the inventory-count topic.
+    /// The first step of a real deployment.
+    LoadPositions(load_positions::LoadPositionsArgs),
     /// Run the whole pipeline on an embedded broker: simulator, service, live alerts, summary.
     Demo(demo::DemoArgs),
     /// Run the service: consume the input topics, publish alerts and dead letters.
@@ -47,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(a) => simulate::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Evaluate(a) => evaluate::run(a),
+        Command::LoadPositions(a) => load_positions::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Run(a) => run::run(a),
         Command::CheckConfig(a) => check_config::run(a),

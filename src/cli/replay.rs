@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::{BatchOutput, Engine};
 use crate::event::EventType;
 use crate::reject::RejectReason;
+use crate::sim::truth::{score, AlertPoint, Scores, Truth};
 use crate::sink::file::JsonLines;
 use crate::source::file::LineBatches;
 
@@ -38,6 +39,10 @@ pub struct ReplayArgs {
     /// Where to write the run report (JSON).
     #[arg(long)]
     pub report_json: Option<PathBuf>,
+    /// The simulator's ground truth (`simulate --truth-out`): score the alerts against the
+    /// true out-of-stock episodes, stores and DCs apart (`scoring` in the report).
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
     /// Route events to this many shards as Kafka's default partitioner would.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub partitions: u32,
@@ -138,6 +143,9 @@ pub struct ReplayReport {
     pub elapsed_seconds: f64,
     /// Lines per second.
     pub events_per_second: f64,
+    /// Alerts scored against the simulator's truth (with `--truth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scoring: Option<Scores>,
 }
 
 /// State memory, bytes.
@@ -180,6 +188,18 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let truth: Option<Truth> = match &a.truth {
+        Some(p) => {
+            let f = std::fs::File::open(p)
+                .with_context(|| format!("cannot open --truth {}", p.display()))?;
+            Some(
+                serde_json::from_reader(std::io::BufReader::new(f))
+                    .with_context(|| format!("reading --truth {}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut points = Vec::new();
     let mut engine = Engine::new(cfg.engine_config(), a.partitions);
     let master = load_master(a.locations.as_deref(), a.items.as_deref())?;
     engine.set_master(std::sync::Arc::new(master));
@@ -191,6 +211,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         let first_line = src.lines_read() - src.len() as u64 + 1;
         out.clear();
         engine.process_batch(src.messages(), first_line, now_ms, None, &mut out);
+        if truth.is_some() {
+            points.extend(out.alerts.iter().filter_map(alert_point));
+        }
         alerts_out
             .write_alerts(&out.alerts)
             .context("writing alerts")?;
@@ -206,6 +229,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     if a.flush {
         out.clear();
         engine.flush(None, &mut out);
+        if truth.is_some() {
+            points.extend(out.alerts.iter().filter_map(alert_point));
+        }
         alerts_out
             .write_alerts(&out.alerts)
             .context("writing alerts")?;
@@ -226,7 +252,8 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         crate::engine::persist::write_engine_state(&engine, p)
             .with_context(|| format!("writing --state-out {}", p.display()))?;
     }
-    let report = report(&a, &engine, src.lines_read(), elapsed);
+    let mut report = report(&a, &engine, src.lines_read(), elapsed);
+    report.scoring = truth.map(|t| score(&t, &points, cfg.model.horizon_hours));
     if let Some(p) = &a.report_json {
         let f = std::fs::File::create(p)
             .with_context(|| format!("cannot create --report-json {}", p.display()))?;
@@ -236,6 +263,19 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         print_summary(&report);
     }
     Ok(())
+}
+
+/// An alert as the truth scoring sees it.
+pub fn alert_point(a: &crate::alert::Alert) -> Option<AlertPoint> {
+    Some(AlertPoint {
+        location: a.location.clone(),
+        sku: a.sku.clone(),
+        kind: a.kind,
+        status: a.status,
+        time_ms: chrono::DateTime::parse_from_rfc3339(&a.event_time)
+            .ok()?
+            .timestamp_millis(),
+    })
 }
 
 fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport {
@@ -342,6 +382,7 @@ fn report(a: &ReplayArgs, e: &Engine, lines: u64, elapsed: f64) -> ReplayReport 
         } else {
             0.0
         },
+        scoring: None,
     }
 }
 
@@ -383,4 +424,13 @@ fn print_summary(r: &ReplayReport) {
         r.state_bytes.shard_level as f64 / 1048576.0,
         r.model_updates
     );
+    if let Some(s) = &r.scoring {
+        eprintln!(
+            "  against the truth (H = {} h; on hand known after day 1: {:.2} % of keys):",
+            s.horizon_hours,
+            100.0 * s.known_after_first_day
+        );
+        eprintln!("    stores: {}", s.store.line());
+        eprintln!("    DCs:    {}", s.dc.line());
+    }
 }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -13,7 +14,8 @@ use flate2::Compression;
 
 use crate::cli::progress::{count_bar, Progress};
 use crate::sim::{
-    BadKind, DemandSource, SimConfig, SimError, SimRecord, SimStats, Simulator, Topic,
+    BadKind, Contract, DemandSource, SimConfig, SimError, SimRecord, SimStats, Simulator, Topic,
+    V2Config,
 };
 use crate::sink::kafka::{EventProducer, ProducerSettings};
 
@@ -84,6 +86,45 @@ pub struct SimulateArgs {
     /// How far behind the stream late events are emitted, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = SimConfig::default().late_delay_ms)]
     pub late_delay_ms: i64,
+    /// Input contract: `v1` (sale, shipment, receipt, availability; every key starts with a
+    /// receipt of its stock) or `v2` (also nightly snapshots, cycle counts, adjustments,
+    /// shipment revisions and cancellations; the run starts with stock on the shelves; stores
+    /// keep US local time).
+    #[arg(long, value_name = "V", value_enum, default_value_t = Contract::V1)]
+    pub contract: Contract,
+    /// v2: share of locations whose ERP sends a nightly on-hand snapshot (the book at 03:00
+    /// local time, and at the start of the run).
+    #[arg(long, value_name = "P", default_value_t = V2Config::default().snapshot_share, value_parser = ratio, help_heading = "Contract v2")]
+    pub snapshot_share: f64,
+    /// v2: mean days between two cycle counts of a store key (0: none).
+    #[arg(long, value_name = "DAYS", default_value_t = V2Config::default().cycle_count_days, help_heading = "Contract v2")]
+    pub cycle_count_days: f64,
+    /// v2: share of shrink recorded as `shrink` adjustments.
+    #[arg(long, value_name = "P", default_value_t = V2Config::default().shrink_recorded_share, value_parser = ratio, help_heading = "Contract v2")]
+    pub shrink_recorded_share: f64,
+    /// v2: share of late deliveries announced by a shipment revision (new ETA).
+    #[arg(long, value_name = "P", default_value_t = V2Config::default().eta_revision_share, value_parser = ratio, help_heading = "Contract v2")]
+    pub eta_revision_share: f64,
+    /// v2: share of supplier shipments cancelled.
+    #[arg(long, value_name = "P", default_value_t = V2Config::default().cancel_share, value_parser = ratio, help_heading = "Contract v2")]
+    pub cancel_share: f64,
+    /// v2: chance per store key and day of a store-to-store transfer when it runs low.
+    #[arg(long, value_name = "P", default_value_t = V2Config::default().transfer_chance, value_parser = ratio, help_heading = "Contract v2")]
+    pub transfer_chance: f64,
+    /// Write the network's locations as CSV (`location,kind,time_zone,dc,region`), for
+    /// `replay --locations`.
+    #[arg(long, value_name = "FILE")]
+    pub locations_out: Option<PathBuf>,
+    /// Write the SKUs as CSV (`sku,category,case_pack`), for `replay --items`.
+    #[arg(long, value_name = "FILE")]
+    pub items_out: Option<PathBuf>,
+    /// Write the world's ground truth (every true out-of-stock episode, the DCs, the share of
+    /// keys known after the first day) as JSON, to score alerts with `replay --truth`.
+    #[arg(long, value_name = "FILE")]
+    pub truth_out: Option<PathBuf>,
+    /// Record the ground truth even without `--truth-out` (for callers of [`produce`]).
+    #[arg(skip)]
+    pub record_truth: bool,
     /// Start of event time (RFC 3339). Default: 2026-01-05T00:00:00Z, a Monday.
     #[arg(long, value_name = "RFC3339", value_parser = rfc3339_ms)]
     pub start: Option<i64>,
@@ -198,7 +239,31 @@ impl SimulateArgs {
             start_ms: self.start.unwrap_or(SimConfig::default().start_ms),
             max_events: self.events,
             demand: self.demand,
+            contract: self.contract,
+            v2: V2Config {
+                snapshot_share: self.snapshot_share,
+                cycle_count_days: self.cycle_count_days,
+                shrink_recorded_share: self.shrink_recorded_share,
+                eta_revision_share: self.eta_revision_share,
+                cancel_share: self.cancel_share,
+                transfer_chance: self.transfer_chance,
+            },
+            record_truth: self.record_truth || self.truth_out.is_some(),
         }
+    }
+}
+
+impl clap::ValueEnum for Contract {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Contract::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            Contract::V1 => "sale, shipment, receipt and availability only",
+            Contract::V2 => "also inventory counts, adjustments, revisions and cancellations",
+        };
+        Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }
 }
 
@@ -230,6 +295,12 @@ fn flag(field: &str) -> &'static str {
         "late_ratio" => "--late-ratio",
         "late_delay_ms" => "--late-delay-ms",
         "start_ms" => "--start",
+        "snapshot_share" => "--snapshot-share",
+        "cycle_count_days" => "--cycle-count-days",
+        "shrink_recorded_share" => "--shrink-recorded-share",
+        "eta_revision_share" => "--eta-revision-share",
+        "cancel_share" => "--cancel-share",
+        "transfer_chance" => "--transfer-chance",
         _ => "a flag",
     }
 }
@@ -258,14 +329,60 @@ fn flag_error(e: &SimError) -> String {
 
 /// Runs `simulate`.
 pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
+    produce(a, None).map(drop)
+}
+
+/// Runs `simulate` until the end of the run or until `stop` is set (checked between records),
+/// and returns the simulator (its statistics and ground truth).
+pub fn produce(a: SimulateArgs, stop: Option<&AtomicBool>) -> anyhow::Result<Simulator> {
     let cfg = a.sim_config();
     let sim = Simulator::new(cfg.clone()).map_err(|e| anyhow::anyhow!(flag_error(&e)))?;
     let progress = Meter::new(&cfg, a.quiet);
-    match (&a.out, &a.bootstrap_servers) {
-        (Some(path), _) => to_file(sim, path, &progress, a.quiet),
-        (None, Some(servers)) => to_kafka(sim, servers, &a, &progress),
+    write_master_data(&sim, &a)?;
+    let sim = match (&a.out, &a.bootstrap_servers) {
+        (Some(path), _) => to_file(sim, path, &progress, a.quiet)?,
+        (None, Some(servers)) => to_kafka(sim, servers, &a, &progress, stop)?,
         (None, None) => anyhow::bail!("one of --out or --bootstrap-servers is required"),
+    };
+    if let Some(path) = &a.truth_out {
+        let truth = sim.truth();
+        let f = File::create(path)
+            .with_context(|| format!("cannot create --truth-out {}", path.display()))?;
+        serde_json::to_writer(BufWriter::new(f), &truth)
+            .with_context(|| format!("writing --truth-out {}", path.display()))?;
+        if !a.quiet {
+            eprintln!(
+                "  truth: {} out-of-stock episodes to {}",
+                truth.episodes.len(),
+                path.display()
+            );
+        }
     }
+    Ok(sim)
+}
+
+/// `--locations-out` and `--items-out`.
+fn write_master_data(sim: &Simulator, a: &SimulateArgs) -> anyhow::Result<()> {
+    type Writer = fn(&Simulator, &mut dyn Write) -> io::Result<()>;
+    let tables: [(&Option<PathBuf>, &str, Writer); 2] = [
+        (
+            &a.locations_out,
+            "--locations-out",
+            Simulator::write_locations,
+        ),
+        (&a.items_out, "--items-out", Simulator::write_items),
+    ];
+    for (path, flag, write) in tables {
+        let Some(path) = path else { continue };
+        let mut w = BufWriter::new(
+            File::create(path)
+                .with_context(|| format!("cannot create {flag} {}", path.display()))?,
+        );
+        write(sim, &mut w)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("writing {flag} {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The progress line: over records with `--events`, else over simulated hours.
@@ -332,7 +449,12 @@ impl Output {
     }
 }
 
-fn to_file(mut sim: Simulator, path: &Path, progress: &Meter, quiet: bool) -> anyhow::Result<()> {
+fn to_file(
+    mut sim: Simulator,
+    path: &Path,
+    progress: &Meter,
+    quiet: bool,
+) -> anyhow::Result<Simulator> {
     let started = Instant::now();
     let mut out =
         Output::create(path).with_context(|| format!("cannot create --out {}", path.display()))?;
@@ -375,7 +497,7 @@ fn to_file(mut sim: Simulator, path: &Path, progress: &Meter, quiet: bool) -> an
             t.name().to_owned()
         });
     }
-    Ok(())
+    Ok(sim)
 }
 
 fn to_kafka(
@@ -383,16 +505,21 @@ fn to_kafka(
     servers: &str,
     a: &SimulateArgs,
     progress: &Meter,
-) -> anyhow::Result<()> {
+    stop: Option<&AtomicBool>,
+) -> anyhow::Result<Simulator> {
     let mut settings = ProducerSettings::new(servers);
     settings.client_id = "stockwatch-simulate".to_owned();
     settings.properties = a.producer_properties.clone();
     let mut producer = EventProducer::new(settings).context("-X/--producer-property")?;
-    let topics: Vec<String> = Topic::ALL
+    // Indexed by `Topic::index`; only the contract's topics are created.
+    let topics: Vec<String> = Topic::ALL_V2
         .iter()
         .map(|t| format!("{}{}", a.topic_prefix, t.name()))
         .collect();
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let names: Vec<&str> = Topic::of(a.contract)
+        .iter()
+        .map(|t| topics[t.index()].as_str())
+        .collect();
     let timeout = Duration::from_secs(a.timeout_secs);
     let status = producer
         .ensure_topics(&names, a.partitions, a.replication_factor, timeout)
@@ -407,6 +534,9 @@ fn to_kafka(
     let mut bucket = a.rate.map(|r| TokenBucket::new(r, started));
     let mut n = 0u64;
     for r in sim.by_ref() {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
         if let Some(b) = bucket.as_mut() {
             // Serve delivery reports while waiting for a token, instead of sleeping.
             while let Some(wait) = b.take(Instant::now()) {
@@ -438,7 +568,7 @@ fn to_kafka(
             topics[t.index()].clone()
         });
     }
-    Ok(())
+    Ok(sim)
 }
 
 fn print_summary(
@@ -460,7 +590,7 @@ fn print_summary(
         cfg.days,
         cfg.demand.name(),
     );
-    let by_topic: Vec<String> = Topic::ALL
+    let by_topic: Vec<String> = Topic::of(cfg.contract)
         .iter()
         .map(|t| format!("{} {}", topic_name(*t), s.topic(*t)))
         .collect();
@@ -469,6 +599,27 @@ fn print_summary(
         "  by class: good {}, duplicate {}, late {}, bad {}",
         s.good, s.duplicate, s.late, s.bad
     );
+    if cfg.contract == Contract::V2 {
+        let w = &s.world;
+        let reasons: Vec<String> = w
+            .adjustments_by_reason()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        eprintln!(
+            "  v2: snapshots {}, cycle counts {}, adjustments ({}), shipment revisions {}, cancellations {}",
+            w.snapshots,
+            w.cycle_counts,
+            reasons.join(", "),
+            w.shipment_revisions,
+            w.cancellations
+        );
+        if let Some(known) = w.known_after_first_day() {
+            eprintln!(
+                "  on hand known after the first day: {:.2} % of keys",
+                100.0 * known
+            );
+        }
+    }
     if s.bad > 0 {
         let kinds: Vec<String> = BadKind::ALL
             .iter()

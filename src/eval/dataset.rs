@@ -2,7 +2,8 @@
 //! flags) becomes a [`Panel`] — one row per series (location, SKU), one column per hour.
 //!
 //! - `frn50k`: one row per store × product × day with `hours_stock_status` (24 characters,
-//!   1 = out of stock) and `hours_sale` (24 space-separated values), see the dataset's README.
+//!   1 = out of stock) and `hours_sale` (24 space-separated values), see the dataset's README;
+//!   or the published Parquet files as they are (`.parquet`, see [`super::parquet`]).
 //! - `demand-daily`: `date, location, sku, units` (any column order, header required). Daily
 //!   units are spread over the hours with a fixed store-day profile ([`DAY_PROFILE`]); there are
 //!   no stock flags, so such a panel is only evaluated with a simulated inventory.
@@ -48,7 +49,7 @@ impl StoreFold {
         Ok(StoreFold { rem, modulus })
     }
 
-    fn keeps(&self, n: u64) -> bool {
+    pub(crate) fn keeps(&self, n: u64) -> bool {
         n % u64::from(self.modulus) == u64::from(self.rem)
     }
 }
@@ -114,15 +115,19 @@ fn column(header: &[&str], name: &str, line: &str) -> Result<usize, EvalError> {
 }
 
 /// One parsed day of one series.
-struct DayRow {
-    series: u32,
-    day: i64,
-    oos: u32,
-    sales: [f32; 24],
+pub(crate) struct DayRow {
+    /// Index of the series (in first-seen order).
+    pub(crate) series: u32,
+    /// Days since 1970-01-01.
+    pub(crate) day: i64,
+    /// Out-of-stock flags, bit h for hour h.
+    pub(crate) oos: u32,
+    /// Sales per hour.
+    pub(crate) sales: [f32; 24],
 }
 
 /// Collects day rows into a dense panel (days missing from the input are zero demand, in stock).
-fn assemble(
+pub(crate) fn assemble(
     keys: Vec<(String, String)>,
     rows: Vec<DayRow>,
     with_flags: bool,
@@ -231,13 +236,17 @@ impl Csv {
     }
 }
 
-/// Reads a FreshRetailNet-50K daily file (CSV, gzip ok). `progress(bytes_read)` is called now
-/// and then (compressed bytes are not known, so it gets the file size fraction when plain).
+/// Reads a FreshRetailNet-50K daily file: CSV (gzip ok), or the published Parquet (a name
+/// ending in `.parquet`, see [`super::parquet`]). `progress(bytes_read)` is called now and then
+/// (compressed bytes are not known, so it gets the file size fraction when plain).
 pub fn read_frn50k(
     path: &Path,
     fold: Option<StoreFold>,
     mut progress: impl FnMut(u64),
 ) -> Result<Panel, EvalError> {
+    if super::parquet::is_parquet(path) {
+        return super::parquet::read_frn50k_parquet(path, fold, progress);
+    }
     let csv = Csv::open(path)?;
     let c_store = csv.column("store_id")?;
     let c_product = csv.column("product_id")?;

@@ -23,6 +23,7 @@
 pub mod dataset;
 pub mod inventory;
 pub mod metrics;
+pub mod parquet;
 pub mod plots;
 pub mod report;
 
@@ -52,6 +53,17 @@ pub enum EvalError {
         /// What is wrong.
         detail: String,
     },
+    /// A row of a Parquet file is malformed.
+    #[error("row {row}: {detail}")]
+    Row {
+        /// 0-based row number in the file.
+        row: u64,
+        /// What is wrong, naming the column.
+        detail: String,
+    },
+    /// A Parquet file could not be read (not Parquet, corrupt, or an unsupported encoding).
+    #[error("{0}: {1}")]
+    Parquet(String, String),
     /// The options do not fit together.
     #[error("{0}")]
     Argument(String),

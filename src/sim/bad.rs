@@ -8,7 +8,9 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use super::demand::pick;
-use super::event::{write_object, Body, Event, EventId, Names, Origin, Source};
+use super::event::{
+    write_object, Body, CountSource, Event, EventId, Names, Origin, Reason, Source,
+};
 use super::format::{write_qty, write_time, write_u64, DAY_MS, HOUR_MS};
 use super::Topic;
 
@@ -268,6 +270,15 @@ fn base_event(
             in_stock: rng.random_bool(0.5),
             source: Source::ShelfScan,
         },
+        Topic::InventoryCounts => Body::Count {
+            qty_milli: qty_milli * 6,
+            source: CountSource::CycleCount,
+        },
+        Topic::Adjustments => Body::Adjustment {
+            qty_milli: -qty_milli,
+            reason: Reason::Damage,
+            reference: None,
+        },
     };
     Event {
         id,
@@ -327,7 +338,7 @@ fn required(event: &Event) -> &'static [&'static str] {
         Body::Sale { .. } | Body::Receipt { .. } => {
             &["event_id", "type", "sku", "location", "qty", "event_time"]
         }
-        Body::Shipment { .. } => &[
+        Body::Shipment { .. } | Body::Cancel { .. } => &[
             "event_id",
             "type",
             "shipment_id",
@@ -336,6 +347,24 @@ fn required(event: &Event) -> &'static [&'static str] {
             "qty",
             "event_time",
             "eta",
+        ],
+        Body::Count { .. } => &[
+            "event_id",
+            "type",
+            "sku",
+            "location",
+            "qty",
+            "event_time",
+            "source",
+        ],
+        Body::Adjustment { .. } => &[
+            "event_id",
+            "type",
+            "sku",
+            "location",
+            "qty",
+            "event_time",
+            "reason",
         ],
         Body::Availability { .. } => &[
             "event_id",
@@ -643,7 +672,10 @@ fn event_qty(event: &Event) -> i64 {
     match event.body {
         Body::Sale { qty_milli, .. }
         | Body::Shipment { qty_milli, .. }
-        | Body::Receipt { qty_milli, .. } => qty_milli,
+        | Body::Cancel { qty_milli, .. }
+        | Body::Receipt { qty_milli, .. }
+        | Body::Count { qty_milli, .. }
+        | Body::Adjustment { qty_milli, .. } => qty_milli,
         Body::Availability { .. } => 0,
     }
 }

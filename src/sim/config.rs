@@ -48,6 +48,69 @@ impl DemandSource {
     }
 }
 
+/// Which input contract the simulator speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Contract {
+    /// The four event types of contract v1 only (sale, shipment, receipt, availability); every
+    /// key starts with a receipt of its initial stock. Byte for byte the stream of earlier
+    /// versions.
+    #[default]
+    V1,
+    /// Contract v2 as well: nightly on-hand snapshots, cycle counts, adjustments (shrink,
+    /// damage, expiry, customer returns, store-to-store transfers, DC picks as `transfer_out`),
+    /// ETA revisions and cancelled shipments; stores keep local (US) time. The run starts with
+    /// stock already on the shelves, known only through snapshots, counts and receipts.
+    V2,
+}
+
+impl Contract {
+    /// Every contract, in declaration order.
+    pub const ALL: [Contract; 2] = [Contract::V1, Contract::V2];
+
+    /// The contract's name on the command line: `v1` or `v2`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Contract::V1 => "v1",
+            Contract::V2 => "v2",
+        }
+    }
+}
+
+/// The knobs of the contract-v2 world (used with [`Contract::V2`] only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct V2Config {
+    /// Share of locations (stores and DCs) whose ERP/WMS sends a nightly on-hand snapshot (the
+    /// book position at 03:00 local time, and at the start of the run).
+    pub snapshot_share: f64,
+    /// Mean days between two cycle counts of a store key (counted during opening hours; an
+    /// empty shelf is counted five times as often); 0 turns cycle counts off.
+    pub cycle_count_days: f64,
+    /// Share of shrink losses that the store records as a `shrink` adjustment (the rest only
+    /// surfaces through counts and shelf observations).
+    pub shrink_recorded_share: f64,
+    /// Share of late deliveries (8 h or more) announced by a shipment revision (new ETA)
+    /// before the original ETA.
+    pub eta_revision_share: f64,
+    /// Share of supplier shipments cancelled before they arrive.
+    pub cancel_share: f64,
+    /// Chance per store key and day of a store-to-store transfer towards it when it runs low
+    /// and another store has plenty.
+    pub transfer_chance: f64,
+}
+
+impl Default for V2Config {
+    fn default() -> Self {
+        Self {
+            snapshot_share: 1.0,
+            cycle_count_days: 14.0,
+            shrink_recorded_share: 0.3,
+            eta_revision_share: 0.8,
+            cancel_share: 0.02,
+            transfer_chance: 0.01,
+        }
+    }
+}
+
 /// What to simulate: the size of the store network, how long, where demand comes from, and
 /// how much noise to add.
 ///
@@ -84,6 +147,13 @@ pub struct SimConfig {
     pub max_events: Option<u64>,
     /// Where demand comes from (synthetic by default).
     pub demand: DemandSource,
+    /// The input contract spoken (v1 by default).
+    pub contract: Contract,
+    /// The contract-v2 world's knobs.
+    pub v2: V2Config,
+    /// Record the true out-of-stock episodes of every key ([`super::Simulator::truth`]), to
+    /// score alerts against them.
+    pub record_truth: bool,
 }
 
 impl Default for SimConfig {
@@ -101,6 +171,9 @@ impl Default for SimConfig {
             start_ms: DEFAULT_START_MS,
             max_events: None,
             demand: DemandSource::Synthetic,
+            contract: Contract::V1,
+            v2: V2Config::default(),
+            record_truth: false,
         }
     }
 }
@@ -189,6 +262,19 @@ impl SimConfig {
             ("bad_ratio", self.bad_ratio, 0.99),
             ("duplicate_ratio", self.duplicate_ratio, 1.0),
             ("late_ratio", self.late_ratio, 1.0),
+        ] {
+            if !(0.0..=max).contains(&value) {
+                return Err(SimError::Ratio { field, value, max });
+            }
+        }
+        let v2 = &self.v2;
+        for (field, value, max) in [
+            ("snapshot_share", v2.snapshot_share, 1.0),
+            ("shrink_recorded_share", v2.shrink_recorded_share, 1.0),
+            ("eta_revision_share", v2.eta_revision_share, 1.0),
+            ("cancel_share", v2.cancel_share, 1.0),
+            ("transfer_chance", v2.transfer_chance, 1.0),
+            ("cycle_count_days", v2.cycle_count_days, 3_660.0),
         ] {
             if !(0.0..=max).contains(&value) {
                 return Err(SimError::Ratio { field, value, max });

@@ -94,6 +94,14 @@ impl Names {
         write_u64_padded(out, n, 10);
     }
 
+    /// Appends the text of a transfer id: `TRF-{seed}-{n}`.
+    pub(crate) fn write_transfer_id(&self, out: &mut Vec<u8>, transfer: u64) {
+        out.extend_from_slice(b"TRF-");
+        write_u64(out, self.seed);
+        out.push(b'-');
+        write_u64_padded(out, transfer, 8);
+    }
+
     /// Appends the text of a shipment id: `SHP-{seed}-{n}`.
     pub(crate) fn write_shipment_id(&self, out: &mut Vec<u8>, shipment: u64) {
         out.extend_from_slice(b"SHP-");
@@ -113,7 +121,7 @@ pub(crate) enum EventId {
 }
 
 /// Where a shipment comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Origin {
     /// The outside supplier of the DCs (or of the stores when there are no DCs).
     Supplier,
@@ -142,6 +150,65 @@ impl Source {
     }
 }
 
+/// Where an inventory count comes from (contract v2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CountSource {
+    /// The nightly ERP/WMS position (the book).
+    Snapshot,
+    /// A store associate counting the shelf (the truth).
+    CycleCount,
+}
+
+/// Why stock moved (contract v2 `adjustment` reasons the simulator uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Reason {
+    /// Recorded loss (theft found, admin error).
+    Shrink,
+    /// Damaged goods written off.
+    Damage,
+    /// Expired fresh goods written off.
+    Expiry,
+    /// Units returned by a customer into sellable stock.
+    CustomerReturn,
+    /// Units received from another location.
+    TransferIn,
+    /// Units sent to another location (store-to-store, or a DC's pick for a store).
+    TransferOut,
+}
+
+impl Reason {
+    /// Every reason, in declaration order.
+    pub(crate) const ALL: [Reason; 6] = [
+        Reason::Shrink,
+        Reason::Damage,
+        Reason::Expiry,
+        Reason::CustomerReturn,
+        Reason::TransferIn,
+        Reason::TransferOut,
+    ];
+
+    /// The contract's value.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Reason::Shrink => "shrink",
+            Reason::Damage => "damage",
+            Reason::Expiry => "expiry",
+            Reason::CustomerReturn => "customer_return",
+            Reason::TransferIn => "transfer_in",
+            Reason::TransferOut => "transfer_out",
+        }
+    }
+}
+
+/// What an adjustment refers to (`reference_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reference {
+    /// A shipment (a DC's pick for it).
+    Shipment(u64),
+    /// A store-to-store transfer (both of its legs).
+    Transfer(u64),
+}
+
 /// The type-specific part of an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Body {
@@ -165,6 +232,22 @@ pub(crate) enum Body {
     },
     /// An observed shelf state.
     Availability { in_stock: bool, source: Source },
+    /// An absolute on-hand quantity (contract v2 `inventory_count`; may be 0).
+    Count { qty_milli: i64, source: CountSource },
+    /// A signed stock movement (contract v2 `adjustment`; never 0).
+    Adjustment {
+        qty_milli: i64,
+        reason: Reason,
+        reference: Option<Reference>,
+    },
+    /// A shipment cancelled before it arrived (contract v2: a `shipment` with
+    /// `status: "cancelled"`, repeating the open shipment's fields).
+    Cancel {
+        shipment: u64,
+        origin: Origin,
+        qty_milli: i64,
+        eta_ms: i64,
+    },
 }
 
 /// One input event of the contract.
@@ -184,9 +267,11 @@ impl Event {
     pub(crate) fn topic(&self) -> Topic {
         match self.body {
             Body::Sale { .. } => Topic::Sales,
-            Body::Shipment { .. } => Topic::Shipments,
+            Body::Shipment { .. } | Body::Cancel { .. } => Topic::Shipments,
             Body::Receipt { .. } => Topic::Receipts,
             Body::Availability { .. } => Topic::Availability,
+            Body::Count { .. } => Topic::InventoryCounts,
+            Body::Adjustment { .. } => Topic::Adjustments,
         }
     }
 
@@ -194,9 +279,11 @@ impl Event {
     pub(crate) fn type_name(&self) -> &'static str {
         match self.body {
             Body::Sale { .. } => "sale",
-            Body::Shipment { .. } => "shipment",
+            Body::Shipment { .. } | Body::Cancel { .. } => "shipment",
             Body::Receipt { .. } => "receipt",
             Body::Availability { .. } => "availability",
+            Body::Count { .. } => "inventory_count",
+            Body::Adjustment { .. } => "adjustment",
         }
     }
 
@@ -218,7 +305,7 @@ impl Event {
         });
         field("type", &|o| string(o, self.type_name()));
         let shipment = match self.body {
-            Body::Shipment { shipment, .. } => Some(shipment),
+            Body::Shipment { shipment, .. } | Body::Cancel { shipment, .. } => Some(shipment),
             Body::Receipt { shipment, .. } => shipment,
             _ => None,
         };
@@ -228,7 +315,7 @@ impl Event {
             });
         }
         field("sku", &|o| string(o, names.sku(self.sku)));
-        if let Body::Shipment { origin, .. } = self.body {
+        if let Body::Shipment { origin, .. } | Body::Cancel { origin, .. } = self.body {
             let origin = match origin {
                 Origin::Supplier => "SUPPLIER",
                 Origin::Location(loc) => names.location(loc),
@@ -239,7 +326,10 @@ impl Event {
         match self.body {
             Body::Sale { qty_milli, .. }
             | Body::Shipment { qty_milli, .. }
-            | Body::Receipt { qty_milli, .. } => field("qty", &|o| write_qty(o, qty_milli)),
+            | Body::Cancel { qty_milli, .. }
+            | Body::Receipt { qty_milli, .. }
+            | Body::Count { qty_milli, .. }
+            | Body::Adjustment { qty_milli, .. } => field("qty", &|o| write_qty(o, qty_milli)),
             Body::Availability { in_stock, .. } => field("in_stock", &|o| {
                 o.extend_from_slice(if in_stock { b"true" } else { b"false" })
             }),
@@ -265,6 +355,33 @@ impl Event {
             }
             Body::Availability { source, .. } => field("source", &|o| string(o, source.name())),
             Body::Receipt { .. } => {}
+            Body::Count { source, .. } => field("source", &|o| {
+                string(
+                    o,
+                    match source {
+                        CountSource::Snapshot => "snapshot",
+                        CountSource::CycleCount => "cycle_count",
+                    },
+                )
+            }),
+            Body::Adjustment {
+                reason, reference, ..
+            } => {
+                field("reason", &|o| string(o, reason.name()));
+                match reference {
+                    Some(Reference::Shipment(id)) => field("reference_id", &|o| {
+                        quoted(o, |o| names.write_shipment_id(o, id))
+                    }),
+                    Some(Reference::Transfer(id)) => field("reference_id", &|o| {
+                        quoted(o, |o| names.write_transfer_id(o, id))
+                    }),
+                    None => {}
+                }
+            }
+            Body::Cancel { eta_ms, .. } => {
+                field("eta", &|o| quoted(o, |o| write_time(o, eta_ms, false)));
+                field("status", &|o| string(o, "cancelled"));
+            }
         }
     }
 
@@ -371,6 +488,43 @@ mod tests {
         assert_eq!(
             json(&names, &availability),
             r#"{"event_id":"ev-7-0000000123","type":"availability","sku":"SKU-00042","location":"STORE-0042","in_stock":false,"event_time":"2026-11-25T10:15:00Z","source":"picker_not_found"}"#
+        );
+        let count = Event {
+            body: Body::Count {
+                qty_milli: 0,
+                source: CountSource::CycleCount,
+            },
+            ..sale
+        };
+        assert_eq!(
+            json(&names, &count),
+            r#"{"event_id":"ev-7-0000000123","type":"inventory_count","sku":"SKU-00042","location":"STORE-0042","qty":0,"event_time":"2026-11-25T10:15:00Z","source":"cycle_count"}"#
+        );
+        let pick = Event {
+            loc: 0,
+            body: Body::Adjustment {
+                qty_milli: -24_000,
+                reason: Reason::TransferOut,
+                reference: Some(Reference::Shipment(88_121)),
+            },
+            ..sale
+        };
+        assert_eq!(
+            json(&names, &pick),
+            r#"{"event_id":"ev-7-0000000123","type":"adjustment","sku":"SKU-00042","location":"DC-01","qty":-24,"event_time":"2026-11-25T10:15:00Z","reason":"transfer_out","reference_id":"SHP-7-00088121"}"#
+        );
+        let cancel = Event {
+            body: Body::Cancel {
+                shipment: 88_121,
+                origin: Origin::Supplier,
+                qty_milli: 24_000,
+                eta_ms: t + 86_400_000,
+            },
+            ..sale
+        };
+        assert_eq!(
+            json(&names, &cancel),
+            r#"{"event_id":"ev-7-0000000123","type":"shipment","shipment_id":"SHP-7-00088121","sku":"SKU-00042","origin":"SUPPLIER","location":"STORE-0042","qty":24,"event_time":"2026-11-25T10:15:00Z","eta":"2026-11-26T10:15:00Z","status":"cancelled"}"#
         );
         assert_eq!(names.key(42, 41), b"STORE-0042|SKU-00042");
         assert_eq!(names.key(0, 0), b"DC-01|SKU-00001");

@@ -2,7 +2,8 @@
 //! and load run.
 //!
 //! It simulates stores and DCs selling and replenishing SKUs hour by hour, and emits the
-//! four input topics of the contract (docs/architecture.md#contracts) as Kafka-ready records (key
+//! input topics of the contract (docs/architecture.md#contracts; the four of v1, or with
+//! [`Contract::V2`] also inventory counts and adjustments) as Kafka-ready records (key
 //! `"{location}|{sku}"`, one-line JSON value), roughly in event-time order, optionally mixed
 //! with planned duplicates, late events and bad records of every [`BadKind`]. The same
 //! [`SimConfig`] always gives the same records, byte for byte.
@@ -14,7 +15,9 @@
 //! - `world`: stock, replenishment, deliveries, shrink and shelf observations.
 //! - `event`: the contract's events and their JSON encoding; `format`: times and numbers.
 //! - `bad`: the catalogue of bad records.
-//! - `stats`: what was emitted, and the world's ground truth.
+//! - `masterdata`: locations (kind, time zone, DC, region) and items as CSV tables.
+//! - `stats`: what was emitted, and the world's ground-truth counters.
+//! - [`truth`]: every true out-of-stock episode, and alerts scored against them.
 //! - this file: the [`Simulator`] iterator, which orders the world's events and adds the
 //!   noise (duplicates, late events, bad records).
 //!
@@ -31,8 +34,10 @@ mod demand;
 mod event;
 mod format;
 pub mod load;
+mod masterdata;
 mod real;
 mod stats;
+pub mod truth;
 mod world;
 
 #[cfg(test)]
@@ -45,9 +50,12 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use bad::BadKind;
-pub use config::{DemandSource, SimConfig, SimError, DEFAULT_LATE_DELAY_MS, DEFAULT_START_MS};
+pub use config::{
+    Contract, DemandSource, SimConfig, SimError, V2Config, DEFAULT_LATE_DELAY_MS, DEFAULT_START_MS,
+};
 pub use real::{SampleError, UNITS_PER_SALE};
 pub use stats::{SimStats, WorldStats};
+pub use truth::Truth;
 
 use bad::BadMaker;
 use world::{Pending, World};
@@ -70,10 +78,14 @@ pub enum Topic {
     Receipts,
     /// `availability` events.
     Availability,
+    /// `inventory_count` events (contract v2).
+    InventoryCounts,
+    /// `adjustment` events (contract v2).
+    Adjustments,
 }
 
 impl Topic {
-    /// Every topic, in declaration order.
+    /// The topics of contract v1, in declaration order.
     pub const ALL: [Topic; 4] = [
         Topic::Sales,
         Topic::Shipments,
@@ -81,17 +93,38 @@ impl Topic {
         Topic::Availability,
     ];
 
-    /// The topic's name: `sales`, `shipments`, `receipts` or `availability`.
+    /// Every topic of contract v2 (v1's and the two new ones), in declaration order.
+    pub const ALL_V2: [Topic; 6] = [
+        Topic::Sales,
+        Topic::Shipments,
+        Topic::Receipts,
+        Topic::Availability,
+        Topic::InventoryCounts,
+        Topic::Adjustments,
+    ];
+
+    /// The topics a stream of `contract` uses.
+    pub fn of(contract: Contract) -> &'static [Topic] {
+        match contract {
+            Contract::V1 => &Topic::ALL,
+            Contract::V2 => &Topic::ALL_V2,
+        }
+    }
+
+    /// The topic's name: `sales`, `shipments`, `receipts`, `availability`,
+    /// `inventory_counts` or `adjustments`.
     pub fn name(&self) -> &'static str {
         match self {
             Topic::Sales => "sales",
             Topic::Shipments => "shipments",
             Topic::Receipts => "receipts",
             Topic::Availability => "availability",
+            Topic::InventoryCounts => "inventory_counts",
+            Topic::Adjustments => "adjustments",
         }
     }
 
-    /// Position in [`Topic::ALL`].
+    /// Position in [`Topic::ALL_V2`] (and in [`Topic::ALL`] for the v1 topics).
     pub fn index(&self) -> usize {
         *self as usize
     }
@@ -210,6 +243,37 @@ impl Simulator {
     /// What has been emitted so far, and the world's ground truth.
     pub fn stats(&self) -> &SimStats {
         &self.stats
+    }
+
+    /// The ground truth so far: every out-of-stock episode (with
+    /// [`SimConfig::record_truth`]; none otherwise), the DCs, and the share of keys known after
+    /// the first day.
+    pub fn truth(&self) -> Truth {
+        let names = self.world.names();
+        let dc_keys = u64::from(names.dcs()) * u64::from(names.skus());
+        let all = u64::from(names.locations()) * u64::from(names.skus());
+        Truth {
+            start_ms: self.cfg.start_ms,
+            end_ms: self.cfg.start_ms + self.stats.world.hours as i64 * format::HOUR_MS,
+            dcs: (0..names.dcs())
+                .map(|d| names.location(d).to_owned())
+                .collect(),
+            store_keys: all - dc_keys,
+            dc_keys,
+            known_after_first_day: self.stats.world.known_after_first_day().unwrap_or(0.0),
+            episodes: self.world.episodes(),
+        }
+    }
+
+    /// Writes the network's locations as CSV: `location,kind,time_zone,dc,region` (US zones
+    /// with contract v2, UTC with v1).
+    pub fn write_locations(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        masterdata::write_locations(self.world.names(), self.cfg.contract, out)
+    }
+
+    /// Writes the SKUs as CSV: `sku,category,case_pack`.
+    pub fn write_items(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.world.write_items(out)
     }
 
     /// Simulates hours until one has events, or the run ends.

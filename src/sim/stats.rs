@@ -1,6 +1,6 @@
 //! Counters of what the simulator emitted, and ground truth about the simulated world.
 
-use super::event::{Body, Source};
+use super::event::{Body, CountSource, Reason, Source};
 use super::{BadKind, RecordClass, SimRecord, Topic};
 
 /// Ground truth of the simulated world, counted as events are generated (whole hours at a
@@ -50,6 +50,26 @@ pub struct WorldStats {
     pub store_key_days: u64,
     /// Of those, key-days whose shelf was empty at some point of the opening hours.
     pub out_of_stock_key_days: u64,
+    /// Contract v2: nightly on-hand snapshots (one per key).
+    pub snapshots: u64,
+    /// Contract v2: cycle counts.
+    pub cycle_counts: u64,
+    /// Contract v2: adjustments per reason (shrink, damage, expiry, customer_return,
+    /// transfer_in, transfer_out).
+    pub adjustments: [u64; 6],
+    /// Contract v2: DC picks for stores (`transfer_out` adjustments at DCs).
+    pub dc_picks: u64,
+    /// Contract v2: store-to-store transfers.
+    pub transfers_between_stores: u64,
+    /// Contract v2: shipment revisions (a new ETA announced).
+    pub shipment_revisions: u64,
+    /// Contract v2: shipments cancelled.
+    pub cancellations: u64,
+    /// Keys simulated (set at the end of the first day).
+    pub keys: u64,
+    /// Keys whose on hand the stream had told (receipt or inventory count) by the end of the
+    /// first simulated day.
+    pub keys_known_first_day: Option<u64>,
 }
 
 impl WorldStats {
@@ -66,7 +86,36 @@ impl WorldStats {
                 Source::PickerNotFound => self.picker_not_found += 1,
                 Source::StoreSystem => self.store_flags += 1,
             },
+            Body::Count { source, .. } => match source {
+                CountSource::Snapshot => self.snapshots += 1,
+                CountSource::CycleCount => self.cycle_counts += 1,
+            },
+            Body::Adjustment { reason, .. } => {
+                let i = Reason::ALL.iter().position(|r| r == reason).unwrap_or(0);
+                self.adjustments[i] += 1;
+            }
+            Body::Cancel { .. } => {}
         }
+    }
+
+    /// Share of keys whose on hand was known by the end of the first day (`None` before it
+    /// ends).
+    pub fn known_after_first_day(&self) -> Option<f64> {
+        self.keys_known_first_day.map(|k| {
+            if self.keys == 0 {
+                0.0
+            } else {
+                k as f64 / self.keys as f64
+            }
+        })
+    }
+
+    /// Adjustments by reason name.
+    pub fn adjustments_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Reason::ALL
+            .iter()
+            .zip(self.adjustments)
+            .map(|(r, n)| (r.name(), n))
     }
 
     /// Fraction of store key-days with an empty shelf at some point (0 before any day ends).
@@ -85,7 +134,7 @@ pub struct SimStats {
     /// Records emitted, of every topic and class.
     pub records: u64,
     /// Records emitted per topic, indexed by [`Topic::index`].
-    pub by_topic: [u64; 4],
+    pub by_topic: [u64; 6],
     /// Good records: on time, first copy.
     pub good: u64,
     /// Planned re-sends of a good record.

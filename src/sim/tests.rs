@@ -683,3 +683,184 @@ fn real_demand_follows_its_source_series() {
     assert!(correlations.len() >= skus * 2 / 3, "{}", correlations.len());
     assert!(median > 0.5, "{correlations:?}");
 }
+
+/// The contract-v2 world, small, with more cancellations than by default so that a short run
+/// has some.
+fn v2_small() -> SimConfig {
+    SimConfig {
+        contract: Contract::V2,
+        record_truth: true,
+        v2: V2Config {
+            cancel_share: 0.2,
+            transfer_chance: 0.05,
+            ..V2Config::default()
+        },
+        ..small()
+    }
+}
+
+#[test]
+fn recording_the_truth_changes_no_v1_record() {
+    let cfg = SimConfig {
+        record_truth: true,
+        ..small()
+    };
+    assert_eq!(digest(cfg), 16_071_989_482_658_518_356);
+    let mut sim = Simulator::new(SimConfig {
+        record_truth: true,
+        ..small()
+    })
+    .unwrap();
+    sim.by_ref().for_each(drop);
+    let truth = sim.truth();
+    assert!(!truth.episodes.is_empty());
+    assert_eq!(truth.dcs, ["DC-01", "DC-02"]);
+    assert_eq!(truth.store_keys, 8 * 40);
+    // v1 starts every key with a receipt.
+    assert_eq!(truth.known_after_first_day, 1.0);
+    for e in &truth.episodes {
+        assert!(e.end_ms.is_none_or(|end| end > e.start_ms), "{e:?}");
+        assert!(
+            e.start_ms >= truth.start_ms && e.start_ms <= truth.end_ms,
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn v2_stream_follows_contract_v2() {
+    let (records, stats) = run(v2_small());
+    assert_eq!(records, run(v2_small()).0, "deterministic");
+    let mut open: HashSet<String> = HashSet::new();
+    let mut cancelled: HashSet<String> = HashSet::new();
+    let mut picks: Vec<String> = Vec::new();
+    let mut transfers: HashMap<String, (f64, u32)> = HashMap::new();
+    let mut revisions = 0;
+    for r in &records {
+        assert_eq!(r.class, RecordClass::Good);
+        let obj = object(&r.value);
+        let location = str_field(&obj, "location").to_owned();
+        let qty = obj.get("qty").and_then(Value::as_f64).unwrap_or(0.0);
+        match str_field(&obj, "type") {
+            "inventory_count" => {
+                assert_eq!(r.topic, Topic::InventoryCounts);
+                assert!(qty >= 0.0, "{obj:?}");
+                assert!(["snapshot", "cycle_count"].contains(&str_field(&obj, "source")));
+                if str_field(&obj, "source") == "cycle_count" {
+                    assert!(location.starts_with("STORE-"));
+                }
+            }
+            "adjustment" => {
+                assert_eq!(r.topic, Topic::Adjustments);
+                let reason = str_field(&obj, "reason");
+                let outgoing = ["shrink", "damage", "expiry", "transfer_out"].contains(&reason);
+                assert!(
+                    outgoing && qty < 0.0 || !outgoing && qty > 0.0,
+                    "{reason}: {obj:?}"
+                );
+                match (reason, obj.get("reference_id").and_then(Value::as_str)) {
+                    ("transfer_out", Some(id)) if location.starts_with("DC-") => {
+                        assert!(id.starts_with("SHP-"));
+                        picks.push(id.to_owned());
+                    }
+                    ("transfer_out" | "transfer_in", Some(id)) => {
+                        assert!(id.starts_with("TRF-") && location.starts_with("STORE-"));
+                        let leg = transfers.entry(id.to_owned()).or_default();
+                        leg.0 += qty;
+                        leg.1 += 1;
+                    }
+                    (_, None) => assert!(!reason.starts_with("transfer")),
+                    other => panic!("{other:?}"),
+                }
+            }
+            "shipment" => {
+                assert_eq!(r.topic, Topic::Shipments);
+                assert!(qty > 0.0);
+                let id = str_field(&obj, "shipment_id").to_owned();
+                assert!(
+                    !cancelled.contains(&id),
+                    "{id} changed after its cancellation"
+                );
+                match obj.get("status").and_then(Value::as_str) {
+                    Some("cancelled") => {
+                        assert!(open.contains(&id), "{id} cancelled before it was open");
+                        assert_eq!(str_field(&obj, "origin"), "SUPPLIER");
+                        cancelled.insert(id);
+                    }
+                    None => {
+                        revisions += u32::from(!open.insert(id));
+                        check_contract(r);
+                    }
+                    other => panic!("status {other:?}"),
+                }
+            }
+            "receipt" => {
+                if let Some(id) = obj.get("shipment_id").and_then(Value::as_str) {
+                    assert!(
+                        !cancelled.contains(id),
+                        "{id} received after its cancellation"
+                    );
+                }
+                check_contract(r);
+            }
+            "sale" => {
+                assert!(obj.get("channel").is_none(), "v2 DCs pick by transfer_out");
+                check_contract(r);
+            }
+            _ => {
+                check_contract(r);
+            }
+        }
+    }
+    for id in &picks {
+        assert!(open.contains(id), "pick for unknown shipment {id}");
+    }
+    assert!(!transfers.is_empty());
+    for (id, (sum, legs)) in &transfers {
+        assert_eq!((*sum, *legs), (0.0, 2), "{id}");
+    }
+    let w = &stats.world;
+    assert_eq!(revisions as u64, w.shipment_revisions);
+    assert_eq!(cancelled.len() as u64, w.cancellations);
+    assert!(w.snapshots > 0 && w.cycle_counts > 0 && w.cancellations > 0);
+    assert!(w.shipment_revisions > 0);
+    for (reason, n) in w.adjustments_by_reason() {
+        assert!(n > 0, "no {reason} adjustment");
+    }
+    assert!(w.known_after_first_day().unwrap() >= 0.99);
+    for topic in Topic::ALL_V2 {
+        assert!(stats.topic(topic) > 0, "{}", topic.name());
+    }
+}
+
+#[test]
+fn v2_without_snapshots_knows_few_keys_after_the_first_day() {
+    let cfg = SimConfig {
+        v2: V2Config {
+            snapshot_share: 0.0,
+            ..V2Config::default()
+        },
+        ..v2_small()
+    };
+    let mut sim = Simulator::new(cfg).unwrap();
+    sim.by_ref().for_each(drop);
+    let known = sim.stats().world.known_after_first_day().unwrap();
+    assert!(known < 0.9, "{known}");
+    assert!(known > 0.0, "receipts and counts tell some");
+    assert_eq!(sim.stats().world.snapshots, 0);
+}
+
+#[test]
+fn master_data_loads_into_the_engines_tables() {
+    let sim = Simulator::new(v2_small()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (loc, items) = (dir.path().join("l.csv"), dir.path().join("i.csv"));
+    let mut f = std::fs::File::create(&loc).unwrap();
+    sim.write_locations(&mut f).unwrap();
+    let mut f = std::fs::File::create(&items).unwrap();
+    sim.write_items(&mut f).unwrap();
+    let mut master = crate::master::MasterData::default();
+    assert_eq!(master.load_locations_csv(&loc).unwrap(), 10);
+    assert_eq!(master.load_items_csv(&items).unwrap(), 40);
+    assert!(master.location("DC-01").is_some() && master.item("SKU-00040").is_some());
+}

@@ -8,6 +8,16 @@
 //! stock without any event, so the book — and the engine's `receipts − sales` — drifts above
 //! the truth until a shelf scan finds the shelf empty; those stockouts are visible only
 //! through `availability` events.
+//!
+//! With contract v2 ([`Contract::V2`]) the world also speaks the new event types (all its
+//! extra draws come from a separate random stream, so v1 runs are unchanged): the run starts
+//! with stock on the shelves and no initial receipts; the ERP of a share of locations sends
+//! the *book* position every night (`inventory_count`, `snapshot`); associates count shelves
+//! (`cycle_count`, the truth, which also corrects the book); a share of shrink is recorded,
+//! damage, expiry of fresh goods and customer returns are `adjustment`s; stores lend each other
+//! stock (`transfer_out` / `transfer_in`); DCs' picks for stores are `transfer_out`s; late
+//! deliveries are announced by a shipment revision (new ETA) and some supplier shipments are
+//! cancelled. Stores keep their local time (see [`super::masterdata`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,12 +25,14 @@ use std::collections::BinaryHeap;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{DemandSource, SimConfig, SimError};
+use super::config::{Contract, DemandSource, SimConfig, SimError, V2Config};
 use super::demand::{log_normal, pick, poisson, Demand};
-use super::event::{Body, Event, EventId, Names, Origin, Source};
+use super::event::{Body, CountSource, Event, EventId, Names, Origin, Reason, Reference, Source};
 use super::format::{hour_of_day, weekday, DAY_MS, HOUR_MS};
+use super::masterdata::offset_hours;
 use super::real::Sample;
 use super::stats::WorldStats;
+use super::truth::Episode;
 use super::Topic;
 
 /// Hour of day at which DCs review their stock and order from the supplier.
@@ -61,6 +73,21 @@ const SHRINK_CHANCE: f64 = 0.0015;
 /// "not found" (at most one report per key and hour).
 const PICKER_CHANCE: f64 = 0.25;
 
+/// Stream of the contract-v2 world's draws, apart from the v1 world's.
+const V2_STREAM: u64 = 2;
+/// Local hour of day of the nightly snapshots.
+const SNAPSHOT_LOCAL_HOUR: usize = 3;
+/// A late delivery is announced when it is at least this late.
+const ANNOUNCED_DELAY_MS: i64 = 8 * HOUR_MS;
+/// Chance per open store key-hour of a damaged unit written off.
+const DAMAGE_CHANCE: f64 = 0.0004;
+/// Chance per fresh (by-weight) store key and day of an expiry write-off.
+const EXPIRY_CHANCE: f64 = 0.05;
+/// Customer returns per customer served.
+const RETURNS_PER_CUSTOMER: f64 = 0.004;
+/// Opening hours per day, roughly: turns `cycle_count_days` into a chance per open hour.
+const OPEN_HOURS_PER_DAY: f64 = 14.0;
+
 /// One generated event, waiting to be emitted in event-time order.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
@@ -99,6 +126,12 @@ struct KeyState {
     order_up_to: i64,
     /// The shelf was empty at some point of today's opening hours.
     out_today: bool,
+    /// The stream has told its on hand (a receipt or an inventory count).
+    known: bool,
+    /// Since when the true stock is out (truth recording).
+    empty_since: Option<i64>,
+    /// The book still showed stock when the shelf emptied.
+    phantom: bool,
 }
 
 impl KeyState {
@@ -115,9 +148,46 @@ impl KeyState {
 #[derive(Debug, Clone, Copy)]
 enum Happening {
     Arrival(Arrival),
-    Customer { wants_milli: i64 },
+    Customer {
+        wants_milli: i64,
+    },
     Scan,
     Shrink,
+    /// Contract v2: a cycle count of the shelf.
+    Count,
+    /// Contract v2: a unit damaged and written off.
+    Damage,
+    /// Contract v2: a customer brings units back.
+    Return,
+}
+
+/// An out-of-stock episode as recorded: key index, start, end (`None`: still out), phantom.
+type RawEpisode = (u32, i64, Option<i64>, bool);
+
+/// A change announced for a shipment on its way (contract v2), due at `time_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Revision {
+    time_ms: i64,
+    shipment: u64,
+    key: u32,
+    origin: Origin,
+    qty_milli: i64,
+    /// The new ETA (a revision) or the old one (a cancellation).
+    eta_ms: i64,
+    cancel: bool,
+}
+
+/// The contract-v2 part of the world.
+#[derive(Debug)]
+struct V2 {
+    knobs: V2Config,
+    rng: ChaCha8Rng,
+    /// Per location: sends nightly snapshots.
+    snapshots: Vec<bool>,
+    /// Per location: UTC offset, hours.
+    offsets: Vec<i64>,
+    revisions: BinaryHeap<Reverse<Revision>>,
+    next_transfer: u64,
 }
 
 /// The simulated store network, advanced one hour at a time.
@@ -139,6 +209,9 @@ pub(crate) struct World {
     happenings: Vec<(i64, Happening)>,
     scratch: Vec<u8>,
     stats: WorldStats,
+    v2: Option<V2>,
+    /// Out-of-stock episodes, when recorded.
+    truth: Option<Vec<RawEpisode>>,
 }
 
 /// Rounds a positive quantity up to a multiple of `unit`.
@@ -222,7 +295,26 @@ impl World {
                 };
             }
         }
+        let v2 = (cfg.contract == Contract::V2).then(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+            rng.set_stream(V2_STREAM);
+            let locations = names.locations();
+            V2 {
+                knobs: cfg.v2.clone(),
+                snapshots: (0..locations)
+                    .map(|_| rng.random_bool(cfg.v2.snapshot_share))
+                    .collect(),
+                offsets: (0..locations)
+                    .map(|l| offset_hours(&names, cfg.contract, l))
+                    .collect(),
+                rng,
+                revisions: BinaryHeap::new(),
+                next_transfer: 0,
+            }
+        });
         Ok(Self {
+            v2,
+            truth: cfg.record_truth.then(Vec::new),
             names,
             demand,
             keys,
@@ -239,6 +331,18 @@ impl World {
             scratch: Vec::with_capacity(64),
             stats: WorldStats::default(),
         })
+    }
+
+    /// Writes the SKUs' master data (see [`super::masterdata::write_items`]).
+    pub(crate) fn write_items(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        super::masterdata::write_items(
+            &self.names,
+            |sku| {
+                let p = &self.demand.skus[sku as usize];
+                (p.by_weight, p.pack_milli)
+            },
+            out,
+        )
     }
 
     /// Location and SKU names of the network.
@@ -261,6 +365,9 @@ impl World {
             }
             return false;
         }
+        if self.v2.is_some() {
+            return self.next_hour_v2(out);
+        }
         let hour_start = self.start_ms + self.hour as i64 * HOUR_MS;
         let hour = hour_of_day(hour_start);
         let day = hour_start.div_euclid(DAY_MS) - self.start_ms.div_euclid(DAY_MS);
@@ -281,6 +388,226 @@ impl World {
         self.hour += 1;
         self.stats.hours += 1;
         true
+    }
+
+    /// [`World::next_hour`] of the contract-v2 world.
+    fn next_hour_v2(&mut self, out: &mut Vec<Pending>) -> bool {
+        let hour_start = self.start_ms + self.hour as i64 * HOUR_MS;
+        let hour = hour_of_day(hour_start);
+        let day = hour_start.div_euclid(DAY_MS) - self.start_ms.div_euclid(DAY_MS);
+        if self.hour == 0 {
+            self.stats.promotions += self.demand.start_day(&mut self.rng, day, true);
+            // The stock already on the shelves is known only to the ERPs that send snapshots.
+            for loc in 0..self.names.locations() {
+                self.snapshot(out, loc, self.start_ms);
+            }
+        } else if hour == 0 {
+            self.close_day();
+            self.stats.promotions += self.demand.start_day(&mut self.rng, day, false);
+        }
+        self.due_revisions(out, hour_start + HOUR_MS);
+        for loc in 0..self.names.locations() {
+            let local = hour_start + self.offset_ms(loc);
+            // As of the hour's start, before anything of the hour happens to the book.
+            if hour_of_day(local) == SNAPSHOT_LOCAL_HOUR {
+                self.snapshot(out, loc, hour_start);
+            }
+        }
+        if hour == DC_REVIEW_HOUR {
+            self.review_dcs(out, hour_start);
+        }
+        if hour == STORE_REVIEW_HOUR {
+            self.expire_and_transfer(out, hour_start);
+            self.review_stores(out, hour_start, day);
+        }
+        self.run_hour(out, hour_start, hour, weekday(hour_start));
+        self.hour += 1;
+        self.stats.hours += 1;
+        true
+    }
+
+    /// The v2 world's random stream (only called with contract v2).
+    fn v2_rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self
+            .v2
+            .as_mut()
+            .expect("contract v2 world has its v2 part")
+            .rng
+    }
+
+    /// UTC offset of location `loc`, ms (0 with contract v1).
+    fn offset_ms(&self, loc: u32) -> i64 {
+        self.v2
+            .as_ref()
+            .map_or(0, |v| v.offsets[loc as usize] * HOUR_MS)
+    }
+
+    /// The nightly ERP position of every SKU at `loc` (its book), if `loc` sends snapshots.
+    fn snapshot(&mut self, out: &mut Vec<Pending>, loc: u32, time_ms: i64) {
+        if !self.v2.as_ref().is_some_and(|v| v.snapshots[loc as usize]) {
+            return;
+        }
+        let skus = self.names.skus();
+        for sku in 0..skus {
+            let qty_milli = self.keys[(loc * skus + sku) as usize].book;
+            let body = Body::Count {
+                qty_milli,
+                source: CountSource::Snapshot,
+            };
+            self.emit(out, loc, sku, time_ms, body);
+        }
+    }
+
+    /// Emits the shipment revisions and cancellations due before `until`.
+    fn due_revisions(&mut self, out: &mut Vec<Pending>, until: i64) {
+        let skus = self.names.skus();
+        loop {
+            let Some(v2) = self.v2.as_mut() else { return };
+            let Some(Reverse(next)) = v2.revisions.peek() else {
+                return;
+            };
+            if next.time_ms >= until {
+                return;
+            }
+            let r = *next;
+            v2.revisions.pop();
+            let (loc, sku) = (r.key / skus, r.key % skus);
+            let body = if r.cancel {
+                self.keys[r.key as usize].in_transit -= r.qty_milli;
+                self.stats.cancellations += 1;
+                Body::Cancel {
+                    shipment: r.shipment,
+                    origin: r.origin,
+                    qty_milli: r.qty_milli,
+                    eta_ms: r.eta_ms,
+                }
+            } else {
+                self.stats.shipment_revisions += 1;
+                Body::Shipment {
+                    shipment: r.shipment,
+                    origin: r.origin,
+                    qty_milli: r.qty_milli,
+                    eta_ms: r.eta_ms,
+                }
+            };
+            self.emit(out, loc, sku, r.time_ms, body);
+        }
+    }
+
+    /// A recorded stock movement at `key`: stock and book move by `qty_milli`.
+    fn adjust(
+        &mut self,
+        out: &mut Vec<Pending>,
+        key: usize,
+        time_ms: i64,
+        qty_milli: i64,
+        reason: Reason,
+        reference: Option<Reference>,
+    ) {
+        if qty_milli == 0 {
+            return;
+        }
+        let skus = self.names.skus();
+        let k = &mut self.keys[key];
+        k.on_hand += qty_milli;
+        k.book += qty_milli;
+        self.note_stock(key, time_ms);
+        let body = Body::Adjustment {
+            qty_milli,
+            reason,
+            reference,
+        };
+        self.emit(out, key as u32 / skus, key as u32 % skus, time_ms, body);
+    }
+
+    /// The morning (contract v2): fresh goods past their date are written off, and stores
+    /// running low borrow a case from a store with plenty (both legs in this hour: stores are
+    /// closed).
+    fn expire_and_transfer(&mut self, out: &mut Vec<Pending>, hour_start: i64) {
+        let skus = self.names.skus();
+        let dcs = self.names.dcs();
+        let stores = self.names.locations() - dcs;
+        let transfer_chance = self.v2.as_ref().map_or(0.0, |v| v.knobs.transfer_chance);
+        for loc in dcs..self.names.locations() {
+            for sku in 0..skus {
+                let key = (loc * skus + sku) as usize;
+                let params = &self.demand.skus[sku as usize];
+                let (by_weight, pack) = (params.by_weight, params.pack_milli);
+                let rng = self.v2_rng();
+                let at = hour_start + rng.random_range(0..1_800) * 1_000;
+                if by_weight && rng.random_bool(EXPIRY_CHANCE) {
+                    let share: f64 = rng.random_range(0.05..0.15);
+                    let loss = ((self.keys[key].on_hand as f64 * share) as i64 / 100) * 100;
+                    self.adjust(out, key, at, -loss, Reason::Expiry, None);
+                }
+                if stores < 2 || !self.v2_rng().random_bool(transfer_chance) {
+                    continue;
+                }
+                let k = &self.keys[key];
+                if k.book + k.in_transit > k.reorder {
+                    continue;
+                }
+                let donor = dcs + self.v2_rng().random_range(0..stores);
+                let from = (donor * skus + sku) as usize;
+                let d = &self.keys[from];
+                if donor == loc || d.on_hand < 2 * pack || d.book < d.order_up_to / 2 {
+                    continue;
+                }
+                let qty = pack.min(d.on_hand / 2);
+                let (id, arrive) = {
+                    let v2 = self.v2.as_mut().expect("contract v2");
+                    v2.next_transfer += 1;
+                    let arrive = at + v2.rng.random_range(600..1_800) * 1_000;
+                    (v2.next_transfer - 1, arrive)
+                };
+                self.stats.transfers_between_stores += 1;
+                let reference = Some(Reference::Transfer(id));
+                self.adjust(out, from, at, -qty, Reason::TransferOut, reference);
+                self.adjust(out, key, arrive, qty, Reason::TransferIn, reference);
+            }
+        }
+    }
+
+    /// Truth recording after a change of `key`'s stock at `time_ms`: an episode starts when
+    /// the true stock reaches zero and ends when it is back.
+    fn note_stock(&mut self, key: usize, time_ms: i64) {
+        let Some(truth) = self.truth.as_mut() else {
+            return;
+        };
+        let k = &mut self.keys[key];
+        match (k.on_hand <= 0, k.empty_since) {
+            (true, None) => {
+                k.empty_since = Some(time_ms);
+                k.phantom = k.book > 0;
+            }
+            (false, Some(start)) => {
+                truth.push((key as u32, start, Some(time_ms), k.phantom));
+                k.empty_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// The recorded episodes, open ones included (ending `None`).
+    pub(crate) fn episodes(&self) -> Vec<Episode> {
+        let skus = self.names.skus();
+        let open = self.keys.iter().enumerate().filter_map(|(i, k)| {
+            k.empty_since
+                .map(|start| (i as u32, start, None, k.phantom))
+        });
+        self.truth
+            .iter()
+            .flatten()
+            .copied()
+            .chain(open)
+            .map(|(key, start_ms, end_ms, phantom)| Episode {
+                location: self.names.location(key / skus).to_owned(),
+                sku: self.names.sku(key % skus).to_owned(),
+                start_ms,
+                end_ms,
+                phantom,
+            })
+            .collect()
     }
 
     /// Numbers, encodes and queues one event.
@@ -305,6 +632,9 @@ impl World {
         let mut value = Vec::with_capacity(192);
         event.write_json(&self.names, &mut self.scratch, &mut value);
         self.stats.count(&body);
+        if matches!(body, Body::Receipt { .. } | Body::Count { .. }) {
+            self.keys[(loc * self.names.skus() + sku) as usize].known = true;
+        }
         out.push(Pending {
             time_ms,
             seq,
@@ -332,6 +662,11 @@ impl World {
 
     /// Ends a day of the run: counts store key-days and those with an empty shelf.
     fn close_day(&mut self) {
+        if self.stats.keys_known_first_day.is_none() {
+            self.stats.keys = self.keys.len() as u64;
+            self.stats.keys_known_first_day =
+                Some(self.keys.iter().filter(|k| k.known).count() as u64);
+        }
         let first_store = self.names.dcs() as usize * self.names.skus() as usize;
         for key in &mut self.keys[first_store..] {
             self.stats.store_key_days += 1;
@@ -397,6 +732,39 @@ impl World {
         let received_milli = self.draw_received(qty_milli, by_weight);
         let key = loc * self.names.skus() + sku;
         self.keys[key as usize].in_transit += qty_milli;
+        if let Some(v2) = self.v2.as_mut() {
+            let revision = Revision {
+                time_ms: 0,
+                shipment,
+                key,
+                origin,
+                qty_milli,
+                eta_ms,
+                cancel: false,
+            };
+            // Some supplier shipments never come: cancelled a few hours after the order.
+            if origin == Origin::Supplier && v2.rng.random_bool(v2.knobs.cancel_share) {
+                let at = ordered_ms + v2.rng.random_range(2 * 3_600..12 * 3_600) * 1_000;
+                v2.revisions.push(Reverse(Revision {
+                    time_ms: at.min(eta_ms - HOUR_MS).max(ordered_ms + 1_000),
+                    cancel: true,
+                    ..revision
+                }));
+                return;
+            }
+            // A delivery running late is announced with a new ETA before the old one.
+            if arrival_ms - eta_ms >= ANNOUNCED_DELAY_MS
+                && v2.rng.random_bool(v2.knobs.eta_revision_share)
+            {
+                let before = v2.rng.random_range(3_600..12 * 3_600) * 1_000;
+                let new_eta = (arrival_ms + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS;
+                v2.revisions.push(Reverse(Revision {
+                    time_ms: (eta_ms - before).max(ordered_ms + 1_000),
+                    eta_ms: new_eta,
+                    ..revision
+                }));
+            }
+        }
         self.arrivals.push(Reverse(Arrival {
             time_ms: arrival_ms,
             shipment,
@@ -461,8 +829,28 @@ impl World {
                         if qty <= 0 {
                             continue;
                         }
+                        let dc_key = (dc * skus + sku) as usize;
+                        if self.v2.is_some() {
+                            // Contract v2: the pick is a transfer out, referring to the
+                            // shipment it fills.
+                            let reference = Some(Reference::Shipment(self.next_shipment));
+                            let reason = Reason::TransferOut;
+                            self.adjust(out, dc_key, ordered_ms, -qty, reason, reference);
+                            self.stats.dc_picks += 1;
+                            self.ship(
+                                out,
+                                loc,
+                                sku,
+                                Origin::Location(dc),
+                                qty,
+                                ordered_ms,
+                                delivery,
+                            );
+                            continue;
+                        }
                         stock.on_hand -= qty;
                         stock.book -= qty;
+                        self.note_stock(dc_key, ordered_ms);
                         // The DC's outbound is its demand: a sale on the transfer channel
                         // keeps its `receipts − sales` equal to its stock.
                         let body = Body::Sale {
@@ -496,6 +884,14 @@ impl World {
         let mut next_due = 0;
         for loc in 0..self.names.locations() {
             let store = loc.checked_sub(dcs).map(|s| s as usize);
+            // Contract v2 stores keep their local time.
+            let (hour, weekday) = match self.offset_ms(loc) {
+                0 => (hour, weekday),
+                offset => (
+                    hour_of_day(hour_start + offset),
+                    super::format::weekday(hour_start + offset),
+                ),
+            };
             let hour_factor = store.map_or(0.0, |s| self.demand.hour_factor(s, hour, weekday));
             if hour_factor <= 0.0 {
                 // Closed (or a DC): only deliveries happen.
@@ -531,6 +927,7 @@ impl World {
         key.on_hand += arrival.received_milli;
         key.book += arrival.received_milli;
         key.in_transit -= arrival.shipped_milli;
+        self.note_stock(arrival.key as usize, arrival.time_ms);
         let body = Body::Receipt {
             shipment: Some(arrival.shipment),
             qty_milli: arrival.received_milli,
@@ -578,7 +975,27 @@ impl World {
         };
         let scan = u < scan_chance;
         let shrink = !scan && u < scan_chance + SHRINK_CHANCE;
-        if customers == 0 && !scan && !shrink && arrivals.is_empty() {
+        // Contract v2: counts, damage and returns, from the v2 stream.
+        let (mut count, mut damage, mut returns) = (false, false, 0);
+        if let Some(v2) = self.v2.as_mut() {
+            let days = v2.knobs.cycle_count_days;
+            if days > 0.0 {
+                let factor = if empty { 5.0 } else { 1.0 };
+                count = v2
+                    .rng
+                    .random_bool((factor / (days * OPEN_HOURS_PER_DAY)).min(1.0));
+            }
+            damage = v2.rng.random_bool(DAMAGE_CHANCE);
+            returns = poisson(&mut v2.rng, lambda * RETURNS_PER_CUSTOMER);
+        }
+        if customers == 0
+            && !scan
+            && !shrink
+            && arrivals.is_empty()
+            && !count
+            && !damage
+            && returns == 0
+        {
             return;
         }
         let mut happenings = std::mem::take(&mut self.happenings);
@@ -595,6 +1012,15 @@ impl World {
         if shrink {
             happenings.push((at(&mut self.rng), Happening::Shrink));
         }
+        if let Some(v2) = self.v2.as_mut() {
+            let extra = [(count, Happening::Count), (damage, Happening::Damage)];
+            for (_, h) in extra.into_iter().filter(|(on, _)| *on) {
+                happenings.push((at(&mut v2.rng), h));
+            }
+            for _ in 0..returns {
+                happenings.push((at(&mut v2.rng), Happening::Return));
+            }
+        }
         // Stable: at equal times deliveries come first, then customers in draw order.
         happenings.sort_by_key(|&(time, _)| time);
         let mut picker_reported = false;
@@ -606,7 +1032,19 @@ impl World {
                         self.sell(out, loc, sku, time_ms, wants_milli, picker_reported);
                 }
                 Happening::Scan => self.scan(out, loc, sku, time_ms),
-                Happening::Shrink => self.shrink(index, sku),
+                Happening::Shrink => self.shrink(out, index, sku, time_ms),
+                Happening::Count => self.count(out, loc, sku, time_ms),
+                Happening::Damage => {
+                    let params = &self.demand.skus[sku as usize];
+                    let unit = if params.by_weight { 500 } else { 1_000 };
+                    let loss = unit.min(self.keys[index].on_hand);
+                    self.adjust(out, index, time_ms, -loss, Reason::Damage, None);
+                }
+                Happening::Return => {
+                    let params = &self.demand.skus[sku as usize];
+                    let unit = if params.by_weight { 500 } else { 1_000 };
+                    self.adjust(out, index, time_ms, unit, Reason::CustomerReturn, None);
+                }
             }
         }
         self.happenings = happenings;
@@ -641,6 +1079,7 @@ impl World {
         key.book -= qty_milli;
         key.out_today |= key.on_hand <= 0;
         let book_empty = key.book <= 0;
+        self.note_stock((loc * self.names.skus() + sku) as usize, time_ms);
         let body = Body::Sale {
             qty_milli,
             unit_price_cents: Some(self.demand.skus[sku as usize].today_price_cents),
@@ -674,8 +1113,24 @@ impl World {
         self.emit(out, loc, sku, time_ms, body);
     }
 
-    /// Stock lost without a sale: usually a unit or two, sometimes a whole case.
-    fn shrink(&mut self, index: usize, sku: u32) {
+    /// Contract v2: an associate counts the shelf; the count is the truth and corrects the
+    /// book.
+    fn count(&mut self, out: &mut Vec<Pending>, loc: u32, sku: u32, time_ms: i64) {
+        let key = &mut self.keys[(loc * self.names.skus() + sku) as usize];
+        if key.book != key.on_hand {
+            self.stats.book_corrections += 1;
+        }
+        key.book = key.on_hand;
+        let body = Body::Count {
+            qty_milli: key.on_hand,
+            source: CountSource::CycleCount,
+        };
+        self.emit(out, loc, sku, time_ms, body);
+    }
+
+    /// Stock lost without a sale: usually a unit or two, sometimes a whole case. With
+    /// contract v2 a share of it is recorded (a `shrink` adjustment).
+    fn shrink(&mut self, out: &mut Vec<Pending>, index: usize, sku: u32, time_ms: i64) {
         let params = &self.demand.skus[sku as usize];
         let loss = if self.rng.random_bool(0.2) {
             params.pack_milli
@@ -684,12 +1139,23 @@ impl World {
         } else {
             self.rng.random_range(1..=2) * 1_000
         };
-        let key = &mut self.keys[index];
-        let loss = loss.min(key.on_hand);
-        if loss > 0 {
-            key.on_hand -= loss;
-            key.out_today |= key.on_hand <= 0;
-            self.stats.shrink_events += 1;
+        let loss = loss.min(self.keys[index].on_hand);
+        if loss <= 0 {
+            return;
         }
+        self.stats.shrink_events += 1;
+        let recorded = self
+            .v2
+            .as_mut()
+            .is_some_and(|v2| v2.rng.random_bool(v2.knobs.shrink_recorded_share));
+        if recorded {
+            self.adjust(out, index, time_ms, -loss, Reason::Shrink, None);
+        } else {
+            let key = &mut self.keys[index];
+            key.on_hand -= loss;
+            self.note_stock(index, time_ms);
+        }
+        let key = &mut self.keys[index];
+        key.out_today |= key.on_hand <= 0;
     }
 }
