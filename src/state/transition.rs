@@ -124,6 +124,12 @@ impl KeyRow {
             }
             EventType::Adjustment => {
                 self.on_hand += e.qty;
+                // Stock sent on to another location is consumed here like a sale: a DC's
+                // outbound picks to its stores are its demand, and without them a DC would
+                // never show any (measured with `simulate --contract v2 --truth-out`).
+                if e.sub == crate::event::AdjustmentReason::TransferOut as u8 && e.qty < 0.0 {
+                    self.add_demand(hour, -e.qty);
+                }
                 if self.flags & flag::ON_HAND_KNOWN != 0 {
                     if e.qty < 0.0 && self.on_hand <= 0.0 {
                         stockout = Transition::Raise;
@@ -184,5 +190,42 @@ impl KeyRow {
             // Set by the shard from the master data (see `Shard::apply`).
             utc_offset_ms: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::AdjustmentReason;
+    use crate::state::inbound::VecSchedule;
+
+    fn adjustment(hour: i64, qty: f64, reason: AdjustmentReason) -> PendingEvent {
+        PendingEvent {
+            time_ms: hour * HOUR_MS,
+            id_hash: 1,
+            row: 0,
+            kind: EventType::Adjustment,
+            in_stock: false,
+            sub: reason as u8,
+            qty,
+            eta_ms: 0,
+            shipment_hash: 0,
+            source: 0,
+        }
+    }
+
+    /// A DC's outbound picks (`transfer_out`) are its demand; other write-offs are not.
+    #[test]
+    fn transfer_out_counts_as_demand_and_other_adjustments_do_not() {
+        let mut sched = VecSchedule::with_capacity();
+        let mut picked = KeyRow::default();
+        let mut shrunk = KeyRow::default();
+        for h in 0..72 {
+            picked.apply(&adjustment(h, -5.0, AdjustmentReason::TransferOut), &mut sched);
+            shrunk.apply(&adjustment(h, -5.0, AdjustmentReason::Shrink), &mut sched);
+        }
+        assert!(picked.demand().rate_per_hour > 1.0, "{:?}", picked.demand());
+        assert_eq!(shrunk.demand().rate_per_hour, 0.0, "{:?}", shrunk.demand());
+        assert_eq!(picked.on_hand, shrunk.on_hand);
     }
 }
