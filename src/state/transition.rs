@@ -221,7 +221,10 @@ mod tests {
         let mut picked = KeyRow::default();
         let mut shrunk = KeyRow::default();
         for h in 0..72 {
-            picked.apply(&adjustment(h, -5.0, AdjustmentReason::TransferOut), &mut sched);
+            picked.apply(
+                &adjustment(h, -5.0, AdjustmentReason::TransferOut),
+                &mut sched,
+            );
             shrunk.apply(&adjustment(h, -5.0, AdjustmentReason::Shrink), &mut sched);
         }
         assert!(picked.demand().rate_per_hour > 1.0, "{:?}", picked.demand());
