@@ -101,17 +101,20 @@ impl Core {
             .paused_partitions(paused.sum::<usize>() as u64, pause.count() as u64);
     }
 
-    /// Consumer lag per assigned partition, summed over its input topics, from librdkafka's
-    /// statistics (left unchanged while any input's lag is unknown).
+    /// Consumer lag per assigned partition, summed over the input topics whose lag
+    /// librdkafka's statistics know (left unchanged while none is known). An input nothing
+    /// was ever written to has no lag librdkafka can report (no position, no committed
+    /// offset): it counts as 0 instead of hiding the others' backlog (e.g. a retailer that
+    /// sends no adjustments).
     pub(super) fn report_consumer(&self, consumer: &GroupConsumer, inputs: &[String]) {
         let o = &self.observe;
         for p in self.slots.keys() {
-            let lags: Option<Vec<i64>> = inputs
+            let lag = inputs
                 .iter()
-                .map(|t| consumer.context().lag(t, *p))
-                .collect();
-            if let (Some(lags), Some(gauge)) = (lags, o.metrics.partition_lag(*p)) {
-                gauge.set(lags.iter().sum());
+                .filter_map(|t| consumer.context().lag(t, *p))
+                .fold(None, |sum: Option<i64>, l| Some(sum.unwrap_or(0) + l));
+            if let (Some(lag), Some(gauge)) = (lag, o.metrics.partition_lag(*p)) {
+                gauge.set(lag);
             }
         }
     }
