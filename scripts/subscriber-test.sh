@@ -26,9 +26,7 @@ fi
 
 bin="${STOCKWATCH_BIN:-}"
 if [[ -z "$bin" ]]; then
-    # The test profile: the dependencies `cargo test` has just built are reused (the dev
-    # profile would build every dependency again, librdkafka included).
-    (cd "$root" && cargo build --quiet --locked --profile test --bin stockwatch)
+    (cd "$root" && cargo build --quiet --locked --bin stockwatch)
     bin="${CARGO_TARGET_DIR:-$root/target}/debug/stockwatch"
 fi
 tansu="$(bash "$root/scripts/broker.sh" install)"
