@@ -66,7 +66,7 @@ const OUTAGE: Duration = Duration::from_secs(8);
 /// Bound on any single wait.
 const WAIT: Duration = Duration::from_secs(40);
 /// Bound on reading an output topic back (it takes well under a second).
-const READ_BACK: Duration = Duration::from_secs(10);
+const READ_BACK: Duration = Duration::from_secs(60);
 /// Every mock broker (`broker_down`, `broker_round_trip_time`).
 const ALL_BROKERS: i32 = -1;
 
