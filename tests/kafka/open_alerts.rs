@@ -1,0 +1,231 @@
+//! The open-alerts table (`kafka.topics.open_alerts`) against a real broker (tansu), in
+//! `at_least_once` with a SIGKILL and a restart in the middle of the stream:
+//! - the table read from the beginning (latest record per key, tombstones applied) equals
+//!   `stockwatch replay --open-alerts-out` on the same events, and each row is on its input
+//!   partition (co-partitioned, whatever the key hashes to);
+//! - the reference subscriber (`examples/subscriber.rs`, compiled in here) reaches that same
+//!   open set both ways: reading the whole alert topic, and starting late from the table only
+//!   (as after retention dropped the alert topic's early records).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use broker::Broker;
+use service::{stockwatch, topics, Instance};
+
+use crate::support::{broker, consume, service};
+
+#[path = "../../examples/subscriber.rs"]
+#[allow(dead_code)]
+mod subscriber;
+
+const PARTITIONS: u32 = 4;
+const GROUP: &str = "open-alerts-test";
+const SIM: [&str; 12] = [
+    "--events",
+    "12000",
+    "--stores",
+    "5",
+    "--skus",
+    "30",
+    "--days",
+    "12",
+    "--seed",
+    "23",
+    "--bad-ratio",
+    "0",
+];
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// `key -> alert_id` of an open set.
+fn ids<'a>(
+    rows: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> BTreeMap<String, String> {
+    rows.into_iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v["alert_id"].as_str().expect("alert_id").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_table_equals_replay_after_a_restart_and_bootstraps_a_late_subscriber() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = "open.";
+    let t = topics(prefix);
+    let table = format!("{prefix}alerts-open");
+
+    let file = dir.path().join("events.jsonl");
+    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
+    args.extend_from_slice(&SIM);
+    stockwatch(&args);
+    let parts = PARTITIONS.to_string();
+    let mut args = vec!["simulate", "--quiet", "--bootstrap-servers", &bootstrap];
+    args.extend_from_slice(&["--topic-prefix", prefix, "--partitions", &parts]);
+    args.extend_from_slice(&SIM);
+    stockwatch(&args);
+
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let table_file = dir.path().join("open.jsonl");
+    stockwatch(&[
+        "replay",
+        "--quiet",
+        "--input",
+        file.to_str().unwrap(),
+        "--alerts-out",
+        alerts_file.to_str().unwrap(),
+        "--open-alerts-out",
+        table_file.to_str().unwrap(),
+        "--partitions",
+        &parts,
+    ]);
+    let want_alerts = lines(&alerts_file);
+    let want_rows: Vec<(String, serde_json::Value)> = lines(&table_file)
+        .into_iter()
+        .map(|r| (r["key"].as_str().unwrap().to_owned(), r["value"].clone()))
+        .collect();
+    let want = ids(want_rows.iter().map(|(k, v)| (k, v)));
+    let resolved = want_alerts
+        .iter()
+        .filter(|a| a["status"] == "resolved")
+        .count();
+    assert!(
+        !want.is_empty() && resolved > 0,
+        "the stream must leave alerts open and resolve some ({} open, {resolved} resolved)",
+        want.len()
+    );
+
+    // The service, killed once a third of the alerts are out, then restarted.
+    let mut a = Instance::start("A", &bootstrap, prefix, GROUP, dir.path(), &[]);
+    let some = consume::consume_until(
+        &bootstrap,
+        &t[4..5],
+        PARTITIONS as i32,
+        want_alerts.len() / 3,
+        Duration::from_secs(60),
+    );
+    assert!(
+        some.len() >= want_alerts.len() / 3,
+        "A published {} alerts:\n{}",
+        some.len(),
+        a.log()
+    );
+    a.sigkill();
+    let ends = consume::ends(&bootstrap, &t[..4], PARTITIONS as i32);
+    let mut b = Instance::start("B", &bootstrap, prefix, GROUP, dir.path(), &[]);
+    let waited = Instant::now();
+    let mut lagging = consume::behind(&bootstrap, GROUP, &ends);
+    while !lagging.is_empty() && waited.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(250));
+        lagging = consume::behind(&bootstrap, GROUP, &ends);
+    }
+    assert!(
+        lagging.is_empty(),
+        "B did not commit up to the log end: {lagging:?}\n{}",
+        b.log()
+    );
+
+    // The table, read from the beginning: latest per key, a tombstone (null value) deletes.
+    // Everything before the committed offsets is acknowledged, so it is all there.
+    let records = consume::consume_until(
+        &bootstrap,
+        std::slice::from_ref(&table),
+        PARTITIONS as i32,
+        usize::MAX,
+        Duration::from_secs(4),
+    );
+    let alerts = consume::consume_until(
+        &bootstrap,
+        &t[4..5],
+        PARTITIONS as i32,
+        usize::MAX,
+        Duration::from_secs(4),
+    );
+    let partition_of: BTreeMap<Vec<u8>, i32> = alerts
+        .iter()
+        .map(|m| (m.key.clone(), m.partition))
+        .collect();
+    let mut rows: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut tombstones = 0;
+    for m in &records {
+        let key = String::from_utf8(m.key.clone()).expect("UTF-8 key");
+        let (input_key, kind) = key.rsplit_once('|').expect("location|sku|kind");
+        assert!(matches!(kind, "stockout_risk" | "stockout"), "{key}");
+        assert_eq!(
+            partition_of.get(input_key.as_bytes()),
+            Some(&m.partition),
+            "{key}: the row is not on its input partition"
+        );
+        if m.value.is_empty() {
+            tombstones += 1;
+            rows.remove(&key);
+        } else {
+            let v: serde_json::Value = serde_json::from_slice(&m.value).expect("alert json");
+            assert_ne!(v["status"], "resolved", "{key}: a resolved alert as a row");
+            assert_eq!(m.header("ce_id"), v["alert_id"].as_str().map(str::as_bytes));
+            rows.insert(key, v);
+        }
+    }
+    eprintln!(
+        "table: {} records ({tombstones} tombstones), {} open; alerts topic: {} records for {} alerts of replay",
+        records.len(),
+        rows.len(),
+        alerts.len(),
+        want_alerts.len()
+    );
+    assert!(tombstones > 0, "no tombstone was written");
+    assert_eq!(
+        ids(&rows),
+        want,
+        "the table differs from replay --open-alerts-out"
+    );
+
+    // The reference subscriber: the whole alert topic, then late from the table alone.
+    let options = subscriber::Options {
+        bootstrap_servers: bootstrap.clone(),
+        topic: t[4].clone(),
+        table_topic: table.clone(),
+        early_topic: Some(format!("{prefix}alerts-early")),
+        from_beginning: true,
+        lookback_secs: 0,
+        until_caught_up: true,
+        quiet_ms: 2000,
+        open_set_out: None,
+    };
+    let full = subscriber::run(&options).expect("subscriber from the beginning");
+    assert_eq!(full.table_records, 0);
+    assert_eq!(ids(&full.open), want, "the subscriber that read everything");
+    let late = subscriber::run(&subscriber::Options {
+        from_beginning: false,
+        ..options
+    })
+    .expect("subscriber from the table");
+    assert_eq!(late.table_records, records.len() as u64);
+    assert_eq!(
+        ids(&late.open),
+        want,
+        "the subscriber that started from the table"
+    );
+    eprintln!(
+        "subscribers: full applied {} alerts, skipped {} copies, {} early open; late read {} table records and applied {} alerts",
+        full.applied, full.duplicates, full.early.len(), late.table_records, late.applied
+    );
+
+    let (status, _) = b
+        .sigterm(Duration::from_secs(30))
+        .expect("exit after SIGTERM");
+    assert!(status.success(), "{}", b.log());
+}
