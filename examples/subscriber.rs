@@ -73,7 +73,8 @@ pub struct Options {
     /// Do not bootstrap from the table: read the alert topic from its beginning.
     #[arg(long)]
     pub from_beginning: bool,
-    /// After the bootstrap, follow the alert topic from this long before the bootstrap started.
+    /// After the bootstrap, follow the alert topic from this long before the bootstrap started
+    /// (0: from its end, trusting the table alone).
     #[arg(long, default_value_t = 300)]
     pub lookback_secs: u64,
     /// Stop once every partition is read to its end.
@@ -350,7 +351,10 @@ pub fn run(o: &Options) -> Result<OpenSet, SubscriberError> {
             .map_or(0, |d| d.as_millis() as i64);
         let from = now_ms.saturating_sub(o.lookback_secs.saturating_mul(1000) as i64);
         bootstrap(o, &mut set)?;
-        Offset::Offset(from)
+        match o.lookback_secs {
+            0 => Offset::End,
+            _ => Offset::Offset(from),
+        }
     };
     follow(o, start, &mut set)?;
     Ok(set)

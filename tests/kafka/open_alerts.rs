@@ -7,12 +7,13 @@
 //!   open set both ways: reading the whole alert topic, and starting late from the table only
 //!   (as after retention dropped the alert topic's early records).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use broker::Broker;
-use service::{stockwatch, topics, Instance};
+use consume::Tail;
+use service::{stockwatch, topics, Instance, Producer};
 
 use crate::support::{broker, consume, service};
 
@@ -21,7 +22,8 @@ use crate::support::{broker, consume, service};
 mod subscriber;
 
 const PARTITIONS: u32 = 4;
-const GROUP: &str = "open-alerts-test";
+/// More records than the stream writes to any topic: read until the deadline.
+const READ_ALL: usize = 100_000;
 const SIM: [&str; 12] = [
     "--events",
     "12000",
@@ -60,11 +62,30 @@ fn ids<'a>(
 }
 
 #[test]
-fn the_table_equals_replay_after_a_restart_and_bootstraps_a_late_subscriber() {
+fn at_least_once_the_table_equals_replay_after_a_kill_and_bootstraps_a_late_subscriber() {
+    table_after_a_kill("at_least_once");
+}
+
+/// The same in `exactly_once`: the table is written in the alerts' transactions, read
+/// `read_committed`. A and B share `service.instance_id`, so B's transactional id fences A's
+/// open transaction at once.
+#[test]
+fn exactly_once_the_table_equals_replay_after_a_kill_and_bootstraps_a_late_subscriber() {
+    table_after_a_kill("exactly_once");
+}
+
+fn table_after_a_kill(delivery: &str) {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();
     let prefix = "open.";
+    let group = format!("open-alerts-{delivery}");
+    let env = [
+        ("STOCKWATCH__SERVICE__DELIVERY", delivery),
+        ("STOCKWATCH__SERVICE__INSTANCE_ID", "open-0"),
+        // Static membership would keep A's partitions for a whole session after the kill.
+        ("STOCKWATCH__SERVICE__STATIC_MEMBERSHIP", "false"),
+    ];
     let t = topics(prefix);
     let table = format!("{prefix}alerts-open");
 
@@ -73,10 +94,6 @@ fn the_table_equals_replay_after_a_restart_and_bootstraps_a_late_subscriber() {
     args.extend_from_slice(&SIM);
     stockwatch(&args);
     let parts = PARTITIONS.to_string();
-    let mut args = vec!["simulate", "--quiet", "--bootstrap-servers", &bootstrap];
-    args.extend_from_slice(&["--topic-prefix", prefix, "--partitions", &parts]);
-    args.extend_from_slice(&SIM);
-    stockwatch(&args);
 
     let alerts_file = dir.path().join("alerts.jsonl");
     let table_file = dir.path().join("open.jsonl");
@@ -108,29 +125,37 @@ fn the_table_equals_replay_after_a_restart_and_bootstraps_a_late_subscriber() {
         want.len()
     );
 
-    // The service, killed once a third of the alerts are out, then restarted.
-    let mut a = Instance::start("A", &bootstrap, prefix, GROUP, dir.path(), &[]);
-    let some = consume::consume_until(
-        &bootstrap,
-        &t[4..5],
-        PARTITIONS as i32,
-        want_alerts.len() / 3,
-        Duration::from_secs(60),
-    );
-    assert!(
-        some.len() >= want_alerts.len() / 3,
-        "A published {} alerts:\n{}",
-        some.len(),
-        a.log()
-    );
+    // The events produced live (12 000 at 3 000/s); the service killed once a fifth of the
+    // alerts are out, mid-stream, and restarted: the uncommitted input is processed again, so
+    // alerts and table rows are written twice (at least once).
+    let producer = stockwatch::sink::kafka::EventProducer::new(
+        stockwatch::sink::kafka::ProducerSettings::new(&bootstrap),
+    )
+    .expect("producer");
+    let names: Vec<&str> = t.iter().map(String::as_str).collect();
+    producer
+        .ensure_topics(&names, PARTITIONS, 1, Duration::from_secs(20))
+        .expect("create topics");
+    let mut alerts_tail = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    let mut args = SIM.to_vec();
+    args.extend(["--rate", "3000"]);
+    let mut sim = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
+    let mut a = Instance::start("A", &bootstrap, prefix, &group, dir.path(), &env);
+    let fifth = want_alerts.len() / 5;
+    let some = alerts_tail.poll_until(Duration::from_secs(60), Duration::ZERO, |r| {
+        r.len() >= fifth
+    });
+    assert!(some, "A did not publish {fifth} alerts:\n{}", a.log());
     a.sigkill();
+    let killed_after = alerts_tail.records.len();
+    let mut b = Instance::start("B", &bootstrap, prefix, &group, dir.path(), &env);
+    sim.wait(Duration::from_secs(60));
     let ends = consume::ends(&bootstrap, &t[..4], PARTITIONS as i32);
-    let mut b = Instance::start("B", &bootstrap, prefix, GROUP, dir.path(), &[]);
     let waited = Instant::now();
-    let mut lagging = consume::behind(&bootstrap, GROUP, &ends);
+    let mut lagging = consume::behind(&bootstrap, &group, &ends);
     while !lagging.is_empty() && waited.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(250));
-        lagging = consume::behind(&bootstrap, GROUP, &ends);
+        lagging = consume::behind(&bootstrap, &group, &ends);
     }
     assert!(
         lagging.is_empty(),
@@ -138,20 +163,38 @@ fn the_table_equals_replay_after_a_restart_and_bootstraps_a_late_subscriber() {
         b.log()
     );
 
+    // Every alert of replay out: the last ones wait for the inputs to go idle (the watermark),
+    // after the offsets are committed.
+    let want_ids: BTreeSet<&str> = want_alerts
+        .iter()
+        .filter_map(|a| a["alert_id"].as_str())
+        .collect();
+    let complete =
+        alerts_tail.poll_until(Duration::from_secs(60), Duration::from_millis(500), |r| {
+            let got: BTreeSet<&[u8]> = r.iter().filter_map(|m| m.header("ce_id")).collect();
+            want_ids.iter().all(|id| got.contains(id.as_bytes()))
+        });
+    assert!(
+        complete,
+        "not every alert of replay was published:\n{}",
+        b.log()
+    );
+
     // The table, read from the beginning: latest per key, a tombstone (null value) deletes.
-    // Everything before the committed offsets is acknowledged, so it is all there.
+    // Everything before the committed offsets is acknowledged, so it is all there. Read for a
+    // fixed 4 s (the count is what is checked): far more than this stream writes stops it.
     let records = consume::consume_until(
         &bootstrap,
         std::slice::from_ref(&table),
         PARTITIONS as i32,
-        usize::MAX,
+        READ_ALL,
         Duration::from_secs(4),
     );
     let alerts = consume::consume_until(
         &bootstrap,
         &t[4..5],
         PARTITIONS as i32,
-        usize::MAX,
+        READ_ALL,
         Duration::from_secs(4),
     );
     let partition_of: BTreeMap<Vec<u8>, i32> = alerts
@@ -180,7 +223,7 @@ fn the_table_equals_replay_after_a_restart_and_bootstraps_a_late_subscriber() {
         }
     }
     eprintln!(
-        "table: {} records ({tombstones} tombstones), {} open; alerts topic: {} records for {} alerts of replay",
+        "{delivery}: A killed after {killed_after} alerts; table: {} records ({tombstones} tombstones), {} open; alerts topic: {} records for {} alerts of replay",
         records.len(),
         rows.len(),
         alerts.len(),
@@ -220,7 +263,7 @@ fn the_table_equals_replay_after_a_restart_and_bootstraps_a_late_subscriber() {
         "the subscriber that started from the table"
     );
     eprintln!(
-        "subscribers: full applied {} alerts, skipped {} copies, {} early open; late read {} table records and applied {} alerts",
+        "{delivery}: subscribers: full applied {} alerts, skipped {} copies, {} early open; late read {} table records and applied {} alerts",
         full.applied, full.duplicates, full.early.len(), late.table_records, late.applied
     );
 
