@@ -4,8 +4,8 @@
 //!   `stockwatch replay --open-alerts-out` on the same events, and each row is on its input
 //!   partition (co-partitioned, whatever the key hashes to);
 //! - the reference subscriber (`examples/subscriber.rs`, compiled in here) reaches that same
-//!   open set both ways: reading the whole alert topic, and starting late from the table only
-//!   (as after retention dropped the alert topic's early records).
+//!   open set both ways: reading the whole alert topic (duplicates and early alerts included),
+//!   and starting late from the table, then following an alert topic retention has emptied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -132,7 +132,14 @@ fn table_after_a_kill(delivery: &str) {
         stockwatch::sink::kafka::ProducerSettings::new(&bootstrap),
     )
     .expect("producer");
-    let names: Vec<&str> = t.iter().map(String::as_str).collect();
+    // `expired`: the alert topic as a late subscriber finds it once retention dropped every
+    // record (empty).
+    let expired = format!("{prefix}alerts-expired");
+    let names: Vec<&str> = t
+        .iter()
+        .map(String::as_str)
+        .chain([expired.as_str()])
+        .collect();
     producer
         .ensure_topics(&names, PARTITIONS, 1, Duration::from_secs(20))
         .expect("create topics");
@@ -251,12 +258,18 @@ fn table_after_a_kill(delivery: &str) {
     let full = subscriber::run(&options).expect("subscriber from the beginning");
     assert_eq!(full.table_records, 0);
     assert_eq!(ids(&full.open), want, "the subscriber that read everything");
+    // Late: the table, then an alert topic retention has emptied (found by timestamp from
+    // 5 minutes before the bootstrap): the open set comes from the table alone.
     let late = subscriber::run(&subscriber::Options {
         from_beginning: false,
+        topic: expired,
+        early_topic: None,
+        lookback_secs: 300,
         ..options
     })
     .expect("subscriber from the table");
     assert_eq!(late.table_records, records.len() as u64);
+    assert_eq!(late.applied, 0, "nothing but the table");
     assert_eq!(
         ids(&late.open),
         want,
