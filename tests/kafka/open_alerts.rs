@@ -280,6 +280,39 @@ fn table_after_a_kill(delivery: &str) {
         full.applied, full.duplicates, full.early.len(), late.table_records, late.applied
     );
 
+    // B holds every partition: once ready on all of them, its /v1/alerts/open lists the
+    // table's keys, from its state.
+    let want_keys: BTreeSet<String> = want.keys().cloned().collect();
+    let all = PARTITIONS as usize;
+    let mut served = BTreeSet::new();
+    let mut body = String::new();
+    let asked = Instant::now();
+    while served != want_keys && asked.elapsed() < Duration::from_secs(30) {
+        b.wait_ready(Duration::from_secs(30), |r| {
+            r["ready"] == true && r["partitions"].as_array().map(Vec::len) == Some(all)
+        });
+        let (code, text) = b.get("/v1/alerts/open").expect("B answers HTTP");
+        assert_eq!(code, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        served = v["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| {
+                let s = |f: &str| a[f].as_str().unwrap_or_default().to_owned();
+                format!("{}|{}|{}", s("location"), s("sku"), s("kind"))
+            })
+            .collect();
+        body = text;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        served,
+        want_keys,
+        "/v1/alerts/open differs from the table: {body}\n{}",
+        b.log()
+    );
+
     let (status, _) = b
         .sigterm(Duration::from_secs(30))
         .expect("exit after SIGTERM");
