@@ -9,7 +9,12 @@
    (same ids, a later `emitted_at`);
 3. the subscriber reads the topic from the beginning until caught up, and its open set must
    equal the one computed here from the replay output (latest alert per (location, sku, kind),
-   `resolved` removes), and it must have skipped exactly the redelivered copies.
+   `resolved` removes), and it must have skipped exactly the redelivered copies;
+4. the open-alerts table is produced as the service writes it (a row per `raised`/`updated`,
+   a tombstone per `resolved`, key "{location}|{sku}|{kind}"), and a subscriber started late
+   must reach the same open set from the table alone: it bootstraps from the table, then
+   follows an alert topic retention has emptied (a topic with no records, found by timestamp
+   from --lookback-secs before the bootstrap).
 
     python3 examples/subscriber_test.py --stockwatch BIN --tansu BIN --workdir DIR
 """
@@ -27,6 +32,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOPIC = "stockwatch.alerts"
+TABLE_TOPIC = "stockwatch.alerts.open"
+# The alert topic after retention dropped every record.
+EXPIRED_TOPIC = "stockwatch.alerts.expired"
 PARTITIONS = 4
 # Every REDELIVER_EVERY alerts, the last REDELIVER_COUNT are produced again.
 REDELIVER_EVERY = 37
@@ -119,6 +127,26 @@ def produce(bootstrap, alerts):
     return copies
 
 
+def produce_table(bootstrap, alerts):
+    """The open-alerts table as the service writes it: a row or a tombstone per alert."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [
+        NewTopic(TABLE_TOPIC, PARTITIONS, 1, config={"cleanup.policy": "compact"}),
+        NewTopic(EXPIRED_TOPIC, PARTITIONS, 1),
+    ]
+    for f in admin.create_topics(topics).values():
+        f.result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for a in alerts:
+        key = f"{a['location']}|{a['sku']}|{a['kind']}".encode()
+        value = None if a["status"] == "resolved" else json.dumps(a).encode()
+        producer.produce(TABLE_TOPIC, key=key, value=value)
+        producer.poll(0)
+    if producer.flush(60) != 0:
+        sys.exit("producing the table failed")
+    return len(alerts)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stockwatch", required=True)
@@ -160,10 +188,26 @@ def main():
              "--open-set-out", open_out],
             check=True, stderr=subprocess.PIPE, text=True, timeout=120,
         )
+        rows = produce_table(bootstrap, alerts)
+        late_out = os.path.join(args.workdir, "open-late.jsonl")
+        late = subprocess.run(
+            [sys.executable, os.path.join(HERE, "subscriber.py"), "--bootstrap-servers", bootstrap,
+             "--topic", EXPIRED_TOPIC, "--table-topic", TABLE_TOPIC,
+             "--group-id", "subscriber-test-late", "--until-caught-up", "--open-set-out", late_out],
+            check=True, stderr=subprocess.PIPE, text=True, timeout=120,
+        )
     finally:
         tansu.terminate()
         tansu.wait(10)
     sys.stderr.write(proc.stderr)
+    sys.stderr.write(late.stderr)
+    with open(late_out) as f:
+        late_got = {(a["location"], a["sku"], a["kind"]): a["alert_id"] for a in map(json.loads, f)}
+    if late_got != want:
+        sys.exit(f"the late subscriber's open set differs: {len(late_got)} vs {len(want)}")
+    for needle in ("applied 0 alerts", f"bootstrapped from {rows} table records"):
+        if needle not in late.stderr:
+            sys.exit(f"the late subscriber did not start from the table alone: wanted '{needle}'")
     with open(open_out) as f:
         got_alerts = [json.loads(line) for line in f]
     got = {(a["location"], a["sku"], a["kind"]): a["alert_id"] for a in got_alerts}
@@ -176,7 +220,8 @@ def main():
     if summary not in proc.stderr:
         sys.exit(f"the subscriber did not apply every alert once: wanted '{summary}'")
     print(f"subscriber_test: ok: {len(alerts)} alerts + {copies} redelivered copies over "
-          f"{PARTITIONS} partitions; open set of {len(want)} equals the replay's")
+          f"{PARTITIONS} partitions; open set of {len(want)} equals the replay's, and the late "
+          f"subscriber's from {rows} table records")
 
 
 if __name__ == "__main__":

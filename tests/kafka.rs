@@ -9,6 +9,8 @@
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
 //! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.
 //! - `security`: the SASL password never leaks; the HTTP port is hardened.
+//! - `open_alerts`: the open-alerts table equals `replay`'s after a restart; the reference
+//!   subscriber (examples/subscriber.rs) bootstraps from it.
 //!
 //! Run one group with a filter: `cargo test --test kafka failover::`.
 
@@ -18,6 +20,7 @@ mod kafka {
     mod bad_input;
     mod failover;
     mod load_positions;
+    mod open_alerts;
     mod outage;
     mod security;
     mod service;

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use stockwatch::alert::{AlertKind, AlertStatus};
+use stockwatch::config::Secret;
 use stockwatch::reject::RejectReason;
 use stockwatch::telemetry::{
-    serve, serve_with, AppState, Delivery, Health, HttpLimits, MetricKind, Metrics, StateQuery,
-    TxOutcome, CATALOGUE,
+    serve, serve_with, AppState, Delivery, Health, HttpLimits, MetricKind, Metrics,
+    OpenAlertFilter, StateQuery, TxOutcome, CATALOGUE,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -208,6 +209,21 @@ impl StateQuery for FakeShards {
             .map(|(l, s, r)| json!({ "location": l, "sku": s, "risk": r }))
             .collect()
     }
+
+    /// Keys with risk >= 0.9 hold an open `stockout_risk` alert.
+    fn open_alerts(&self, f: &OpenAlertFilter) -> Vec<Value> {
+        let mut open: Vec<&(String, String, f64)> = self
+            .keys
+            .iter()
+            .filter(|(l, _, r)| *r >= 0.9 && f.location.as_deref().is_none_or(|w| w == l))
+            .filter(|_| f.kind.is_none_or(|k| k == AlertKind::StockoutRisk))
+            .collect();
+        open.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        open.iter()
+            .take(f.limit)
+            .map(|(l, s, r)| json!({ "location": l, "sku": s, "kind": "stockout_risk", "alert_risk": r }))
+            .collect()
+    }
 }
 
 fn app(delay: Duration) -> (AppState, Arc<Metrics>, Arc<Health>) {
@@ -253,10 +269,16 @@ impl Reply {
 
 /// One request on its own connection (`Connection: close`), read to EOF.
 async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
+    request_with(addr, method, path, "").await
+}
+
+/// [`request`] with extra header lines (each ending in `\r\n`).
+async fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> Reply {
     let io = async {
         let mut s = TcpStream::connect(addr).await?;
-        let head =
-            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+        );
         s.write_all(head.as_bytes()).await?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
@@ -443,6 +465,91 @@ async fn slow_queries_time_out_and_slow_clients_are_disconnected() {
         .await
         .expect("drained within 5 s")
         .expect("server task");
+}
+
+/// With a token, `/v1/*` answers 401 without it or with a wrong one and 200 with it; the
+/// metrics and the probes stay open.
+#[tokio::test]
+async fn v1_requires_the_bearer_token_when_one_is_set() {
+    let (state, _m, _h) = app(Duration::ZERO);
+    let state = state.with_token(Some(Secret::new("t0ken-from-a-secret")));
+    let shutdown = CancellationToken::new();
+    let server = serve(loopback(), state, shutdown.clone())
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let paths = [
+        "/v1/state/store-1/sku-1",
+        "/v1/risks/top?n=3",
+        "/v1/alerts/open?kind=stockout_risk",
+    ];
+    for path in paths {
+        let r = request(addr, "GET", path).await;
+        assert_eq!(r.status, 401, "{path} without a token: {}", r.body);
+        assert_eq!(r.header("www-authenticate"), "Bearer", "{path}");
+        assert_eq!(r.json()["error"], "unauthorized");
+        for wrong in [
+            "Authorization: Bearer t0ken-from-a-secreT\r\n",
+            "Authorization: Bearer t0ken-from-a-secret-and-more\r\n",
+            "Authorization: Bearer \r\n",
+            "Authorization: Basic dDBrZW4tZnJvbS1hLXNlY3JldA==\r\n",
+            "Authorization: t0ken-from-a-secret\r\n",
+        ] {
+            let r = request_with(addr, "GET", path, wrong).await;
+            assert_eq!(r.status, 401, "{path} with {wrong:?}");
+        }
+        let ok = "Authorization: Bearer t0ken-from-a-secret\r\n";
+        let r = request_with(addr, "GET", path, ok).await;
+        assert_eq!(r.status, 200, "{path} with the token: {}", r.body);
+    }
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = request(addr, "GET", path).await;
+        assert_ne!(r.status, 401, "{path} needs no token");
+    }
+    shutdown.cancel();
+    server.wait().await.expect("server task");
+}
+
+/// `/v1/alerts/open` passes its filters to the shards, caps the list and says so, and refuses
+/// a kind it does not know.
+#[tokio::test]
+async fn open_alerts_are_filtered_and_capped() {
+    let (state, _m, _h) = app(Duration::ZERO);
+    let shutdown = CancellationToken::new();
+    let server = serve(loopback(), state, shutdown.clone())
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    // Risk i / 1500 >= 0.9: keys 1350..1500, 150 of them, over 7 stores.
+    let all = request(addr, "GET", "/v1/alerts/open").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let all = all.json();
+    assert_eq!(all["n"], 150);
+    assert_eq!(all["truncated"], false);
+    let store = request(
+        addr,
+        "GET",
+        "/v1/alerts/open?location=store-3&kind=stockout_risk",
+    )
+    .await;
+    let store = store.json();
+    let alerts = store["alerts"].as_array().expect("alerts");
+    assert!(!alerts.is_empty() && alerts.len() < 150, "{store}");
+    assert!(alerts.iter().all(|a| a["location"] == "store-3"), "{store}");
+    let none = request(addr, "GET", "/v1/alerts/open?kind=stockout")
+        .await
+        .json();
+    assert_eq!(none["n"], 0, "{none}");
+    let capped = request(addr, "GET", "/v1/alerts/open?limit=10")
+        .await
+        .json();
+    assert_eq!(capped["n"], 10);
+    assert_eq!(capped["truncated"], true);
+    let bad = request(addr, "GET", "/v1/alerts/open?kind=flood").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "invalid_kind");
+    shutdown.cancel();
+    server.wait().await.expect("server task");
 }
 
 #[tokio::test]

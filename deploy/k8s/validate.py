@@ -10,7 +10,8 @@ installs kubernetes-validate, PyYAML and jsonschema in a pinned venv)
 - Invariants of this service that no schema knows (see the comments in base/): non-root and
   locked-down containers, the probes on /healthz and /readyz, the pod name as the instance id,
   the config mounted and passed with --config, maxReplicaCount <= the input partition count, a
-  long scale-down window, maxUnavailable 1.
+  long scale-down window, maxUnavailable 1, a bearer token file on a mounted Secret when HTTP
+  binds beyond loopback, and a NetworkPolicy that lets only the HTTP port in.
 
 Exit status 0 if every object of every file passes, 1 otherwise (each error is printed).
 """
@@ -105,6 +106,45 @@ def container_errors(pod, c):
     return errs
 
 
+def http_exposure_errors(pod, by_kind):
+    """/v1/* behind a token when HTTP binds beyond loopback; only the HTTP port let in."""
+    errs = []
+    pod_labels = {}
+    for o in by_kind.get("StatefulSet", []):
+        pod_labels = o["spec"]["template"]["metadata"].get("labels", {})
+    env = {e["name"]: e.get("value") for c in pod.get("containers", []) for e in c.get("env", [])}
+    listen = env.get("STOCKWATCH__HTTP__LISTEN") or ""
+    if listen and not listen.startswith(("127.", "[::1]")):
+        cms = by_kind.get("ConfigMap", [])
+        tomls = [cm.get("data", {}).get("stockwatch.toml", "") for cm in cms]
+        token_files = [
+            line.split("=", 1)[1].strip().strip('"')
+            for t in tomls
+            for line in t.splitlines()
+            if line.strip().startswith("token_file")
+        ]
+        if not token_files:
+            errs.append("StatefulSet binds %s but the config sets no http.token_file" % listen)
+        vols = {v["name"]: v for v in pod.get("volumes", [])}
+        mounts = [(m["name"], m["mountPath"]) for c in pod.get("containers", []) for m in c.get("volumeMounts", [])]
+        for f in token_files:
+            if not any(f.startswith(path.rstrip("/") + "/") and "secret" in vols.get(name, {}) for name, path in mounts):
+                errs.append("http.token_file %s is not on a mounted Secret" % f)
+    policies = [
+        np for np in by_kind.get("NetworkPolicy", [])
+        if all(pod_labels.get(k) == v for k, v in np["spec"].get("podSelector", {}).get("matchLabels", {}).items())
+        and "Ingress" in np["spec"].get("policyTypes", [])
+    ]
+    if not policies:
+        errs.append("no NetworkPolicy restricting ingress to the StatefulSet's pods")
+    for np in policies:
+        for rule in np["spec"].get("ingress", []):
+            ports = [p.get("port") for p in rule.get("ports", [])]
+            if not ports or any(p not in (HTTP_PORT, "http") for p in ports):
+                errs.append("NetworkPolicy %s: an ingress rule lets in other ports than %d: %s" % (np["metadata"]["name"], HTTP_PORT, ports or "all"))
+    return errs
+
+
 def invariant_errors(objs):
     errs = []
     by_kind = {}
@@ -143,6 +183,7 @@ def invariant_errors(objs):
             errs.append("PodDisruptionBudget: maxUnavailable must be 1")
     if not by_kind.get("PodDisruptionBudget"):
         errs.append("no PodDisruptionBudget")
+    errs += http_exposure_errors(pod, by_kind)
     ports = {p.get("name") for s in by_kind.get("Service", []) for p in s["spec"].get("ports", [])}
     for sm in by_kind.get("ServiceMonitor", []):
         for ep in sm["spec"].get("endpoints", []):

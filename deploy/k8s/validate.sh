@@ -107,6 +107,8 @@ apiVersion: example.com/v1
 kind: Widget
 metadata:
   name: stray'
+    broken no-network-policy base/kustomization.yaml '/- networkpolicy.yaml/d'
+    broken v1-without-token overlays/prod/stockwatch.toml '/^token_file/d'
     broken render-error base/kustomization.yaml 's/- pdb.yaml/- pdb-missing.yaml/'
 fi
 

@@ -74,11 +74,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             inputs.push(topic);
         }
     }
-    for topic in
-        inputs
-            .into_iter()
-            .chain([&t.alerts, &t.early_alerts, &t.dead_letter, &t.changelog])
-    {
+    for topic in inputs.into_iter().chain([
+        &t.alerts,
+        &t.early_alerts,
+        &t.dead_letter,
+        &t.changelog,
+        &t.open_alerts,
+    ]) {
         cluster
             .create_topic(topic, a.partitions as i32, 1)
             .with_context(|| format!("creating topic {topic} on the embedded broker"))?;

@@ -30,6 +30,11 @@ pub struct ReplayArgs {
     /// here they are scored in file order, as the service scores them in arrival order.
     #[arg(long)]
     pub early_out: Option<PathBuf>,
+    /// Where to write the open-alerts table as the service's `kafka.topics.open_alerts` holds it
+    /// at the end: one JSON line `{"key": "{location}|{sku}|{kind}", "value": ALERT}` per key
+    /// whose latest confirmed alert is not `resolved`, sorted by key.
+    #[arg(long)]
+    pub open_alerts_out: Option<PathBuf>,
     /// Where to write rejected lines with their reason (JSON lines).
     #[arg(long)]
     pub rejects_out: Option<PathBuf>,
@@ -200,6 +205,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut points = Vec::new();
+    let mut table = OpenAlerts::default();
     let mut engine = Engine::new(cfg.engine_config(), a.partitions);
     let master = load_master(a.locations.as_deref(), a.items.as_deref())?;
     engine.set_master(std::sync::Arc::new(master));
@@ -217,6 +223,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         alerts_out
             .write_alerts(&out.alerts)
             .context("writing alerts")?;
+        if a.open_alerts_out.is_some() {
+            table.apply(&out.alerts);
+        }
         if let Some(w) = early_out.as_mut() {
             w.write_alerts(&out.early).context("writing early alerts")?;
         }
@@ -235,9 +244,17 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         alerts_out
             .write_alerts(&out.alerts)
             .context("writing alerts")?;
+        if a.open_alerts_out.is_some() {
+            table.apply(&out.alerts);
+        }
         if let Some(w) = early_out.as_mut() {
             w.write_alerts(&out.early).context("writing early alerts")?;
         }
+    }
+    if let Some(p) = &a.open_alerts_out {
+        table
+            .write(p)
+            .with_context(|| format!("writing --open-alerts-out {}", p.display()))?;
     }
     alerts_out.finish().context("writing alerts")?;
     if let Some(w) = early_out {
@@ -263,6 +280,56 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         print_summary(&report);
     }
     Ok(())
+}
+
+/// The open-alerts table as the service writes it (`kafka.topics.open_alerts`): the latest
+/// confirmed alert per key, a key removed when its alert resolves.
+#[derive(Debug, Default)]
+pub struct OpenAlerts {
+    rows: BTreeMap<String, crate::alert::Alert>,
+}
+
+/// One row of `--open-alerts-out`.
+#[derive(Serialize)]
+struct TableRow<'a> {
+    key: &'a str,
+    value: &'a crate::alert::Alert,
+}
+
+impl OpenAlerts {
+    /// Applies confirmed alerts, in the order they were emitted.
+    pub fn apply(&mut self, alerts: &[crate::alert::Alert]) {
+        for a in alerts {
+            let key = crate::sink::record::open_alert_key(a);
+            if crate::sink::record::opens_row(a) {
+                self.rows.insert(key, a.clone());
+            } else {
+                self.rows.remove(&key);
+            }
+        }
+    }
+
+    /// Keys with an open alert.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no alert is open.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Writes the rows as JSON lines, sorted by key.
+    pub fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for (key, value) in &self.rows {
+            serde_json::to_writer(&mut w, &TableRow { key, value })?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        Ok(())
+    }
 }
 
 /// An alert as the truth scoring sees it.

@@ -89,7 +89,8 @@ pub(crate) fn start_http(
 ) -> anyhow::Result<Http> {
     let (observe, query) = crate::service::observe::Observe::new()?;
     let state =
-        crate::telemetry::AppState::new(observe.metrics.clone(), observe.health.clone(), query);
+        crate::telemetry::AppState::new(observe.metrics.clone(), observe.health.clone(), query)
+            .with_token(cfg.http.read_token()?);
     service.observe(observe);
     let token = tokio_util::sync::CancellationToken::new();
     let server = rt
@@ -102,7 +103,8 @@ pub(crate) fn start_http(
         .with_context(|| format!("serving HTTP on http.listen = {}", cfg.http.listen))?;
     tracing::info!(
         addr = %server.local_addr(),
-        "serving /metrics /healthz /readyz /v1/state/{{location}}/{{sku}} /v1/risks/top"
+        v1_token = cfg.http.token_file.trim() != "",
+        "serving /metrics /healthz /readyz /v1/state/{{location}}/{{sku}} /v1/risks/top /v1/alerts/open"
     );
     Ok(Http {
         server: Some(server),

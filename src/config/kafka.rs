@@ -98,6 +98,9 @@ pub struct TopicsSection {
     pub dead_letter: String,
     /// The state changelog (compacted, one partition per input partition number).
     pub changelog: String,
+    /// The open-alerts table (compacted, co-partitioned with the inputs): the latest confirmed
+    /// alert per `"{location}|{sku}|{kind}"`, a tombstone when it resolves. Derived output only.
+    pub open_alerts: String,
 }
 
 /// The most input topics there can be: one per event type.
@@ -268,6 +271,7 @@ impl KafkaSection {
             ("kafka.topics.early_alerts", &t.early_alerts),
             ("kafka.topics.dead_letter", &t.dead_letter),
             ("kafka.topics.changelog", &t.changelog),
+            ("kafka.topics.open_alerts", &t.open_alerts),
         ];
         for (i, (a, x)) in names.iter().enumerate() {
             if x.is_empty() {

@@ -118,6 +118,9 @@ pub struct HttpSection {
     pub request_timeout_ms: u64,
     /// Requests served at once at most.
     pub max_concurrent_requests: usize,
+    /// File holding the bearer token `/v1/*` requires (e.g. a mounted Kubernetes Secret);
+    /// required when `listen` is not a loopback address. Empty: none.
+    pub token_file: String,
 }
 
 impl HttpSection {
@@ -126,11 +129,39 @@ impl HttpSection {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// The bearer token `/v1/*` requires: the contents of `token_file` without surrounding
+    /// whitespace (a Secret mounted as a file often ends in a newline); `None` without a
+    /// `token_file`. An unreadable or empty file is an error naming the field.
+    pub fn read_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let path = self.token_file.trim();
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::Invalid(format!("http.token_file = {path:?}: cannot read it: {e}"))
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "http.token_file = {path:?} is empty: it must hold the bearer token"
+            )));
+        }
+        Ok(Some(Secret::new(token)))
+    }
+
     fn validate(&self) -> Result<(), String> {
         if !self.allow_non_loopback && !self.listen.ip().to_canonical().is_loopback() {
             return Err(format!(
                 "http.listen = \"{}\" is not a loopback address: metrics and state would be \
                  reachable from other machines; set http.allow_non_loopback = true to allow it",
+                self.listen
+            ));
+        }
+        if !self.listen.ip().to_canonical().is_loopback() && self.token_file.trim().is_empty() {
+            return Err(format!(
+                "http.listen = \"{}\" is not a loopback address: /v1/* (every key's inventory \
+                 position) would be open to the network; set http.token_file to a file holding \
+                 the bearer token clients must send",
                 self.listen
             ));
         }

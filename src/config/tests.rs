@@ -363,12 +363,38 @@ fn http_section_is_checked() {
         &e,
         &["http.listen", "0.0.0.0:9464", "http.allow_non_loopback"],
     );
-    let c = load(
+    // Beyond loopback, /v1/* needs a token file.
+    let e = load_err(
         "[http]\nlisten = \"0.0.0.0:9464\"\nallow_non_loopback = true\n",
+        &[],
+    );
+    assert_names(&e, &["http.listen", "0.0.0.0:9464", "http.token_file"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let c = load(
+        &format!(
+            "[http]\nlisten = \"0.0.0.0:9464\"\nallow_non_loopback = true\ntoken_file = {:?}\n",
+            token.display().to_string()
+        ),
         &[],
     )
     .unwrap();
     assert_eq!(c.http.listen.port(), 9464);
+    let t = c.http.read_token().unwrap().expect("a token");
+    assert_eq!(
+        t.expose(),
+        "s3cret-token",
+        "the trailing newline is not part of it"
+    );
+    assert_eq!(format!("{t:?}"), "***");
+    assert!(Config::defaults().http.read_token().unwrap().is_none());
+    std::fs::write(&token, " \n").unwrap();
+    let e = c.http.read_token().unwrap_err().to_string();
+    assert!(e.contains("http.token_file") && e.contains("empty"), "{e}");
+    std::fs::remove_file(&token).unwrap();
+    let e = c.http.read_token().unwrap_err().to_string();
+    assert!(e.contains("http.token_file"), "{e}");
     load("[http]\nlisten = \"[::1]:0\"\n", &[]).unwrap();
     let e = load_err("[http]\nmax_concurrent_requests = 0\n", &[]);
     assert_names(&e, &["http.max_concurrent_requests"]);

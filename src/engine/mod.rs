@@ -21,7 +21,7 @@ use crate::reject::{RejectReason, Rejection};
 use crate::state::StateConfig;
 
 pub use crate::state::ShardCounters;
-pub use shard::{KeyView, ScoreRecord, Shard};
+pub use shard::{KeyView, OpenAlertView, ScoreRecord, Shard};
 
 /// Everything a shard needs to know (built from the `[engine]`, `[model]` and `[alerts]`
 /// sections of the configuration).

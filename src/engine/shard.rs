@@ -31,7 +31,7 @@ mod alerts;
 mod view;
 
 use super::EngineConfig;
-pub use view::KeyView;
+pub use view::{KeyView, OpenAlertView};
 
 /// One partition's worth of state and model: a [`ShardState`] plus what is not persisted.
 #[derive(Debug)]

@@ -57,7 +57,9 @@ use crate::engine::{EngineConfig, Shard};
 use crate::event::EventType;
 use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError};
-use crate::sink::record::{alert_record, dead_letter_record, EncodeError, Rejected};
+use crate::sink::record::{
+    alert_record, dead_letter_record, open_alert_key, opens_row, EncodeError, Rejected,
+};
 use crate::source::kafka::{GroupConsumer, SourceError};
 use crate::telemetry::events::{Rejected as RejectedEvent, TransactionEnded};
 use crate::telemetry::{Stage, TelemetryError, TxOutcome};
@@ -492,7 +494,7 @@ impl Core {
         let eos = self.exactly_once();
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut alerts: Vec<Alert> = Vec::new();
-        for slot in self.slots.values_mut() {
+        for (&p, slot) in self.slots.iter_mut() {
             slot.shard.advance(false, Some(now_ms), &mut alerts);
             for src in slot.shard.drain_applied() {
                 let (t, off) = offsets::unpack(src);
@@ -526,6 +528,24 @@ impl Core {
                     &record.header_refs(),
                     tag,
                 )?;
+                if stage == Stage::Confirmed {
+                    // The open-alerts table, on the shard's own partition (co-partitioned with
+                    // the inputs, whatever its key hashes to), in the same transaction.
+                    let table = &self.cfg.kafka.topics.open_alerts;
+                    let key = open_alert_key(&a);
+                    if opens_row(&a) {
+                        self.producer.send_to_partition(
+                            table,
+                            p,
+                            key.as_bytes(),
+                            &record.value,
+                            &record.header_refs(),
+                        )?;
+                    } else {
+                        self.producer
+                            .send_tombstone_to_partition(table, p, key.as_bytes())?;
+                    }
+                }
                 match stage {
                     Stage::Early => {
                         self.stats.early_alerts_published += 1;

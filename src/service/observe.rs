@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::engine::Shard;
 use crate::event::EventType;
 use crate::model::learner::MODEL_VERSION;
-use crate::telemetry::{Delivery, Health, Metrics, StateQuery, TelemetryError};
+use crate::telemetry::{Delivery, Health, Metrics, OpenAlertFilter, StateQuery, TelemetryError};
 
 /// A question for the service loop.
 #[derive(Debug)]
@@ -19,6 +19,8 @@ pub enum Query {
     Key(String, String, SyncSender<Option<serde_json::Value>>),
     /// The `n` riskiest keys.
     Top(usize, SyncSender<Vec<serde_json::Value>>),
+    /// The open alerts passing a filter.
+    Open(OpenAlertFilter, SyncSender<Vec<serde_json::Value>>),
 }
 
 /// How long an HTTP query waits for the loop (a batch takes far less).
@@ -48,6 +50,19 @@ impl StateQuery for ChannelQuery {
             .lock()
             .ok()
             .and_then(|tx| tx.send(Query::Top(n, rtx)).ok());
+        if sent.is_none() {
+            return Vec::new();
+        }
+        rrx.recv_timeout(QUERY_WAIT).unwrap_or_default()
+    }
+
+    fn open_alerts(&self, filter: &OpenAlertFilter) -> Vec<serde_json::Value> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        let sent = self
+            .tx
+            .lock()
+            .ok()
+            .and_then(|tx| tx.send(Query::Open(filter.clone(), rtx)).ok());
         if sent.is_none() {
             return Vec::new();
         }
@@ -114,6 +129,21 @@ impl Observe {
                     let mut all: Vec<_> = shards.clone().flat_map(|s| s.top_risks(n)).collect();
                     all.sort_by(|a, b| b.risk.total_cmp(&a.risk));
                     all.truncate(n);
+                    let _ = reply.send(
+                        all.into_iter()
+                            .filter_map(|v| serde_json::to_value(v).ok())
+                            .collect(),
+                    );
+                }
+                Query::Open(f, reply) => {
+                    let mut all: Vec<_> = shards
+                        .clone()
+                        .flat_map(|s| s.open_alert_views(f.location.as_deref(), f.kind, f.limit))
+                        .collect();
+                    all.sort_by(|a, b| {
+                        (&a.location, &a.sku, a.kind).cmp(&(&b.location, &b.sku, b.kind))
+                    });
+                    all.truncate(f.limit);
                     let _ = reply.send(
                         all.into_iter()
                             .filter_map(|v| serde_json::to_value(v).ok())

@@ -41,16 +41,19 @@ impl Service {
             (t.early_alerts.as_str(), &[][..]),
             (t.dead_letter.as_str(), &[][..]),
             (t.changelog.as_str(), &[("cleanup.policy", "compact")][..]),
+            (t.open_alerts.as_str(), &[("cleanup.policy", "compact")][..]),
         ] {
             match topic_partitions(&consumer, topic)? {
                 0 => {
                     producer.ensure_topics_with(&[topic], partitions, 1, configs, QUERY_TIMEOUT)?;
                 }
                 n if n as u32 == partitions => {}
-                n if topic == t.changelog => {
+                // Partition p of the table holds shard p's keys: a consumer of input
+                // partition p finds its rows there only if the counts match.
+                n if topic == t.changelog || topic == t.open_alerts => {
                     return Err(ServiceError::Inputs(format!(
-                        "the changelog topic {topic} has {n} partitions but the inputs have \
-                         {partitions}: partition p of the changelog holds shard p"
+                        "the topic {topic} has {n} partitions but the inputs have \
+                         {partitions}: partition p of it holds shard p"
                     )))
                 }
                 n => tracing::warn!(

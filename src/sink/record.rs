@@ -83,6 +83,26 @@ pub fn alert_record<'a>(
     })
 }
 
+/// The key of `alert`'s row in the open-alerts table (`kafka.topics.open_alerts`):
+/// `"{location}|{sku}|{kind}"`. Location and SKU contain no `|` (the input contract refuses
+/// it), so the key splits back unambiguously.
+pub fn open_alert_key(alert: &Alert) -> String {
+    let kind = alert.kind.as_str();
+    let mut k = String::with_capacity(alert.location.len() + alert.sku.len() + kind.len() + 2);
+    k.push_str(&alert.location);
+    k.push('|');
+    k.push_str(&alert.sku);
+    k.push('|');
+    k.push_str(kind);
+    k
+}
+
+/// What a confirmed alert does to its row of the open-alerts table: `raised` and `updated`
+/// put the alert (the same value as on the alert topic), `resolved` deletes the row.
+pub fn opens_row(alert: &Alert) -> bool {
+    !matches!(alert.status, crate::alert::AlertStatus::Resolved)
+}
+
 /// The input record a rejection refers to, as read.
 #[derive(Debug, Clone, Copy)]
 pub struct Rejected<'a> {
@@ -225,6 +245,19 @@ mod tests {
                 ("content-type", "application/json"),
             ]
         );
+    }
+
+    #[test]
+    fn the_open_alerts_row_is_keyed_by_location_sku_and_kind() {
+        let mut a = alert("a-1");
+        assert_eq!(open_alert_key(&a), "S01|SKU-1|stockout_risk");
+        assert!(opens_row(&a));
+        a.kind = AlertKind::Stockout;
+        a.status = AlertStatus::Updated;
+        assert_eq!(open_alert_key(&a), "S01|SKU-1|stockout");
+        assert!(opens_row(&a));
+        a.status = AlertStatus::Resolved;
+        assert!(!opens_row(&a), "resolved is a tombstone");
     }
 
     #[test]

@@ -1,5 +1,10 @@
-//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/v1/state/{location}/{sku}` and
-//! `/v1/risks/top?n=`.
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/v1/state/{location}/{sku}`,
+//! `/v1/risks/top?n=` and `/v1/alerts/open?location=&kind=&limit=`.
+//!
+//! With a token ([`AppState::with_token`], from `http.token_file`; required by the config when
+//! the server binds beyond loopback) every `/v1/*` request needs `Authorization: Bearer
+//! <token>`, compared in constant time; a missing or wrong one gets 401. `/metrics` and the
+//! probes stay open (Prometheus and the kubelet send no token).
 //!
 //! Hardening, because this port faces whatever can reach the pod: GET (and HEAD) only, other
 //! methods get 405; a header-read timeout (which also closes idle keep-alive connections and
@@ -17,8 +22,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -55,6 +61,29 @@ pub trait StateQuery: Send + Sync + 'static {
     fn key(&self, location: &str, sku: &str) -> Option<Value>;
     /// The `n` keys with the highest current risk on this instance, highest first.
     fn top(&self, n: usize) -> Vec<Value>;
+    /// The open confirmed alerts of the keys this instance holds that pass `filter`, at most
+    /// `filter.limit`, sorted by (location, sku, kind). The default holds none (an
+    /// implementation without alerts, e.g. a test double of the other queries).
+    fn open_alerts(&self, filter: &OpenAlertFilter) -> Vec<Value> {
+        let _ = filter;
+        Vec::new()
+    }
+}
+
+/// Default `limit` of `/v1/alerts/open`.
+pub const DEFAULT_OPEN_LIMIT: usize = 1000;
+/// Largest `limit` of `/v1/alerts/open`; larger values are clamped.
+pub const MAX_OPEN_LIMIT: usize = 10_000;
+
+/// What `/v1/alerts/open` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAlertFilter {
+    /// Only this location.
+    pub location: Option<String>,
+    /// Only this kind.
+    pub kind: Option<crate::alert::AlertKind>,
+    /// At most this many (one more is asked for, to tell whether the list is cut).
+    pub limit: usize,
 }
 
 /// What the handlers share.
@@ -64,8 +93,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Reported by `/readyz`.
     pub health: Arc<Health>,
-    /// Answers `/v1/state/…` and `/v1/risks/top`.
+    /// Answers `/v1/state/…`, `/v1/risks/top` and `/v1/alerts/open`.
     pub query: Arc<dyn StateQuery>,
+    /// The bearer token `/v1/*` requires; `None`: no token asked.
+    token: Option<Arc<crate::config::Secret>>,
 }
 
 impl AppState {
@@ -75,7 +106,14 @@ impl AppState {
             metrics,
             health,
             query,
+            token: None,
         }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on `/v1/*` (`http.token_file`).
+    pub fn with_token(mut self, token: Option<crate::config::Secret>) -> Self {
+        self.token = token.map(Arc::new);
+        self
     }
 }
 
@@ -177,12 +215,16 @@ pub async fn serve_with(
 }
 
 fn router(state: AppState, limits: &HttpLimits) -> Router {
+    let v1 = Router::new()
+        .route("/v1/state/{location}/{sku}", get(key_state))
+        .route("/v1/risks/top", get(top_risks))
+        .route("/v1/alerts/open", get(open_alerts))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/state/{location}/{sku}", get(key_state))
-        .route("/v1/risks/top", get(top_risks))
+        .merge(v1)
         .fallback(not_found)
         .with_state(state)
         // Last added is outermost: the timeout also covers waiting for a concurrency permit.
@@ -337,6 +379,95 @@ async fn top_risks(State(state): State<AppState>, Query(params): Query<TopParams
     }
 }
 
+/// Query of `/v1/alerts/open`.
+#[derive(Debug, Deserialize)]
+struct OpenParams {
+    location: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn open_alerts(State(state): State<AppState>, Query(params): Query<OpenParams>) -> Response {
+    use crate::alert::AlertKind;
+    let kind = match params.kind.as_deref() {
+        None | Some("") => None,
+        Some("stockout_risk") => Some(AlertKind::StockoutRisk),
+        Some("stockout") => Some(AlertKind::Stockout),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_kind",
+                "kind must be stockout_risk or stockout".into(),
+            )
+        }
+    };
+    let location = params.location.filter(|l| !l.is_empty());
+    if location
+        .as_deref()
+        .is_some_and(|l| l.len() > MAX_ID_BYTES || l.as_bytes().contains(&KEY_SEPARATOR))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_location",
+            format!("location must be at most {MAX_ID_BYTES} bytes without '|'"),
+        );
+    }
+    let limit = params
+        .limit
+        .unwrap_or(DEFAULT_OPEN_LIMIT)
+        .clamp(1, MAX_OPEN_LIMIT);
+    let filter = OpenAlertFilter {
+        location,
+        kind,
+        limit: limit + 1,
+    };
+    let query = Arc::clone(&state.query);
+    match tokio::task::spawn_blocking(move || query.open_alerts(&filter)).await {
+        Ok(mut alerts) => {
+            let truncated = alerts.len() > limit;
+            alerts.truncate(limit);
+            Json(json!({ "n": alerts.len(), "truncated": truncated, "alerts": alerts }))
+                .into_response()
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "query_failed",
+            "state query failed".into(),
+        ),
+    }
+}
+
+/// `/v1/*` with a token set: the request must carry `Authorization: Bearer <token>`.
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    if presented.is_some_and(|p| token_matches(token.expose().as_bytes(), p)) {
+        return next.run(request).await;
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "/v1/* requires Authorization: Bearer <token> (http.token_file)".into(),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Constant-time in the token's contents (`subtle`): a wrong guess takes as long whatever
+/// prefix of it is right. The length is not hidden; the token's entropy does not depend on it.
+fn token_matches(expected: &[u8], presented: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    expected.ct_eq(presented).into()
+}
+
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -352,6 +483,15 @@ fn error(status: StatusCode, code: &str, detail: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_match_only_exactly() {
+        assert!(token_matches(b"s3cret", b"s3cret"));
+        assert!(!token_matches(b"s3cret", b"s3cre"));
+        assert!(!token_matches(b"s3cret", b"s3cret "));
+        assert!(!token_matches(b"s3cret", b"S3cret"));
+        assert!(!token_matches(b"s3cret", b""));
+    }
 
     #[test]
     fn limits_follow_the_http_section() {

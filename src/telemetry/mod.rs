@@ -27,7 +27,8 @@ pub use crate::model::RollingAuc;
 pub use catalogue::{MetricKind, MetricSpec, CATALOGUE, METRICS};
 pub use health::{Delivery, Health, Readiness};
 pub use http::{
-    serve, serve_with, AppState, HttpLimits, HttpServer, StateQuery, DEFAULT_TOP_N, MAX_TOP_N,
+    serve, serve_with, AppState, HttpLimits, HttpServer, OpenAlertFilter, StateQuery,
+    DEFAULT_OPEN_LIMIT, DEFAULT_TOP_N, MAX_OPEN_LIMIT, MAX_TOP_N,
 };
 pub use metrics::{
     Metrics, PartitionLag, Stage, TxOutcome, CONSUMED_TYPES, STATE_PARTS, UNKNOWN_TYPE,

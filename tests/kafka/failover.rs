@@ -1074,6 +1074,10 @@ fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir
             "STOCKWATCH__KAFKA__TOPICS__CHANGELOG",
             format!("{prefix}changelog"),
         ),
+        (
+            "STOCKWATCH__KAFKA__TOPICS__OPEN_ALERTS",
+            format!("{prefix}alerts-open"),
+        ),
     ];
     let cfg = stockwatch::config::Config::load_with_env(
         None,

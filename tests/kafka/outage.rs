@@ -162,7 +162,7 @@ impl Mock {
     }
 
     /// Inputs (sales, shipments, receipts, availability), then alerts, dead letters, changelog.
-    fn names(prefix: &str) -> [String; 10] {
+    fn names(prefix: &str) -> [String; 11] {
         [
             "sales",
             "shipments",
@@ -174,6 +174,7 @@ impl Mock {
             "alerts-early",
             "inventory_counts",
             "adjustments",
+            "alerts-open",
         ]
         .map(|t| format!("{prefix}{t}"))
     }
@@ -199,6 +200,7 @@ impl Mock {
             ("KAFKA__TOPICS__EARLY_ALERTS", &n[7]),
             ("KAFKA__TOPICS__INVENTORY_COUNTS", &n[8]),
             ("KAFKA__TOPICS__ADJUSTMENTS", &n[9]),
+            ("KAFKA__TOPICS__OPEN_ALERTS", &n[10]),
             ("SERVICE__DELIVERY", "at_least_once"),
             // An outage shorter than the session keeps the assignment (no rebalance to wait
             // for); reconnecting every 0.5 s at most keeps the recovery quick (librdkafka's

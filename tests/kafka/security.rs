@@ -483,6 +483,7 @@ fn running_service(from: Source, format: &str) {
         ("TOPICS__ALERTS", &t[4]),
         ("TOPICS__DEAD_LETTER", &t[5]),
         ("TOPICS__EARLY_ALERTS", &format!("{prefix}alerts-early")),
+        ("TOPICS__OPEN_ALERTS", &format!("{prefix}alerts-open")),
     ] {
         env.push((format!("STOCKWATCH__KAFKA__{k}"), v.to_owned()));
     }

@@ -185,6 +185,10 @@ impl Instance {
                 "STOCKWATCH__KAFKA__TOPICS__CHANGELOG",
                 format!("{prefix}changelog"),
             )
+            .env(
+                "STOCKWATCH__KAFKA__TOPICS__OPEN_ALERTS",
+                format!("{prefix}alerts-open"),
+            )
             .env("STOCKWATCH__HTTP__LISTEN", http.to_string())
             .env("STOCKWATCH__LOG__FORMAT", "text")
             .env("STOCKWATCH_LOG", "info")

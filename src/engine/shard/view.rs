@@ -26,7 +26,77 @@ pub struct KeyView {
     pub last_event_hour: Option<String>,
 }
 
+/// One open confirmed alert, as the state holds it (`/v1/alerts/open`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpenAlertView {
+    /// Store or DC.
+    pub location: String,
+    /// Stock keeping unit.
+    pub sku: String,
+    /// `stockout_risk` or `stockout`.
+    pub kind: alert::AlertKind,
+    /// `stockout_risk`: the risk its last alert (`raised` or `updated`) carried; `stockout`:
+    /// null.
+    pub alert_risk: Option<f64>,
+    /// Risk at the key's last scoring.
+    pub risk: f64,
+    /// Event time of its last alert (`stockout_risk`) or of the stockout's start (RFC 3339).
+    pub since: Option<String>,
+    /// Recorded on hand, if known.
+    pub on_hand: Option<f64>,
+    /// Units in transit.
+    pub in_transit: f64,
+}
+
 impl Shard {
+    /// The open confirmed alerts of this shard's keys, `location` and `kind` filtering when
+    /// given, at most `limit`, sorted by (location, sku, kind) (O(keys)).
+    pub fn open_alert_views(
+        &self,
+        location: Option<&str>,
+        kind: Option<alert::AlertKind>,
+        limit: usize,
+    ) -> Vec<OpenAlertView> {
+        use crate::state::columns::NO_TIME;
+        use alert::AlertKind::{Stockout, StockoutRisk};
+        let time = |ms: i64| (ms != NO_TIME).then(|| alert::rfc3339_ms(ms));
+        let mut out = Vec::new();
+        for r in 0..self.state.keys.len() as u32 {
+            let c = self.state.rows.get(r as usize);
+            let open = [
+                (
+                    StockoutRisk,
+                    c.risk_open(),
+                    c.last_alert_ms,
+                    Some(f64::from(c.alert_risk)),
+                ),
+                (Stockout, c.in_stockout(), c.last_stockout_ms, None),
+            ];
+            for (k, is_open, since, alert_risk) in open {
+                if !is_open || kind.is_some_and(|want| want != k) {
+                    continue;
+                }
+                let loc = self.state.keys.location(r);
+                if location.is_some_and(|want| want != loc) {
+                    continue;
+                }
+                out.push(OpenAlertView {
+                    location: loc.to_string(),
+                    sku: self.state.keys.sku(r).to_string(),
+                    kind: k,
+                    alert_risk,
+                    risk: f64::from(c.risk),
+                    since: time(since),
+                    on_hand: c.known_on_hand(),
+                    in_transit: c.in_transit,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.location, &a.sku, a.kind).cmp(&(&b.location, &b.sku, b.kind)));
+        out.truncate(limit);
+        out
+    }
+
     /// The current view of one key, if tracked.
     pub fn view(&self, location: &str, sku: &str) -> Option<KeyView> {
         self.state.keys.get(location, sku).map(|r| self.view_row(r))

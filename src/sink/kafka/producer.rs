@@ -383,6 +383,21 @@ impl EventProducer {
         )
     }
 
+    /// Enqueues a tombstone (a record with a null value) for `key` on partition `partition` of
+    /// `topic`: on a compacted topic it deletes the key (the open-alerts table's `resolved`).
+    pub fn send_tombstone_to_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+    ) -> Result<(), ProduceError> {
+        self.enqueue(
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, 0)
+                .partition(partition)
+                .key(key),
+        )
+    }
+
     /// Serves delivery reports, waiting up to `timeout` for one (use it instead of sleeping,
     /// e.g. while rate limiting).
     pub fn poll(&self, timeout: Duration) {
