@@ -8,6 +8,8 @@
 //! - `bad_input`: the bad-input catalogue through the service.
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
 //! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.
+//! - `master_data`: the locations and items tables read before the inputs, followed live,
+//!   bad records dead-lettered.
 //! - `security`: the SASL password never leaks; the HTTP port is hardened.
 //!
 //! Run one group with a filter: `cargo test --test kafka failover::`.
@@ -18,6 +20,7 @@ mod kafka {
     mod bad_input;
     mod failover;
     mod load_positions;
+    mod master_data;
     mod outage;
     mod security;
     mod service;

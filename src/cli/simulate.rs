@@ -530,6 +530,9 @@ fn to_kafka(
             eprintln!("{what} topic {} ({} partitions)", s.name, a.partitions);
         }
     }
+    if a.contract == Contract::V2 {
+        send_master_data(&sim, &mut producer, a, timeout)?;
+    }
     let started = Instant::now();
     let mut bucket = a.rate.map(|r| TokenBucket::new(r, started));
     let mut n = 0u64;
@@ -569,6 +572,41 @@ fn to_kafka(
         });
     }
     Ok(sim)
+}
+
+/// Contract v2: the network's locations and items, before any event, onto the compacted
+/// master-data topics `{topic-prefix}locations` and `{topic-prefix}items` (the service's
+/// defaults with the default prefix), so a service started on them uses the stores' time zones.
+fn send_master_data(
+    sim: &Simulator,
+    producer: &mut EventProducer,
+    a: &SimulateArgs,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let (mut locations, mut items) = (Vec::new(), Vec::new());
+    sim.write_locations(&mut locations)?;
+    sim.write_items(&mut items)?;
+    let locations = crate::master::location_records_of("locations", &locations)?;
+    let items = crate::master::item_records_of("items", &items)?;
+    let names = [
+        format!("{}locations", a.topic_prefix),
+        format!("{}items", a.topic_prefix),
+    ];
+    super::load_master::send_tables(
+        producer,
+        &[(&names[0], true, &locations), (&names[1], true, &items)],
+        timeout,
+    )?;
+    if !a.quiet {
+        eprintln!(
+            "master data: {} locations to {}, {} items to {}",
+            locations.len(),
+            names[0],
+            items.len(),
+            names[1]
+        );
+    }
+    Ok(())
 }
 
 fn print_summary(

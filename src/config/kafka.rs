@@ -98,6 +98,11 @@ pub struct TopicsSection {
     pub dead_letter: String,
     /// The state changelog (compacted, one partition per input partition number).
     pub changelog: String,
+    /// Master data in: the locations table (compacted, keyed by location id), read in full by
+    /// every instance (src/service/master.rs).
+    pub locations: String,
+    /// Master data in: the items table (compacted, keyed by SKU), read like `locations`.
+    pub items: String,
 }
 
 /// The most input topics there can be: one per event type.
@@ -268,6 +273,8 @@ impl KafkaSection {
             ("kafka.topics.early_alerts", &t.early_alerts),
             ("kafka.topics.dead_letter", &t.dead_letter),
             ("kafka.topics.changelog", &t.changelog),
+            ("kafka.topics.locations", &t.locations),
+            ("kafka.topics.items", &t.items),
         ];
         for (i, (a, x)) in names.iter().enumerate() {
             if x.is_empty() {

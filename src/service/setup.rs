@@ -66,6 +66,7 @@ impl Service {
             ))?;
         }
         let reader = changelog_reader(&cfg)?;
+        let master = super::master::MasterTables::start(&cfg).map_err(ServiceError::MasterData)?;
         let input_cstrs = cfg
             .kafka
             .topics
@@ -99,6 +100,8 @@ impl Service {
                 commits: Default::default(),
                 acks_waiting_since: None,
                 acks_stalled: false,
+                master,
+                master_loading: None,
             },
         })
     }
