@@ -190,6 +190,8 @@ fn master_data_is_read_before_the_inputs_followed_live_and_bad_records_are_dead_
         "the first full read is logged once:\n{}",
         svc.log()
     );
+    // ...and ended by reaching each partition's end, not by the quiet-period fallback.
+    assert_eq!(svc.log_count("yield nothing more"), 0, "{}", svc.log());
 
     // Sales of S1 and S2, then later ones that move the watermark past them.
     let t0 = chrono::Utc::now().timestamp_millis() - 2 * 86_400_000;
