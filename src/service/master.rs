@@ -260,7 +260,10 @@ impl Reader {
             } else {
                 std::thread::sleep(POLL);
             }
-            if !self.pending.is_empty() {
+            if loaded {
+                // Partitions found later are simply followed.
+                self.pending.clear();
+            } else if !self.pending.is_empty() {
                 self.drop_reached();
                 if !self.pending.is_empty() && self.progress.elapsed() >= LOAD_QUIET {
                     tracing::warn!(
