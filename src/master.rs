@@ -161,7 +161,8 @@ pub(crate) struct ItemRecord {
 pub struct MasterData {
     locations: HashMap<String, Location>,
     items: HashMap<String, Item>,
-    /// Bumped by every change of a location (clocks drop their cached offsets).
+    /// A new process-unique value at every change of a location (clocks drop their cached
+    /// offsets); 0 for a table that never had one.
     version: u64,
 }
 
@@ -181,7 +182,16 @@ fn check_id(id: &str, key: &str) -> Result<(), MasterError> {
     Ok(())
 }
 
+/// Versions of location tables: unique over the process, so that a clock never mistakes
+/// another table (a different instance that happens to have as many changes) for the one it
+/// cached offsets of.
+static NEXT_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl MasterData {
+    fn bump(&mut self) {
+        self.version = NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// No locations, no items: every event is UTC, with no category.
     pub fn is_empty(&self) -> bool {
         self.locations.is_empty() && self.items.is_empty()
@@ -199,7 +209,8 @@ impl MasterData {
         (self.locations.len(), self.items.len())
     }
 
-    /// Changes of the location table so far.
+    /// The location table's version: changes at every change of a location, and differs
+    /// between two tables unless one is a copy of the other (0: never had a location).
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -220,7 +231,7 @@ impl MasterData {
     pub fn apply_location(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), MasterError> {
         let Some(value) = value else {
             if self.locations.remove(key).is_some() {
-                self.version += 1;
+                self.bump();
             }
             return Ok(());
         };
@@ -244,7 +255,7 @@ impl MasterData {
         };
         if self.locations.get(key) != Some(&loc) {
             self.locations.insert(key.to_owned(), loc);
-            self.version += 1;
+            self.bump();
         }
         Ok(())
     }
