@@ -276,7 +276,8 @@ impl Reader {
                 }
             }
             let done = checked_once && self.pending.is_empty() && !loaded;
-            if changed || done {
+            // Nothing reads the table before the first full read is done: one copy then.
+            if (changed && loaded) || done {
                 *shared.table.lock().unwrap_or_else(PoisonError::into_inner) =
                     Arc::new(self.out.table.clone());
                 shared.generation.fetch_add(1, Ordering::Release);
