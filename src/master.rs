@@ -15,18 +15,29 @@ use std::path::Path;
 
 use chrono::{Offset, TimeZone};
 use chrono_tz::Tz;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::MAX_ID_BYTES;
+use crate::reject::RejectReason;
 
 /// What kind of location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LocationKind {
     /// A store.
     Store,
     /// A distribution centre.
     Dc,
+}
+
+impl LocationKind {
+    fn parse(s: &str) -> Option<LocationKind> {
+        match s {
+            "store" => Some(LocationKind::Store),
+            "dc" => Some(LocationKind::Dc),
+            _ => None,
+        }
+    }
 }
 
 /// One location of the table.
@@ -54,13 +65,22 @@ pub struct Item {
 /// Why a master-data record was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MasterError {
-    /// Not the record's JSON shape (or not JSON).
+    /// Not JSON (syntax error, truncated, not UTF-8).
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    /// JSON, but not the record's shape: a missing or mistyped field, an unknown field.
     #[error("invalid record: {0}")]
     Invalid(String),
+    /// `kind` is neither `store` nor `dc`.
+    #[error("unknown kind {0:?} (store or dc)")]
+    UnknownKind(String),
     /// `time_zone` is not an IANA time zone name.
     #[error("unknown time zone {0:?}")]
     UnknownTimeZone(String),
-    /// The record's id disagrees with its key, or is empty or too long.
+    /// The record's id disagrees with its key (or the record has no key).
+    #[error("id {0:?}: {1}")]
+    Miskeyed(String, &'static str),
+    /// The record's id is empty, too long or contains `|`.
     #[error("id {0:?}: {1}")]
     Id(String, &'static str),
     /// A CSV file could not be read.
@@ -73,25 +93,66 @@ pub enum MasterError {
     },
 }
 
-#[derive(Debug, Deserialize)]
+impl MasterError {
+    /// The dead-letter reason code of a record refused for this (the reasons of every other
+    /// bad record, [`RejectReason`]).
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            MasterError::Json(_) => RejectReason::InvalidJson,
+            MasterError::Invalid(_) | MasterError::File { .. } => RejectReason::SchemaViolation,
+            MasterError::UnknownKind(_) | MasterError::UnknownTimeZone(_) => {
+                RejectReason::UnknownValue
+            }
+            MasterError::Miskeyed(..) => RejectReason::Miskeyed,
+            MasterError::Id(..) => RejectReason::InvalidValue,
+        }
+    }
+
+    fn from_json(e: &serde_json::Error) -> MasterError {
+        match e.classify() {
+            serde_json::error::Category::Data => MasterError::Invalid(e.to_string()),
+            _ => MasterError::Json(e.to_string()),
+        }
+    }
+}
+
+/// One location of the master data: the value of a record of the compacted locations topic
+/// (`kafka.topics.locations`), keyed by the location id (a null value deletes it), and a row
+/// of the locations CSV. Unknown fields are refused.
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LocationRecord {
+#[schemars(title = "stockwatch location v1")]
+pub(crate) struct LocationRecord {
+    /// The location id, equal to the record's key (1..=128 bytes, no `|`).
     location: String,
-    kind: LocationKind,
+    /// Store or distribution centre.
+    #[schemars(with = "LocationKind")]
+    kind: String,
+    /// IANA time zone name (e.g. `America/New_York`): the local hour of day and day of week
+    /// of the location's events come from it, daylight-saving changes included.
     time_zone: String,
-    #[serde(default)]
+    /// The DC serving the location, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     dc: Option<String>,
-    #[serde(default)]
+    /// Region, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     region: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One item of the master data: the value of a record of the compacted items topic
+/// (`kafka.topics.items`), keyed by the SKU (a null value deletes it), and a row of the items
+/// CSV. Unknown fields are refused.
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ItemRecord {
+#[schemars(title = "stockwatch item v1")]
+pub(crate) struct ItemRecord {
+    /// The SKU, equal to the record's key (1..=128 bytes, no `|`).
     sku: String,
-    #[serde(default)]
+    /// Category path, `/`-separated (e.g. `grocery/dry`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     category: Option<String>,
-    #[serde(default)]
+    /// Units per case, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     case_pack: Option<u32>,
 }
 
@@ -100,13 +161,14 @@ struct ItemRecord {
 pub struct MasterData {
     locations: HashMap<String, Location>,
     items: HashMap<String, Item>,
-    /// Bumped by every change of a location (clocks drop their cached offsets).
+    /// A new process-unique value at every change of a location (clocks drop their cached
+    /// offsets); 0 for a table that never had one.
     version: u64,
 }
 
 fn check_id(id: &str, key: &str) -> Result<(), MasterError> {
     if id != key {
-        return Err(MasterError::Id(
+        return Err(MasterError::Miskeyed(
             id.to_owned(),
             "differs from the record's key",
         ));
@@ -120,7 +182,16 @@ fn check_id(id: &str, key: &str) -> Result<(), MasterError> {
     Ok(())
 }
 
+/// Versions of location tables: unique over the process, so that a clock never mistakes
+/// another table (a different instance that happens to have as many changes) for the one it
+/// cached offsets of.
+static NEXT_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl MasterData {
+    fn bump(&mut self) {
+        self.version = NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// No locations, no items: every event is UTC, with no category.
     pub fn is_empty(&self) -> bool {
         self.locations.is_empty() && self.items.is_empty()
@@ -138,7 +209,8 @@ impl MasterData {
         (self.locations.len(), self.items.len())
     }
 
-    /// Changes of the location table so far.
+    /// The location table's version: changes at every change of a location, and differs
+    /// between two tables unless one is a copy of the other (0: never had a location).
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -159,30 +231,31 @@ impl MasterData {
     pub fn apply_location(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), MasterError> {
         let Some(value) = value else {
             if self.locations.remove(key).is_some() {
-                self.version += 1;
+                self.bump();
             }
             return Ok(());
         };
         let r: LocationRecord =
-            serde_json::from_slice(value).map_err(|e| MasterError::Invalid(e.to_string()))?;
+            serde_json::from_slice(value).map_err(|e| MasterError::from_json(&e))?;
         self.upsert_location(key, r)
     }
 
     fn upsert_location(&mut self, key: &str, r: LocationRecord) -> Result<(), MasterError> {
         check_id(&r.location, key)?;
+        let kind = LocationKind::parse(&r.kind).ok_or(MasterError::UnknownKind(r.kind))?;
         let time_zone: Tz = r
             .time_zone
             .parse()
             .map_err(|_| MasterError::UnknownTimeZone(r.time_zone.clone()))?;
         let loc = Location {
-            kind: r.kind,
+            kind,
             time_zone,
             dc: r.dc.filter(|s| !s.is_empty()),
             region: r.region.filter(|s| !s.is_empty()),
         };
         if self.locations.get(key) != Some(&loc) {
             self.locations.insert(key.to_owned(), loc);
-            self.version += 1;
+            self.bump();
         }
         Ok(())
     }
@@ -195,7 +268,7 @@ impl MasterData {
             return Ok(());
         };
         let r: ItemRecord =
-            serde_json::from_slice(value).map_err(|e| MasterError::Invalid(e.to_string()))?;
+            serde_json::from_slice(value).map_err(|e| MasterError::from_json(&e))?;
         self.upsert_item(key, r)
     }
 
@@ -235,18 +308,91 @@ impl MasterData {
     }
 }
 
+/// A record of a master-data topic: its key (the id) and its JSON value.
+pub type TopicRecord = (String, Vec<u8>);
+
+/// The records of the locations topic for a locations CSV (the `load_locations_csv` format),
+/// each checked as the service will check it: the first bad line fails, naming it.
+pub fn location_records_csv(path: &Path) -> Result<Vec<TopicRecord>, MasterError> {
+    location_records(&path.display().to_string(), open_csv(path)?)
+}
+
+/// The records of the items topic for an items CSV (the `load_items_csv` format).
+pub fn item_records_csv(path: &Path) -> Result<Vec<TopicRecord>, MasterError> {
+    item_records(&path.display().to_string(), open_csv(path)?)
+}
+
+/// [`location_records_csv`] of CSV bytes (`name` names them in errors).
+pub fn location_records_of(name: &str, csv: &[u8]) -> Result<Vec<TopicRecord>, MasterError> {
+    location_records(name, csv_reader().from_reader(csv))
+}
+
+/// [`item_records_csv`] of CSV bytes.
+pub fn item_records_of(name: &str, csv: &[u8]) -> Result<Vec<TopicRecord>, MasterError> {
+    item_records(name, csv_reader().from_reader(csv))
+}
+
+fn location_records<R: std::io::Read>(
+    name: &str,
+    rd: csv::Reader<R>,
+) -> Result<Vec<TopicRecord>, MasterError> {
+    let mut check = MasterData::default();
+    let mut out = Vec::new();
+    rows(name, rd, |r: LocationRecord| {
+        let key = r.location.clone();
+        let value = serde_json::to_vec(&r).map_err(|e| MasterError::Invalid(e.to_string()))?;
+        check.apply_location(&key, Some(&value))?;
+        out.push((key, value));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn item_records<R: std::io::Read>(
+    name: &str,
+    rd: csv::Reader<R>,
+) -> Result<Vec<TopicRecord>, MasterError> {
+    let mut check = MasterData::default();
+    let mut out = Vec::new();
+    rows(name, rd, |r: ItemRecord| {
+        let key = r.sku.clone();
+        let value = serde_json::to_vec(&r).map_err(|e| MasterError::Invalid(e.to_string()))?;
+        check.apply_item(&key, Some(&value))?;
+        out.push((key, value));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn csv_reader() -> csv::ReaderBuilder {
+    let mut b = csv::ReaderBuilder::new();
+    b.trim(csv::Trim::All);
+    b
+}
+
+fn open_csv(path: &Path) -> Result<csv::Reader<std::fs::File>, MasterError> {
+    csv_reader().from_path(path).map_err(|e| MasterError::File {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    })
+}
+
 fn for_each_row<R: serde::de::DeserializeOwned>(
     path: &Path,
+    f: impl FnMut(R) -> Result<(), MasterError>,
+) -> Result<(), MasterError> {
+    rows(&path.display().to_string(), open_csv(path)?, f)
+}
+
+fn rows<R: serde::de::DeserializeOwned, I: std::io::Read>(
+    name: &str,
+    mut rd: csv::Reader<I>,
     mut f: impl FnMut(R) -> Result<(), MasterError>,
 ) -> Result<(), MasterError> {
     let file_err = |error: String| MasterError::File {
-        path: path.display().to_string(),
+        path: name.to_owned(),
         error,
     };
-    let mut rd = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| file_err(e.to_string()))?;
     for (i, row) in rd.deserialize::<R>().enumerate() {
         // Line 1 is the header.
         let line = i + 2;
@@ -455,25 +601,32 @@ mod tests {
         assert_eq!(c.offset_ms(&m, "STORE-NY", t), 2 * 3_600_000);
         assert_eq!(m.location("STORE-NY").unwrap().dc, None);
         // Refused records change nothing.
-        type Is = fn(&MasterError) -> bool;
-        let bad: [(&[u8], Is); 4] = [
-            (b"{not json", |e| matches!(e, MasterError::Invalid(_))),
+        let bad: [(&[u8], RejectReason); 6] = [
+            (b"{not json", RejectReason::InvalidJson),
             (
                 br#"{"location":"STORE-NY","kind":"store","time_zone":"Mars/Olympus"}"#,
-                |e| matches!(e, MasterError::UnknownTimeZone(_)),
+                RejectReason::UnknownValue,
             ),
             (
                 br#"{"location":"STORE-NY","kind":"kiosk","time_zone":"UTC"}"#,
-                |e| matches!(e, MasterError::Invalid(_)),
+                RejectReason::UnknownValue,
             ),
             (
                 br#"{"location":"OTHER","kind":"dc","time_zone":"UTC"}"#,
-                |e| matches!(e, MasterError::Id(..)),
+                RejectReason::Miskeyed,
+            ),
+            (
+                br#"{"kind":"dc","time_zone":"UTC"}"#,
+                RejectReason::SchemaViolation,
+            ),
+            (
+                br#"{"location":"STORE-NY","kind":"dc","time_zone":"UTC","x":1}"#,
+                RejectReason::SchemaViolation,
             ),
         ];
-        for (v, is) in bad {
+        for (v, reason) in bad {
             let e = m.apply_location("STORE-NY", Some(v)).unwrap_err();
-            assert!(is(&e), "{e}");
+            assert_eq!(e.reason(), reason, "{e}");
         }
         assert_eq!(c.offset_ms(&m, "STORE-NY", t), 2 * 3_600_000);
         // A tombstone deletes: back to UTC.
@@ -517,5 +670,50 @@ mod tests {
         .unwrap();
         let e = m.load_locations_csv(&loc).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("Nowhere/City"), "{e}");
+        let e = location_records_csv(&loc).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("Nowhere/City"), "{e}");
+    }
+
+    #[test]
+    fn csv_rows_become_topic_records_the_table_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = dir.path().join("locations.csv");
+        std::fs::write(
+            &loc,
+            "location,kind,time_zone,dc,region\nDC-01,dc,America/Chicago,,central\nSTORE-1,store,America/New_York,DC-01,\n",
+        )
+        .unwrap();
+        let items = dir.path().join("items.csv");
+        std::fs::write(
+            &items,
+            "sku,category,case_pack\nSKU-1,food/dairy,12\nSKU-2,,\n",
+        )
+        .unwrap();
+        let locs = location_records_csv(&loc).unwrap();
+        assert_eq!(locs[1].0, "STORE-1");
+        assert_eq!(
+            String::from_utf8(locs[1].1.clone()).unwrap(),
+            r#"{"location":"STORE-1","kind":"store","time_zone":"America/New_York","dc":"DC-01"}"#
+        );
+        let its = item_records_csv(&items).unwrap();
+        assert_eq!(
+            String::from_utf8(its[1].1.clone()).unwrap(),
+            r#"{"sku":"SKU-2"}"#
+        );
+        let (mut from_topic, mut from_csv) = (MasterData::default(), MasterData::default());
+        for (k, v) in &locs {
+            from_topic.apply_location(k, Some(v)).unwrap();
+        }
+        for (k, v) in &its {
+            from_topic.apply_item(k, Some(v)).unwrap();
+        }
+        from_csv.load_locations_csv(&loc).unwrap();
+        from_csv.load_items_csv(&items).unwrap();
+        for id in ["DC-01", "STORE-1"] {
+            assert_eq!(from_topic.location(id), from_csv.location(id));
+        }
+        for id in ["SKU-1", "SKU-2"] {
+            assert_eq!(from_topic.item(id), from_csv.item(id));
+        }
     }
 }

@@ -21,5 +21,13 @@ pub fn all() -> Vec<(&'static str, String)> {
             pretty(schemars::schema_for!(InputEvent)),
         ),
         ("alert.v1.schema.json", pretty(schemars::schema_for!(Alert))),
+        (
+            "location.v1.schema.json",
+            pretty(schemars::schema_for!(crate::master::LocationRecord)),
+        ),
+        (
+            "item.v1.schema.json",
+            pretty(schemars::schema_for!(crate::master::ItemRecord)),
+        ),
     ]
 }

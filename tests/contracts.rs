@@ -61,3 +61,37 @@ fn golden_alerts_validate() {
     }
     assert!(n > 0);
 }
+
+#[test]
+fn master_data_records_validate_and_bad_ones_do_not() {
+    let locations = validator("location.v1.schema.json");
+    let items = validator("item.v1.schema.json");
+    let csv = b"location,kind,time_zone,dc,region\nDC-01,dc,America/Chicago,,central\nS-1,store,Asia/Tokyo,DC-01,\n";
+    let records = stockwatch::master::location_records_of("locations", csv).unwrap();
+    assert_eq!(records.len(), 2);
+    for (_, v) in &records {
+        let v: serde_json::Value = serde_json::from_slice(v).unwrap();
+        assert!(locations.is_valid(&v), "{v}");
+    }
+    let records = stockwatch::master::item_records_of(
+        "items",
+        b"sku,category,case_pack\nK1,grocery/dry,12\nK2,,\n",
+    )
+    .unwrap();
+    for (_, v) in &records {
+        let v: serde_json::Value = serde_json::from_slice(v).unwrap();
+        assert!(items.is_valid(&v), "{v}");
+    }
+    for bad in [
+        r#"{"location":"S","kind":"kiosk","time_zone":"UTC"}"#,
+        r#"{"location":"S","kind":"store"}"#,
+        r#"{"location":"S","kind":"store","time_zone":"UTC","extra":1}"#,
+    ] {
+        let v: serde_json::Value = serde_json::from_str(bad).unwrap();
+        assert!(!locations.is_valid(&v), "{bad}");
+    }
+    for bad in [r#"{"category":"x"}"#, r#"{"sku":"K","case_pack":-1}"#] {
+        let v: serde_json::Value = serde_json::from_str(bad).unwrap();
+        assert!(!items.is_valid(&v), "{bad}");
+    }
+}

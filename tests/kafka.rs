@@ -8,6 +8,8 @@
 //! - `bad_input`: the bad-input catalogue through the service.
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
 //! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.
+//! - `master_data`: the locations and items tables read before the inputs, followed live,
+//!   bad records dead-lettered.
 //! - `security`: the SASL password never leaks; the HTTP port is hardened.
 //! - `open_alerts`: the open-alerts table equals `replay`'s after a restart; the reference
 //!   subscriber (examples/subscriber.rs) bootstraps from it.
@@ -21,6 +23,7 @@ mod kafka {
     mod failover;
     mod load_positions;
     mod open_alerts;
+    mod master_data;
     mod outage;
     mod security;
     mod service;

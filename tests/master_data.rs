@@ -134,3 +134,81 @@ fn replay_reads_the_master_data_files() {
         "{err}"
     );
 }
+
+#[test]
+fn the_key_view_shows_the_time_zone_and_the_local_hour() {
+    let mut m = MasterData::default();
+    m.apply_location(
+        "NY",
+        Some(br#"{"location":"NY","kind":"store","time_zone":"America/New_York"}"#),
+    )
+    .unwrap();
+    let mut shard = Shard::new(EngineConfig::default());
+    shard.set_master(Arc::new(m));
+    let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+    let (mut rejects, mut alerts) = (Vec::new(), Vec::new());
+    let events = [
+        sale("a", "NY", "2026-03-08T07:30:00Z"),
+        sale("b", "XX", "2026-03-08T07:30:00Z"),
+    ];
+    let b = dec.decode(
+        events.iter().map(|s| MessageRef {
+            key: None,
+            value: s.as_bytes(),
+        }),
+        NOW,
+        &mut rejects,
+    );
+    shard.process(&b, u64::from, None, &mut rejects, &mut alerts);
+    shard.advance(true, None, &mut alerts);
+    let ny = shard.view("NY", "K1").unwrap();
+    assert_eq!(ny.time_zone.as_deref(), Some("America/New_York"));
+    assert_eq!(
+        ny.last_event_hour_local.as_deref(),
+        Some("2026-03-08T03:00:00-04:00")
+    );
+    let unknown = shard.view("XX", "K1").unwrap();
+    assert_eq!(
+        (unknown.time_zone, unknown.last_event_hour_local),
+        (None, None)
+    );
+    let json = serde_json::to_value(shard.view("XX", "K1").unwrap()).unwrap();
+    assert!(json.get("time_zone").is_none(), "{json}");
+}
+
+#[test]
+fn a_new_table_applies_to_the_events_processed_after_it() {
+    let table = |tz: &str| {
+        let mut m = MasterData::default();
+        let v = format!(r#"{{"location":"L","kind":"store","time_zone":"{tz}"}}"#);
+        m.apply_location("L", Some(v.as_bytes())).unwrap();
+        Arc::new(m)
+    };
+    let mut shard = Shard::new(EngineConfig::default());
+    shard.record_scores(true);
+    let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+    let (mut rejects, mut alerts) = (Vec::new(), Vec::new());
+    let mut hours = Vec::new();
+    // The service hands a shard a new table between batches (src/service/master.rs).
+    for (id, at, tz) in [
+        ("a", "2026-06-01T12:00:00Z", "America/New_York"),
+        ("b", "2026-06-01T14:00:00Z", "Asia/Tokyo"),
+    ] {
+        shard.set_master(table(tz));
+        let e = sale(id, "L", at);
+        let b = dec.decode(
+            [MessageRef {
+                key: None,
+                value: e.as_bytes(),
+            }],
+            NOW,
+            &mut rejects,
+        );
+        shard.process(&b, u64::from, None, &mut rejects, &mut alerts);
+        shard.advance(true, None, &mut alerts);
+        hours.extend(shard.drain_scores().map(|s| s.x[HOUR_OF_DAY] * 24.0));
+    }
+    assert!(rejects.is_empty(), "{rejects:?}");
+    // 12:00Z in New York (EDT) is 08:00; 14:00Z in Tokyo is 23:00.
+    assert_eq!(hours, vec![8.0, 23.0]);
+}

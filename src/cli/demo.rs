@@ -85,6 +85,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             .create_topic(topic, a.partitions as i32, 1)
             .with_context(|| format!("creating topic {topic} on the embedded broker"))?;
     }
+    // The master-data tables (the v2 simulator writes the network's locations and items).
+    for topic in [&t.locations, &t.items] {
+        cluster
+            .create_topic(topic, 1, 1)
+            .with_context(|| format!("creating topic {topic} on the embedded broker"))?;
+    }
     cfg.kafka.bootstrap_servers = bootstrap.clone();
     cfg.kafka.poll_max_ms = 100;
     eprintln!(

@@ -3,6 +3,7 @@
 pub mod check_config;
 pub mod demo;
 pub mod evaluate;
+pub mod load_master;
 pub mod load_positions;
 pub mod progress;
 pub mod replay;
@@ -37,6 +38,9 @@ pub enum Command {
     /// `inventory_count` events: to a JSON-lines file, or produced to the inventory-count topic.
     /// The first step of a real deployment.
     LoadPositions(load_positions::LoadPositionsArgs),
+    /// Load the master-data CSV files (locations, items) onto the service's compacted
+    /// locations and items topics.
+    LoadMaster(load_master::LoadMasterArgs),
     /// Run the whole pipeline on an embedded broker: simulator, service, live alerts, summary.
     Demo(demo::DemoArgs),
     /// Run the service: consume the input topics, publish alerts and dead letters.
@@ -53,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(a) => replay::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::LoadPositions(a) => load_positions::run(a),
+        Command::LoadMaster(a) => load_master::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Run(a) => run::run(a),
         Command::CheckConfig(a) => check_config::run(a),

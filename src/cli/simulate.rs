@@ -108,6 +108,10 @@ pub struct SimulateArgs {
     /// v2: share of supplier shipments cancelled.
     #[arg(long, value_name = "P", default_value_t = V2Config::default().cancel_share, value_parser = ratio, help_heading = "Contract v2")]
     pub cancel_share: f64,
+    /// v2: share of supplier shipments short-shipped (a revision with a smaller quantity
+    /// before the ETA; the receipt brings that).
+    #[arg(long, value_name = "P", default_value_t = V2Config::default().short_share, value_parser = ratio, help_heading = "Contract v2")]
+    pub short_share: f64,
     /// v2: chance per store key and day of a store-to-store transfer when it runs low.
     #[arg(long, value_name = "P", default_value_t = V2Config::default().transfer_chance, value_parser = ratio, help_heading = "Contract v2")]
     pub transfer_chance: f64,
@@ -246,6 +250,7 @@ impl SimulateArgs {
                 shrink_recorded_share: self.shrink_recorded_share,
                 eta_revision_share: self.eta_revision_share,
                 cancel_share: self.cancel_share,
+                short_share: self.short_share,
                 transfer_chance: self.transfer_chance,
             },
             record_truth: self.record_truth || self.truth_out.is_some(),
@@ -300,6 +305,7 @@ fn flag(field: &str) -> &'static str {
         "shrink_recorded_share" => "--shrink-recorded-share",
         "eta_revision_share" => "--eta-revision-share",
         "cancel_share" => "--cancel-share",
+        "short_share" => "--short-share",
         "transfer_chance" => "--transfer-chance",
         _ => "a flag",
     }
@@ -530,6 +536,9 @@ fn to_kafka(
             eprintln!("{what} topic {} ({} partitions)", s.name, a.partitions);
         }
     }
+    if a.contract == Contract::V2 {
+        send_master_data(&sim, &mut producer, a, timeout)?;
+    }
     let started = Instant::now();
     let mut bucket = a.rate.map(|r| TokenBucket::new(r, started));
     let mut n = 0u64;
@@ -571,6 +580,41 @@ fn to_kafka(
     Ok(sim)
 }
 
+/// Contract v2: the network's locations and items, before any event, onto the compacted
+/// master-data topics `{topic-prefix}locations` and `{topic-prefix}items` (the service's
+/// defaults with the default prefix), so a service started on them uses the stores' time zones.
+fn send_master_data(
+    sim: &Simulator,
+    producer: &mut EventProducer,
+    a: &SimulateArgs,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let (mut locations, mut items) = (Vec::new(), Vec::new());
+    sim.write_locations(&mut locations)?;
+    sim.write_items(&mut items)?;
+    let locations = crate::master::location_records_of("locations", &locations)?;
+    let items = crate::master::item_records_of("items", &items)?;
+    let names = [
+        format!("{}locations", a.topic_prefix),
+        format!("{}items", a.topic_prefix),
+    ];
+    super::load_master::send_tables(
+        producer,
+        &[(&names[0], true, &locations), (&names[1], true, &items)],
+        timeout,
+    )?;
+    if !a.quiet {
+        eprintln!(
+            "master data: {} locations to {}, {} items to {}",
+            locations.len(),
+            names[0],
+            items.len(),
+            names[1]
+        );
+    }
+    Ok(())
+}
+
 fn print_summary(
     s: &SimStats,
     cfg: &SimConfig,
@@ -606,11 +650,12 @@ fn print_summary(
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
         eprintln!(
-            "  v2: snapshots {}, cycle counts {}, adjustments ({}), shipment revisions {}, cancellations {}",
+            "  v2: snapshots {}, cycle counts {}, adjustments ({}), shipment revisions {} (short shipments {}), cancellations {}",
             w.snapshots,
             w.cycle_counts,
             reasons.join(", "),
             w.shipment_revisions,
+            w.short_shipments,
             w.cancellations
         );
         if let Some(known) = w.known_after_first_day() {

@@ -101,6 +101,11 @@ pub struct TopicsSection {
     /// The open-alerts table (compacted, co-partitioned with the inputs): the latest confirmed
     /// alert per `"{location}|{sku}|{kind}"`, a tombstone when it resolves. Derived output only.
     pub open_alerts: String,
+    /// Master data in: the locations table (compacted, keyed by location id), read in full by
+    /// every instance (src/service/master.rs).
+    pub locations: String,
+    /// Master data in: the items table (compacted, keyed by SKU), read like `locations`.
+    pub items: String,
 }
 
 /// The most input topics there can be: one per event type.
@@ -272,6 +277,8 @@ impl KafkaSection {
             ("kafka.topics.dead_letter", &t.dead_letter),
             ("kafka.topics.changelog", &t.changelog),
             ("kafka.topics.open_alerts", &t.open_alerts),
+            ("kafka.topics.locations", &t.locations),
+            ("kafka.topics.items", &t.items),
         ];
         for (i, (a, x)) in names.iter().enumerate() {
             if x.is_empty() {

@@ -130,6 +130,11 @@ impl Shard {
         self.master = master;
     }
 
+    /// The master data in use.
+    pub fn master(&self) -> &std::sync::Arc<MasterData> {
+        &self.master
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg

@@ -35,6 +35,7 @@
 pub mod changelog;
 mod commit;
 mod flow;
+mod master;
 pub mod observe;
 pub mod offsets;
 mod rebalance;
@@ -93,6 +94,9 @@ pub enum ServiceError {
     /// The changelog reader could not be created.
     #[error("changelog reader: {0}")]
     Reader(rdkafka::error::KafkaError),
+    /// The master-data reader could not be started.
+    #[error("master-data reader: {0}")]
+    MasterData(rdkafka::error::KafkaError),
     /// An alert could not be encoded (it is not published).
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -159,6 +163,8 @@ const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 const STALL_AFTER: Duration = Duration::from_secs(5);
 /// While acknowledgements stall, how long each step serves delivery reports.
 const ACK_WAIT_STEP: Duration = Duration::from_millis(100);
+/// While the master data loads, how long each step waits.
+const MASTER_WAIT_STEP: Duration = Duration::from_millis(20);
 /// Bound on metadata / committed-offset queries.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Committed-offset queries on assignment: attempts of [`QUERY_TIMEOUT`] each before a
@@ -212,6 +218,10 @@ struct Core {
     /// progress; and whether the wait was reported (consumption paused).
     acks_waiting_since: Option<Instant>,
     acks_stalled: bool,
+    /// The locations and items tables (`master`).
+    master: master::MasterTables,
+    /// Whether the master data was last reported loading (readiness); `None`: not yet.
+    master_loading: Option<bool>,
 }
 
 impl std::fmt::Debug for Service {
@@ -233,6 +243,7 @@ impl Service {
             .on_queue_stall(STALL_AFTER, move |w| health.set_waiting_for_brokers(w));
         self.consumer.context().set_metrics(observe.metrics.clone());
         self.core.observe = observe;
+        self.core.master_loading = None;
     }
 
     /// Counters so far.
@@ -284,6 +295,12 @@ impl Service {
         self.core
             .observe
             .answer(self.core.slots.values().map(|s| &s.shard));
+        if !self.core.sync_master() {
+            // Inputs wait for the first full read of the master data (the group is not even
+            // joined yet: no partition is assigned to an instance that cannot process it).
+            std::thread::sleep(MASTER_WAIT_STEP);
+            return Ok(());
+        }
         if self.core.waiting_for_acks() {
             // Nothing read until the brokers acknowledge again: what is in flight is all
             // that is at risk, and memory stays bounded.

@@ -69,6 +69,7 @@ impl Service {
             ))?;
         }
         let reader = changelog_reader(&cfg)?;
+        let master = super::master::MasterTables::start(&cfg).map_err(ServiceError::MasterData)?;
         let input_cstrs = cfg
             .kafka
             .topics
@@ -102,6 +103,8 @@ impl Service {
                 commits: Default::default(),
                 acks_waiting_since: None,
                 acks_stalled: false,
+                master,
+                master_loading: None,
             },
         })
     }

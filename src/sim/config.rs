@@ -93,6 +93,10 @@ pub struct V2Config {
     pub eta_revision_share: f64,
     /// Share of supplier shipments cancelled before they arrive.
     pub cancel_share: f64,
+    /// Share of supplier shipments short-shipped: a revision with 50–90 % of the quantity is
+    /// sent before the ETA (when no new ETA is announced), and the receipt brings that. 0 (the
+    /// default) keeps the stream as without it, byte for byte.
+    pub short_share: f64,
     /// Chance per store key and day of a store-to-store transfer towards it when it runs low
     /// and another store has plenty.
     pub transfer_chance: f64,
@@ -106,6 +110,7 @@ impl Default for V2Config {
             shrink_recorded_share: 0.3,
             eta_revision_share: 0.8,
             cancel_share: 0.02,
+            short_share: 0.0,
             transfer_chance: 0.01,
         }
     }
@@ -273,6 +278,7 @@ impl SimConfig {
             ("shrink_recorded_share", v2.shrink_recorded_share, 1.0),
             ("eta_revision_share", v2.eta_revision_share, 1.0),
             ("cancel_share", v2.cancel_share, 1.0),
+            ("short_share", v2.short_share, 1.0),
             ("transfer_chance", v2.transfer_chance, 1.0),
             ("cycle_count_days", v2.cycle_count_days, 3_660.0),
         ] {

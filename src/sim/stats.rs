@@ -65,6 +65,9 @@ pub struct WorldStats {
     pub shipment_revisions: u64,
     /// Contract v2: shipments cancelled.
     pub cancellations: u64,
+    /// Contract v2: shipments short-shipped (a revision with a smaller quantity; counted in
+    /// `shipment_revisions` too).
+    pub short_shipments: u64,
     /// Keys simulated (set at the end of the first day).
     pub keys: u64,
     /// Keys whose on hand the stream had told (receipt or inventory count) by the end of the

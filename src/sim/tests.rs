@@ -864,3 +864,64 @@ fn master_data_loads_into_the_engines_tables() {
     assert_eq!(master.load_items_csv(&items).unwrap(), 40);
     assert!(master.location("DC-01").is_some() && master.item("SKU-00040").is_some());
 }
+
+#[test]
+fn short_shipments_are_announced_by_a_smaller_revision_and_received_so() {
+    let cfg = SimConfig {
+        v2: V2Config {
+            short_share: 0.3,
+            ..v2_small().v2
+        },
+        ..v2_small()
+    };
+    let (records, stats) = run(cfg);
+    // Per shipment: the quantity first announced, the last one, and what was received.
+    let mut shipments: HashMap<String, (f64, f64, Option<f64>)> = HashMap::new();
+    let mut shorter = 0u64;
+    for r in &records {
+        let obj = object(&r.value);
+        let qty = obj.get("qty").and_then(Value::as_f64).unwrap_or(0.0);
+        let Some(id) = obj.get("shipment_id").and_then(Value::as_str) else {
+            continue;
+        };
+        match (
+            str_field(&obj, "type"),
+            obj.get("status").and_then(Value::as_str),
+        ) {
+            ("shipment", None) => match shipments.get_mut(id) {
+                Some(s) => {
+                    shorter += u64::from(qty < s.1);
+                    s.1 = qty;
+                }
+                None => {
+                    shipments.insert(id.to_owned(), (qty, qty, None));
+                }
+            },
+            ("receipt", _) => {
+                if let Some(s) = shipments.get_mut(id) {
+                    assert!(s.2.is_none(), "{id} received twice");
+                    s.2 = Some(qty);
+                }
+            }
+            _ => {}
+        }
+    }
+    let w = &stats.world;
+    assert!(w.short_shipments > 10, "{}", w.short_shipments);
+    assert_eq!(shorter, w.short_shipments);
+    for (id, (first, last, received)) in &shipments {
+        if last < first {
+            assert!(
+                *last >= 0.5 * first - 1.0 && *last <= 0.9 * first,
+                "{id}: {first} → {last}"
+            );
+            // Received: the revised quantity, give or take the usual receiving mismatch.
+            if let Some(got) = received {
+                assert!(
+                    *got <= last * 1.01 + 1.0 && *got >= last - 2.0,
+                    "{id}: {last} → {got}"
+                );
+            }
+        }
+    }
+}

@@ -34,6 +34,9 @@ pub struct Readiness {
     /// The batch's outputs have waited for the brokers' acknowledgement longer than a few
     /// seconds (brokers unreachable or stalled): consumption is paused until they answer.
     pub waiting_for_brokers: bool,
+    /// The first full read of the master-data tables (locations, items) is not done yet: the
+    /// inputs are not read until it is.
+    pub master_data_loading: bool,
 }
 
 #[derive(Debug)]
@@ -44,6 +47,7 @@ struct State {
     draining: bool,
     delivery: Delivery,
     waiting_for_brokers: bool,
+    master_data_loading: bool,
 }
 
 /// Shared health state: `Arc<Health>`, written by the service, read by `/readyz`.
@@ -63,6 +67,7 @@ impl Health {
                 draining: false,
                 delivery,
                 waiting_for_brokers: false,
+                master_data_loading: false,
             }),
         }
     }
@@ -115,6 +120,11 @@ impl Health {
         self.lock().waiting_for_brokers = waiting;
     }
 
+    /// The master-data tables are being read in full (not ready while they are).
+    pub fn set_master_data_loading(&self, loading: bool) {
+        self.lock().master_data_loading = loading;
+    }
+
     /// Sets the delivery guarantee.
     pub fn set_delivery(&self, delivery: Delivery) {
         self.lock().delivery = delivery;
@@ -122,15 +132,22 @@ impl Health {
 
     /// Whether the instance is ready.
     pub fn is_ready(&self) -> bool {
-        let s = self.lock();
-        s.joined && s.restoring.is_empty() && !s.draining && !s.waiting_for_brokers
+        Self::ready(&self.lock())
+    }
+
+    fn ready(s: &State) -> bool {
+        s.joined
+            && s.restoring.is_empty()
+            && !s.draining
+            && !s.waiting_for_brokers
+            && !s.master_data_loading
     }
 
     /// The full report `/readyz` serves.
     pub fn readiness(&self) -> Readiness {
         let s = self.lock();
         Readiness {
-            ready: s.joined && s.restoring.is_empty() && !s.draining && !s.waiting_for_brokers,
+            ready: Self::ready(&s),
             joined: s.joined,
             assigned_partitions: s.partitions.len(),
             partitions: s.partitions.iter().copied().collect(),
@@ -138,6 +155,7 @@ impl Health {
             draining: s.draining,
             delivery: s.delivery,
             waiting_for_brokers: s.waiting_for_brokers,
+            master_data_loading: s.master_data_loading,
         }
     }
 }
@@ -172,6 +190,17 @@ mod tests {
         assert!(h.is_ready());
         h.clear_assignment();
         assert!(!h.is_ready());
+    }
+
+    #[test]
+    fn not_ready_while_master_data_loads() {
+        let h = Health::new(Delivery::AtLeastOnce);
+        h.set_master_data_loading(true);
+        h.set_assignment(&[]);
+        let r = h.readiness();
+        assert!(!r.ready && r.master_data_loading);
+        h.set_master_data_loading(false);
+        assert!(h.is_ready());
     }
 
     #[test]

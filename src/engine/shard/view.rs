@@ -24,6 +24,14 @@ pub struct KeyView {
     pub in_stockout: bool,
     /// Start of the hour of the last applied event (RFC 3339).
     pub last_event_hour: Option<String>,
+    /// The location's IANA time zone in the master data the shard uses (absent: the location
+    /// is not in it, and is UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// `last_event_hour` in the location's local time (RFC 3339 with its UTC offset then): the
+    /// clock the model's hour of day and day of week come from. Absent without a time zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event_hour_local: Option<String>,
 }
 
 /// One open confirmed alert, as the state holds it (`/v1/alerts/open`).
@@ -135,6 +143,14 @@ impl Shard {
 
     fn view_row(&self, r: u32) -> KeyView {
         let c = self.state.rows.get(r as usize);
+        let location = self.state.keys.location(r);
+        let tz = self.master.location(location).map(|l| l.time_zone);
+        let local = |tz: chrono_tz::Tz| {
+            chrono::DateTime::from_timestamp_millis(i64::from(c.ring_hour) * HOUR_MS).map(|t| {
+                t.with_timezone(&tz)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            })
+        };
         KeyView {
             location: self.state.keys.location(r).to_string(),
             sku: self.state.keys.sku(r).to_string(),
@@ -145,6 +161,8 @@ impl Shard {
             in_stockout: c.in_stockout(),
             last_event_hour: (c.ring_hour != NO_HOUR)
                 .then(|| alert::rfc3339_ms(i64::from(c.ring_hour) * HOUR_MS)),
+            time_zone: tz.map(|tz| tz.name().to_owned()),
+            last_event_hour_local: tz.filter(|_| c.ring_hour != NO_HOUR).and_then(local),
         }
     }
 }

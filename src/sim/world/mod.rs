@@ -179,6 +179,8 @@ struct Revision {
     /// The new ETA (a revision) or the old one (a cancellation).
     eta_ms: i64,
     cancel: bool,
+    /// A short shipment: how much less than first announced (`qty_milli` is the new quantity).
+    short_by_milli: i64,
 }
 
 /// The contract-v2 part of the world.

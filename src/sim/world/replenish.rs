@@ -63,7 +63,8 @@ impl World {
         };
         self.emit(out, loc, sku, ordered_ms, body);
         let by_weight = self.demand.skus[sku as usize].by_weight;
-        let received_milli = self.draw_received(qty_milli, by_weight);
+        let mut received_milli = self.draw_received(qty_milli, by_weight);
+        let mut shipped_milli = qty_milli;
         let key = loc * self.names.skus() + sku;
         self.keys[key as usize].in_transit += qty_milli;
         if let Some(v2) = self.v2.as_mut() {
@@ -75,6 +76,7 @@ impl World {
                 qty_milli,
                 eta_ms,
                 cancel: false,
+                short_by_milli: 0,
             };
             // Some supplier shipments never come: cancelled a few hours after the order.
             if origin == Origin::Supplier && v2.rng.random_bool(v2.knobs.cancel_share) {
@@ -97,13 +99,37 @@ impl World {
                     eta_ms: new_eta,
                     ..revision
                 }));
+            } else if origin == Origin::Supplier
+                && v2.knobs.short_share > 0.0
+                && v2.rng.random_bool(v2.knobs.short_share)
+            {
+                // Short-shipped: the supplier announces the smaller quantity before the ETA,
+                // and what arrives is that (with the usual receiving mismatch).
+                let share: f64 = v2.rng.random_range(0.5..0.9);
+                let unit = if by_weight { 1 } else { 1_000 };
+                let short = ((qty_milli as f64 * share) as i64 / unit * unit).max(unit);
+                let before = v2.rng.random_range(3_600..24 * 3_600) * 1_000;
+                // Announced before the goods arrive (an early delivery included).
+                let at = (eta_ms - before)
+                    .min(arrival_ms - HOUR_MS)
+                    .max(ordered_ms + 1_000);
+                if short < qty_milli && at < arrival_ms {
+                    v2.revisions.push(Reverse(Revision {
+                        time_ms: at,
+                        qty_milli: short,
+                        short_by_milli: qty_milli - short,
+                        ..revision
+                    }));
+                    received_milli = (received_milli - qty_milli + short).max(unit);
+                    shipped_milli = short;
+                }
             }
         }
         self.arrivals.push(Reverse(Arrival {
             time_ms: arrival_ms,
             shipment,
             key,
-            shipped_milli: qty_milli,
+            shipped_milli,
             received_milli,
         }));
     }

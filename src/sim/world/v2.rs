@@ -97,6 +97,10 @@ impl World {
                 }
             } else {
                 self.stats.shipment_revisions += 1;
+                if r.short_by_milli > 0 {
+                    self.keys[r.key as usize].in_transit -= r.short_by_milli;
+                    self.stats.short_shipments += 1;
+                }
                 Body::Shipment {
                     shipment: r.shipment,
                     origin: r.origin,
