@@ -32,6 +32,7 @@
 //! record encoding is [`crate::sink::record`], the topic ↔ event-type check
 //! [`crate::decode::TopicTypes`], log lines with their metrics [`crate::telemetry::events`].
 
+pub mod abort;
 pub mod changelog;
 mod commit;
 mod flow;
@@ -46,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::alert::Alert;
@@ -57,8 +58,10 @@ use crate::engine::{EngineConfig, Shard};
 use crate::event::EventType;
 use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError};
-use crate::sink::record::{alert_record, dead_letter_record, EncodeError, Rejected};
-use crate::source::kafka::{GroupConsumer, SourceError};
+use crate::sink::record::{
+    alert_record, dead_letter_record, DeadLetterLimits, EncodeError, HeaderSizes, Rejected,
+};
+use crate::source::kafka::{raw_headers, GroupConsumer, RawHeader, SourceError};
 use crate::telemetry::events::{Rejected as RejectedEvent, TransactionEnded};
 use crate::telemetry::{Stage, TelemetryError, TxOutcome};
 use changelog::{Lineage, RestoreError};
@@ -97,6 +100,18 @@ pub enum ServiceError {
     /// The metrics could not be registered.
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
+    /// `exactly_once`: the same failure aborted this many transactions in a row
+    /// (`service.max_identical_aborts`): redoing the batch does not help.
+    #[error(
+        "{consecutive} consecutive transactions aborted for the same cause \
+         (service.max_identical_aborts = {consecutive}): {cause}"
+    )]
+    AbortLoop {
+        /// Consecutive aborts.
+        consecutive: u32,
+        /// The failure.
+        cause: String,
+    },
 }
 
 /// Counters of a run, for the exit summary and tests.
@@ -210,6 +225,8 @@ struct Core {
     /// progress; and whether the wait was reported (consumption paused).
     acks_waiting_since: Option<Instant>,
     acks_stalled: bool,
+    /// `exactly_once`: consecutive aborts for one cause (backoff, then give up).
+    abort_loop: abort::AbortLoop,
 }
 
 impl std::fmt::Debug for Service {
@@ -581,32 +598,55 @@ fn group_by_input(
     groups
 }
 
-/// Sends the dead letter of message `m`, rejected for `r` ([`dead_letter_record`]).
+/// Sends the dead letter of message `m`, rejected for `r` ([`dead_letter_record`]). Its
+/// headers are read as bytes and copied as they are: rdkafka's `Headers::get` panics on a
+/// name that is not UTF-8, which would stop the partition on every restart.
 fn send_dead_letter(
     producer: &mut EventProducer,
     cfg: &Config,
     m: &BorrowedMessage<'_>,
     r: &Rejection,
 ) -> Result<(), ProduceError> {
-    let original = m.headers();
-    let headers = original.iter().flat_map(|h| {
-        (0..h.count()).map(move |i| {
-            let hd = h.get(i);
-            (hd.key, hd.value.unwrap_or_default())
-        })
-    });
+    let raw = raw_headers(m);
     let rejected = Rejected {
         topic: m.topic(),
         partition: m.partition(),
         offset: m.offset(),
         key: m.key().unwrap_or_default(),
         value: m.payload().unwrap_or_default(),
+        headers: HeaderSizes {
+            count: raw.len(),
+            bytes: raw.iter().map(RawHeader::len).sum(),
+        },
     };
-    let record = dead_letter_record(rejected, headers, r, cfg.kafka.dead_letter_max_value_bytes);
-    producer.send_with_headers(
-        &cfg.kafka.topics.dead_letter,
-        &record.key,
-        &record.value,
-        &record.header_refs(),
-    )
+    let limits = DeadLetterLimits {
+        max_value_bytes: cfg.kafka.dead_letter_max_value_bytes,
+        max_header_bytes: cfg.kafka.dead_letter_max_header_bytes,
+    };
+    let dead = dead_letter_record(rejected, r, limits);
+    let topic = &cfg.kafka.topics.dead_letter;
+    let (record, headers) = (&dead.record, dead.record.header_refs());
+    match m.headers().filter(|_| dead.keep_input_headers) {
+        Some(original) => producer.send_after_headers(
+            topic,
+            &record.key,
+            &record.value,
+            original.detach(),
+            &headers,
+        ),
+        None => {
+            if !dead.keep_input_headers {
+                tracing::warn!(
+                    topic = m.topic(),
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    headers = rejected.headers.count,
+                    header_bytes = rejected.headers.bytes,
+                    limit = limits.max_header_bytes,
+                    "a rejected record's headers are over kafka.dead_letter_max_header_bytes: its dead letter goes without them (stockwatch.headers_dropped)"
+                );
+            }
+            producer.send_with_headers(topic, &record.key, &record.value, &headers)
+        }
+    }
 }

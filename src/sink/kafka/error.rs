@@ -118,6 +118,21 @@ impl ProduceError {
         )
     }
 
+    /// What failed, without counts or durations that differ between two occurrences of the
+    /// same failure: two aborts with the same cause are the same failure repeating.
+    pub fn cause(&self) -> String {
+        match self {
+            ProduceError::Delivery { first, .. } => format!("delivery failed: {first}"),
+            ProduceError::FlushTimeout {
+                last_broker_error, ..
+            } => format!(
+                "records undelivered at the flush deadline{}",
+                last_error_suffix(last_broker_error)
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// A transaction error after which aborting and redoing the batch is the remedy (a
     /// delivery failure inside a transaction is one too).
     pub fn is_abortable(&self) -> bool {

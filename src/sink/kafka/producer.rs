@@ -287,6 +287,24 @@ impl EventProducer {
         )
     }
 
+    /// [`EventProducer::send_with_headers`] after `base`: headers copied from elsewhere (a
+    /// consumed record's, byte for byte: their names need not be UTF-8).
+    pub fn send_after_headers(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        base: OwnedHeaders,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), ProduceError> {
+        self.enqueue(
+            BaseRecord::with_opaque_to(topic, 0)
+                .key(key)
+                .payload(value)
+                .headers(append_headers(base, headers)),
+        )
+    }
+
     /// Moves the `(tag, acknowledged at ms)` of the tagged records acknowledged so far into
     /// `out`. Acknowledgements are served by `send`, [`EventProducer::poll`] and
     /// [`EventProducer::flush`].
@@ -511,15 +529,16 @@ impl EventProducer {
 }
 
 pub(super) fn owned_headers(headers: &[(&str, &[u8])]) -> OwnedHeaders {
-    headers.iter().fold(
-        OwnedHeaders::new_with_capacity(headers.len()),
-        |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(*v),
-            })
-        },
-    )
+    append_headers(OwnedHeaders::new_with_capacity(headers.len()), headers)
+}
+
+fn append_headers(base: OwnedHeaders, headers: &[(&str, &[u8])]) -> OwnedHeaders {
+    headers.iter().fold(base, |h, (k, v)| {
+        h.insert(Header {
+            key: k,
+            value: Some(*v),
+        })
+    })
 }
 
 #[cfg(test)]
