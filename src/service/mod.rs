@@ -267,12 +267,14 @@ impl Service {
 
     /// Runs until `stop` is set, then finishes the batch, flushes, commits and returns.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<RunStats, ServiceError> {
-        self.core
-            .observe
-            .health
-            .set_delivery(self.core.cfg.service.delivery);
+        let health = self.core.observe.health.clone();
+        health.set_delivery(self.core.cfg.service.delivery);
+        health.set_watchdog(Duration::from_secs(
+            self.core.cfg.service.watchdog_stall_secs,
+        ));
         while !stop.load(Ordering::Relaxed) {
             self.step()?;
+            health.progress();
         }
         self.core.observe.health.set_draining();
         let eos = self.core.exactly_once();

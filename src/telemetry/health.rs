@@ -7,7 +7,9 @@
 //! healthy, and requiring a partition would stall a rolling update that waits for readiness.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -50,6 +52,11 @@ struct State {
 #[derive(Debug)]
 pub struct Health {
     state: Mutex<State>,
+    /// The run loop's watchdog: when it last made progress, in ms since `epoch`, and the
+    /// stall after which `/healthz` fails (0: no watchdog). Atomics: written every batch.
+    epoch: Instant,
+    progress_ms: AtomicU64,
+    stall_ms: AtomicU64,
 }
 
 impl Health {
@@ -64,7 +71,49 @@ impl Health {
                 delivery,
                 waiting_for_brokers: false,
             }),
+            epoch: Instant::now(),
+            progress_ms: AtomicU64::new(0),
+            stall_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Arms the watchdog: from now on, [`Health::stalled`] reports a run loop that has made no
+    /// [`Health::progress`] for longer than `stall`.
+    pub fn set_watchdog(&self, stall: Duration) {
+        self.progress();
+        let ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.stall_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The run loop made progress (a batch done, a partition restored, a wait for the
+    /// brokers that goes on).
+    pub fn progress(&self) {
+        self.progress_at(Instant::now());
+    }
+
+    /// [`Health::progress`] at `now` (tests pass their own clock).
+    pub fn progress_at(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis();
+        self.progress_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How long the run loop has made no progress, if longer than the watchdog's stall
+    /// (`/healthz` fails then); `None` when it is alive or no watchdog is armed.
+    pub fn stalled(&self) -> Option<Duration> {
+        self.stalled_at(Instant::now())
+    }
+
+    /// [`Health::stalled`] at `now`.
+    pub fn stalled_at(&self, now: Instant) -> Option<Duration> {
+        let stall = self.stall_ms.load(Ordering::Relaxed);
+        if stall == 0 {
+            return None;
+        }
+        let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX);
+        let idle = now_ms.saturating_sub(self.progress_ms.load(Ordering::Relaxed));
+        (idle > stall).then(|| Duration::from_millis(idle))
     }
 
     // A panic elsewhere while holding the lock leaves plain data behind; keep reporting it.
@@ -103,6 +152,7 @@ impl Health {
     /// `partition`'s state is restored.
     pub fn restored(&self, partition: i32) {
         self.lock().restoring.remove(&partition);
+        self.progress();
     }
 
     /// Shutdown has begun: report not ready so traffic and rollouts move on.
@@ -183,5 +233,24 @@ mod tests {
         assert_eq!(r.assigned_partitions, 0);
         let json = serde_json::to_value(&r).expect("serialize");
         assert_eq!(json["delivery"], "at_least_once");
+    }
+
+    #[test]
+    fn the_watchdog_fires_after_the_stall_without_progress_and_not_before() {
+        let h = Health::new(Delivery::AtLeastOnce);
+        let t0 = Instant::now();
+        // Not armed: never stalled.
+        assert_eq!(h.stalled_at(t0 + Duration::from_secs(86_400)), None);
+        h.set_watchdog(Duration::from_secs(900));
+        h.progress_at(t0);
+        assert_eq!(h.stalled_at(t0 + Duration::from_secs(900)), None);
+        let late = h
+            .stalled_at(t0 + Duration::from_secs(901))
+            .expect("stalled");
+        assert!(late >= Duration::from_secs(901), "{late:?}");
+        // Progress revives it.
+        h.progress_at(t0 + Duration::from_secs(1000));
+        assert_eq!(h.stalled_at(t0 + Duration::from_secs(1800)), None);
+        assert!(h.stalled_at(t0 + Duration::from_secs(1901)).is_some());
     }
 }

@@ -92,6 +92,13 @@ pub enum ProduceError {
         /// The same call may simply be made again (e.g. it timed out: brokers unreachable).
         retriable: bool,
     },
+    /// `exactly_once`: a transaction's commit timed out and was resumed this many times
+    /// without an answer: the process exits (the broker aborts the transaction).
+    #[error("the transaction's commit timed out {attempts} times in a row; giving up")]
+    CommitStuck {
+        /// Resumed commit calls.
+        attempts: u32,
+    },
     /// Records were still in flight when the flush deadline passed.
     #[error("{in_flight} record(s) still undelivered after {deadline:?}{}", last_error_suffix(.last_broker_error))]
     FlushTimeout {

@@ -194,6 +194,9 @@ pub struct EventProducer {
     closed: VecDeque<u64>,
     /// Every generation up to this one is acknowledged (0: none yet).
     acknowledged: u64,
+    /// `exactly_once`: `commit_transaction` timed out this many times in a row, and librdkafka
+    /// keeps the commit as the call to resume (`None`: no commit pending).
+    pub(super) commit_resumes: Option<u32>,
 }
 
 /// What [`EventProducer::on_queue_stall`] set up.
@@ -238,6 +241,7 @@ impl EventProducer {
             generation: 1,
             closed: VecDeque::new(),
             acknowledged: 0,
+            commit_resumes: None,
         })
     }
 
