@@ -182,6 +182,9 @@ pub struct KafkaSection {
     pub input_idle_ms: u64,
     /// `session.timeout.ms`.
     pub session_timeout_ms: u64,
+    /// Subscribed this many session timeouts without an assignment, the instance reports
+    /// `not_assigned` (`/readyz` reason, a warning naming the group state).
+    pub not_assigned_session_timeouts: u32,
     /// Topic names.
     pub topics: TopicsSection,
     /// Extra librdkafka consumer properties, by their own names. Nested tables are flattened
@@ -284,6 +287,9 @@ impl KafkaSection {
         }
         if self.session_timeout_ms == 0 {
             return Err("kafka.session_timeout_ms must be > 0, got 0".into());
+        }
+        if self.not_assigned_session_timeouts == 0 {
+            return Err("kafka.not_assigned_session_timeouts must be >= 1, got 0".into());
         }
         let t = &self.topics;
         let names = [

@@ -227,6 +227,8 @@ struct Core {
     acks_stalled: bool,
     /// `exactly_once`: consecutive aborts for one cause (backoff, then give up).
     abort_loop: abort::AbortLoop,
+    /// The `not_assigned` warning was logged (once per episode).
+    not_assigned_warned: bool,
 }
 
 impl std::fmt::Debug for Service {
@@ -272,6 +274,9 @@ impl Service {
         health.set_watchdog(Duration::from_secs(
             self.core.cfg.service.watchdog_stall_secs,
         ));
+        let k = &self.core.cfg.kafka;
+        let not_assigned_ms = k.session_timeout_ms * u64::from(k.not_assigned_session_timeouts);
+        health.watch_assignment(Duration::from_millis(not_assigned_ms), Instant::now());
         while !stop.load(Ordering::Relaxed) {
             self.step()?;
             health.progress();
@@ -339,6 +344,7 @@ impl Service {
         }
         self.core.flow_control(&self.consumer, &inputs);
         self.core.report_consumer(&self.consumer, &inputs);
+        self.core.report_unassigned(&self.consumer);
         Ok(())
     }
 }
@@ -569,6 +575,30 @@ impl Core {
             self.commit_acknowledged(consumer, CommitMode::Async)?;
         }
         Ok(())
+    }
+
+    /// Subscribed without an assignment: the gauge, and a warning with the group's state once
+    /// past `kafka.not_assigned_session_timeouts` (then `/readyz` says `not_assigned`).
+    fn report_unassigned(&mut self, consumer: &GroupConsumer) {
+        let unassigned = self.observe.health.unassigned_at(Instant::now());
+        self.observe
+            .metrics
+            .unassigned(unassigned.map_or(Duration::ZERO, |(d, _)| d));
+        let past = unassigned.is_some_and(|(_, past)| past);
+        if past && !self.not_assigned_warned {
+            let k = &self.cfg.kafka;
+            tracing::warn!(
+                unassigned_secs = unassigned.map_or(0, |(d, _)| d.as_secs()),
+                session_timeout_ms = k.session_timeout_ms,
+                not_assigned_session_timeouts = k.not_assigned_session_timeouts,
+                group = %k.group_id,
+                group_state = %consumer.context().group_state(),
+                "subscribed without an assignment for too long: not ready (not_assigned); see the runbook"
+            );
+        } else if !past && self.not_assigned_warned {
+            tracing::info!("the consumer has an assignment again");
+        }
+        self.not_assigned_warned = past;
     }
 
     /// `exactly_once`: aborts the open transaction (a rebalance; an abortable error).

@@ -59,6 +59,8 @@ pub struct GroupContext {
     metrics: Mutex<Option<Arc<Metrics>>>,
     /// Consumer lag per (topic, partition) from librdkafka's last statistics (-1: unknown).
     lags: Mutex<BTreeMap<(String, i32), i64>>,
+    /// The consumer group handler's state as of librdkafka's last statistics.
+    group: Mutex<String>,
 }
 
 impl GroupContext {
@@ -87,6 +89,16 @@ impl GroupContext {
             .filter(|&l| l >= 0)
     }
 
+    /// The consumer group handler's state, join state, rebalance count and last rebalance
+    /// reason as of librdkafka's last statistics (`statistics.interval.ms`), for logs; empty
+    /// before the first statistics.
+    pub fn group_state(&self) -> String {
+        self.group
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Counts failed commits in `metrics` from now on.
     pub fn set_metrics(&self, metrics: Arc<Metrics>) {
         *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = Some(metrics);
@@ -109,6 +121,12 @@ fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
+        if let Some(g) = &statistics.cgrp {
+            *self.group.lock().unwrap_or_else(PoisonError::into_inner) = format!(
+                "state={} join_state={} state_age_ms={} rebalances={} last_rebalance_reason={:?}",
+                g.state, g.join_state, g.stateage, g.rebalance_cnt, g.rebalance_reason
+            );
+        }
         let mut lags = self.lags.lock().unwrap_or_else(PoisonError::into_inner);
         lags.clear();
         for (topic, t) in statistics.topics {

@@ -36,6 +36,11 @@ pub struct Readiness {
     /// The batch's outputs have waited for the brokers' acknowledgement longer than a few
     /// seconds (brokers unreachable or stalled): consumption is paused until they answer.
     pub waiting_for_brokers: bool,
+    /// Why it is not ready, when the cause needs an operator: `not_assigned` — subscribed
+    /// for longer than `kafka.not_assigned_session_timeouts` × `kafka.session_timeout_ms`
+    /// without an assignment (see the runbook). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -46,6 +51,10 @@ struct State {
     draining: bool,
     delivery: Delivery,
     waiting_for_brokers: bool,
+    /// Subscribed without an assignment since then (`None`: assigned, or not watched).
+    unassigned_since: Option<Instant>,
+    /// After how long without an assignment readiness says `not_assigned`.
+    not_assigned_after: Option<Duration>,
 }
 
 /// Shared health state: `Arc<Health>`, written by the service, read by `/readyz`.
@@ -70,6 +79,8 @@ impl Health {
                 draining: false,
                 delivery,
                 waiting_for_brokers: false,
+                unassigned_since: None,
+                not_assigned_after: None,
             }),
             epoch: Instant::now(),
             progress_ms: AtomicU64::new(0),
@@ -126,6 +137,7 @@ impl Health {
     pub fn set_assignment(&self, partitions: &[i32]) {
         let mut s = self.lock();
         s.joined = true;
+        s.unassigned_since = None;
         s.partitions = partitions.iter().copied().collect();
         let State {
             partitions,
@@ -142,6 +154,26 @@ impl Health {
         s.joined = false;
         s.partitions.clear();
         s.restoring.clear();
+        s.unassigned_since.get_or_insert_with(Instant::now);
+    }
+
+    /// The consumer subscribed at `now`: from now on, an instance without an assignment for
+    /// longer than `after` reports `not_assigned` ([`Health::unassigned_at`]).
+    pub fn watch_assignment(&self, after: Duration, now: Instant) {
+        let mut s = self.lock();
+        s.not_assigned_after = Some(after);
+        if !s.joined {
+            s.unassigned_since = Some(now);
+        }
+    }
+
+    /// How long the subscribed consumer has had no assignment at `now` (`None`: it has
+    /// one, or [`Health::watch_assignment`] was not called), and whether that is past the
+    /// `not_assigned` threshold.
+    pub fn unassigned_at(&self, now: Instant) -> Option<(Duration, bool)> {
+        let s = self.lock();
+        let idle = now.saturating_duration_since(s.unassigned_since?);
+        Some((idle, s.not_assigned_after.is_some_and(|a| idle > a)))
     }
 
     /// `partition`'s state is being restored: not ready until [`Health::restored`].
@@ -188,6 +220,11 @@ impl Health {
             draining: s.draining,
             delivery: s.delivery,
             waiting_for_brokers: s.waiting_for_brokers,
+            reason: (!s.joined
+                && s.unassigned_since
+                    .zip(s.not_assigned_after)
+                    .is_some_and(|(since, after)| since.elapsed() > after))
+            .then_some("not_assigned"),
         }
     }
 }
@@ -252,5 +289,36 @@ mod tests {
         h.progress_at(t0 + Duration::from_secs(1000));
         assert_eq!(h.stalled_at(t0 + Duration::from_secs(1800)), None);
         assert!(h.stalled_at(t0 + Duration::from_secs(1901)).is_some());
+    }
+
+    #[test]
+    fn subscribed_without_an_assignment_too_long_is_not_assigned() {
+        let h = Health::new(Delivery::AtLeastOnce);
+        assert_eq!(h.unassigned_at(Instant::now()), None, "not watched");
+        let t0 = Instant::now();
+        h.watch_assignment(Duration::from_secs(60), t0);
+        assert_eq!(
+            h.unassigned_at(t0 + Duration::from_secs(60)),
+            Some((Duration::from_secs(60), false))
+        );
+        assert_eq!(
+            h.unassigned_at(t0 + Duration::from_secs(61)),
+            Some((Duration::from_secs(61), true))
+        );
+        assert_eq!(h.readiness().reason, None, "only 0 s of real time passed");
+        // An assignment (even an empty one: a spare member) ends it.
+        h.set_assignment(&[]);
+        assert_eq!(h.unassigned_at(t0 + Duration::from_secs(600)), None);
+        assert!(h.is_ready());
+        // Losing it starts the clock again.
+        h.clear_assignment();
+        assert!(matches!(h.unassigned_at(Instant::now()), Some((_, false))));
+        // The reason in the /readyz body, with a threshold already passed.
+        h.watch_assignment(Duration::ZERO, Instant::now() - Duration::from_millis(5));
+        let r = h.readiness();
+        assert!(!r.ready);
+        assert_eq!(r.reason, Some("not_assigned"));
+        let body = serde_json::to_string(&r).expect("json");
+        assert!(body.contains(r#""reason":"not_assigned""#), "{body}");
     }
 }
