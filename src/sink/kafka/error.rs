@@ -150,6 +150,11 @@ impl ProduceError {
                 ..
             } | ProduceError::Delivery { .. }
                 | ProduceError::FlushTimeout { .. }
+                // A transaction in its abortable-error state refuses records with `State`.
+                | ProduceError::Send {
+                    error: KafkaError::MessageProduction(RDKafkaErrorCode::State),
+                    ..
+                }
         )
     }
 }

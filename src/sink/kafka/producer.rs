@@ -219,6 +219,9 @@ const QUEUE_FULL_POLL: Duration = Duration::from_millis(1);
 /// Slice in which [`EventProducer::flush`] serves delivery reports (rdkafka's `poll` always
 /// waits out its timeout, so this is also the flush's granularity).
 const FLUSH_STEP: Duration = Duration::from_millis(1);
+/// A record refused because the transaction must be aborted: how long to serve delivery
+/// reports for the failure that caused it.
+const STATE_CAUSE_WAIT: Duration = Duration::from_secs(5);
 /// Bound on the polls of one [`EventProducer::serve_reports`] (a step never starves).
 const MAX_REPORT_POLLS: usize = 4096;
 /// Interval between metadata checks while waiting for created topics.
@@ -377,6 +380,23 @@ impl EventProducer {
                 }
                 Err((error, r)) => {
                     in_flight.fetch_sub(1, Ordering::Relaxed);
+                    // A transaction that must be aborted refuses new records (`State`): the
+                    // delivery failure behind it is the cause to report (the same cause every
+                    // time it repeats), once its report is served.
+                    if matches!(
+                        error,
+                        KafkaError::MessageProduction(RDKafkaErrorCode::State)
+                    ) {
+                        let waiting = Instant::now();
+                        while self.producer.in_flight_count() > 0
+                            && waiting.elapsed() < STATE_CAUSE_WAIT
+                        {
+                            self.producer.poll(FLUSH_STEP);
+                            self.check()?;
+                        }
+                    }
+                    self.producer.poll(Duration::ZERO);
+                    self.check()?;
                     return Err(ProduceError::Send {
                         topic: r.topic.to_owned(),
                         error,

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::Producer;
+use rdkafka::producer::{Producer, PurgeConfig};
 
 use super::{EventProducer, ProduceError};
 
@@ -83,6 +83,15 @@ impl EventProducer {
     /// Delivery failures counted so far belong to it and are forgotten.
     pub fn abort_transaction(&mut self, timeout: Duration) -> Result<(), ProduceError> {
         self.commit_resumes = None;
+        // librdkafka's abort waits for the delivery reports of every outstanding record, and
+        // this thread is the one that serves them: drop what is still queued, serve the
+        // reports of what is in flight, then abort (otherwise the abort fails with "the event
+        // queue must be polled for delivery report events").
+        self.producer.purge(PurgeConfig::default().queue());
+        let started = Instant::now();
+        while self.producer.in_flight_count() > 0 && started.elapsed() < timeout {
+            self.producer.poll(Duration::from_millis(1));
+        }
         self.producer
             .abort_transaction(timeout)
             .map_err(|e| txn_error("abort", e))?;
