@@ -101,6 +101,8 @@ pub(super) struct Deliveries {
     delivered: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) first_failure: Mutex<Option<String>>,
+    /// `first_failure` is a purge (a later failure of another kind replaces it).
+    first_purged: std::sync::atomic::AtomicBool,
     last_client_error: Mutex<Option<String>>,
     /// `(tag, acknowledged at, ms)` of delivered records sent with a non-zero tag.
     acked: Mutex<Vec<(usize, i64)>>,
@@ -146,9 +148,22 @@ impl ProducerContext for Deliveries {
                 }
             }
             Err((e, _)) => {
-                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                    if let Ok(mut first) = self.first_failure.lock() {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                // The cause, not the records librdkafka purged because of it (a failed
+                // transaction purges its queue; their reports may come first): a purge is
+                // the first failure only until another one arrives.
+                let purged = matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                );
+                if let Ok(mut first) = self.first_failure.lock() {
+                    let replace = match &*first {
+                        None => true,
+                        Some(_) => !purged && self.first_purged.load(Ordering::Relaxed),
+                    };
+                    if replace {
                         *first = Some(e.to_string());
+                        self.first_purged.store(purged, Ordering::Relaxed);
                     }
                 }
             }
