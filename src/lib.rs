@@ -60,7 +60,8 @@
 //! never uses `state` (it reads a key only through `model::features::KeyInputs`, which the
 //! state fills). `sim` stands alone; `schema` reads the contracts (`event`, `alert`).
 //! Unsafe code is denied crate-wide (`Cargo.toml`, `[lints]`) except for the CPU and kernel
-//! hints in `state::mem` and one librdkafka call in `source::kafka`.
+//! hints in `state::mem` and two librdkafka calls in `source::kafka` (a cached watermark, and
+//! header names read as bytes).
 
 pub mod alert;
 pub mod cli;

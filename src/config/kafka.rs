@@ -155,6 +155,12 @@ impl TopicsSection {
     }
 }
 
+/// librdkafka's default `message.max.bytes` (producer).
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// Room kept in a dead letter for the headers stockwatch adds (Connect's error headers, the
+/// reason and its detail, truncation headers) and the record's framing.
+const DEAD_LETTER_OWN_BYTES: usize = 65_536;
+
 /// `[kafka]`: the cluster, the group, batching, security, and librdkafka pass-through
 /// properties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +177,10 @@ pub struct KafkaSection {
     /// Largest value republished to the dead-letter topic; a longer record keeps its first
     /// this many bytes, with headers giving its size and checksum.
     pub dead_letter_max_value_bytes: usize,
+    /// Most bytes of a rejected record's own headers (names and values) its dead letter
+    /// carries; over it, the dead letter goes without them, with headers giving their count
+    /// and size.
+    pub dead_letter_max_header_bytes: usize,
     /// Events an instance may buffer for the watermark; beyond it, inputs ahead of their
     /// shard's slowest input are paused (backpressure, not drops).
     pub max_pending_events: usize,
@@ -180,6 +190,9 @@ pub struct KafkaSection {
     pub input_idle_ms: u64,
     /// `session.timeout.ms`.
     pub session_timeout_ms: u64,
+    /// Subscribed this many session timeouts without an assignment, the instance reports
+    /// `not_assigned` (`/readyz` reason, a warning naming the group state).
+    pub not_assigned_session_timeouts: u32,
     /// Topic names.
     pub topics: TopicsSection,
     /// Extra librdkafka consumer properties, by their own names. Nested tables are flattened
@@ -255,6 +268,25 @@ impl KafkaSection {
         if self.dead_letter_max_value_bytes == 0 {
             return Err("kafka.dead_letter_max_value_bytes must be > 0, got 0".into());
         }
+        // Room for stockwatch's own headers (reason, Connect's error headers) under the
+        // producer's `message.max.bytes`: a dead letter too big to send stops the service.
+        let max_message = self
+            .producer
+            .get("message.max.bytes")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+        let need = self
+            .dead_letter_max_value_bytes
+            .saturating_add(self.dead_letter_max_header_bytes)
+            .saturating_add(DEAD_LETTER_OWN_BYTES);
+        if need > max_message {
+            return Err(format!(
+                "kafka.dead_letter_max_value_bytes = {} + kafka.dead_letter_max_header_bytes = {} \
+                 (+ {DEAD_LETTER_OWN_BYTES} for stockwatch's own headers) must fit in the \
+                 producer's message.max.bytes = {max_message} (kafka.producer)",
+                self.dead_letter_max_value_bytes, self.dead_letter_max_header_bytes
+            ));
+        }
         if self.max_pending_events < self.poll_max_messages {
             return Err(format!(
                 "kafka.max_pending_events = {} must be >= kafka.poll_max_messages = {}",
@@ -263,6 +295,9 @@ impl KafkaSection {
         }
         if self.session_timeout_ms == 0 {
             return Err("kafka.session_timeout_ms must be > 0, got 0".into());
+        }
+        if self.not_assigned_session_timeouts == 0 {
+            return Err("kafka.not_assigned_session_timeouts must be >= 1, got 0".into());
         }
         let t = &self.topics;
         let names = [

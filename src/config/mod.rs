@@ -205,6 +205,10 @@ impl Delivery {
     }
 }
 
+/// The longest a partition's restore from its changelog may take before the service gives up
+/// (seconds): the watchdog's stall must be longer.
+pub const RESTORE_DEADLINE_SECS: u64 = 600;
+
 /// `[service]`: the `run` loop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,6 +227,13 @@ pub struct ServiceSection {
     /// Use `instance_id` as `group.instance.id` (static membership); it is the transactional
     /// id's suffix either way.
     pub static_membership: bool,
+    /// `exactly_once`: consecutive aborted transactions with the same cause (no commit
+    /// between them) after which the service exits non-zero naming the cause.
+    pub max_identical_aborts: u32,
+    /// `/healthz` fails once the run loop has made no progress this long (a hung process:
+    /// Kubernetes restarts it). Above the longest legitimate pause, a partition's restore
+    /// (600 s at most).
+    pub watchdog_stall_secs: u64,
 }
 
 impl ServiceSection {
@@ -251,6 +262,16 @@ impl ServiceSection {
                 "service.transaction_timeout_ms must be within 1000..=900000 (the broker's \
                  transaction.max.timeout.ms is 900000 by default), got {}",
                 self.transaction_timeout_ms
+            ));
+        }
+        if self.max_identical_aborts == 0 {
+            return Err("service.max_identical_aborts must be >= 1, got 0".into());
+        }
+        if self.watchdog_stall_secs <= RESTORE_DEADLINE_SECS {
+            return Err(format!(
+                "service.watchdog_stall_secs must be > {} (a partition's restore may take that \
+                 long without another sign of progress), got {}",
+                RESTORE_DEADLINE_SECS, self.watchdog_stall_secs
             ));
         }
         if self

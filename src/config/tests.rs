@@ -656,3 +656,22 @@ fn input_topics_are_one_per_type_or_shared_with_their_allowed_types() {
         "{e}"
     );
 }
+
+#[test]
+fn dead_letter_limits_must_fit_the_producers_message_size() {
+    let e = load_err("[kafka]\ndead_letter_max_header_bytes = 600000\n", &[]);
+    assert_names(
+        &e,
+        &[
+            "kafka.dead_letter_max_value_bytes",
+            "kafka.dead_letter_max_header_bytes",
+            "message.max.bytes = 1000000",
+        ],
+    );
+    // A producer allowed larger records makes room.
+    load(
+        "[kafka]\ndead_letter_max_header_bytes = 600000\n[kafka.producer]\n\"message.max.bytes\" = 2000000\n",
+        &[],
+    )
+    .unwrap();
+}

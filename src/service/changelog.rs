@@ -276,7 +276,7 @@ pub struct Restored {
 }
 
 /// How long a restore may wait for the end of the changelog partition.
-const RESTORE_DEADLINE: Duration = Duration::from_secs(600);
+const RESTORE_DEADLINE: Duration = Duration::from_secs(crate::config::RESTORE_DEADLINE_SECS);
 
 /// Restores shard `p` (see the module doc). `committed`: per input, the committed offset, or
 /// `None` if none was ever committed. `reader` is a consumer outside the group

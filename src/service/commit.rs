@@ -56,6 +56,7 @@ impl Core {
                     producer.commit_transaction(&tpl, group.as_ref(), STALL_AFTER)
                 })?;
                 self.in_transaction = false;
+                self.abort_loop.committed();
                 self.stats.commits += 1;
                 TransactionEnded {
                     outcome: TxOutcome::Commit,

@@ -32,6 +32,7 @@
 //! record encoding is [`crate::sink::record`], the topic ↔ event-type check
 //! [`crate::decode::TopicTypes`], log lines with their metrics [`crate::telemetry::events`].
 
+pub mod abort;
 pub mod changelog;
 mod commit;
 mod flow;
@@ -47,7 +48,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::alert::Alert;
@@ -59,9 +60,10 @@ use crate::event::EventType;
 use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError};
 use crate::sink::record::{
-    alert_record, dead_letter_record, open_alert_key, opens_row, EncodeError, Rejected,
+    alert_record, dead_letter_record, open_alert_key, opens_row, DeadLetterLimits, EncodeError,
+    HeaderSizes, Rejected,
 };
-use crate::source::kafka::{GroupConsumer, SourceError};
+use crate::source::kafka::{raw_headers, GroupConsumer, RawHeader, SourceError};
 use crate::telemetry::events::{Rejected as RejectedEvent, TransactionEnded};
 use crate::telemetry::{Stage, TelemetryError, TxOutcome};
 use changelog::{Lineage, RestoreError};
@@ -103,6 +105,18 @@ pub enum ServiceError {
     /// The metrics could not be registered.
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
+    /// `exactly_once`: the same failure aborted this many transactions in a row
+    /// (`service.max_identical_aborts`): redoing the batch does not help.
+    #[error(
+        "{consecutive} consecutive transactions aborted for the same cause \
+         (service.max_identical_aborts = {consecutive}): {cause}"
+    )]
+    AbortLoop {
+        /// Consecutive aborts.
+        consecutive: u32,
+        /// The failure.
+        cause: String,
+    },
 }
 
 /// Counters of a run, for the exit summary and tests.
@@ -222,6 +236,10 @@ struct Core {
     master: master::MasterTables,
     /// Whether the master data was last reported loading (readiness); `None`: not yet.
     master_loading: Option<bool>,
+    /// `exactly_once`: consecutive aborts for one cause (backoff, then give up).
+    abort_loop: abort::AbortLoop,
+    /// The `not_assigned` warning was logged (once per episode).
+    not_assigned_warned: bool,
 }
 
 impl std::fmt::Debug for Service {
@@ -263,12 +281,17 @@ impl Service {
 
     /// Runs until `stop` is set, then finishes the batch, flushes, commits and returns.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<RunStats, ServiceError> {
-        self.core
-            .observe
-            .health
-            .set_delivery(self.core.cfg.service.delivery);
+        let health = self.core.observe.health.clone();
+        health.set_delivery(self.core.cfg.service.delivery);
+        health.set_watchdog(Duration::from_secs(
+            self.core.cfg.service.watchdog_stall_secs,
+        ));
+        let k = &self.core.cfg.kafka;
+        let not_assigned_ms = k.session_timeout_ms * u64::from(k.not_assigned_session_timeouts);
+        health.watch_assignment(Duration::from_millis(not_assigned_ms), Instant::now());
         while !stop.load(Ordering::Relaxed) {
             self.step()?;
+            health.progress();
         }
         self.core.observe.health.set_draining();
         let eos = self.core.exactly_once();
@@ -339,6 +362,7 @@ impl Service {
         }
         self.core.flow_control(&self.consumer, &inputs);
         self.core.report_consumer(&self.consumer, &inputs);
+        self.core.report_unassigned(&self.consumer);
         Ok(())
     }
 }
@@ -589,6 +613,30 @@ impl Core {
         Ok(())
     }
 
+    /// Subscribed without an assignment: the gauge, and a warning with the group's state once
+    /// past `kafka.not_assigned_session_timeouts` (then `/readyz` says `not_assigned`).
+    fn report_unassigned(&mut self, consumer: &GroupConsumer) {
+        let unassigned = self.observe.health.unassigned_at(Instant::now());
+        self.observe
+            .metrics
+            .unassigned(unassigned.map_or(Duration::ZERO, |(d, _)| d));
+        let past = unassigned.is_some_and(|(_, past)| past);
+        if past && !self.not_assigned_warned {
+            let k = &self.cfg.kafka;
+            tracing::warn!(
+                unassigned_secs = unassigned.map_or(0, |(d, _)| d.as_secs()),
+                session_timeout_ms = k.session_timeout_ms,
+                not_assigned_session_timeouts = k.not_assigned_session_timeouts,
+                group = %k.group_id,
+                group_state = %consumer.context().group_state(),
+                "subscribed without an assignment for too long: not ready (not_assigned); see the runbook"
+            );
+        } else if !past && self.not_assigned_warned {
+            tracing::info!("the consumer has an assignment again");
+        }
+        self.not_assigned_warned = past;
+    }
+
     /// `exactly_once`: aborts the open transaction (a rebalance; an abortable error).
     fn abort_open_transaction(&mut self, error: Option<&ProduceError>) -> Result<(), ServiceError> {
         if self.in_transaction {
@@ -618,32 +666,55 @@ fn group_by_input(
     groups
 }
 
-/// Sends the dead letter of message `m`, rejected for `r` ([`dead_letter_record`]).
+/// Sends the dead letter of message `m`, rejected for `r` ([`dead_letter_record`]). Its
+/// headers are read as bytes and copied as they are: rdkafka's `Headers::get` panics on a
+/// name that is not UTF-8, which would stop the partition on every restart.
 fn send_dead_letter(
     producer: &mut EventProducer,
     cfg: &Config,
     m: &BorrowedMessage<'_>,
     r: &Rejection,
 ) -> Result<(), ProduceError> {
-    let original = m.headers();
-    let headers = original.iter().flat_map(|h| {
-        (0..h.count()).map(move |i| {
-            let hd = h.get(i);
-            (hd.key, hd.value.unwrap_or_default())
-        })
-    });
+    let raw = raw_headers(m);
     let rejected = Rejected {
         topic: m.topic(),
         partition: m.partition(),
         offset: m.offset(),
         key: m.key().unwrap_or_default(),
         value: m.payload().unwrap_or_default(),
+        headers: HeaderSizes {
+            count: raw.len(),
+            bytes: raw.iter().map(RawHeader::len).sum(),
+        },
     };
-    let record = dead_letter_record(rejected, headers, r, cfg.kafka.dead_letter_max_value_bytes);
-    producer.send_with_headers(
-        &cfg.kafka.topics.dead_letter,
-        &record.key,
-        &record.value,
-        &record.header_refs(),
-    )
+    let limits = DeadLetterLimits {
+        max_value_bytes: cfg.kafka.dead_letter_max_value_bytes,
+        max_header_bytes: cfg.kafka.dead_letter_max_header_bytes,
+    };
+    let dead = dead_letter_record(rejected, r, limits);
+    let topic = &cfg.kafka.topics.dead_letter;
+    let (record, headers) = (&dead.record, dead.record.header_refs());
+    match m.headers().filter(|_| dead.keep_input_headers) {
+        Some(original) => producer.send_after_headers(
+            topic,
+            &record.key,
+            &record.value,
+            original.detach(),
+            &headers,
+        ),
+        None => {
+            if !dead.keep_input_headers {
+                tracing::warn!(
+                    topic = m.topic(),
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    headers = rejected.headers.count,
+                    header_bytes = rejected.headers.bytes,
+                    limit = limits.max_header_bytes,
+                    "a rejected record's headers are over kafka.dead_letter_max_header_bytes: its dead letter goes without them (stockwatch.headers_dropped)"
+                );
+            }
+            producer.send_with_headers(topic, &record.key, &record.value, &headers)
+        }
+    }
 }

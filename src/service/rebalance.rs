@@ -4,11 +4,12 @@
 //! error restores every shard the same way.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use super::abort::AfterAbort;
 use super::changelog;
 use super::commit::put_offset;
 use super::{is_timeout, Core, ServiceError, Slot, COMMITTED_ATTEMPTS, QUERY_TIMEOUT};
@@ -187,6 +188,35 @@ impl Core {
     ) -> Result<(), ServiceError> {
         self.stats.aborts += 1;
         self.abort_open_transaction(Some(error))?;
+        // A failure that repeats would abort, restore and rewind forever: wait longer each
+        // time, and give up after `service.max_identical_aborts` in a row.
+        let cause = error.cause();
+        match self.abort_loop.aborted(&cause) {
+            AfterAbort::GiveUp { consecutive } => {
+                return Err(ServiceError::AbortLoop { consecutive, cause });
+            }
+            AfterAbort::Retry {
+                backoff,
+                consecutive,
+            } => {
+                tracing::warn!(
+                    consecutive,
+                    limit = self.cfg.service.max_identical_aborts,
+                    backoff_ms = backoff.as_millis() as u64,
+                    cause = %cause,
+                    "transaction aborted; redoing the batch after a backoff"
+                );
+                // Delivery reports are served meanwhile (the producer's queue drains).
+                let until = Instant::now() + backoff;
+                loop {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.producer.poll(left.min(Duration::from_millis(100)));
+                }
+            }
+        }
         let parts: Vec<i32> = self.slots.keys().copied().collect();
         self.slots.clear();
         for p in parts {

@@ -88,6 +88,8 @@ impl Service {
                 decoder: Decoder::new(engine.limits, KeyPolicy::Require),
                 topic_types,
                 source_name: format!("stockwatch/{}", cfg.kafka.group_id),
+                abort_loop: super::abort::AbortLoop::new(cfg.service.max_identical_aborts),
+                not_assigned_warned: false,
                 cfg,
                 engine,
                 producer,

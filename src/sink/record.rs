@@ -116,27 +116,58 @@ pub struct Rejected<'a> {
     pub key: &'a [u8],
     /// Its value (empty if none).
     pub value: &'a [u8],
+    /// How many headers it has and their bytes (names and values): the headers themselves
+    /// are copied byte for byte by the sender (names need not be UTF-8), when
+    /// [`DeadLetter::keep_input_headers`] says so.
+    pub headers: HeaderSizes,
+}
+
+/// The size of a record's headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeaderSizes {
+    /// Number of headers.
+    pub count: usize,
+    /// Bytes of their names and values together.
+    pub bytes: usize,
+}
+
+/// What of a rejected record the dead-letter topic can take (its broker's record size limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterLimits {
+    /// Longest value republished (`kafka.dead_letter_max_value_bytes`).
+    pub max_value_bytes: usize,
+    /// Most bytes of original headers republished (`kafka.dead_letter_max_header_bytes`).
+    pub max_header_bytes: usize,
+}
+
+/// A dead letter: the record to send, and whether the rejected record's own headers go
+/// before its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter<'a> {
+    /// Key, value and the headers stockwatch adds.
+    pub record: OutRecord<'a>,
+    /// Copy the rejected record's headers, byte for byte and in order, before
+    /// `record.headers`; `false` when they are over [`DeadLetterLimits::max_header_bytes`].
+    pub keep_input_headers: bool,
 }
 
 /// The dead letter of `record`, rejected for `rejection`: the original key, value (its first
-/// `max_value_bytes` if longer, with headers giving its size and checksum) and `headers`, then
-/// Kafka Connect's error headers and `stockwatch.reason`.
+/// `max_value_bytes` if longer, with headers giving its size and checksum) and headers (none
+/// if together over `max_header_bytes`, with headers giving their count and size), then Kafka
+/// Connect's error headers and `stockwatch.reason`.
 ///
-/// A record too big to republish (the dead-letter topic's limit, not the input's) keeps its
-/// first bytes and says so: refusing it would stop the service on every restart (a poison
-/// pill), dropping it would lose it.
+/// A record too big to republish (the dead-letter topic's limit, not the input's) keeps what
+/// fits and says so: refusing it would stop the service on every restart (a poison pill),
+/// dropping it would lose it. The dead letter names the original's topic, partition and
+/// offset, where the full record stays until the input's retention.
 pub fn dead_letter_record<'a>(
     record: Rejected<'a>,
-    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     rejection: &'a Rejection,
-    max_value_bytes: usize,
-) -> OutRecord<'a> {
-    let mut out: Vec<(&'a str, Cow<'a, [u8]>)> = headers
-        .into_iter()
-        .map(|(k, v)| (k, Cow::Borrowed(v)))
-        .collect();
+    limits: DeadLetterLimits,
+) -> DeadLetter<'a> {
+    let mut out: Vec<(&'a str, Cow<'a, [u8]>)> = Vec::new();
     let mut value = record.value;
-    if value.len() > max_value_bytes {
+    if value.len() > limits.max_value_bytes {
         let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(value));
         out.extend([
             ("stockwatch.truncated", Cow::Borrowed(b"true".as_slice())),
@@ -149,7 +180,20 @@ pub fn dead_letter_record<'a>(
                 Cow::Owned(digest.into_bytes()),
             ),
         ]);
-        value = &value[..max_value_bytes];
+        value = &value[..limits.max_value_bytes];
+    }
+    let keep_input_headers = record.headers.bytes <= limits.max_header_bytes;
+    if !keep_input_headers {
+        out.extend([
+            (
+                "stockwatch.headers_dropped",
+                Cow::Owned(record.headers.count.to_string().into_bytes()),
+            ),
+            (
+                "stockwatch.original_headers_bytes",
+                Cow::Owned(record.headers.bytes.to_string().into_bytes()),
+            ),
+        ]);
     }
     let reason = rejection.reason.as_str();
     out.extend([
@@ -179,10 +223,13 @@ pub fn dead_letter_record<'a>(
         ),
         ("stockwatch.reason", Cow::Borrowed(reason.as_bytes())),
     ]);
-    OutRecord {
-        key: Cow::Borrowed(record.key),
-        value: Cow::Borrowed(value),
-        headers: out,
+    DeadLetter {
+        record: OutRecord {
+            key: Cow::Borrowed(record.key),
+            value: Cow::Borrowed(value),
+            headers: out,
+        },
+        keep_input_headers,
     }
 }
 
@@ -286,6 +333,11 @@ mod tests {
         }
     }
 
+    const LIMITS: DeadLetterLimits = DeadLetterLimits {
+        max_value_bytes: 1024,
+        max_header_bytes: 64,
+    };
+
     #[test]
     fn a_dead_letter_keeps_the_record_and_adds_connect_headers() {
         let rej = rejection();
@@ -295,14 +347,19 @@ mod tests {
             offset: 1234,
             key: b"S01|SKU-1",
             value: b"{\"type\":\"sale\"}",
+            headers: HeaderSizes {
+                count: 1,
+                bytes: 16,
+            },
         };
-        let r = dead_letter_record(rec, [("traceparent", b"00-ab".as_slice())], &rej, 1024);
+        let d = dead_letter_record(rec, &rej, LIMITS);
+        assert!(d.keep_input_headers);
+        let r = d.record;
         assert_eq!(&*r.key, b"S01|SKU-1");
         assert_eq!(&*r.value, b"{\"type\":\"sale\"}");
         assert_eq!(
             text_headers(&r),
             [
-                ("traceparent", "00-ab"),
                 ("__connect.errors.topic", "sales"),
                 ("__connect.errors.partition", "3"),
                 ("__connect.errors.offset", "1234"),
@@ -327,8 +384,13 @@ mod tests {
             offset: 7,
             key: b"",
             value,
+            headers: HeaderSizes::default(),
         };
-        let r = dead_letter_record(rec, [], &rej, 10);
+        let limits = |max_value_bytes| DeadLetterLimits {
+            max_value_bytes,
+            max_header_bytes: 0,
+        };
+        let r = dead_letter_record(rec, &rej, limits(10)).record;
         assert_eq!(&*r.value, b"0123456789");
         let h = text_headers(&r);
         assert_eq!(
@@ -344,8 +406,38 @@ mod tests {
         );
         assert_eq!(h[3], ("__connect.errors.topic", "receipts"));
         // At the limit: not truncated.
-        let r = dead_letter_record(rec, [], &rej, 16);
+        let r = dead_letter_record(rec, &rej, limits(16)).record;
         assert_eq!(&*r.value, value);
         assert_eq!(r.headers[0].0, "__connect.errors.topic");
+    }
+
+    #[test]
+    fn headers_over_the_limit_are_dropped_and_counted_not_sent() {
+        let rej = rejection();
+        let rec = |bytes| Rejected {
+            topic: "sales",
+            partition: 0,
+            offset: 9,
+            key: b"k",
+            value: b"v",
+            headers: HeaderSizes { count: 3, bytes },
+        };
+        // At the limit: kept, nothing added.
+        let d = dead_letter_record(rec(64), &rej, LIMITS);
+        assert!(d.keep_input_headers);
+        assert_eq!(d.record.headers[0].0, "__connect.errors.topic");
+        // One byte over: dropped, their count and size said, the value untouched.
+        let d = dead_letter_record(rec(65), &rej, LIMITS);
+        assert!(!d.keep_input_headers);
+        assert_eq!(&*d.record.value, b"v");
+        let h = text_headers(&d.record);
+        assert_eq!(
+            h[..3],
+            [
+                ("stockwatch.headers_dropped", "3"),
+                ("stockwatch.original_headers_bytes", "65"),
+                ("__connect.errors.topic", "sales"),
+            ]
+        );
     }
 }

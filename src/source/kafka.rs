@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
@@ -58,6 +59,8 @@ pub struct GroupContext {
     metrics: Mutex<Option<Arc<Metrics>>>,
     /// Consumer lag per (topic, partition) from librdkafka's last statistics (-1: unknown).
     lags: Mutex<BTreeMap<(String, i32), i64>>,
+    /// The consumer group handler's state as of librdkafka's last statistics.
+    group: Mutex<String>,
 }
 
 impl GroupContext {
@@ -86,6 +89,16 @@ impl GroupContext {
             .filter(|&l| l >= 0)
     }
 
+    /// The consumer group handler's state, join state, rebalance count and last rebalance
+    /// reason as of librdkafka's last statistics (`statistics.interval.ms`), for logs; empty
+    /// before the first statistics.
+    pub fn group_state(&self) -> String {
+        self.group
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Counts failed commits in `metrics` from now on.
     pub fn set_metrics(&self, metrics: Arc<Metrics>) {
         *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = Some(metrics);
@@ -108,6 +121,12 @@ fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
+        if let Some(g) = &statistics.cgrp {
+            *self.group.lock().unwrap_or_else(PoisonError::into_inner) = format!(
+                "state={} join_state={} state_age_ms={} rebalances={} last_rebalance_reason={:?}",
+                g.state, g.join_state, g.stateage, g.rebalance_cnt, g.rebalance_reason
+            );
+        }
         let mut lags = self.lags.lock().unwrap_or_else(PoisonError::into_inner);
         lags.clear();
         for (topic, t) in statistics.topics {
@@ -188,6 +207,70 @@ pub fn cached_high_watermark(
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+/// One header of a consumed record, as the broker delivered it: the name as bytes (Kafka
+/// does not enforce UTF-8 on header names, and rdkafka 0.39's `Headers::get` panics on one
+/// that is not), the value as bytes (`None`: a null value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawHeader<'m> {
+    /// The name, up to its first NUL byte (librdkafka keeps names NUL-terminated).
+    pub name: &'m [u8],
+    /// The value; `None` for a null header value.
+    pub value: Option<&'m [u8]>,
+}
+
+impl RawHeader<'_> {
+    /// Bytes of the header on the wire (name and value, without framing).
+    pub fn len(&self) -> usize {
+        self.name.len() + self.value.map_or(0, <[u8]>::len)
+    }
+
+    /// Whether both name and value are empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The headers of `m`, in order, read without interpreting names: never panics, whatever
+/// bytes a producer put there (a poison pill for `rdkafka::message::Headers::get`).
+// The second librdkafka FFI use: rdkafka 0.39 exposes header names only as `&str`, unwrapping
+// the UTF-8 check.
+#[allow(unsafe_code)]
+pub fn raw_headers<'m>(m: &'m BorrowedMessage<'_>) -> Vec<RawHeader<'m>> {
+    let mut hdrs: *mut rdkafka::bindings::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `m.ptr()` is the message's valid native handle while `m` lives; the call only
+    // writes the out-parameter (a pointer to headers owned by the message, or nothing).
+    let err = unsafe { rdkafka::bindings::rd_kafka_message_headers(m.ptr(), &mut hdrs) };
+    if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || hdrs.is_null() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for idx in 0.. {
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
+        // SAFETY: `hdrs` belongs to the message and lives as long as `m`; the call reads header
+        // `idx` (or returns an error past the end) and writes the three out-parameters.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size)
+        };
+        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            || name.is_null()
+        {
+            break;
+        }
+        // SAFETY: librdkafka stores every header name NUL-terminated and the value as `size`
+        // bytes, both owned by the message's headers, which outlive `'m` (they are freed with
+        // the message). Only bytes are read: no UTF-8 assumption.
+        let header = unsafe {
+            RawHeader {
+                name: CStr::from_ptr(name).to_bytes(),
+                value: (!value.is_null())
+                    .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size)),
+            }
+        };
+        out.push(header);
+    }
+    out
 }
 
 /// Creates the consumer and subscribes it to the four input topics.

@@ -239,10 +239,16 @@ pub(super) const BUILD_INFO: MetricSpec = spec(
     &["version", "model_version"],
     "Always 1; labels carry the service and model versions.",
 );
+pub(super) const UNASSIGNED_SECONDS: MetricSpec = spec(
+    "stockwatch_unassigned_seconds",
+    GaugeKind,
+    &[],
+    "Seconds the consumer has been subscribed without an assignment (0 once it has one).",
+);
 
 /// Every metric the service exports, in catalogue order: [`Metrics::new`] registers each from
 /// its entry here, and [`CATALOGUE`] is derived from it.
-pub const METRICS: [MetricSpec; 29] = [
+pub const METRICS: [MetricSpec; 30] = [
     CONSUMED,
     APPLIED,
     REJECTED,
@@ -272,6 +278,7 @@ pub const METRICS: [MetricSpec; 29] = [
     PHANTOM_COUNTS,
     PHANTOM_UNITS,
     BUILD_INFO,
+    UNASSIGNED_SECONDS,
 ];
 
 /// Every metric the service exports: (name, type, label names), from [`METRICS`].

@@ -148,6 +148,8 @@ impl BatchWaiting<'_> {
             None => tracing::info!(waited_secs, "the brokers answer again"),
         }
         health.set_waiting_for_brokers(self.error.is_some());
+        // Waiting, and saying so each time: alive (the watchdog is for a loop that hangs).
+        health.progress();
     }
 }
 

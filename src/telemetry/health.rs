@@ -7,7 +7,9 @@
 //! healthy, and requiring a partition would stall a rolling update that waits for readiness.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -37,6 +39,11 @@ pub struct Readiness {
     /// The first full read of the master-data tables (locations, items) is not done yet: the
     /// inputs are not read until it is.
     pub master_data_loading: bool,
+    /// Why it is not ready, when the cause needs an operator: `not_assigned` — subscribed
+    /// for longer than `kafka.not_assigned_session_timeouts` × `kafka.session_timeout_ms`
+    /// without an assignment (see the runbook). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -48,12 +55,21 @@ struct State {
     delivery: Delivery,
     waiting_for_brokers: bool,
     master_data_loading: bool,
+    /// Subscribed without an assignment since then (`None`: assigned, or not watched).
+    unassigned_since: Option<Instant>,
+    /// After how long without an assignment readiness says `not_assigned`.
+    not_assigned_after: Option<Duration>,
 }
 
 /// Shared health state: `Arc<Health>`, written by the service, read by `/readyz`.
 #[derive(Debug)]
 pub struct Health {
     state: Mutex<State>,
+    /// The run loop's watchdog: when it last made progress, in ms since `epoch`, and the
+    /// stall after which `/healthz` fails (0: no watchdog). Atomics: written every batch.
+    epoch: Instant,
+    progress_ms: AtomicU64,
+    stall_ms: AtomicU64,
 }
 
 impl Health {
@@ -68,8 +84,52 @@ impl Health {
                 delivery,
                 waiting_for_brokers: false,
                 master_data_loading: false,
+                unassigned_since: None,
+                not_assigned_after: None,
             }),
+            epoch: Instant::now(),
+            progress_ms: AtomicU64::new(0),
+            stall_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Arms the watchdog: from now on, [`Health::stalled`] reports a run loop that has made no
+    /// [`Health::progress`] for longer than `stall`.
+    pub fn set_watchdog(&self, stall: Duration) {
+        self.progress();
+        let ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.stall_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The run loop made progress (a batch done, a partition restored, a wait for the
+    /// brokers that goes on).
+    pub fn progress(&self) {
+        self.progress_at(Instant::now());
+    }
+
+    /// [`Health::progress`] at `now` (tests pass their own clock).
+    pub fn progress_at(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis();
+        self.progress_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How long the run loop has made no progress, if longer than the watchdog's stall
+    /// (`/healthz` fails then); `None` when it is alive or no watchdog is armed.
+    pub fn stalled(&self) -> Option<Duration> {
+        self.stalled_at(Instant::now())
+    }
+
+    /// [`Health::stalled`] at `now`.
+    pub fn stalled_at(&self, now: Instant) -> Option<Duration> {
+        let stall = self.stall_ms.load(Ordering::Relaxed);
+        if stall == 0 {
+            return None;
+        }
+        let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX);
+        let idle = now_ms.saturating_sub(self.progress_ms.load(Ordering::Relaxed));
+        (idle > stall).then(|| Duration::from_millis(idle))
     }
 
     // A panic elsewhere while holding the lock leaves plain data behind; keep reporting it.
@@ -82,6 +142,7 @@ impl Health {
     pub fn set_assignment(&self, partitions: &[i32]) {
         let mut s = self.lock();
         s.joined = true;
+        s.unassigned_since = None;
         s.partitions = partitions.iter().copied().collect();
         let State {
             partitions,
@@ -98,6 +159,26 @@ impl Health {
         s.joined = false;
         s.partitions.clear();
         s.restoring.clear();
+        s.unassigned_since.get_or_insert_with(Instant::now);
+    }
+
+    /// The consumer subscribed at `now`: from now on, an instance without an assignment for
+    /// longer than `after` reports `not_assigned` ([`Health::unassigned_at`]).
+    pub fn watch_assignment(&self, after: Duration, now: Instant) {
+        let mut s = self.lock();
+        s.not_assigned_after = Some(after);
+        if !s.joined {
+            s.unassigned_since = Some(now);
+        }
+    }
+
+    /// How long the subscribed consumer has had no assignment at `now` (`None`: it has
+    /// one, or [`Health::watch_assignment`] was not called), and whether that is past the
+    /// `not_assigned` threshold.
+    pub fn unassigned_at(&self, now: Instant) -> Option<(Duration, bool)> {
+        let s = self.lock();
+        let idle = now.saturating_duration_since(s.unassigned_since?);
+        Some((idle, s.not_assigned_after.is_some_and(|a| idle > a)))
     }
 
     /// `partition`'s state is being restored: not ready until [`Health::restored`].
@@ -108,6 +189,7 @@ impl Health {
     /// `partition`'s state is restored.
     pub fn restored(&self, partition: i32) {
         self.lock().restoring.remove(&partition);
+        self.progress();
     }
 
     /// Shutdown has begun: report not ready so traffic and rollouts move on.
@@ -156,6 +238,11 @@ impl Health {
             delivery: s.delivery,
             waiting_for_brokers: s.waiting_for_brokers,
             master_data_loading: s.master_data_loading,
+            reason: (!s.joined
+                && s.unassigned_since
+                    .zip(s.not_assigned_after)
+                    .is_some_and(|(since, after)| since.elapsed() > after))
+            .then_some("not_assigned"),
         }
     }
 }
@@ -212,5 +299,55 @@ mod tests {
         assert_eq!(r.assigned_partitions, 0);
         let json = serde_json::to_value(&r).expect("serialize");
         assert_eq!(json["delivery"], "at_least_once");
+    }
+
+    #[test]
+    fn the_watchdog_fires_after_the_stall_without_progress_and_not_before() {
+        let h = Health::new(Delivery::AtLeastOnce);
+        let t0 = Instant::now();
+        // Not armed: never stalled.
+        assert_eq!(h.stalled_at(t0 + Duration::from_secs(86_400)), None);
+        h.set_watchdog(Duration::from_secs(900));
+        h.progress_at(t0);
+        assert_eq!(h.stalled_at(t0 + Duration::from_secs(900)), None);
+        let late = h
+            .stalled_at(t0 + Duration::from_secs(901))
+            .expect("stalled");
+        assert!(late >= Duration::from_secs(901), "{late:?}");
+        // Progress revives it.
+        h.progress_at(t0 + Duration::from_secs(1000));
+        assert_eq!(h.stalled_at(t0 + Duration::from_secs(1800)), None);
+        assert!(h.stalled_at(t0 + Duration::from_secs(1901)).is_some());
+    }
+
+    #[test]
+    fn subscribed_without_an_assignment_too_long_is_not_assigned() {
+        let h = Health::new(Delivery::AtLeastOnce);
+        assert_eq!(h.unassigned_at(Instant::now()), None, "not watched");
+        let t0 = Instant::now();
+        h.watch_assignment(Duration::from_secs(60), t0);
+        assert_eq!(
+            h.unassigned_at(t0 + Duration::from_secs(60)),
+            Some((Duration::from_secs(60), false))
+        );
+        assert_eq!(
+            h.unassigned_at(t0 + Duration::from_secs(61)),
+            Some((Duration::from_secs(61), true))
+        );
+        assert_eq!(h.readiness().reason, None, "only 0 s of real time passed");
+        // An assignment (even an empty one: a spare member) ends it.
+        h.set_assignment(&[]);
+        assert_eq!(h.unassigned_at(t0 + Duration::from_secs(600)), None);
+        assert!(h.is_ready());
+        // Losing it starts the clock again.
+        h.clear_assignment();
+        assert!(matches!(h.unassigned_at(Instant::now()), Some((_, false))));
+        // The reason in the /readyz body, with a threshold already passed.
+        h.watch_assignment(Duration::ZERO, Instant::now() - Duration::from_millis(5));
+        let r = h.readiness();
+        assert!(!r.ready);
+        assert_eq!(r.reason, Some("not_assigned"));
+        let body = serde_json::to_string(&r).expect("json");
+        assert!(body.contains(r#""reason":"not_assigned""#), "{body}");
     }
 }

@@ -307,8 +307,23 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// Alive unless the run loop's watchdog sees no progress for `service.watchdog_stall_secs`
+/// (a hung process: the liveness probe fails and Kubernetes restarts it).
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.health.stalled() {
+        None => "ok\n".into_response(),
+        Some(idle) => {
+            tracing::error!(
+                idle_secs = idle.as_secs(),
+                "the run loop has made no progress for longer than service.watchdog_stall_secs: /healthz fails"
+            );
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stalled",
+                format!("the run loop has made no progress for {} s", idle.as_secs()),
+            )
+        }
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -128,6 +128,7 @@ pub struct Metrics {
     model_updates: IntCounter,
     phantom_counts: IntCounter,
     phantom_units: prometheus::Counter,
+    unassigned_seconds: IntGauge,
 }
 
 impl Metrics {
@@ -205,6 +206,7 @@ impl Metrics {
             model_updates: counter(&r, &MODEL_UPDATES)?,
             phantom_counts: counter(&r, &PHANTOM_COUNTS)?,
             phantom_units: register(&r, prometheus::Counter::with_opts(opts(&PHANTOM_UNITS)))?,
+            unassigned_seconds: gauge(&r, &UNASSIGNED_SECONDS)?,
             registry: r,
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
@@ -404,6 +406,11 @@ impl Metrics {
     /// never looks current.
     pub fn model_auc(&self, auc: Option<f64>) {
         self.model_auc.set(auc.unwrap_or(f64::NAN));
+    }
+
+    /// Sets how long the consumer has been subscribed without an assignment (0: assigned).
+    pub fn unassigned(&self, for_: Duration) {
+        self.unassigned_seconds.set(gauge_value(for_.as_secs()));
     }
 
     /// Sets the number of training snapshots waiting for their label.

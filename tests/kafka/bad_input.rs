@@ -27,6 +27,8 @@ use crate::support::{broker, consume, service};
 
 const PARTITIONS: u32 = 2;
 const KEY: &[u8] = b"S1|K1";
+/// `kafka.dead_letter_max_header_bytes` (the default).
+const HEADER_LIMIT: usize = 131_072;
 
 /// Topic index in [`topics`]: sales, shipments, receipts, availability; then (above the
 /// output topics' indices) the [`v2_topics`]: inventory counts, adjustments.
@@ -52,6 +54,8 @@ struct Bad {
     key: Option<Vec<u8>>,
     value: Vec<u8>,
     reason: &'static str,
+    /// Headers, names and values as bytes (a name need not be UTF-8).
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -76,6 +80,7 @@ fn catalogue(t0: i64) -> Vec<Bad> {
         key: Some(KEY.to_vec()),
         value: value.into_bytes(),
         reason,
+        headers: Vec::new(),
     };
     let mut invalid_utf8 = s("b-utf8").into_bytes();
     let i = invalid_utf8
@@ -92,6 +97,7 @@ fn catalogue(t0: i64) -> Vec<Bad> {
             key: Some(KEY.to_vec()),
             value: invalid_utf8,
             reason: "invalid_json",
+            headers: Vec::new(),
         },
         bad(
             "BOM",
@@ -243,6 +249,7 @@ fn catalogue(t0: i64) -> Vec<Bad> {
             key: None,
             value: s("b-nokey").into_bytes(),
             reason: "miskeyed",
+            headers: Vec::new(),
         },
         Bad {
             name: "mis-keyed record",
@@ -250,6 +257,7 @@ fn catalogue(t0: i64) -> Vec<Bad> {
             key: Some(b"S1|OTHER".to_vec()),
             value: s("b-miskey").into_bytes(),
             reason: "miskeyed",
+            headers: Vec::new(),
         },
         bad(
             "sale sent to the receipts topic",
@@ -332,6 +340,31 @@ fn catalogue(t0: i64) -> Vec<Bad> {
         sale("g-sale-1", "1", &rfc3339(t0 + 60_000)),
         "duplicate",
     ));
+    // Headers: a name that is not UTF-8 (rdkafka's `Headers::get` panics on it) next to a
+    // plain one; both reach the dead letter byte for byte.
+    v.push(Bad {
+        headers: vec![
+            (b"\xff\xfetrace".to_vec(), b"t1".to_vec()),
+            (b"traceparent".to_vec(), b"00-ab".to_vec()),
+        ],
+        ..bad(
+            "header name not UTF-8",
+            SALES,
+            "not JSON, odd header".to_owned(),
+            "invalid_json",
+        )
+    });
+    // Headers alone over what the dead-letter topic takes (2 MB, over the producer's
+    // message.max.bytes): the dead letter goes without them and says so.
+    v.push(Bad {
+        headers: vec![(b"pad".to_vec(), vec![b'h'; 2 << 20])],
+        ..bad(
+            "2 MB of headers",
+            SALES,
+            "not JSON, huge headers".to_owned(),
+            "invalid_json",
+        )
+    });
     v
 }
 
@@ -360,6 +393,84 @@ fn send(p: &BaseProducer, topic: &str, key: Option<&[u8]>, value: &[u8]) {
     }
     if p.send(r).is_err() {
         panic!("enqueue to {topic}");
+    }
+}
+
+/// Sends a record whose headers are given as bytes, through librdkafka's
+/// `rd_kafka_produceva`: rdkafka's `OwnedHeaders` takes only UTF-8 names, and the point is
+/// to send one that is not.
+#[allow(unsafe_code)]
+fn send_raw_headers(
+    p: &BaseProducer,
+    topic: &str,
+    key: &[u8],
+    value: &[u8],
+    headers: &[(Vec<u8>, Vec<u8>)],
+) {
+    use rd::rd_kafka_vtype_t::*;
+    use rdkafka::bindings as rd;
+    let ok = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+    let topic = std::ffi::CString::new(topic).expect("topic");
+    // SAFETY: creates an empty header list owned here until produceva takes it.
+    let hdrs = unsafe { rd::rd_kafka_headers_new(headers.len()) };
+    assert!(!hdrs.is_null());
+    for (name, v) in headers {
+        // SAFETY: `hdrs` is valid; name and value are valid for their lengths during the call,
+        // and librdkafka copies both.
+        let err = unsafe {
+            rd::rd_kafka_header_add(
+                hdrs,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                v.as_ptr().cast(),
+                v.len() as isize,
+            )
+        };
+        assert_eq!(err, ok, "header");
+    }
+    let mem = |b: &[u8]| rd::rd_kafka_vu_s__bindgen_ty_1 {
+        mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+            ptr: b.as_ptr() as *mut std::ffi::c_void,
+            size: b.len(),
+        },
+    };
+    let vus = [
+        rd::rd_kafka_vu_t {
+            vtype: RD_KAFKA_VTYPE_TOPIC,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                cstr: topic.as_ptr(),
+            },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: RD_KAFKA_VTYPE_KEY,
+            u: mem(key),
+        },
+        rd::rd_kafka_vu_t {
+            vtype: RD_KAFKA_VTYPE_VALUE,
+            u: mem(value),
+        },
+        rd::rd_kafka_vu_t {
+            vtype: RD_KAFKA_VTYPE_MSGFLAGS,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                i: rd::RD_KAFKA_MSG_F_COPY,
+            },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: RD_KAFKA_VTYPE_HEADERS,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 { headers: hdrs },
+        },
+    ];
+    // SAFETY: the producer's handle is valid while `p` lives; every pointer in `vus` is valid
+    // for the call, key and value are copied (RD_KAFKA_MSG_F_COPY), and the header list
+    // passes to librdkafka on success (destroyed here on failure).
+    let error = unsafe { rd::rd_kafka_produceva(p.client().native_ptr(), vus.as_ptr(), vus.len()) };
+    if !error.is_null() {
+        // SAFETY: `error` and `hdrs` are ours after a failed call; each is freed once.
+        unsafe {
+            rd::rd_kafka_error_destroy(error);
+            rd::rd_kafka_headers_destroy(hdrs);
+        }
+        panic!("enqueue to {topic:?} with raw headers");
     }
 }
 
@@ -415,7 +526,12 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
     let bad = catalogue(t0);
     assert!(bad.len() >= 25, "the catalogue has {} kinds", bad.len());
     for b in &bad {
-        send(&p, &t[b.topic], b.key.as_deref(), &b.value);
+        if b.headers.is_empty() {
+            send(&p, &t[b.topic], b.key.as_deref(), &b.value);
+        } else {
+            let key = b.key.as_deref().unwrap_or_default();
+            send_raw_headers(&p, &t[b.topic], key, &b.value, &b.headers);
+        }
     }
     // Every input of every partition gets a later event, so the watermark passes t0 + 2 min.
     let inputs: Vec<(usize, &String)> = t
@@ -528,6 +644,36 @@ fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
                 "{}: offset header",
                 b.name
             );
+            // The record's own headers: byte for byte and first when they fit
+            // (`kafka.dead_letter_max_header_bytes`), else dropped with their count and size.
+            let bytes: usize = b.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+            if bytes <= HEADER_LIMIT {
+                let original: Vec<(Vec<u8>, Option<Vec<u8>>)> = b
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), Some(v.clone())))
+                    .collect();
+                assert_eq!(
+                    d.raw_headers[..original.len()],
+                    original[..],
+                    "{}: headers",
+                    b.name
+                );
+            } else {
+                assert_eq!(
+                    d.header("stockwatch.headers_dropped"),
+                    Some(b.headers.len().to_string().as_bytes()),
+                    "{}",
+                    b.name
+                );
+                assert_eq!(
+                    d.header("stockwatch.original_headers_bytes"),
+                    Some(bytes.to_string().as_bytes()),
+                    "{}",
+                    b.name
+                );
+                assert!(d.header("pad").is_none(), "{}: headers dropped", b.name);
+            }
         }
     }
     if !problems.is_empty() {

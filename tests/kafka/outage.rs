@@ -15,6 +15,10 @@
 //!    before: `send` blocked silently), reads no message while the brokers are away (memory:
 //!    the producer queue is bounded by librdkafka, the consumer polls nothing), and recovers
 //!    with alerts equal to the replay's. The largest reorder buffer is printed.
+//! 5. **a delivery failure that repeats**, in `exactly_once` (every Produce request refused
+//!    with a non-retriable error): each abort backs off, and after
+//!    `service.max_identical_aborts` aborts for the same cause the service stops with an error
+//!    naming it, instead of aborting, restoring and rewinding forever.
 //!
 //! Inputs come from `stockwatch simulate --bootstrap-servers <mock>` (the mock brokers listen
 //! on loopback sockets), the expected alerts from `stockwatch replay` on the same events.
@@ -710,5 +714,51 @@ fn a_full_producer_queue_in_an_outage_blocks_and_reports_not_ready() {
         stats.messages,
         stats.batches,
         started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_repeating_delivery_failure_ends_the_service_naming_the_cause() {
+    let started = Instant::now();
+    let mock = Mock::with_inputs("livelock.");
+    let mut cfg = mock.config("outage-livelock", &[("KAFKA__POLL_MAX_MESSAGES", "500")]);
+    cfg.service.delivery = stockwatch::config::Delivery::ExactlyOnce;
+    cfg.service.max_identical_aborts = 3;
+    // Every Produce request from now on is refused for good (as a topic refuses a record over
+    // its max.message.bytes): each transaction fails the same way.
+    let refused = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 5000];
+    mock.cluster
+        .request_errors(RDKafkaApiKey::Produce, &refused);
+    let mut svc = Running::start(cfg);
+    // Backoffs of 0.1 s and 0.2 s, a restore after each: seconds, not minutes.
+    while svc.is_running() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "still aborting and retrying after 120 s: {:?}",
+            svc.snapshot()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ended = started.elapsed();
+    let result = svc.thread.take().expect("thread").join().expect("no panic");
+    let error = result.expect_err("the service gives up");
+    assert!(
+        error.contains("3 consecutive transactions aborted for the same cause")
+            && error.contains("service.max_identical_aborts"),
+        "{error}"
+    );
+    assert!(error.to_lowercase().contains("too large"), "cause: {error}");
+    let (_, metrics) = svc.get("/metrics").expect("/metrics");
+    let aborted = metrics
+        .lines()
+        .find(|l| l.starts_with("stockwatch_transactions_total{outcome=\"aborted\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    // Each abort counted, all three for the one cause (a record the transaction refused with
+    // librdkafka's `State` reports the delivery failure behind it, not a cause of its own).
+    assert_eq!(aborted, Some(3.0), "aborted transactions");
+    eprintln!(
+        "repeating delivery failure (exactly_once): gave up after {aborted:?} aborts, {:.1} s after the start: {error}",
+        ended.as_secs_f64()
     );
 }

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// Consuming 20 000 records from a local broker takes about a second; this bounds a hang.
@@ -20,24 +19,32 @@ pub struct Consumed {
     pub partition: i32,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
+    /// Names decoded lossily (a name that is not UTF-8 gets U+FFFD).
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Names and values as they are on the topic (`None`: a null value).
+    pub raw_headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Consumed {
     fn from_message(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        // Not `Headers::get`: rdkafka 0.39 panics on a name that is not UTF-8.
+        let raw = stockwatch::source::kafka::raw_headers(m);
         Consumed {
             topic: m.topic().to_owned(),
             partition: m.partition(),
             key: m.key().unwrap_or_default().to_vec(),
             value: m.payload().unwrap_or_default().to_vec(),
-            headers: m
-                .headers()
+            headers: raw
+                .iter()
                 .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
+                    let name = String::from_utf8_lossy(h.name).into_owned();
+                    (name, h.value.unwrap_or_default().to_vec())
                 })
-                .unwrap_or_default(),
+                .collect(),
+            raw_headers: raw
+                .iter()
+                .map(|h| (h.name.to_vec(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
         }
     }
 

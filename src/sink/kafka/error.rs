@@ -92,6 +92,13 @@ pub enum ProduceError {
         /// The same call may simply be made again (e.g. it timed out: brokers unreachable).
         retriable: bool,
     },
+    /// `exactly_once`: a transaction's commit timed out and was resumed this many times
+    /// without an answer: the process exits (the broker aborts the transaction).
+    #[error("the transaction's commit timed out {attempts} times in a row; giving up")]
+    CommitStuck {
+        /// Resumed commit calls.
+        attempts: u32,
+    },
     /// Records were still in flight when the flush deadline passed.
     #[error("{in_flight} record(s) still undelivered after {deadline:?}{}", last_error_suffix(.last_broker_error))]
     FlushTimeout {
@@ -118,6 +125,21 @@ impl ProduceError {
         )
     }
 
+    /// What failed, without counts or durations that differ between two occurrences of the
+    /// same failure: two aborts with the same cause are the same failure repeating.
+    pub fn cause(&self) -> String {
+        match self {
+            ProduceError::Delivery { first, .. } => format!("delivery failed: {first}"),
+            ProduceError::FlushTimeout {
+                last_broker_error, ..
+            } => format!(
+                "records undelivered at the flush deadline{}",
+                last_error_suffix(last_broker_error)
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// A transaction error after which aborting and redoing the batch is the remedy (a
     /// delivery failure inside a transaction is one too).
     pub fn is_abortable(&self) -> bool {
@@ -128,6 +150,11 @@ impl ProduceError {
                 ..
             } | ProduceError::Delivery { .. }
                 | ProduceError::FlushTimeout { .. }
+                // A transaction in its abortable-error state refuses records with `State`.
+                | ProduceError::Send {
+                    error: KafkaError::MessageProduction(RDKafkaErrorCode::State),
+                    ..
+                }
         )
     }
 }

@@ -101,6 +101,8 @@ pub(super) struct Deliveries {
     delivered: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) first_failure: Mutex<Option<String>>,
+    /// `first_failure` is a purge (a later failure of another kind replaces it).
+    first_purged: std::sync::atomic::AtomicBool,
     last_client_error: Mutex<Option<String>>,
     /// `(tag, acknowledged at, ms)` of delivered records sent with a non-zero tag.
     acked: Mutex<Vec<(usize, i64)>>,
@@ -146,9 +148,22 @@ impl ProducerContext for Deliveries {
                 }
             }
             Err((e, _)) => {
-                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                    if let Ok(mut first) = self.first_failure.lock() {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                // The cause, not the records librdkafka purged because of it (a failed
+                // transaction purges its queue; their reports may come first): a purge is
+                // the first failure only until another one arrives.
+                let purged = matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                );
+                if let Ok(mut first) = self.first_failure.lock() {
+                    let replace = match &*first {
+                        None => true,
+                        Some(_) => !purged && self.first_purged.load(Ordering::Relaxed),
+                    };
+                    if replace {
                         *first = Some(e.to_string());
+                        self.first_purged.store(purged, Ordering::Relaxed);
                     }
                 }
             }
@@ -194,6 +209,9 @@ pub struct EventProducer {
     closed: VecDeque<u64>,
     /// Every generation up to this one is acknowledged (0: none yet).
     acknowledged: u64,
+    /// `exactly_once`: `commit_transaction` timed out this many times in a row, and librdkafka
+    /// keeps the commit as the call to resume (`None`: no commit pending).
+    pub(super) commit_resumes: Option<u32>,
 }
 
 /// What [`EventProducer::on_queue_stall`] set up.
@@ -216,6 +234,9 @@ const QUEUE_FULL_POLL: Duration = Duration::from_millis(1);
 /// Slice in which [`EventProducer::flush`] serves delivery reports (rdkafka's `poll` always
 /// waits out its timeout, so this is also the flush's granularity).
 const FLUSH_STEP: Duration = Duration::from_millis(1);
+/// A record refused because the transaction must be aborted: how long to serve delivery
+/// reports for the failure that caused it.
+const STATE_CAUSE_WAIT: Duration = Duration::from_secs(5);
 /// Bound on the polls of one [`EventProducer::serve_reports`] (a step never starves).
 const MAX_REPORT_POLLS: usize = 4096;
 /// Interval between metadata checks while waiting for created topics.
@@ -238,6 +259,7 @@ impl EventProducer {
             generation: 1,
             closed: VecDeque::new(),
             acknowledged: 0,
+            commit_resumes: None,
         })
     }
 
@@ -284,6 +306,24 @@ impl EventProducer {
                 .key(key)
                 .payload(value)
                 .headers(owned_headers(headers)),
+        )
+    }
+
+    /// [`EventProducer::send_with_headers`] after `base`: headers copied from elsewhere (a
+    /// consumed record's, byte for byte: their names need not be UTF-8).
+    pub fn send_after_headers(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        base: OwnedHeaders,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), ProduceError> {
+        self.enqueue(
+            BaseRecord::with_opaque_to(topic, 0)
+                .key(key)
+                .payload(value)
+                .headers(append_headers(base, headers)),
         )
     }
 
@@ -355,6 +395,23 @@ impl EventProducer {
                 }
                 Err((error, r)) => {
                     in_flight.fetch_sub(1, Ordering::Relaxed);
+                    // A transaction that must be aborted refuses new records (`State`): the
+                    // delivery failure behind it is the cause to report (the same cause every
+                    // time it repeats), once its report is served.
+                    if matches!(
+                        error,
+                        KafkaError::MessageProduction(RDKafkaErrorCode::State)
+                    ) {
+                        let waiting = Instant::now();
+                        while self.producer.in_flight_count() > 0
+                            && waiting.elapsed() < STATE_CAUSE_WAIT
+                        {
+                            self.producer.poll(FLUSH_STEP);
+                            self.check()?;
+                        }
+                    }
+                    self.producer.poll(Duration::ZERO);
+                    self.check()?;
                     return Err(ProduceError::Send {
                         topic: r.topic.to_owned(),
                         error,
@@ -526,15 +583,16 @@ impl EventProducer {
 }
 
 pub(super) fn owned_headers(headers: &[(&str, &[u8])]) -> OwnedHeaders {
-    headers.iter().fold(
-        OwnedHeaders::new_with_capacity(headers.len()),
-        |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(*v),
-            })
-        },
-    )
+    append_headers(OwnedHeaders::new_with_capacity(headers.len()), headers)
+}
+
+fn append_headers(base: OwnedHeaders, headers: &[(&str, &[u8])]) -> OwnedHeaders {
+    headers.iter().fold(base, |h, (k, v)| {
+        h.insert(Header {
+            key: k,
+            value: Some(*v),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::Producer;
+use rdkafka::producer::{Producer, PurgeConfig};
 
 use super::{EventProducer, ProduceError};
 
@@ -20,6 +20,7 @@ impl EventProducer {
 
     /// Starts a transaction: records sent until the commit belong to it.
     pub fn begin_transaction(&mut self) -> Result<(), ProduceError> {
+        self.commit_resumes = None;
         self.producer
             .begin_transaction()
             .map_err(|e| txn_error("begin", e))
@@ -28,6 +29,12 @@ impl EventProducer {
     /// Delivers every record sent, then adds the consumer's `offsets` to the open transaction
     /// (with the consumer group's metadata, so a member of an older generation is fenced) and
     /// commits it. Retriable errors are retried within `timeout`.
+    ///
+    /// Called again after its commit timed out, it resumes the commit alone: librdkafka keeps
+    /// the commit as the call in progress, and sending the offsets again first fails with a
+    /// retriable conflict, forever. At most [`MAX_COMMIT_RESUMES`] resumes, then
+    /// [`ProduceError::CommitStuck`] (the process exits; the broker aborts the transaction
+    /// after `transaction.timeout.ms`).
     pub fn commit_transaction(
         &mut self,
         offsets: &rdkafka::TopicPartitionList,
@@ -35,6 +42,13 @@ impl EventProducer {
         timeout: Duration,
     ) -> Result<(), ProduceError> {
         let started = Instant::now();
+        if let Some(resumes) = self.commit_resumes {
+            if resumes >= MAX_COMMIT_RESUMES {
+                return Err(ProduceError::CommitStuck { attempts: resumes });
+            }
+            self.commit_resumes = Some(resumes + 1);
+            return self.commit_only(started, timeout);
+        }
         // Every record delivered first, reports served in FLUSH_STEP slices: rdkafka's
         // `commit_transaction` flushes too, but polls 100 ms at a time, which cost each commit
         // with records in flight at least 100 ms (exactly_once load run: 200 k vs 250 k
@@ -47,17 +61,37 @@ impl EventProducer {
                     .map_err(|e| txn_error("send_offsets", e))
             })?;
         }
-        retry_txn(started, timeout, || {
+        self.commit_resumes = Some(0);
+        self.commit_only(started, timeout)
+    }
+
+    /// The commit call of [`EventProducer::commit_transaction`]; a timeout leaves it pending.
+    fn commit_only(&mut self, started: Instant, timeout: Duration) -> Result<(), ProduceError> {
+        let result = retry_txn(started, timeout, || {
             self.producer
                 .commit_transaction(timeout)
                 .map_err(|e| txn_error("commit", e))
-        })?;
+        });
+        if !result.as_ref().is_err_and(ProduceError::is_timeout) {
+            self.commit_resumes = None;
+        }
+        result?;
         self.check()
     }
 
     /// Aborts the open transaction: its records are never seen by read_committed consumers.
     /// Delivery failures counted so far belong to it and are forgotten.
     pub fn abort_transaction(&mut self, timeout: Duration) -> Result<(), ProduceError> {
+        self.commit_resumes = None;
+        // librdkafka's abort waits for the delivery reports of every outstanding record, and
+        // this thread is the one that serves them: drop what is still queued, serve the
+        // reports of what is in flight, then abort (otherwise the abort fails with "the event
+        // queue must be polled for delivery report events").
+        self.producer.purge(PurgeConfig::default().queue());
+        let started = Instant::now();
+        while self.producer.in_flight_count() > 0 && started.elapsed() < timeout {
+            self.producer.poll(Duration::from_millis(1));
+        }
         self.producer
             .abort_transaction(timeout)
             .map_err(|e| txn_error("abort", e))?;
@@ -69,6 +103,10 @@ impl EventProducer {
         Ok(())
     }
 }
+
+/// Resumes of a timed-out `commit_transaction` before giving up: with the service's 5 s per
+/// attempt, about 10 minutes of a coordinator that does not answer.
+pub const MAX_COMMIT_RESUMES: u32 = 120;
 
 /// Classifies a transaction call's error (librdkafka's own classification).
 fn txn_error(op: &'static str, error: KafkaError) -> ProduceError {
@@ -103,5 +141,64 @@ fn retry_txn(
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::DefaultProducerContext;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    use super::*;
+    use crate::sink::kafka::ProducerSettings;
+
+    /// A commit that timed out is resumed with the commit call alone. Sending the offsets
+    /// again first (as before) fails with librdkafka's retriable "conflicting operation in
+    /// progress" for as long as one retries: the batch could never end.
+    #[test]
+    fn a_timed_out_commit_is_resumed_not_restarted() {
+        let cluster: MockCluster<'static, DefaultProducerContext> =
+            MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 1, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let mut settings = ProducerSettings::new(bootstrap.as_str());
+        settings
+            .properties
+            .push(("transactional.id".into(), "resume-test".into()));
+        let mut p = EventProducer::new(settings).expect("producer");
+        p.init_transactions(Duration::from_secs(10)).expect("init");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "resume-test")
+            .create()
+            .expect("consumer");
+        let group = consumer.group_metadata();
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset("t", 0, Offset::Offset(1))
+            .expect("offset");
+
+        p.begin_transaction().expect("begin");
+        p.send("t", b"k", b"v").expect("send");
+        // The coordinator answers every EndTxn with a retriable error: the commit times out.
+        let busy = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS; 200];
+        cluster.request_errors(RDKafkaApiKey::EndTxn, &busy);
+        let e = p
+            .commit_transaction(&offsets, group.as_ref(), Duration::from_secs(2))
+            .expect_err("the commit times out");
+        assert!(e.is_timeout(), "{e}");
+        // The coordinator answers again: calling again completes the same commit.
+        cluster.clear_request_errors(RDKafkaApiKey::EndTxn);
+        p.commit_transaction(&offsets, group.as_ref(), Duration::from_secs(10))
+            .expect("the resumed commit completes");
+        // And the next transaction starts afresh.
+        p.begin_transaction().expect("begin");
+        p.send("t", b"k", b"v2").expect("send");
+        p.commit_transaction(&offsets, group.as_ref(), Duration::from_secs(10))
+            .expect("commit");
     }
 }
