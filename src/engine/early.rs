@@ -121,13 +121,15 @@ pub fn same_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
         && utc_offset_ms == b.utc_offset_ms
 }
 
-/// A key's entry in the index: its shadow's slot and its events not yet applied by the
-/// watermark (kept here, not in the slab, so that the apply loop's bookkeeping touches the
-/// small index only).
+/// A key's entry in the index: its shadow's slot, its events not yet applied by the watermark,
+/// and the time of its stored scoring (kept here, not in the slab, so that the apply loop
+/// touches the slab, which is too large for the cache, only when the scoring may be reused).
 #[derive(Debug, Clone, Copy)]
 struct IndexEntry {
     slot: u32,
     pending: u32,
+    /// `Scored::inputs.now_ms` of the shadow's scoring ([`NO_TIME`]: none).
+    scored_ms: i64,
 }
 
 /// The shadows of one shard (see the module doc): a slab of shadows that stay in place (a
@@ -174,7 +176,14 @@ impl Shadows {
                 s.row = init(&mut s.sched);
                 s.latest_ms = i64::MIN;
                 s.scored = None;
-                self.index.insert(row, IndexEntry { slot, pending: 1 });
+                self.index.insert(
+                    row,
+                    IndexEntry {
+                        slot,
+                        pending: 1,
+                        scored_ms: NO_TIME,
+                    },
+                );
                 slot
             }
         };
@@ -188,14 +197,26 @@ impl Shadows {
         &mut self.slab[slot as usize]
     }
 
-    /// Hints the CPU to load `row`'s shadow, if it has one (a few events before its use: the
-    /// slab is too large for the cache). No effect on contents.
+    /// Stores `scored`, the scoring of the shadow in `slot` of `row` (for [`Shadows::scored`]).
+    pub fn store(&mut self, row: u32, slot: u32, scored: Scored) {
+        if let Some(e) = self.index.get_mut(&row) {
+            e.scored_ms = scored.inputs.now_ms;
+        }
+        self.slab[slot as usize].scored = Some(scored);
+    }
+
+    /// Hints the CPU to load `row`'s shadow, if it has one, a few events before its use (the
+    /// slab is too large for the cache): all of it, or with `scored_at` only if it holds a
+    /// scoring at that time. No effect on contents.
     #[inline]
-    pub fn prefetch(&self, row: u32) {
+    pub fn prefetch(&self, row: u32, scored_at: Option<i64>) {
         if self.index.is_empty() {
             return;
         }
         if let Some(e) = self.index.get(&row) {
+            if scored_at.is_some_and(|t| t != e.scored_ms) {
+                return;
+            }
             if let Some(s) = self.slab.get(e.slot as usize) {
                 let p = (s as *const Shadow).cast::<u8>();
                 for off in (0..std::mem::size_of::<Shadow>()).step_by(64) {
@@ -211,6 +232,9 @@ impl Shadows {
             return None;
         }
         let e = self.index.get(&row)?;
+        if e.scored_ms != inputs.now_ms {
+            return None;
+        }
         self.slab[e.slot as usize]
             .scored
             .as_ref()

@@ -431,7 +431,7 @@ impl Shard {
                     self.state.rows.prefetch(next.row as usize);
                 }
                 if let Some(next) = queue.get(n + AHEAD / 2) {
-                    self.shadows.prefetch(next.row);
+                    self.shadows.prefetch(next.row, None);
                 }
                 self.speculate(ev);
             }
@@ -450,7 +450,7 @@ impl Shard {
             }
             if !self.shadows.is_empty() {
                 if let Some(next) = self.state.order.peek_ahead(AHEAD / 2) {
-                    self.shadows.prefetch(next.row);
+                    self.shadows.prefetch(next.row, Some(next.time_ms));
                 }
             }
             self.apply(&e, processing_ms, alerts);
@@ -735,11 +735,12 @@ impl Shard {
         let derived = features::compute(&inputs, &mut self.spec_x);
         if let Some(slot) = slot {
             // Kept for the apply of this event (see `Shard::apply`).
-            self.shadows.get_mut(slot).scored = Some(Scored {
+            let scored = Scored {
                 inputs,
                 x: self.spec_x,
                 derived,
-            });
+            };
+            self.shadows.store(e.row, slot, scored);
         }
         let risk = self.state.model.score(&self.spec_x);
         if kind == AlertKind::StockoutRisk
