@@ -31,7 +31,8 @@ use crate::model::features::{DemandStats, Derived, Features, KeyInputs};
 use crate::state::columns::{KeyRow, NO_TIME};
 use crate::state::inbound::VecSchedule;
 
-/// Most shadows a shard holds (~600 bytes each plus shipments: ~40 MiB).
+/// Most shadows a shard holds (~640 bytes each with the stored scoring, plus up to 544 bytes
+/// of shipments: ~75 MiB at the bound).
 pub const MAX_SHADOWS: usize = 65_536;
 
 /// A key's applied row with its waiting events applied in arrival order.
