@@ -2,19 +2,27 @@
 # A/B of engine builds: runs `examples/phases` binaries alternately and prints per-phase medians
 # and minima (ns per event), because one run of one binary varies by 5-10 % on a shared VM.
 #
-#   scripts/phases_ab.sh RUNS KEYS BINARY...
+#   [PHASES_ARGS="early-off skewed"] [PHASES_CPU=1] scripts/phases_ab.sh RUNS KEYS BINARY...
 #
 # Build each variant with `cargo build --release --example phases` and copy
-# $CARGO_TARGET_DIR/release/examples/phases aside under a name of its own first.
+# $CARGO_TARGET_DIR/release/examples/phases aside under a name of its own first. PHASES_ARGS
+# are passed to every run after KEYS (`early` / `early-off`: see examples/phases.rs); with
+# PHASES_CPU every run is pinned to that CPU (`taskset -c`).
 set -euo pipefail
-[[ $# -ge 3 ]] || { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 runs=$1 keys=$2
 shift 2
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for ((i = 1; i <= runs; i++)); do
     for bin in "$@"; do
-        echo "$bin $("$bin" "$keys")" | tee -a "$out" >&2
+        # shellcheck disable=SC2086 # PHASES_ARGS is a list of words
+        if [[ -n ${PHASES_CPU:-} ]]; then
+            line=$(taskset -c "$PHASES_CPU" "$bin" "$keys" ${PHASES_ARGS:-})
+        else
+            line=$("$bin" "$keys" ${PHASES_ARGS:-})
+        fi
+        echo "$bin $line" | tee -a "$out" >&2
     done
 done
 python3 - "$out" <<'PY'

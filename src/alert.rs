@@ -175,8 +175,7 @@ impl AlertPolicy {
         last_alert_ms: i64,
         now_ms: i64,
     ) -> Transition {
-        let cooled = last_alert_ms == i64::MIN
-            || now_ms.saturating_sub(last_alert_ms) >= i64::from(self.cooldown_minutes) * 60_000;
+        let cooled = self.cooled(last_alert_ms, now_ms);
         match open {
             false if risk >= self.raise_threshold && cooled => Transition::Raise,
             true if risk < self.resolve_threshold => Transition::Resolve,
@@ -185,6 +184,13 @@ impl AlertPolicy {
             }
             _ => Transition::None,
         }
+    }
+
+    /// Whether the cool-down after a risk alert sent at `last_alert_ms` (`i64::MIN`: none)
+    /// is over at `now_ms`.
+    pub fn cooled(&self, last_alert_ms: i64, now_ms: i64) -> bool {
+        last_alert_ms == i64::MIN
+            || now_ms.saturating_sub(last_alert_ms) >= i64::from(self.cooldown_minutes) * 60_000
     }
 
     /// Checks the settings, naming the offending field.
@@ -221,17 +227,18 @@ pub fn alert_id(
     trigger_time_ms: i64,
     trigger_id_hash: u64,
 ) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(location.as_bytes());
-    h.update(&[0]);
-    h.update(sku.as_bytes());
-    h.update(&[0]);
-    h.update(kind.as_str().as_bytes());
-    h.update(&[0]);
-    h.update(status.as_str().as_bytes());
-    h.update(&trigger_time_ms.to_le_bytes());
-    h.update(&trigger_id_hash.to_le_bytes());
-    format!("a-{:032x}", h.digest128())
+    let mut id = String::with_capacity(ALERT_ID_LEN);
+    write_alert_id(
+        &mut id,
+        false,
+        location,
+        sku,
+        kind,
+        status,
+        trigger_time_ms,
+        trigger_id_hash,
+    );
+    id
 }
 
 /// The id of an early alert: [`alert_id`]'s hash with the prefix `e-`, so an early alert and
@@ -244,7 +251,10 @@ pub fn early_alert_id(
     trigger_time_ms: i64,
     trigger_id_hash: u64,
 ) -> String {
-    let mut id = alert_id(
+    let mut id = String::with_capacity(ALERT_ID_LEN);
+    write_alert_id(
+        &mut id,
+        true,
         location,
         sku,
         kind,
@@ -252,16 +262,96 @@ pub fn early_alert_id(
         trigger_time_ms,
         trigger_id_hash,
     );
-    id.replace_range(..1, "e");
     id
+}
+
+/// Length of an alert id: a two-byte prefix and 32 hex digits.
+pub const ALERT_ID_LEN: usize = 34;
+
+/// Replaces `out` with [`alert_id`] (or, `early`, [`early_alert_id`]): no allocation once
+/// `out` holds [`ALERT_ID_LEN`] bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn write_alert_id(
+    out: &mut String,
+    early: bool,
+    location: &str,
+    sku: &str,
+    kind: AlertKind,
+    status: AlertStatus,
+    trigger_time_ms: i64,
+    trigger_id_hash: u64,
+) {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(location.as_bytes());
+    h.update(&[0]);
+    h.update(sku.as_bytes());
+    h.update(&[0]);
+    h.update(kind.as_str().as_bytes());
+    h.update(&[0]);
+    h.update(status.as_str().as_bytes());
+    h.update(&trigger_time_ms.to_le_bytes());
+    h.update(&trigger_id_hash.to_le_bytes());
+    let digest = h.digest128();
+    out.clear();
+    out.push_str(if early { "e-" } else { "a-" });
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..32).rev() {
+        out.push(char::from(HEX[((digest >> (4 * shift)) & 0xf) as usize]));
+    }
 }
 
 /// Formats ms since the epoch as RFC 3339 UTC with milliseconds.
 pub fn rfc3339_ms(ms: i64) -> String {
-    match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        None => String::from("invalid-time"),
+    let mut out = String::with_capacity(24);
+    write_rfc3339_ms(&mut out, ms);
+    out
+}
+
+/// Replaces `out` with [`rfc3339_ms`] of `ms`: `YYYY-MM-DDTHH:MM:SS.mmmZ`, written directly for
+/// the years 0000–9999 (no allocation once `out` holds 24 bytes), by chrono otherwise.
+pub fn write_rfc3339_ms(out: &mut String, ms: i64) {
+    out.clear();
+    // 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z.
+    const MIN_MS: i64 = -62_167_219_200_000;
+    const MAX_MS: i64 = 253_402_300_800_000;
+    if !(MIN_MS..MAX_MS).contains(&ms) {
+        match chrono::DateTime::from_timestamp_millis(ms) {
+            Some(t) => out.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            None => out.push_str("invalid-time"),
+        }
+        return;
     }
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    fn digits(out: &mut String, v: i64, n: u32) {
+        for k in (0..n).rev() {
+            out.push(char::from(b'0' + ((v / 10i64.pow(k)) % 10) as u8));
+        }
+    }
+    digits(out, year, 4);
+    out.push('-');
+    digits(out, month, 2);
+    out.push('-');
+    digits(out, day, 2);
+    out.push('T');
+    digits(out, in_day / 3_600_000, 2);
+    out.push(':');
+    digits(out, in_day / 60_000 % 60, 2);
+    out.push(':');
+    digits(out, in_day / 1000 % 60, 2);
+    out.push('.');
+    digits(out, in_day % 1000, 3);
+    out.push('Z');
 }
 
 #[cfg(test)]
@@ -292,6 +382,57 @@ mod tests {
             .validate()
             .unwrap_err()
             .contains("alerts.resolve_threshold"));
+    }
+
+    fn chrono_rfc3339_ms(ms: i64) -> String {
+        match chrono::DateTime::from_timestamp_millis(ms) {
+            Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            None => String::from("invalid-time"),
+        }
+    }
+
+    #[test]
+    fn times_are_formatted_as_chrono_formats_them() {
+        let edges = [
+            0,
+            -1,
+            1,
+            951_782_400_000,     // 2000-02-29
+            4_107_542_399_999,   // 2100-02-28T23:59:59.999
+            1_767_225_600_000,   // 2026-01-01
+            -62_167_219_200_000, // 0000-01-01
+            -62_167_219_200_001, // just before: chrono's `-0001`
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            253_402_300_800_000, // 10000: chrono's `+10000`
+            i64::MIN,
+            i64::MAX,
+        ];
+        for ms in edges {
+            assert_eq!(rfc3339_ms(ms), chrono_rfc3339_ms(ms), "{ms}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_time_is_formatted_as_chrono_formats_it(ms in -70_000_000_000_000i64..260_000_000_000_000) {
+            proptest::prop_assert_eq!(rfc3339_ms(ms), chrono_rfc3339_ms(ms));
+        }
+    }
+
+    #[test]
+    fn an_early_id_is_the_confirmed_id_with_another_prefix() {
+        let a = alert_id("S", "K", AlertKind::Stockout, AlertStatus::Raised, 1, 2);
+        let e = early_alert_id("S", "K", AlertKind::Stockout, AlertStatus::Raised, 1, 2);
+        assert_eq!(a[2..], e[2..]);
+        assert!(a.starts_with("a-") && e.starts_with("e-"));
+        // The hash as `format!("{:032x}")` writes it.
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for part in [&b"S"[..], &[0], b"K", &[0], b"stockout", &[0], b"raised"] {
+            h.update(part);
+        }
+        h.update(&1i64.to_le_bytes());
+        h.update(&2u64.to_le_bytes());
+        assert_eq!(a, format!("a-{:032x}", h.digest128()));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! No per-event heap allocation on the decode → ingest → apply → score path in steady state:
 //! once buffers have grown, a batch costs a constant number of allocations (Arrow's output
-//! buffers, the schema), however many events it holds. Alerts and rejections allocate, by
-//! design, and are rare; this stream triggers neither.
+//! buffers, the schema), however many events it holds. The same holds with an alert on
+//! (nearly) every event, as long as the caller hands published alerts back
+//! (`Shard::recycle_alerts`): an alert is then rebuilt in the strings of a spent one.
+//! Rejections allocate (their message), by design; these streams have none.
 
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
 use stockwatch::engine::{BatchOutput, EngineConfig, Shard};
@@ -12,35 +14,40 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const NOW: i64 = 1_800_000_000_000;
 
-#[test]
-fn steady_state_allocations_do_not_grow_with_events() {
-    let _profiler = dhat::Profiler::builder().testing().build();
+/// What one stream cost: allocations per batch (256 and 2048 events), the marginal
+/// allocations per event, and the alerts per event.
+struct Cost {
+    per_batch_small: f64,
+    per_batch_large: f64,
+    per_event: f64,
+    alerts_per_event: f64,
+}
+
+fn measure(cfg: EngineConfig) -> Cost {
     let keys = 2_000;
     // 2 ms of event time per event and one minute of lateness: the reorder buffer and dedupe
     // memory hold ~30 k events. (The reorder buffer's B-tree allocates per second of event
     // time, not per event: a sparse stream pays a little per bucket.)
     let mut l = load::Load::new(keys, 2.0);
-    let mut cfg = EngineConfig {
-        allowed_lateness_ms: 60_000,
-        dedupe_ttl_ms: 60_000,
-        ..EngineConfig::default()
-    };
-    cfg.alerts.raise_threshold = 1.0; // no alerts: their (rare) allocation is not the point here
-    cfg.alerts.resolve_threshold = 0.99;
     let mut shard = Shard::new(cfg);
     let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
     let mut batch = load::Batch::default();
     let mut out = BatchOutput::default();
-    let mut process = |b: &load::Batch, shard: &mut Shard| {
+    let mut alerts = 0usize;
+    let mut process = |b: &load::Batch, shard: &mut Shard, alerts: &mut usize| {
+        shard.recycle_alerts(out.alerts.drain(..).chain(out.early.drain(..)));
         out.clear();
         let d = dec.decode(b.messages(), NOW, &mut out.rejects);
         shard.process(&d, u64::from, None, &mut out.rejects, &mut out.alerts);
-        assert!(out.rejects.is_empty() && out.alerts.is_empty());
+        out.early.extend(shard.drain_early());
+        assert!(out.rejects.is_empty());
+        *alerts += out.alerts.len() + out.early.len();
     };
-    // Warm up well past the lateness window so every buffer has reached its working size.
-    for _ in 0..200 {
-        batch.fill(&mut l, 1024);
-        process(&batch, &mut shard);
+    // Warm up well past the lateness window so every buffer has reached its working size (the
+    // batches as large as the largest measured: as many spare alerts as it emits).
+    for _ in 0..100 {
+        batch.fill(&mut l, 2048);
+        process(&batch, &mut shard, &mut alerts);
     }
     // The generator allocates while formatting; make the batches before counting.
     let mut make = |n: usize, size: usize| -> Vec<load::Batch> {
@@ -53,27 +60,74 @@ fn steady_state_allocations_do_not_grow_with_events() {
             .collect()
     };
     let (small_batches, large_batches) = (make(20, 256), make(20, 2048));
-    let mut measure = |batches: &[load::Batch], shard: &mut Shard| {
+    let mut measure = |batches: &[load::Batch], shard: &mut Shard, alerts: &mut usize| {
         let before = dhat::HeapStats::get().total_blocks;
         for b in batches {
-            process(b, shard);
+            process(b, shard, alerts);
         }
         (dhat::HeapStats::get().total_blocks - before) as f64
     };
-    let small = measure(&small_batches, &mut shard);
-    let large = measure(&large_batches, &mut shard);
-    let per_batch_small = small / 20.0;
-    let per_batch_large = large / 20.0;
-    let per_event = (large - small) / (20.0 * (2048.0 - 256.0));
+    let small = measure(&small_batches, &mut shard, &mut alerts);
+    alerts = 0;
+    let large = measure(&large_batches, &mut shard, &mut alerts);
+    Cost {
+        per_batch_small: small / 20.0,
+        per_batch_large: large / 20.0,
+        per_event: (large - small) / (20.0 * (2048.0 - 256.0)),
+        alerts_per_event: alerts as f64 / (20.0 * 2048.0),
+    }
+}
+
+fn check(name: &str, c: &Cost) {
     eprintln!(
-        "allocations per batch: {per_batch_small:.1} (256 events), {per_batch_large:.1} (2048 events); \
-         marginal per event: {per_event:.4}"
+        "{name}: allocations per batch: {:.1} (256 events), {:.1} (2048 events); marginal per \
+         event: {:.4}; alerts per event: {:.3}",
+        c.per_batch_small, c.per_batch_large, c.per_event, c.alerts_per_event
     );
     // Arrow builders grow geometrically, so a larger batch may cost a handful more blocks, but
     // nothing proportional to the events in it.
-    assert!(per_event < 0.01, "{per_event} allocations per event");
     assert!(
-        per_batch_large < 100.0,
-        "{per_batch_large} allocations per batch"
+        c.per_event < 0.01,
+        "{name}: {} allocations per event",
+        c.per_event
+    );
+    assert!(
+        c.per_batch_large < 100.0,
+        "{name}: {} allocations per batch",
+        c.per_batch_large
+    );
+}
+
+// One test: dhat counts the whole process, so the streams are measured one after the other.
+#[test]
+fn steady_state_allocations_do_not_grow_with_events_or_alerts() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let base = EngineConfig {
+        allowed_lateness_ms: 60_000,
+        dedupe_ttl_ms: 60_000,
+        ..EngineConfig::default()
+    };
+
+    // No alerts (the default configuration, early alerts on, with thresholds never reached).
+    let mut quiet = base;
+    quiet.alerts.raise_threshold = 1.0;
+    quiet.alerts.resolve_threshold = 0.99;
+    let c = measure(quiet);
+    check("no alerts", &c);
+    assert_eq!(c.alerts_per_event, 0.0);
+
+    // An alert on nearly every event: every key's risk alert opens at once (threshold 0) and
+    // is updated whenever its risk moves at all (no cool-down).
+    let mut loud = base;
+    loud.alerts.raise_threshold = 0.0;
+    loud.alerts.resolve_threshold = -1.0;
+    loud.alerts.update_min_delta = 1e-12;
+    loud.alerts.cooldown_minutes = 0;
+    let c = measure(loud);
+    check("an alert per event", &c);
+    assert!(
+        c.alerts_per_event > 0.5,
+        "the stream should raise or update an alert on most events: {}",
+        c.alerts_per_event
     );
 }

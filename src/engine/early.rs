@@ -27,10 +27,12 @@
 use hashbrown::HashMap;
 
 use crate::alert::AlertKind;
+use crate::model::features::{DemandStats, Derived, Features, KeyInputs};
 use crate::state::columns::{KeyRow, NO_TIME};
 use crate::state::inbound::VecSchedule;
 
-/// Most shadows a shard holds (~250 bytes each plus shipments: ~17 MiB).
+/// Most shadows a shard holds (~640 bytes each with the stored scoring, plus up to 544 bytes
+/// of shipments: ~75 MiB at the bound).
 pub const MAX_SHADOWS: usize = 65_536;
 
 /// A key's applied row with its waiting events applied in arrival order.
@@ -42,8 +44,93 @@ pub struct Shadow {
     pub sched: VecSchedule,
     /// Latest event time applied to it, ms.
     pub latest_ms: i64,
-    /// Its events not yet applied by the watermark.
+    /// Its last scoring, if its features were computed.
+    pub scored: Option<Scored>,
+}
+
+/// One feature computation: its inputs and what [`crate::model::features::compute`] made of
+/// them. The apply of an event whose inputs are bit for bit the same takes the features from
+/// here instead of computing them again (the function is pure, so the result is identical).
+#[derive(Debug, Clone, Copy)]
+pub struct Scored {
+    /// The inputs.
+    pub inputs: KeyInputs,
+    /// The features computed from them.
+    pub x: Features,
+    /// The derived quantities computed from them.
+    pub derived: Derived,
+}
+
+/// Whether two inputs are the same bit for bit (`==` would equate `0.0` and `-0.0`, and never
+/// NaN with itself). Every field is named, so a new input cannot be forgotten here.
+pub fn same_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
+    fn f(a: f64, b: f64) -> bool {
+        a.to_bits() == b.to_bits()
+    }
+    fn of(a: Option<f64>, b: Option<f64>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => f(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+    let KeyInputs {
+        now_ms,
+        horizon_ms,
+        on_hand,
+        demand:
+            DemandStats {
+                rate_per_hour,
+                recent_per_hour,
+                dispersion,
+                zero_day_fraction,
+                complete_days,
+                today,
+            },
+        inbound_in_horizon,
+        next_eta_ms,
+        hours_since_receipt,
+        oos_hours,
+        oos_days,
+        last_obs_oos,
+        in_stockout,
+        hours_since_stockout,
+        demand_last_3h,
+        count_gap,
+        utc_offset_ms,
+    } = *a;
+    let d = &b.demand;
+    now_ms == b.now_ms
+        && horizon_ms == b.horizon_ms
+        && of(on_hand, b.on_hand)
+        && f(rate_per_hour, d.rate_per_hour)
+        && f(recent_per_hour, d.recent_per_hour)
+        && f(dispersion, d.dispersion)
+        && f(zero_day_fraction, d.zero_day_fraction)
+        && complete_days == d.complete_days
+        && f(today, d.today)
+        && f(inbound_in_horizon, b.inbound_in_horizon)
+        && next_eta_ms == b.next_eta_ms
+        && of(hours_since_receipt, b.hours_since_receipt)
+        && oos_hours == b.oos_hours
+        && oos_days == b.oos_days
+        && last_obs_oos == b.last_obs_oos
+        && in_stockout == b.in_stockout
+        && of(hours_since_stockout, b.hours_since_stockout)
+        && f(demand_last_3h, b.demand_last_3h)
+        && of(count_gap, b.count_gap)
+        && utc_offset_ms == b.utc_offset_ms
+}
+
+/// A key's entry in the index: its shadow's slot, its events not yet applied by the watermark,
+/// and the time of its stored scoring (kept here, not in the slab, so that the apply loop
+/// touches the slab, which is too large for the cache, only when the scoring may be reused).
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    slot: u32,
     pending: u32,
+    /// `Scored::inputs.now_ms` of the shadow's scoring ([`NO_TIME`]: none).
+    scored_ms: i64,
 }
 
 /// The shadows of one shard (see the module doc): a slab of shadows that stay in place (a
@@ -51,7 +138,7 @@ pub struct Shadow {
 /// steady state neither allocates nor moves rows around.
 #[derive(Debug, Default)]
 pub struct Shadows {
-    index: HashMap<u32, u32>,
+    index: HashMap<u32, IndexEntry>,
     slab: Vec<Shadow>,
     free: Vec<u32>,
 }
@@ -66,9 +153,13 @@ impl Shadows {
         time_ms: i64,
         init: impl FnOnce(&mut VecSchedule) -> KeyRow,
     ) -> Option<u32> {
-        let slot = match self.index.get(&row) {
-            Some(&slot) => slot,
-            None if self.index.len() >= MAX_SHADOWS => return None,
+        let full = self.index.len() >= MAX_SHADOWS;
+        let slot = match self.index.get_mut(&row) {
+            Some(e) => {
+                e.pending += 1;
+                e.slot
+            }
+            None if full => return None,
             None => {
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
@@ -77,7 +168,7 @@ impl Shadows {
                             row: KeyRow::default(),
                             sched: VecSchedule::with_capacity(),
                             latest_ms: i64::MIN,
-                            pending: 0,
+                            scored: None,
                         });
                         (self.slab.len() - 1) as u32
                     }
@@ -85,13 +176,19 @@ impl Shadows {
                 let s = &mut self.slab[slot as usize];
                 s.row = init(&mut s.sched);
                 s.latest_ms = i64::MIN;
-                s.pending = 0;
-                self.index.insert(row, slot);
+                s.scored = None;
+                self.index.insert(
+                    row,
+                    IndexEntry {
+                        slot,
+                        pending: 1,
+                        scored_ms: NO_TIME,
+                    },
+                );
                 slot
             }
         };
         let s = &mut self.slab[slot as usize];
-        s.pending += 1;
         s.latest_ms = s.latest_ms.max(time_ms);
         Some(slot)
     }
@@ -101,18 +198,62 @@ impl Shadows {
         &mut self.slab[slot as usize]
     }
 
+    /// Stores `scored`, the scoring of the shadow in `slot` of `row` (for [`Shadows::scored`]).
+    pub fn store(&mut self, row: u32, slot: u32, scored: Scored) {
+        if let Some(e) = self.index.get_mut(&row) {
+            e.scored_ms = scored.inputs.now_ms;
+        }
+        self.slab[slot as usize].scored = Some(scored);
+    }
+
+    /// Hints the CPU to load `row`'s shadow, if it has one, a few events before its use (the
+    /// slab is too large for the cache): all of it, or with `scored_at` only if it holds a
+    /// scoring at that time. No effect on contents.
+    #[inline]
+    pub fn prefetch(&self, row: u32, scored_at: Option<i64>) {
+        if self.index.is_empty() {
+            return;
+        }
+        if let Some(e) = self.index.get(&row) {
+            if scored_at.is_some_and(|t| t != e.scored_ms) {
+                return;
+            }
+            if let Some(s) = self.slab.get(e.slot as usize) {
+                let p = (s as *const Shadow).cast::<u8>();
+                for off in (0..std::mem::size_of::<Shadow>()).step_by(64) {
+                    crate::state::mem::prefetch(p.wrapping_add(off));
+                }
+            }
+        }
+    }
+
+    /// The features of `row`'s shadow's last scoring, if its inputs are bit for bit `inputs`.
+    pub fn scored(&self, row: u32, inputs: &KeyInputs) -> Option<&Scored> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let e = self.index.get(&row)?;
+        if e.scored_ms != inputs.now_ms {
+            return None;
+        }
+        self.slab[e.slot as usize]
+            .scored
+            .as_ref()
+            .filter(|s| same_inputs(&s.inputs, inputs))
+    }
+
     /// An event of `row` was applied by the watermark: the shadow goes with the last of its
     /// waiting events.
     pub fn applied(&mut self, row: u32) {
         if self.index.is_empty() {
             return;
         }
-        let Some(&slot) = self.index.get(&row) else {
+        let Some(e) = self.index.get_mut(&row) else {
             return;
         };
-        let s = &mut self.slab[slot as usize];
-        s.pending = s.pending.saturating_sub(1);
-        if s.pending == 0 {
+        e.pending = e.pending.saturating_sub(1);
+        if e.pending == 0 {
+            let slot = e.slot;
             self.index.remove(&row);
             self.free.push(slot);
         }
@@ -125,7 +266,7 @@ impl Shadows {
 
     /// Heap bytes: the index, the slab and the shipment buffers.
     pub fn heap_bytes(&self) -> usize {
-        self.index.capacity() * 9
+        self.index.capacity() * (1 + std::mem::size_of::<(u32, IndexEntry)>())
             + self.slab.capacity() * std::mem::size_of::<Shadow>()
             + self
                 .slab

@@ -180,6 +180,19 @@ impl Engine {
         self.counters.messages = self.decoder.stats().messages;
     }
 
+    /// Empties `out` for the next batch, handing its alerts back to the shards to be rebuilt in
+    /// place (see [`Shard::recycle_alerts`]): in steady state an alert then allocates nothing.
+    pub fn recycle(&mut self, out: &mut BatchOutput) {
+        let n = self.shards.len();
+        let per_shard = (out.alerts.len() + out.early.len()).div_ceil(n);
+        let mut spent = out.alerts.drain(..).chain(out.early.drain(..));
+        for shard in &mut self.shards {
+            shard.recycle_alerts(spent.by_ref().take(per_shard));
+        }
+        drop(spent);
+        out.clear();
+    }
+
     /// Uses `master` (locations' time zones) in every shard from the next event on.
     pub fn set_master(&mut self, master: std::sync::Arc<crate::master::MasterData>) {
         for s in &mut self.shards {

@@ -546,6 +546,8 @@ impl Core {
             let early: Vec<Alert> = slot.shard.drain_early().collect();
             let staged = (early.into_iter().map(|a| (Stage::Early, a)))
                 .chain(alerts.drain(..).map(|a| (Stage::Confirmed, a)));
+            // Published alerts go back to the shard, whose next alerts reuse their strings.
+            let mut spent: Vec<Alert> = Vec::new();
             for (stage, a) in staged {
                 let (t, off) = offsets::unpack(a.trigger_source);
                 let ts = slot.trackers.get(t).and_then(|tr| tr.timestamp(off));
@@ -594,7 +596,9 @@ impl Core {
                     }
                     Stage::Confirmed => self.stats.alerts_published += 1,
                 }
+                spent.push(a);
             }
+            slot.shard.recycle_alerts(spent);
         }
         Ok(())
     }

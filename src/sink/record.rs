@@ -56,10 +56,8 @@ pub fn alert_record<'a>(
     source: &'a str,
 ) -> Result<OutRecord<'a>, EncodeError> {
     let key = crate::event::message_key(&alert.location, &alert.sku).into_bytes();
-    let value = serde_json::to_vec(alert).map_err(|error| EncodeError::Alert {
-        alert_id: alert.alert_id.clone(),
-        error,
-    })?;
+    let mut value = Vec::with_capacity(512);
+    write_alert_json(alert, &mut value);
     let ce_type = match stage {
         Stage::Early => EARLY_ALERT_CE_TYPE,
         Stage::Confirmed => ALERT_CE_TYPE,
@@ -101,6 +99,112 @@ pub fn open_alert_key(alert: &Alert) -> String {
 /// put the alert (the same value as on the alert topic), `resolved` deletes the row.
 pub fn opens_row(alert: &Alert) -> bool {
     !matches!(alert.status, crate::alert::AlertStatus::Resolved)
+}
+
+/// Replaces `out` with the JSON of `alert`: the bytes `serde_json::to_vec(alert)` gives, written
+/// field by field without serde. Field names and the enums' names are written as they are; a
+/// string field (ids validated on input, times, feature names) is copied as it is unless it holds
+/// a byte JSON must escape (`"`, `\\`, a control character), which only then goes through
+/// `serde_json`'s escaping. No allocation once `out` has grown to an alert's size.
+pub fn write_alert_json(alert: &Alert, out: &mut Vec<u8>) {
+    let Alert {
+        alert_id,
+        schema_version,
+        kind,
+        status,
+        sku,
+        location,
+        risk,
+        horizon_hours,
+        on_hand,
+        in_transit,
+        expected_demand,
+        days_of_cover,
+        reasons,
+        model_version,
+        event_time,
+        emitted_at,
+        trigger_source: _,
+    } = alert;
+    out.clear();
+    out.extend_from_slice(b"{\"alert_id\":");
+    json_str(out, alert_id);
+    out.extend_from_slice(b",\"schema_version\":");
+    json_str(out, schema_version);
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"status\":\"");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"sku\":");
+    json_str(out, sku);
+    out.extend_from_slice(b",\"location\":");
+    json_str(out, location);
+    out.extend_from_slice(b",\"risk\":");
+    json_f64(out, *risk);
+    out.extend_from_slice(b",\"horizon_hours\":");
+    // Writing into a `Vec` cannot fail.
+    let _ = serde_json::ser::Formatter::write_u32(
+        &mut serde_json::ser::CompactFormatter,
+        out,
+        *horizon_hours,
+    );
+    out.extend_from_slice(b",\"on_hand\":");
+    json_opt_f64(out, *on_hand);
+    out.extend_from_slice(b",\"in_transit\":");
+    json_f64(out, *in_transit);
+    out.extend_from_slice(b",\"expected_demand\":");
+    json_f64(out, *expected_demand);
+    out.extend_from_slice(b",\"days_of_cover\":");
+    json_opt_f64(out, *days_of_cover);
+    out.extend_from_slice(b",\"reasons\":[");
+    for (i, r) in reasons.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"feature\":");
+        json_str(out, &r.feature);
+        out.extend_from_slice(b",\"contribution\":");
+        json_f64(out, r.contribution);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"model_version\":");
+    json_str(out, model_version);
+    out.extend_from_slice(b",\"event_time\":");
+    json_str(out, event_time);
+    out.extend_from_slice(b",\"emitted_at\":");
+    json_str(out, emitted_at);
+    out.push(b'}');
+}
+
+/// A JSON string: copied between quotes when nothing in it needs escaping (the case of every
+/// validated id), else escaped as serde_json escapes it.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// A number as serde_json writes an `f64`: the shortest round-trip form, `null` when not finite.
+fn json_f64(out: &mut Vec<u8>, v: f64) {
+    use serde_json::ser::Formatter;
+    if v.is_finite() {
+        // Writing into a `Vec` cannot fail.
+        let _ = serde_json::ser::CompactFormatter.write_f64(out, v);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn json_opt_f64(out: &mut Vec<u8>, v: Option<f64>) {
+    match v {
+        Some(v) => json_f64(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// The input record a rejection refers to, as read.
@@ -321,6 +425,59 @@ mod tests {
                 r.headers[2],
                 ("ce_type", Cow::Borrowed(ty.as_bytes())),
                 "{id}"
+            );
+        }
+    }
+
+    fn any_f64() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<f64>(),
+            (-1e6f64..1e6).prop_map(|v| (v * 1e6).round() / 1e6),
+            Just(0.0),
+            Just(-0.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(1e300),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The hand-written alert JSON is serde_json's, byte for byte, whatever the strings
+        /// (quotes, backslashes, control characters, non-ASCII) and numbers (NaN, ±∞, -0).
+        #[test]
+        fn alert_json_is_serde_json_byte_for_byte(
+            strings in proptest::collection::vec("(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}]){0,12}", 8),
+            numbers in proptest::collection::vec(any_f64(), 6),
+            optional in proptest::collection::vec(proptest::bool::ANY, 2),
+            reasons in 0usize..4,
+            horizon in proptest::num::u32::ANY,
+            early in proptest::bool::ANY,
+        ) {
+            let mut a = alert(&strings[0]);
+            a.schema_version = strings[1].clone();
+            a.sku = strings[2].clone();
+            a.location = strings[3].clone();
+            a.model_version = strings[4].clone();
+            a.event_time = strings[5].clone();
+            a.emitted_at = strings[6].clone();
+            a.kind = if early { AlertKind::Stockout } else { AlertKind::StockoutRisk };
+            a.status = if early { AlertStatus::Resolved } else { AlertStatus::Updated };
+            a.risk = numbers[0];
+            a.horizon_hours = horizon;
+            a.on_hand = optional[0].then_some(numbers[1]);
+            a.in_transit = numbers[2];
+            a.expected_demand = numbers[3];
+            a.days_of_cover = optional[1].then_some(numbers[4]);
+            a.reasons = (0..reasons)
+                .map(|i| Reason { feature: format!("{}{i}", strings[7]), contribution: numbers[5] })
+                .collect();
+            let mut out = b"left over".to_vec();
+            write_alert_json(&a, &mut out);
+            let expected = serde_json::to_vec(&a).unwrap();
+            proptest::prop_assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected)
             );
         }
     }

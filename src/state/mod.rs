@@ -20,7 +20,7 @@ pub mod columns;
 pub mod huge;
 pub mod inbound;
 pub mod keys;
-mod mem;
+pub(crate) mod mem;
 pub mod order;
 pub mod shard;
 pub mod snapshot;

@@ -19,7 +19,9 @@ impl Shard {
         alerts: &mut Vec<Alert>,
     ) {
         self.state.counters.alerts[kind as usize][status as usize] += 1;
+        let spare = self.spare_alerts.pop();
         let a = self.alert(
+            spare,
             kind,
             status,
             e,
@@ -34,10 +36,13 @@ impl Shard {
     }
 
     /// An alert about `e`'s key in state `c` scored `risk` from features `x`: a confirmed
-    /// one, or with `early` an early one (id `e-…`).
+    /// one, or with `early` an early one (id `e-…`). Built in `spare` (an alert handed back by
+    /// [`Shard::recycle_alerts`]) when there is one: its strings and reasons are overwritten
+    /// in place, so an alert costs no allocation once the caller recycles them.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn alert(
         &self,
+        spare: Option<Alert>,
         kind: AlertKind,
         status: AlertStatus,
         e: &PendingEvent,
@@ -51,46 +56,89 @@ impl Shard {
         let (location, sku) = (self.state.keys.location(e.row), self.state.keys.sku(e.row));
         let mut contrib = [0.0; NF];
         self.state.model.contributions(x, &mut contrib);
-        let mut order: Vec<usize> = (1..NF).filter(|&i| contrib[i] != 0.0).collect();
-        order.sort_by(|&a, &b| {
+        // The features by decreasing |contribution| (ties: by index, so any sort agrees).
+        let mut order = [0usize; NF];
+        let mut n = 0;
+        for (i, &v) in contrib.iter().enumerate().skip(1) {
+            if v != 0.0 {
+                order[n] = i;
+                n += 1;
+            }
+        }
+        let order = &mut order[..n];
+        order.sort_unstable_by(|&a, &b| {
             contrib[b]
                 .abs()
                 .total_cmp(&contrib[a].abs())
                 .then(a.cmp(&b))
         });
-        let reasons = order
-            .into_iter()
-            .take(self.cfg.alerts.max_reasons)
-            .map(|i| Reason {
-                feature: NAMES[i].to_string(),
-                contribution: round6(contrib[i]),
-            })
-            .collect();
-        let id = if early {
-            alert::early_alert_id
-        } else {
-            alert::alert_id
-        };
-        Alert {
-            alert_id: id(location, sku, kind, status, e.time_ms, e.id_hash),
-            schema_version: alert::ALERT_CONTRACT_VERSION.to_string(),
+        let mut a = spare.unwrap_or_else(|| Alert {
+            alert_id: String::new(),
+            schema_version: String::new(),
             kind,
             status,
-            sku: sku.to_string(),
-            location: location.to_string(),
-            risk: round6(risk),
-            horizon_hours: self.cfg.model.horizon_hours,
-            on_hand: c.known_on_hand().map(round6),
-            in_transit: round6(c.in_transit),
-            expected_demand: round6(d.expected_demand),
-            days_of_cover: d.days_of_cover.map(round6),
-            reasons,
-            model_version: self.state.model.version().to_string(),
-            event_time: alert::rfc3339_ms(e.time_ms),
-            emitted_at: alert::rfc3339_ms(processing_ms.unwrap_or(e.time_ms)),
-            trigger_source: e.source,
+            sku: String::new(),
+            location: String::new(),
+            risk: 0.0,
+            horizon_hours: 0,
+            on_hand: None,
+            in_transit: 0.0,
+            expected_demand: 0.0,
+            days_of_cover: None,
+            reasons: Vec::new(),
+            model_version: String::new(),
+            event_time: String::new(),
+            emitted_at: String::new(),
+            trigger_source: 0,
+        });
+        let top = &order[..order.len().min(self.cfg.alerts.max_reasons)];
+        a.reasons.truncate(top.len());
+        for (j, &i) in top.iter().enumerate() {
+            let contribution = round6(contrib[i]);
+            match a.reasons.get_mut(j) {
+                Some(r) => {
+                    set(&mut r.feature, NAMES[i]);
+                    r.contribution = contribution;
+                }
+                None => a.reasons.push(Reason {
+                    feature: NAMES[i].to_string(),
+                    contribution,
+                }),
+            }
         }
+        alert::write_alert_id(
+            &mut a.alert_id,
+            early,
+            location,
+            sku,
+            kind,
+            status,
+            e.time_ms,
+            e.id_hash,
+        );
+        set(&mut a.schema_version, alert::ALERT_CONTRACT_VERSION);
+        a.kind = kind;
+        a.status = status;
+        set(&mut a.sku, sku);
+        set(&mut a.location, location);
+        a.risk = round6(risk);
+        a.horizon_hours = self.cfg.model.horizon_hours;
+        a.on_hand = c.known_on_hand().map(round6);
+        a.in_transit = round6(c.in_transit);
+        a.expected_demand = round6(d.expected_demand);
+        a.days_of_cover = d.days_of_cover.map(round6);
+        set(&mut a.model_version, self.state.model.version());
+        alert::write_rfc3339_ms(&mut a.event_time, e.time_ms);
+        alert::write_rfc3339_ms(&mut a.emitted_at, processing_ms.unwrap_or(e.time_ms));
+        a.trigger_source = e.source;
+        a
     }
+}
+
+/// Replaces the contents of `s` with `v` (no allocation when it fits).
+fn set(s: &mut String, v: &str) {
+    s.clear();
+    s.push_str(v);
 }
 
 /// Rounds to 6 decimals so alert JSON stays short and stable.
