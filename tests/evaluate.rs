@@ -15,6 +15,8 @@ fn run(horizon_hours: u32, simulate_inventory: bool) -> Outcome {
     assert_eq!(panel.hours, 90 * 24);
     let opts = EvalOptions {
         horizon_hours,
+        label_sample_hours: 1,
+        partitions: 1,
         engine: EngineConfig::default(),
         simulate_inventory,
         seed: 5,
@@ -225,6 +227,8 @@ fn the_published_parquet_layout_gives_the_csv_report() {
     assert_eq!(from_parquet, from_csv);
     let opts = EvalOptions {
         horizon_hours: 24,
+        label_sample_hours: 1,
+        partitions: 1,
         engine: EngineConfig::default(),
         simulate_inventory: false,
         seed: 5,

@@ -9,6 +9,7 @@
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
 //! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.
 //! - `security`: the SASL password never leaks; the HTTP port is hardened.
+//! - `warm_start`: the service started from a model file publishes the warm replay's alerts.
 //!
 //! Run one group with a filter: `cargo test --test kafka failover::`.
 
@@ -22,4 +23,5 @@ mod kafka {
     mod security;
     mod service;
     mod simulate;
+    mod warm_start;
 }
