@@ -75,6 +75,9 @@ pub enum EvalError {
     Plot(String, String),
 }
 
+/// Bootstrap replicates of the intervals in the report.
+pub const BOOTSTRAP_REPLICATES: usize = 200;
+
 /// The models compared, in report order.
 pub const MODELS: [&str; 5] = [
     "online",
@@ -125,6 +128,8 @@ pub struct Outcome {
     pub models: Vec<Accumulator>,
     /// Daily accumulators per model.
     pub daily: Vec<Vec<Accumulator>>,
+    /// 95 % bootstrap intervals (resampling series) of ROC AUC and Brier per model.
+    pub intervals: Vec<Option<metrics::Interval>>,
     /// Alert quality.
     pub alerts: report::AlertSummary,
     /// Lead times of the caught stockouts, hours.
@@ -354,6 +359,14 @@ pub fn evaluate(
         .iter()
         .map(|_| (0..days).map(|_| Accumulator::with_bins(1000)).collect())
         .collect();
+    let mut boot: Vec<Vec<Accumulator>> = MODELS
+        .iter()
+        .map(|_| {
+            (0..metrics::BOOTSTRAP_GROUPS)
+                .map(|_| Accumulator::with_bins(metrics::BOOTSTRAP_BINS))
+                .collect()
+        })
+        .collect();
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let (mut persistence, mut cover, mut base) =
         (Table::default(), Table::default(), Table::default());
@@ -541,9 +554,11 @@ pub fn evaluate(
                 shadow.score(&x_noav),
             ];
             let day = g / 24;
+            let group = metrics::bootstrap_group(s);
             for (i, &p) in scores.iter().enumerate() {
                 models[i].push(p, y);
                 daily[i][day].push(p, y);
+                boot[i][group].push(p, y);
             }
             waiting.push_back(Waiting {
                 mature_ms: r.time_ms + horizon_ms,
@@ -575,6 +590,10 @@ pub fn evaluate(
     Ok(Outcome {
         models,
         daily,
+        intervals: boot
+            .iter()
+            .map(|g| metrics::bootstrap(g, BOOTSTRAP_REPLICATES, 0x5eed))
+            .collect(),
         alerts: summary,
         lead_hours,
         series: n,
