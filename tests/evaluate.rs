@@ -15,6 +15,8 @@ fn run(horizon_hours: u32, simulate_inventory: bool) -> Outcome {
     assert_eq!(panel.hours, 90 * 24);
     let opts = EvalOptions {
         horizon_hours,
+        label_sample_hours: 1,
+        partitions: 1,
         engine: EngineConfig::default(),
         simulate_inventory,
         seed: 5,
@@ -27,6 +29,20 @@ fn run(horizon_hours: u32, simulate_inventory: bool) -> Outcome {
 fn report_has_the_issue_shape_and_the_model_beats_persistence() {
     let o = run(6, false);
     let r = Report::new("frn50k", 6, &o);
+    // 95 % bootstrap intervals (resampling series) around every model's ROC AUC and Brier.
+    for (name, m) in &r.models {
+        let iv = r.intervals.get(name).expect("an interval per model");
+        assert!(
+            iv.roc_auc[0] <= iv.roc_auc[1] && iv.brier[0] <= iv.brier[1],
+            "{name}: {iv:?}"
+        );
+        assert!(
+            iv.roc_auc[0] - 0.01 <= m.roc_auc && m.roc_auc <= iv.roc_auc[1] + 0.01,
+            "{name}: AUC {} outside {iv:?}",
+            m.roc_auc
+        );
+        assert!(iv.roc_auc[1] - iv.roc_auc[0] > 0.0, "{name}: series differ");
+    }
     let v = serde_json::to_value(&r).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
@@ -35,6 +51,7 @@ fn report_has_the_issue_shape_and_the_model_beats_persistence() {
             "alerts",
             "dataset",
             "horizon_hours",
+            "intervals",
             "models",
             "positives",
             "rows"
@@ -225,6 +242,8 @@ fn the_published_parquet_layout_gives_the_csv_report() {
     assert_eq!(from_parquet, from_csv);
     let opts = EvalOptions {
         horizon_hours: 24,
+        label_sample_hours: 1,
+        partitions: 1,
         engine: EngineConfig::default(),
         simulate_inventory: false,
         seed: 5,

@@ -13,6 +13,7 @@
 //! - `security`: the SASL password never leaks; the HTTP port is hardened.
 //! - `open_alerts`: the open-alerts table equals `replay`'s after a restart; the reference
 //!   subscriber (examples/subscriber.rs) bootstraps from it.
+//! - `warm_start`: the service started from a model file publishes the warm replay's alerts.
 //!
 //! Run one group with a filter: `cargo test --test kafka failover::`.
 
@@ -28,4 +29,5 @@ mod kafka {
     mod security;
     mod service;
     mod simulate;
+    mod warm_start;
 }

@@ -37,13 +37,26 @@ pub struct EvaluateArgs {
     /// Output directory (created): report.json, details.json, *.png.
     #[arg(long)]
     pub out: PathBuf,
-    /// Horizon H: the risk is P(out of stock within H hours).
-    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
-    pub horizon_hours: u32,
-    /// Configuration file (its [model] and [alerts] sections are used; the horizon and the
-    /// label sampling are set by evaluate).
+    /// Horizon H: the risk is P(out of stock within H hours). Default: the configuration's
+    /// `model.horizon_hours` (72 in the embedded defaults).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub horizon_hours: Option<u32>,
+    /// One label snapshot per key per this many hours (1: every grid point, the research
+    /// setting). Default: the configuration's `model.label_sample_hours` (12).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub label_sample_hours: Option<u32>,
+    /// Model replicas: route the series by their Kafka key to this many shards, one model
+    /// each, as the service does with the input topics' partitions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub partitions: u32,
+    /// Configuration file (its [model] and [alerts] sections are used, `model.initial`
+    /// included; --horizon-hours and --label-sample-hours replace theirs).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Write the trained model (the state at the end of the data) as a model artifact with
+    /// its model card, for `model.initial` (needs --partitions 1: one model that saw all of it).
+    #[arg(long, value_name = "FILE")]
+    pub save_model: Option<PathBuf>,
     /// Generate shipments, receipts and on hand with an (s, S) policy from the real demand; the
     /// stock flags then come from the simulated shelf.
     #[arg(long)]
@@ -83,6 +96,8 @@ struct Details {
     engine_positives: u64,
     engine_rolling_auc: Option<f64>,
     engine_rolling_brier: f64,
+    engine_labels_dropped: u64,
+    partitions: u32,
     model_version: String,
     model_config: crate::model::ModelConfig,
     read_seconds: f64,
@@ -95,6 +110,21 @@ struct Details {
 /// Runs `evaluate`.
 pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let cfg = Config::load(a.config.as_deref())?;
+    let horizon_hours = a.horizon_hours.unwrap_or(cfg.model.horizon_hours);
+    let label_sample_hours = a.label_sample_hours.unwrap_or(cfg.model.label_sample_hours);
+    if a.save_model.is_some() && a.partitions != 1 {
+        anyhow::bail!(
+            "--save-model writes one model trained on all the series: use --partitions 1 (got {})",
+            a.partitions
+        );
+    }
+    // The configuration as evaluate runs it: a `model.initial` must fit the horizon run.
+    crate::model::ModelConfig {
+        horizon_hours,
+        ..cfg.model
+    }
+    .check()
+    .context("model.initial")?;
     let fold = a.stores.as_deref().map(StoreFold::parse).transpose()?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create --out {}", a.out.display()))?;
@@ -120,7 +150,9 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         );
     }
     let opts = EvalOptions {
-        horizon_hours: a.horizon_hours,
+        horizon_hours,
+        label_sample_hours,
+        partitions: a.partitions,
         engine: cfg.engine_config(),
         simulate_inventory: a.simulate_inventory,
         seed: a.seed,
@@ -139,17 +171,60 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         (DatasetKind::Frn50k, true) => "frn50k+simulated-inventory",
         (DatasetKind::DemandDaily, _) => "demand-daily+simulated-inventory",
     };
-    let report = Report::new(name, a.horizon_hours, &outcome);
+    let report = Report::new(name, horizon_hours, &outcome);
     let path = a.out.join("report.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", path.display()))?;
     let plots = if a.no_plots {
         Vec::new()
     } else {
-        let title = format!("{name}, H = {} h", a.horizon_hours);
+        let title = format!("{name}, H = {horizon_hours} h");
         ev::plots::draw_all(&a.out, &title, &outcome).context("drawing plots")?
     };
-    let model_cfg = ev::engine_config(opts.engine, a.horizon_hours, panel.series()).model;
+    let model_cfg = ev::engine_config(
+        opts.engine,
+        horizon_hours,
+        label_sample_hours,
+        panel.series(),
+    )
+    .model;
+    let model_version = crate::model::build(&model_cfg).version().to_owned();
+    if let Some(path) = &a.save_model {
+        let online = report
+            .models
+            .get("online")
+            .context("the report has no online model")?;
+        let artifact = crate::model::ModelArtifact {
+            format: crate::model::artifact::FORMAT,
+            model_version: model_version.clone(),
+            fingerprint: crate::model::artifact::fingerprint(),
+            horizon_hours,
+            learner: model_cfg.learner,
+            state: outcome.model_states[0].clone(),
+            card: crate::model::artifact::ModelCard {
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                stockwatch_version: env!("CARGO_PKG_VERSION").to_owned(),
+                data: match &a.stores {
+                    Some(f) => format!("{} (stores {f})", a.input.display()),
+                    None => a.input.display().to_string(),
+                },
+                series: outcome.series,
+                days: outcome.days,
+                label_sample_hours,
+                labels: outcome.engine_labels,
+                positives: outcome.engine_positives,
+                metrics: crate::model::artifact::CardMetrics {
+                    roc_auc: online.roc_auc,
+                    brier: online.brier,
+                    ece: online.ece,
+                    log_loss: online.log_loss,
+                },
+            },
+        };
+        artifact
+            .write(path)
+            .with_context(|| format!("writing --save-model {}", path.display()))?;
+    }
     let details = Details {
         input: a.input.display().to_string(),
         store_fold: a.stores.clone(),
@@ -162,7 +237,9 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         engine_positives: outcome.engine_positives,
         engine_rolling_auc: outcome.engine_rolling_auc,
         engine_rolling_brier: outcome.engine_rolling_brier,
-        model_version: crate::model::build(&model_cfg).version().to_owned(),
+        engine_labels_dropped: outcome.engine_labels_dropped,
+        partitions: a.partitions,
+        model_version,
         model_config: model_cfg,
         read_seconds,
         evaluate_seconds,
@@ -196,6 +273,14 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_vec_pretty(&details)?)
         .with_context(|| format!("writing {}", path.display()))?;
     print!("{}", report.table());
+    println!(
+        "configuration: horizon {horizon_hours} h · one label snapshot per key per \
+         {label_sample_hours} h · {} partition(s), one model each{}",
+        a.partitions,
+        model_cfg
+            .initial
+            .map_or_else(String::new, |i| format!(" · started from {}", i.path()))
+    );
     println!(
         "{} series, {:.0} days, {} events applied, {:.1} s (read {read_seconds:.1} s) → {}",
         outcome.series,

@@ -467,6 +467,16 @@ impl Config {
                 m.learner.l2
             ));
         }
+        let floor = m.learner.learning_rate_floor;
+        if !(floor >= 0.0 && floor <= m.learner.learning_rate) {
+            return bad(format!(
+                "model.learner.learning_rate_floor must be within 0..=model.learner.learning_rate \
+                 ({}), got {floor}",
+                m.learner.learning_rate
+            ));
+        }
+        m.check()
+            .map_err(|e| ConfigError::Invalid(format!("model.initial: {e}")))?;
         self.kafka.validate().map_err(ConfigError::Invalid)?;
         self.service.validate().map_err(ConfigError::Invalid)?;
         self.http.validate().map_err(ConfigError::Invalid)?;

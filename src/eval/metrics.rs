@@ -244,6 +244,97 @@ impl Accumulator {
     }
 }
 
+impl Accumulator {
+    /// Adds `k` copies of `other` (same number of bins) to this one: a bootstrap replicate is
+    /// a sum of resampled groups.
+    pub fn add_times(&mut self, other: &Accumulator, k: u32) {
+        if k == 0 || other.pos.len() != self.pos.len() {
+            return;
+        }
+        for (a, b) in self.pos.iter_mut().zip(&other.pos) {
+            *a += b * k;
+        }
+        for (a, b) in self.neg.iter_mut().zip(&other.neg) {
+            *a += b * k;
+        }
+        let kf = f64::from(k);
+        self.n += other.n * u64::from(k);
+        self.positives += other.positives * u64::from(k);
+        self.brier += other.brier * kf;
+        self.log_loss += other.log_loss * kf;
+        for (a, b) in self.cal.iter_mut().zip(&other.cal) {
+            a.0 += b.0 * kf;
+            a.1 += b.1 * kf;
+            a.2 += b.2 * u64::from(k);
+        }
+    }
+}
+
+/// A 95 % bootstrap interval of ROC AUC and Brier.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Interval {
+    /// ROC AUC, 2.5 % and 97.5 % quantiles.
+    pub roc_auc: [f64; 2],
+    /// Brier score, 2.5 % and 97.5 % quantiles.
+    pub brier: [f64; 2],
+}
+
+/// Series are put in this many groups for the bootstrap (by a hash of the series number).
+pub const BOOTSTRAP_GROUPS: usize = 64;
+/// Histogram bins of the group accumulators (1e-3 resolution: enough for an interval).
+pub const BOOTSTRAP_BINS: usize = 1000;
+
+/// The bootstrap group of series `s`.
+pub fn bootstrap_group(s: usize) -> usize {
+    ((s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % BOOTSTRAP_GROUPS
+}
+
+/// 95 % intervals by resampling series: the points of each group of series are one
+/// accumulator; each of `replicates` replicates draws as many groups with replacement and sums
+/// them (a cluster bootstrap — the points of one series are not independent, so series, not
+/// points, are resampled). Deterministic for a given `seed`. `None` without groups.
+pub fn bootstrap(groups: &[Accumulator], replicates: usize, seed: u64) -> Option<Interval> {
+    let first = groups.first()?;
+    // xorshift64: the resampling only needs to be deterministic and roughly uniform.
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut aucs, mut briers) = (Vec::new(), Vec::new());
+    let mut times = vec![0u32; groups.len()];
+    for _ in 0..replicates {
+        times.fill(0);
+        for _ in 0..groups.len() {
+            times[(next() % groups.len() as u64) as usize] += 1;
+        }
+        let mut r = Accumulator::with_bins(first.pos.len());
+        for (g, &k) in groups.iter().zip(&times) {
+            r.add_times(g, k);
+        }
+        if let Some(a) = r.roc_auc() {
+            aucs.push(a);
+        }
+        if !r.is_empty() {
+            briers.push(r.brier());
+        }
+    }
+    let q = |v: &mut Vec<f64>| -> [f64; 2] {
+        if v.is_empty() {
+            return [f64::NAN; 2];
+        }
+        v.sort_unstable_by(f64::total_cmp);
+        let at = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+        [at(0.025), at(0.975)]
+    };
+    Some(Interval {
+        roc_auc: q(&mut aucs),
+        brier: q(&mut briers),
+    })
+}
+
 /// Median of a list (sorts it); `None` when empty.
 pub fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
@@ -351,5 +442,33 @@ mod tests {
         assert_eq!(median(&mut []), None);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn bootstrap_intervals_cover_the_estimate_and_collapse_without_spread() {
+        let mut next = crate::xorshift(11);
+        let mut all = Accumulator::with_bins(BOOTSTRAP_BINS);
+        let mut groups = vec![Accumulator::with_bins(BOOTSTRAP_BINS); BOOTSTRAP_GROUPS];
+        for s in 0..2000usize {
+            // Series differ: some are easy, some are noise.
+            let skill = (s % 5) as f64 / 5.0;
+            for _ in 0..50 {
+                let y = next() % 3 == 0;
+                let noise = (next() % 1000) as f64 / 1000.0;
+                let p = if y { 0.3 + 0.4 * skill } else { 0.3 } * 0.5 + 0.5 * noise;
+                all.push(p, y);
+                groups[bootstrap_group(s)].push(p, y);
+            }
+        }
+        let iv = bootstrap(&groups, 200, 1).unwrap();
+        let (auc, brier) = (all.roc_auc().unwrap(), all.brier());
+        assert!(iv.roc_auc[0] < auc && auc < iv.roc_auc[1], "{iv:?} {auc}");
+        assert!(iv.brier[0] < brier && brier < iv.brier[1], "{iv:?} {brier}");
+        assert!(iv.roc_auc[1] - iv.roc_auc[0] < 0.05, "{iv:?}");
+        // Identical groups: every replicate is the same data, the interval is a point.
+        let same = vec![groups[0].clone(); 8];
+        let iv = bootstrap(&same, 50, 2).unwrap();
+        assert!((iv.roc_auc[1] - iv.roc_auc[0]).abs() < 1e-12, "{iv:?}");
+        assert_eq!(bootstrap(&[], 10, 1), None);
     }
 }

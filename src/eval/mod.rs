@@ -75,6 +75,9 @@ pub enum EvalError {
     Plot(String, String),
 }
 
+/// Bootstrap replicates of the intervals in the report.
+pub const BOOTSTRAP_REPLICATES: usize = 200;
+
 /// The models compared, in report order.
 pub const MODELS: [&str; 5] = [
     "online",
@@ -87,9 +90,15 @@ pub const MODELS: [&str; 5] = [
 /// What to evaluate.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
-    /// Horizon H of the risk, hours.
+    /// Horizon H of the risk, hours (replaces the engine configuration's).
     pub horizon_hours: u32,
-    /// The engine configuration (horizon and label sampling are overridden).
+    /// One label snapshot per key per this many hours (replaces the engine configuration's):
+    /// the service's `model.label_sample_hours`; 1 snapshots every grid point.
+    pub label_sample_hours: u32,
+    /// Model replicas: the series are routed to this many shards by their Kafka key, as the
+    /// service routes the topics' partitions (one shard, and model, per partition).
+    pub partitions: u32,
+    /// The engine configuration (see [`engine_config`] for what evaluate changes in it).
     pub engine: EngineConfig,
     /// Simulate inventory (shipments, receipts, on hand) from the demand.
     pub simulate_inventory: bool,
@@ -119,6 +128,8 @@ pub struct Outcome {
     pub models: Vec<Accumulator>,
     /// Daily accumulators per model.
     pub daily: Vec<Vec<Accumulator>>,
+    /// 95 % bootstrap intervals (resampling series) of ROC AUC and Brier per model.
+    pub intervals: Vec<Option<metrics::Interval>>,
     /// Alert quality.
     pub alerts: report::AlertSummary,
     /// Lead times of the caught stockouts, hours.
@@ -133,23 +144,45 @@ pub struct Outcome {
     pub engine_labels: u64,
     /// Positive labels among them.
     pub engine_positives: u64,
-    /// The shard's own rolling prequential ROC AUC at the end (what the service exports).
+    /// The shard's own rolling prequential ROC AUC at the end (what the service exports; with
+    /// several partitions: the mean over the shards that have one).
     pub engine_rolling_auc: Option<f64>,
-    /// The shard's own rolling (exponentially weighted) Brier score at the end.
+    /// The shard's own rolling (exponentially weighted) Brier score at the end (with several
+    /// partitions: the mean over the shards, weighted by their labels).
     pub engine_rolling_brier: f64,
+    /// Label snapshots the shards did not take (their queue was full).
+    pub engine_labels_dropped: u64,
+    /// The final state of each shard's model ([`RiskModel::export`]), by partition.
+    pub model_states: Vec<serde_json::Value>,
 }
 
-/// The engine configuration evaluate runs: the given one with the horizon set, a label
-/// snapshot at every grid hour, and room for all of them.
-pub fn engine_config(base: EngineConfig, horizon_hours: u32, series: usize) -> EngineConfig {
+/// The engine configuration evaluate runs: the given one with the horizon and the label
+/// sampling set, room for every snapshot the label sampling can take (`max_pending_labels` is a
+/// memory bound of the service, not a modelling choice), and no early alerts (the report
+/// measures the confirmed alerts; early alerts are a latency feature of the live service,
+/// tested against the confirmed ones in `tests/early_alerts.rs`).
+pub fn engine_config(
+    base: EngineConfig,
+    horizon_hours: u32,
+    label_sample_hours: u32,
+    series: usize,
+) -> EngineConfig {
     let mut cfg = base;
     cfg.model.horizon_hours = horizon_hours;
-    cfg.model.label_sample_hours = 1;
-    cfg.model.max_pending_labels = cfg
-        .model
-        .max_pending_labels
-        .max(series * (horizon_hours as usize + 2));
+    cfg.model.label_sample_hours = label_sample_hours.max(1);
+    let per_key = horizon_hours.div_ceil(cfg.model.label_sample_hours) as usize + 2;
+    cfg.model.max_pending_labels = cfg.model.max_pending_labels.max(series * per_key);
+    cfg.alerts.early = false;
     cfg
+}
+
+/// One shard of the evaluation: a partition's model replica, the batch of its events, and
+/// which series its key rows are.
+struct Part {
+    shard: Shard,
+    b: BatchBuilder,
+    row_series: Vec<u32>,
+    unmapped: Vec<usize>,
 }
 
 /// Builds the decoded (Arrow) batch of one hour of events, with the decoder's own builders.
@@ -282,11 +315,43 @@ pub fn evaluate(
     let (n, hours) = (panel.series(), panel.hours);
     let h_hours = opts.horizon_hours.max(1);
     let horizon_ms = i64::from(h_hours) * HOUR_MS;
-    let cfg = engine_config(opts.engine, h_hours, n);
-    let mut shard = Shard::new(cfg);
-    shard.set_master(opts.master.clone());
-    shard.record_scores(true);
-    let mut shadow: Box<dyn RiskModel> = crate::model::build(&cfg.model);
+    let cfg = engine_config(opts.engine, h_hours, opts.label_sample_hours, n);
+    let partitions = opts.partitions.max(1);
+    let mut parts: Vec<Part> = (0..partitions)
+        .map(|_| {
+            let mut shard = Shard::new(cfg);
+            shard.set_master(opts.master.clone());
+            shard.record_scores(true);
+            Part {
+                shard,
+                b: BatchBuilder::new(),
+                row_series: Vec::new(),
+                unmapped: Vec::new(),
+            }
+        })
+        .collect();
+    // Each series to the shard of its Kafka partition (the engine's routing, `partition.rs`).
+    let mut key = Vec::new();
+    let part_of: Vec<u32> = (0..n)
+        .map(|s| {
+            if partitions == 1 {
+                return 0;
+            }
+            key.clear();
+            key.extend_from_slice(panel.locations[s].as_bytes());
+            key.push(crate::event::KEY_SEPARATOR);
+            key.extend_from_slice(panel.skus[s].as_bytes());
+            crate::partition::partition_for_key(&key, partitions)
+        })
+        .collect();
+    for (s, &p) in part_of.iter().enumerate() {
+        parts[p as usize].unmapped.push(s);
+    }
+    // The baseline learner starts at the prior whatever `model.initial` says.
+    let mut shadow: Box<dyn RiskModel> = crate::model::build(&crate::model::ModelConfig {
+        initial: None,
+        ..cfg.model
+    });
     let next = next_oos(oos, hours);
     let days = hours.div_ceil(24);
     let mut models: Vec<Accumulator> = MODELS.iter().map(|_| Accumulator::default()).collect();
@@ -294,16 +359,21 @@ pub fn evaluate(
         .iter()
         .map(|_| (0..days).map(|_| Accumulator::with_bins(1000)).collect())
         .collect();
+    let mut boot: Vec<Vec<Accumulator>> = MODELS
+        .iter()
+        .map(|_| {
+            (0..metrics::BOOTSTRAP_GROUPS)
+                .map(|_| Accumulator::with_bins(metrics::BOOTSTRAP_BINS))
+                .collect()
+        })
+        .collect();
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let (mut persistence, mut cover, mut base) =
         (Table::default(), Table::default(), Table::default());
-    let mut row_series: Vec<u32> = Vec::new();
-    let mut unmapped: Vec<usize> = (0..n).collect();
     let mut alerts_state = report::AlertTracker::new(n);
     let mut rejects = Vec::new();
     let mut alerts = Vec::new();
-    let mut records: Vec<ScoreRecord> = Vec::new();
-    let mut b = BatchBuilder::new();
+    let mut records: Vec<(u32, ScoreRecord)> = Vec::new();
     let mut inv = inventory.iter().peekable();
     let doc_limit = f64::from(h_hours) / 24.0;
 
@@ -314,7 +384,7 @@ pub fn evaluate(
         if t > 0 {
             for s in 0..n {
                 let flag = oos[s * hours + t - 1];
-                b.push(
+                parts[part_of[s] as usize].b.push(
                     EventType::Availability,
                     'a',
                     s,
@@ -340,7 +410,7 @@ pub fn evaluate(
             let s = series as usize;
             let ship = (shipment != u32::MAX).then_some(shipment);
             if receipt {
-                b.push(
+                parts[part_of[s] as usize].b.push(
                     EventType::Receipt,
                     'r',
                     s,
@@ -353,7 +423,7 @@ pub fn evaluate(
                     None,
                 );
             } else {
-                b.push(
+                parts[part_of[s] as usize].b.push(
                     EventType::Shipment,
                     'h',
                     s,
@@ -371,7 +441,7 @@ pub fn evaluate(
             for s in 0..n {
                 let q = panel.sales[s * hours + t];
                 if q > 0.0 {
-                    b.push(
+                    parts[part_of[s] as usize].b.push(
                         EventType::Sale,
                         's',
                         s,
@@ -386,46 +456,51 @@ pub fn evaluate(
                 }
             }
         }
-        let batch = b.finish()?;
-        rejects.clear();
-        shard.ingest(&batch, u64::from, &mut rejects);
-        if let Some(r) = rejects.first() {
-            return Err(EvalError::Argument(format!(
-                "the engine rejected a generated event ({:?}: {}): a bug",
-                r.reason, r.detail
-            )));
-        }
-        if !unmapped.is_empty() {
-            unmapped.retain(
-                |&s| match shard.row_of(&panel.locations[s], &panel.skus[s]) {
-                    Some(row) => {
-                        let row = row as usize;
-                        if row_series.len() <= row {
-                            row_series.resize(row + 1, u32::MAX);
-                        }
-                        row_series[row] = s as u32;
-                        false
-                    }
-                    None => true,
-                },
-            );
-        }
-        alerts.clear();
-        shard.advance(t == hours, None, &mut alerts);
         records.clear();
-        records.extend(shard.drain_scores());
-        for a in &alerts {
-            if a.kind != AlertKind::StockoutRisk {
-                continue;
+        for (p, part) in parts.iter_mut().enumerate() {
+            let batch = part.b.finish()?;
+            rejects.clear();
+            part.shard.ingest(&batch, u64::from, &mut rejects);
+            if let Some(r) = rejects.first() {
+                return Err(EvalError::Argument(format!(
+                    "the engine rejected a generated event ({:?}: {}): a bug",
+                    r.reason, r.detail
+                )));
             }
-            let row = shard.row_of(&a.location, &a.sku);
-            let s = row.and_then(|r| row_series.get(r as usize).copied());
-            if let Some(s) = s.filter(|&s| s != u32::MAX) {
-                let ms = crate::decode::parse_time("event_time", &a.event_time).unwrap_or(0);
-                alerts_state.on_alert(s as usize, ms, a.status);
+            if !part.unmapped.is_empty() {
+                let (shard, row_series) = (&part.shard, &mut part.row_series);
+                part.unmapped.retain(|&s| {
+                    match shard.row_of(&panel.locations[s], &panel.skus[s]) {
+                        Some(row) => {
+                            let row = row as usize;
+                            if row_series.len() <= row {
+                                row_series.resize(row + 1, u32::MAX);
+                            }
+                            row_series[row] = s as u32;
+                            false
+                        }
+                        None => true,
+                    }
+                });
+            }
+            alerts.clear();
+            part.shard.advance(t == hours, None, &mut alerts);
+            records.extend(part.shard.drain_scores().map(|r| (p as u32, r)));
+            for a in &alerts {
+                if a.kind != AlertKind::StockoutRisk {
+                    continue;
+                }
+                let row = part.shard.row_of(&a.location, &a.sku);
+                let s = row.and_then(|r| part.row_series.get(r as usize).copied());
+                if let Some(s) = s.filter(|&s| s != u32::MAX) {
+                    let ms = crate::decode::parse_time("event_time", &a.event_time).unwrap_or(0);
+                    alerts_state.on_alert(s as usize, ms, a.status);
+                }
             }
         }
-        for r in &records {
+        // With several shards the records of one hour come shard by shard, not in time order:
+        // a baseline label is learned only once it matured before the point scored, either way.
+        for (p, r) in &records {
             // Matured labels of the baselines first: strictly older than the horizon.
             while let Some(w) = waiting.front() {
                 if w.mature_ms >= r.time_ms {
@@ -441,7 +516,7 @@ pub fn evaluate(
             if r.kind != EventType::Availability || r.in_stockout {
                 continue;
             }
-            let Some(&s) = row_series.get(r.row as usize) else {
+            let Some(&s) = parts[*p as usize].row_series.get(r.row as usize) else {
                 continue;
             };
             let s = s as usize;
@@ -479,9 +554,11 @@ pub fn evaluate(
                 shadow.score(&x_noav),
             ];
             let day = g / 24;
+            let group = metrics::bootstrap_group(s);
             for (i, &p) in scores.iter().enumerate() {
                 models[i].push(p, y);
                 daily[i][day].push(p, y);
+                boot[i][group].push(p, y);
             }
             waiting.push_back(Waiting {
                 mature_ms: r.time_ms + horizon_ms,
@@ -494,19 +571,40 @@ pub fn evaluate(
         progress(t as u64, hours as u64);
     }
     let (summary, lead_hours) = alerts_state.finish(oos, hours, panel.start_ms, h_hours);
-    let c = shard.counters();
+    let mut events = 0;
+    let (mut labels, mut positives, mut dropped) = (0, 0, 0);
+    let (mut auc_sum, mut auc_n, mut brier_sum) = (0.0, 0u32, 0.0);
+    for part in &parts {
+        let sh = &part.shard;
+        events += sh.counters().applied.iter().sum::<u64>();
+        let q = sh.quality();
+        labels += q.labels;
+        positives += q.positives;
+        brier_sum += q.brier * q.labels as f64;
+        dropped += sh.state().labels.dropped;
+        if let Some(a) = sh.rolling_auc() {
+            auc_sum += a;
+            auc_n += 1;
+        }
+    }
     Ok(Outcome {
         models,
         daily,
+        intervals: boot
+            .iter()
+            .map(|g| metrics::bootstrap(g, BOOTSTRAP_REPLICATES, 0x5eed))
+            .collect(),
         alerts: summary,
         lead_hours,
         series: n,
         days: hours as f64 / 24.0,
-        events: c.applied.iter().sum(),
-        engine_labels: shard.quality().labels,
-        engine_positives: shard.quality().positives,
-        engine_rolling_auc: shard.rolling_auc(),
-        engine_rolling_brier: shard.quality().brier,
+        events,
+        engine_labels: labels,
+        engine_positives: positives,
+        engine_rolling_auc: (auc_n > 0).then(|| auc_sum / f64::from(auc_n)),
+        engine_rolling_brier: brier_sum / labels.max(1) as f64,
+        engine_labels_dropped: dropped,
+        model_states: parts.iter().map(|p| p.shard.model().export()).collect(),
     })
 }
 

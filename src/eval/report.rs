@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::dataset::HOUR_MS;
-use super::metrics::{median, Summary};
+use super::metrics::{median, Interval, Summary};
 use super::{Outcome, MODELS};
 use crate::alert::AlertStatus;
 
@@ -39,6 +39,9 @@ pub struct Report {
     pub models: BTreeMap<String, Summary>,
     /// Alert quality.
     pub alerts: AlertSummary,
+    /// 95 % bootstrap intervals of ROC AUC and Brier per model (200 replicates resampling
+    /// groups of series: `metrics::bootstrap`).
+    pub intervals: BTreeMap<String, Interval>,
 }
 
 impl Report {
@@ -55,6 +58,11 @@ impl Report {
                 .map(|(name, a)| ((*name).to_owned(), a.summary()))
                 .collect(),
             alerts: o.alerts,
+            intervals: MODELS
+                .iter()
+                .zip(&o.intervals)
+                .filter_map(|(name, i)| Some(((*name).to_owned(), (*i)?)))
+                .collect(),
         }
     }
 
@@ -72,14 +80,23 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "model", "ROC AUC", "PR AUC", "Brier", "log loss", "ECE"
+            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>17}  {:>17}",
+            "model", "ROC AUC", "PR AUC", "Brier", "log loss", "ECE", "ROC AUC 95 %", "Brier 95 %"
         );
         for name in MODELS {
             if let Some(m) = self.models.get(name) {
+                let iv = self.intervals.get(name).map_or_else(
+                    || format!("{:>17}  {:>17}", "–", "–"),
+                    |i| {
+                        format!(
+                            "[{:.4}, {:.4}]  [{:.4}, {:.4}]",
+                            i.roc_auc[0], i.roc_auc[1], i.brier[0], i.brier[1]
+                        )
+                    },
+                );
                 let _ = writeln!(
                     s,
-                    "{:<24} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+                    "{:<24} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}  {iv}",
                     name, m.roc_auc, m.pr_auc, m.brier, m.log_loss, m.ece
                 );
             }

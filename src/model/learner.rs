@@ -38,6 +38,13 @@ pub struct LearnerConfig {
     pub learning_rate: f64,
     /// L2 pull towards the initial (prior-reproducing) weights.
     pub l2: f64,
+    /// Smallest step per unit gradient of any weight. AdaGrad's step `learning_rate / √Σg²`
+    /// shrinks without end, so after months a plain AdaGrad model no longer adapts; with a
+    /// floor each weight keeps moving at least this fast (about `learning_rate_floor /
+    /// learning_rate`² of a fresh weight's squared-gradient sum is its memory). 0: plain
+    /// AdaGrad.
+    #[serde(default)]
+    pub learning_rate_floor: f64,
 }
 
 impl Default for LearnerConfig {
@@ -46,6 +53,7 @@ impl Default for LearnerConfig {
             kind: LearnerKind::Binned,
             learning_rate: 0.02,
             l2: 1e-4,
+            learning_rate_floor: 1e-4,
         }
     }
 }
@@ -121,6 +129,13 @@ impl AdaGradLogistic {
     }
 }
 
+/// AdaGrad's step per unit gradient for a weight whose squared gradients sum to `g2`, never
+/// below `floor` (with `floor = 0`, exactly plain AdaGrad).
+#[inline]
+fn step(lr: f64, floor: f64, g2: f64) -> f64 {
+    (lr / (g2.sqrt() + 1e-8)).max(floor)
+}
+
 /// Logistic function, safe for any finite input.
 pub fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
@@ -143,14 +158,18 @@ impl RiskModel for AdaGradLogistic {
     fn learn(&mut self, x: &Features, positive: bool) {
         let p = self.score(x);
         let err = p - f64::from(u8::from(positive));
-        let (lr, l2) = (self.cfg.learning_rate, self.cfg.l2);
+        let (lr, l2, floor) = (
+            self.cfg.learning_rate,
+            self.cfg.l2,
+            self.cfg.learning_rate_floor,
+        );
         for (((w, w0), g2), &v) in self.w.iter_mut().zip(&self.w0).zip(&mut self.g2).zip(x) {
             let g = err * f64::from(v) + l2 * (*w - w0);
             if g == 0.0 {
                 continue;
             }
             *g2 += g * g;
-            *w -= lr * g / (g2.sqrt() + 1e-8);
+            *w -= step(lr, floor, *g2) * g;
         }
         self.updates += 1;
     }
@@ -393,14 +412,18 @@ impl RiskModel for BinnedLogistic {
         let n = self.layout.active(x, &bin, &mut act);
         let p = sigmoid(self.margin(x, &bin).clamp(-30.0, 30.0));
         let err = p - f64::from(u8::from(positive));
-        let (lr, l2) = (self.cfg.learning_rate, self.cfg.l2);
+        let (lr, l2, floor) = (
+            self.cfg.learning_rate,
+            self.cfg.l2,
+            self.cfg.learning_rate_floor,
+        );
         for &(j, v, _) in &act[..n] {
             let g = err * v + l2 * (self.w[j] - self.w0[j]);
             if g == 0.0 {
                 continue;
             }
             self.g2[j] += g * g;
-            self.w[j] -= lr * g / (self.g2[j].sqrt() + 1e-8);
+            self.w[j] -= step(lr, floor, self.g2[j]) * g;
         }
         self.updates += 1;
     }
@@ -576,5 +599,58 @@ mod tests {
             AdaGradLogistic::new(cfg).import(&m.export()).is_err(),
             "versions differ"
         );
+    }
+
+    /// A simulated shift: 2 million labels of one regime (keys at 18:00 run out 80 % of the
+    /// time, at 06:00 20 %), then the hours swap. Plain AdaGrad's steps have shrunk by then; with
+    /// the default learning-rate floor the model follows the shift in about half the labels (and
+    /// the gap grows with the history: plain AdaGrad's step keeps shrinking, the floor's does not).
+    #[test]
+    fn a_learning_rate_floor_tracks_a_shift_that_plain_adagrad_misses() {
+        let at = |signal: bool| {
+            let mut x = [0.0f32; NF];
+            x[0] = 1.0;
+            x[HOUR_OF_DAY] = if signal { 18.0 / 24.0 } else { 6.0 / 24.0 };
+            x
+        };
+        // Labels after the shift until the risk at 18:00 is below one half again.
+        let labels_to_follow = |floor: f64| {
+            let mut m = BinnedLogistic::new(LearnerConfig {
+                learning_rate_floor: floor,
+                ..LearnerConfig::default()
+            });
+            let mut next = crate::xorshift(7);
+            let mut draw = |m: &mut BinnedLogistic, after: bool| {
+                let signal = next() % 2 == 0;
+                let p = if signal != after { 80 } else { 20 };
+                m.learn(&at(signal), next() % 100 < p);
+            };
+            for _ in 0..2_000_000 {
+                draw(&mut m, false);
+            }
+            assert!(m.score(&at(true)) > 0.75, "learned the first regime");
+            let mut n = 0u32;
+            while m.score(&at(true)) > 0.5 && n < 1_000_000 {
+                draw(&mut m, true);
+                n += 1;
+            }
+            n
+        };
+        let floor = LearnerConfig::default().learning_rate_floor;
+        let (plain, floored) = (labels_to_follow(0.0), labels_to_follow(floor));
+        eprintln!("labels to follow the shift: plain {plain}, floor {floor}: {floored}");
+        // Plain AdaGrad's lag grows as √(labels seen); the floor caps it (here at about half).
+        assert!(floored * 3 < plain * 2, "plain {plain}, floored {floored}");
+        // The floor changes nothing while AdaGrad's own step is above it.
+        let mut a = BinnedLogistic::new(LearnerConfig {
+            learning_rate_floor: 0.0,
+            ..LearnerConfig::default()
+        });
+        let mut b = BinnedLogistic::new(LearnerConfig::default());
+        for i in 0..1000u32 {
+            a.learn(&at(i % 3 == 0), i % 2 == 0);
+            b.learn(&at(i % 3 == 0), i % 2 == 0);
+        }
+        assert_eq!(a.w, b.w);
     }
 }

@@ -8,9 +8,12 @@
 //! - [`labels`]: delayed labels — snapshots mature in event time into training examples, and
 //!   the rolling prequential quality ([`labels::RollingQuality`]).
 //! - [`auc`]: the windowed prequential ROC AUC ([`RollingAuc`]).
+//! - [`artifact`]: a model trained offline as a file (`evaluate --save-model`), the starting
+//!   point of every shard with `model.initial`.
 //!
 //! The shard owns one model replica; [`RiskModel`] is the seam for a better learner.
 
+pub mod artifact;
 pub mod auc;
 pub mod features;
 pub mod labels;
@@ -19,6 +22,7 @@ pub mod prior;
 
 use serde::{Deserialize, Serialize};
 
+pub use artifact::{InitialModel, ModelArtifact};
 pub use auc::RollingAuc;
 use features::{Features, NF};
 
@@ -35,6 +39,36 @@ pub enum ModelError {
         found: String,
         /// Version of this build.
         expected: &'static str,
+    },
+    /// A model artifact could not be read.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// A model artifact was built for other features.
+    #[error(
+        "model artifact {path} has feature-set fingerprint {found}, this build's is {expected} \
+         (the features, their order or their bins differ): train it again with this build"
+    )]
+    FingerprintMismatch {
+        /// The artifact's path.
+        path: String,
+        /// Its fingerprint.
+        found: String,
+        /// This build's.
+        expected: String,
+    },
+    /// A model artifact was trained at another horizon than the configured one.
+    #[error(
+        "model artifact {path} was trained for horizon_hours = {found}, but model.horizon_hours \
+         = {expected}: train it at {expected} h (evaluate --horizon-hours {expected} \
+         --save-model FILE) or set model.horizon_hours = {found}"
+    )]
+    HorizonMismatch {
+        /// The artifact's path.
+        path: String,
+        /// Its horizon, hours.
+        found: u32,
+        /// The configured horizon, hours.
+        expected: u32,
     },
 }
 
@@ -68,6 +102,11 @@ pub struct ModelConfig {
     pub max_pending_labels: usize,
     /// Learner hyper-parameters.
     pub learner: learner::LearnerConfig,
+    /// A model artifact every shard's replica starts from (a path in the configuration;
+    /// [`artifact`]); none: the analytic prior. A shard restored from a snapshot or the
+    /// changelog continues from its restored model instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial: Option<InitialModel>,
 }
 
 impl Default for ModelConfig {
@@ -77,14 +116,48 @@ impl Default for ModelConfig {
             label_sample_hours: 12,
             max_pending_labels: 1_000_000,
             learner: learner::LearnerConfig::default(),
+            initial: None,
         }
     }
 }
 
-/// Builds the configured model.
+impl ModelConfig {
+    /// Checks `initial` against the rest: the same horizon, and a state this learner imports
+    /// (same model version, same number of weights). The message names both values.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let Some(init) = self.initial else {
+            return Ok(());
+        };
+        let a = init.artifact();
+        if a.horizon_hours != self.horizon_hours {
+            return Err(ModelError::HorizonMismatch {
+                path: init.path().to_owned(),
+                found: a.horizon_hours,
+                expected: self.horizon_hours,
+            });
+        }
+        let mut fresh = build(&ModelConfig {
+            initial: None,
+            ..*self
+        });
+        fresh
+            .import(&a.state)
+            .map_err(|e| ModelError::BadState(format!("model artifact {}: {e}", init.path())))
+    }
+}
+
+/// Builds the configured model: fresh at the prior, or from `cfg.initial` (checked by
+/// [`ModelConfig::check`] when the configuration was read).
 pub fn build(cfg: &ModelConfig) -> Box<dyn RiskModel> {
-    match cfg.learner.kind {
+    let mut m: Box<dyn RiskModel> = match cfg.learner.kind {
         learner::LearnerKind::Linear => Box::new(learner::AdaGradLogistic::new(cfg.learner)),
         learner::LearnerKind::Binned => Box::new(learner::BinnedLogistic::new(cfg.learner)),
+    };
+    if let Some(init) = cfg.initial {
+        if let Err(e) = m.import(&init.artifact().state) {
+            // Unreachable after `check`; a model at the prior is still a model.
+            tracing::error!(artifact = init.path(), error = %e, "model.initial not applied");
+        }
     }
+    m
 }
