@@ -23,8 +23,8 @@ mod kafka {
     mod bad_input;
     mod failover;
     mod load_positions;
-    mod open_alerts;
     mod master_data;
+    mod open_alerts;
     mod outage;
     mod security;
     mod service;

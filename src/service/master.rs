@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Core;
@@ -39,7 +39,6 @@ use crate::config::Config;
 use crate::master::{MasterData, MasterError};
 use crate::reject::{clip, RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProducerSettings};
-use crate::sink::record::{dead_letter_record, Rejected};
 use crate::telemetry::events::Rejected as RejectedEvent;
 
 /// How often the reader looks for a missing topic (or new partitions) once loaded.
@@ -216,7 +215,7 @@ impl Reader {
                 producer,
                 locations: t.locations.clone(),
                 dead_letter: t.dead_letter.clone(),
-                dead_letter_max_value_bytes: cfg.kafka.dead_letter_max_value_bytes,
+                dead_letter_limits: super::dead_letter_limits(cfg),
                 table: MasterData::default(),
             },
             assigned: BTreeMap::new(),
@@ -397,7 +396,7 @@ struct Apply {
     /// The locations topic (any other record is an item).
     locations: String,
     dead_letter: String,
-    dead_letter_max_value_bytes: usize,
+    dead_letter_limits: crate::sink::record::DeadLetterLimits,
     table: MasterData,
 }
 
@@ -445,30 +444,13 @@ impl Apply {
             reason,
             detail: clip(&detail).to_owned(),
         };
-        let original = m.headers();
-        let headers = original.iter().flat_map(|h| {
-            (0..h.count()).map(move |i| {
-                let hd = h.get(i);
-                (hd.key, hd.value.unwrap_or_default())
-            })
-        });
-        let record = dead_letter_record(
-            Rejected {
-                topic: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().unwrap_or_default(),
-                value: m.payload().unwrap_or_default(),
-            },
-            headers,
-            &rejection,
-            self.dead_letter_max_value_bytes,
-        );
-        match self.producer.send_with_headers(
+        // Headers are read as bytes (a name that is not UTF-8 must not panic the reader).
+        match super::send_dead_letter(
+            &mut self.producer,
             &self.dead_letter,
-            &record.key,
-            &record.value,
-            &record.header_refs(),
+            self.dead_letter_limits,
+            m,
+            &rejection,
         ) {
             Ok(()) => {
                 shared.dead_lettered[reason.index()].fetch_add(1, Ordering::Relaxed);

@@ -521,7 +521,13 @@ impl Core {
             b.rejected[r.reason.index()] += 1;
             let m = &msgs[idx[r.index as usize]];
             begin(&mut self.producer, &mut self.in_transaction, eos)?;
-            send_dead_letter(&mut self.producer, &self.cfg, m, r)?;
+            send_dead_letter(
+                &mut self.producer,
+                &self.cfg.kafka.topics.dead_letter,
+                dead_letter_limits(&self.cfg),
+                m,
+                r,
+            )?;
             self.stats.dead_letters += 1;
             b.dead[r.reason.index()] += 1;
             slot.trackers[t].done(m.offset());
@@ -670,12 +676,21 @@ fn group_by_input(
     groups
 }
 
+/// The dead-letter limits `kafka.dead_letter_max_value_bytes` and `…_max_header_bytes`.
+pub(super) fn dead_letter_limits(cfg: &Config) -> DeadLetterLimits {
+    DeadLetterLimits {
+        max_value_bytes: cfg.kafka.dead_letter_max_value_bytes,
+        max_header_bytes: cfg.kafka.dead_letter_max_header_bytes,
+    }
+}
+
 /// Sends the dead letter of message `m`, rejected for `r` ([`dead_letter_record`]). Its
 /// headers are read as bytes and copied as they are: rdkafka's `Headers::get` panics on a
 /// name that is not UTF-8, which would stop the partition on every restart.
-fn send_dead_letter(
+pub(super) fn send_dead_letter(
     producer: &mut EventProducer,
-    cfg: &Config,
+    topic: &str,
+    limits: DeadLetterLimits,
     m: &BorrowedMessage<'_>,
     r: &Rejection,
 ) -> Result<(), ProduceError> {
@@ -691,12 +706,7 @@ fn send_dead_letter(
             bytes: raw.iter().map(RawHeader::len).sum(),
         },
     };
-    let limits = DeadLetterLimits {
-        max_value_bytes: cfg.kafka.dead_letter_max_value_bytes,
-        max_header_bytes: cfg.kafka.dead_letter_max_header_bytes,
-    };
     let dead = dead_letter_record(rejected, r, limits);
-    let topic = &cfg.kafka.topics.dead_letter;
     let (record, headers) = (&dead.record, dead.record.header_refs());
     match m.headers().filter(|_| dead.keep_input_headers) {
         Some(original) => producer.send_after_headers(
