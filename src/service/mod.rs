@@ -398,7 +398,10 @@ fn poll_batch<'c>(
         }
         match consumer.poll(left) {
             Some(Ok(m)) => msgs.push(m),
-            Some(Err(e)) => consumer_error(&e, metrics)?,
+            Some(Err(e)) => {
+                let text = consumer.context().take_error_text();
+                consumer_error(&e, text.as_deref(), metrics)?;
+            }
             // Nothing within the window — or poll served another event: an offset commit's
             // result (the batch goes on) or a rebalance (the batch ends here).
             None if consumer.context().rebalanced() => break,
@@ -410,14 +413,23 @@ fn poll_batch<'c>(
 
 /// An error the consumer returned instead of a message: counted
 /// (`stockwatch_consumer_errors_total{kind}`) and logged with what follows
-/// ([`ConsumerErrored`]). A fatal one ends the service (non-zero exit naming it); after any
+/// ([`ConsumerErrored`], with librdkafka's `text` of it). A fatal one ends the service (non-zero exit naming it); after any
 /// other, librdkafka goes on (having skipped what it could not read, for `bad_message` and
 /// `bad_compression`) and so does the loop. `PartitionEOF` is not an error.
-fn consumer_error(e: &rdkafka::error::KafkaError, metrics: &Metrics) -> Result<(), ServiceError> {
+fn consumer_error(
+    e: &rdkafka::error::KafkaError,
+    text: Option<&str>,
+    metrics: &Metrics,
+) -> Result<(), ServiceError> {
     let Some(kind) = ConsumerErrorKind::of(e) else {
         return Ok(());
     };
-    ConsumerErrored { kind, error: e }.emit(metrics);
+    ConsumerErrored {
+        kind,
+        error: e,
+        text,
+    }
+    .emit(metrics);
     if kind.stops_the_service() {
         return Err(ServiceError::ConsumerFatal {
             kind,
@@ -789,8 +801,8 @@ mod tests {
     fn a_skipped_message_set_is_counted_and_the_loop_goes_on() {
         let m = Metrics::new("test-model").expect("metrics");
         let e = KafkaError::MessageConsumption(RDKafkaErrorCode::BadCompression);
-        assert!(consumer_error(&e, &m).is_ok());
-        assert!(consumer_error(&e, &m).is_ok());
+        assert!(consumer_error(&e, None, &m).is_ok());
+        assert!(consumer_error(&e, None, &m).is_ok());
         assert_eq!(count(&m, "bad_compression"), "2");
         assert_eq!(count(&m, "bad_message"), "0");
         assert_eq!(count(&m, "fatal"), "0");
@@ -800,7 +812,7 @@ mod tests {
     fn a_fatal_consumer_error_is_counted_and_stops_the_service_naming_it() {
         let m = Metrics::new("test-model").expect("metrics");
         let e = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::Fatal);
-        let err = consumer_error(&e, &m).expect_err("fatal stops");
+        let err = consumer_error(&e, None, &m).expect_err("fatal stops");
         assert!(
             matches!(
                 err,
@@ -819,7 +831,7 @@ mod tests {
     #[test]
     fn partition_eof_is_neither_counted_nor_fatal() {
         let m = Metrics::new("test-model").expect("metrics");
-        assert!(consumer_error(&KafkaError::PartitionEOF(2), &m).is_ok());
+        assert!(consumer_error(&KafkaError::PartitionEOF(2), None, &m).is_ok());
         for kind in ConsumerErrorKind::ALL {
             assert_eq!(count(&m, kind.as_str()), "0", "{kind}");
         }

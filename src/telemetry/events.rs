@@ -28,12 +28,16 @@ impl CommitFailed<'_> {
 }
 
 /// The consumer returned an error instead of a message (`crate::source::consumer_error`).
-/// Its topic, partition and offset are not known: rdkafka keeps only the code.
+/// Its topic and partition are not known: rdkafka keeps only the code (librdkafka's text,
+/// logged with it, names the offset of an unreadable message set).
 pub struct ConsumerErrored<'a> {
     /// Its kind.
     pub kind: ConsumerErrorKind,
     /// The error as rdkafka returned it (librdkafka's code and its description).
     pub error: &'a rdkafka::error::KafkaError,
+    /// librdkafka's own text of it, when known (it names the offset of an unreadable
+    /// message set, not its topic or partition).
+    pub text: Option<&'a str>,
 }
 
 impl ConsumerErrored<'_> {
@@ -47,11 +51,13 @@ impl ConsumerErrored<'_> {
             .error
             .rdkafka_error_code()
             .map_or_else(|| "none".to_owned(), |c| format!("{c:?} ({})", c as i32));
-        let position = "unknown (rdkafka keeps only the code)";
+        let librdkafka = self.text.unwrap_or("");
+        let position =
+            "not known: rdkafka returns only the code (librdkafka's text may name the offset)";
         if self.kind.is_error() {
-            tracing::error!(kind, code = %code, error = %self.error, topic_partition_offset = position, next, "consumer error; see the runbook (consumer errors)");
+            tracing::error!(kind, code = %code, error = %self.error, librdkafka, topic_partition_offset = position, next, "consumer error; see the runbook (consumer errors)");
         } else {
-            tracing::warn!(kind, code = %code, error = %self.error, topic_partition_offset = position, next, "consumer error");
+            tracing::warn!(kind, code = %code, error = %self.error, librdkafka, topic_partition_offset = position, next, "consumer error");
         }
     }
 }
