@@ -23,9 +23,9 @@ pub enum ConsumerErrorKind {
     /// A message set librdkafka could not decompress (`ERR__BAD_COMPRESSION`). librdkafka
     /// skips it: its records are not processed.
     BadCompression,
-    /// The partition's position is out of range and `auto.offset.reset` is `error`
-    /// (`ERR__AUTO_OFFSET_RESET`, `OFFSET_OUT_OF_RANGE`): librdkafka stops fetching that
-    /// partition until it is assigned again. (With the service's default, `earliest`,
+    /// The partition has no valid position (its offset out of range, or nothing committed)
+    /// and `auto.offset.reset` is `error` (`ERR__AUTO_OFFSET_RESET`, `OFFSET_OUT_OF_RANGE`):
+    /// librdkafka does not fetch that partition until it is assigned again. (With the service's default, `earliest`,
     /// librdkafka resets the position instead and logs a warning naming the partition.)
     OffsetOutOfRange,
     /// librdkafka marked the error fatal (`ERR__FATAL`; e.g. a fenced static member): the
@@ -116,7 +116,7 @@ impl ConsumerErrorKind {
                 "librdkafka skipped a message set it could not decompress: its records are not processed (a gap in one input partition)"
             }
             ConsumerErrorKind::OffsetOutOfRange => {
-                "an input partition's position is out of range and auto.offset.reset is error: librdkafka stopped fetching that partition until it is assigned again"
+                "an input partition has no valid position (out of range, or nothing committed) and auto.offset.reset is error: librdkafka does not fetch that partition until it is assigned again"
             }
             ConsumerErrorKind::Fatal => "the consumer cannot go on: the service stops",
             ConsumerErrorKind::Broker => "librdkafka retries; nothing is skipped",
