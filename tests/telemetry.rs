@@ -177,6 +177,17 @@ fn bounded_labels_take_only_their_documented_values() {
         set(&["committed", "aborted"])
     );
     assert_eq!(
+        values("stockwatch_consumer_errors_total", "kind"),
+        set(&[
+            "bad_message",
+            "bad_compression",
+            "offset_out_of_range",
+            "fatal",
+            "broker",
+            "other"
+        ])
+    );
+    assert_eq!(
         values("stockwatch_consumer_lag_messages", "partition"),
         set(&["0", "1"])
     );

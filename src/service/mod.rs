@@ -63,9 +63,10 @@ use crate::sink::record::{
     alert_record, dead_letter_record, open_alert_key, opens_row, DeadLetterLimits, EncodeError,
     HeaderSizes, Rejected,
 };
+use crate::source::consumer_error::ConsumerErrorKind;
 use crate::source::kafka::{raw_headers, GroupConsumer, RawHeader, SourceError};
-use crate::telemetry::events::{Rejected as RejectedEvent, TransactionEnded};
-use crate::telemetry::{Stage, TelemetryError, TxOutcome};
+use crate::telemetry::events::{ConsumerErrored, Rejected as RejectedEvent, TransactionEnded};
+use crate::telemetry::{Metrics, Stage, TelemetryError, TxOutcome};
 use changelog::{Lineage, RestoreError};
 use commit::{begin, latency_tag};
 use offsets::OffsetTracker;
@@ -105,6 +106,14 @@ pub enum ServiceError {
     /// The metrics could not be registered.
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
+    /// The consumer returned an error librdkafka marked fatal: it cannot go on.
+    #[error("fatal consumer error ({kind}): {error}")]
+    ConsumerFatal {
+        /// Its kind ([`ConsumerErrorKind::Fatal`]).
+        kind: ConsumerErrorKind,
+        /// What rdkafka returned.
+        error: rdkafka::error::KafkaError,
+    },
     /// `exactly_once`: the same failure aborted this many transactions in a row
     /// (`service.max_identical_aborts`): redoing the batch does not help.
     #[error(
@@ -341,7 +350,11 @@ impl Service {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let msgs = poll_batch(&self.consumer, &self.core.cfg.kafka);
+        let msgs = poll_batch(
+            &self.consumer,
+            &self.core.cfg.kafka,
+            &self.core.observe.metrics,
+        )?;
         // Rebalances happen inside poll. A batch that saw one is dropped: its messages may
         // come from the old assignment, and every assigned partition resumes at the offsets
         // its restored state reflects anyway.
@@ -368,8 +381,13 @@ impl Service {
 }
 
 /// Polls up to `kafka.poll_max_messages` messages for at most `kafka.poll_max_ms`; a
-/// rebalance ends the batch early.
-fn poll_batch<'c>(consumer: &'c GroupConsumer, k: &KafkaSection) -> Vec<BorrowedMessage<'c>> {
+/// rebalance ends the batch early. A consumer error is counted and logged
+/// ([`consumer_error`]); a fatal one ends the service.
+fn poll_batch<'c>(
+    consumer: &'c GroupConsumer,
+    k: &KafkaSection,
+    metrics: &Metrics,
+) -> Result<Vec<BorrowedMessage<'c>>, ServiceError> {
     let (max, window) = (k.poll_max_messages, Duration::from_millis(k.poll_max_ms));
     let started = Instant::now();
     let mut msgs = Vec::with_capacity(max.min(65_536));
@@ -380,14 +398,45 @@ fn poll_batch<'c>(consumer: &'c GroupConsumer, k: &KafkaSection) -> Vec<Borrowed
         }
         match consumer.poll(left) {
             Some(Ok(m)) => msgs.push(m),
-            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            Some(Err(e)) => {
+                let text = consumer.context().take_error_text();
+                consumer_error(&e, text.as_deref(), metrics)?;
+            }
             // Nothing within the window — or poll served another event: an offset commit's
             // result (the batch goes on) or a rebalance (the batch ends here).
             None if consumer.context().rebalanced() => break,
             None => {}
         }
     }
-    msgs
+    Ok(msgs)
+}
+
+/// An error the consumer returned instead of a message: counted
+/// (`stockwatch_consumer_errors_total{kind}`) and logged with what follows
+/// ([`ConsumerErrored`], with librdkafka's `text` of it). A fatal one ends the service (non-zero exit naming it); after any
+/// other, librdkafka goes on (having skipped what it could not read, for `bad_message` and
+/// `bad_compression`) and so does the loop. `PartitionEOF` is not an error.
+fn consumer_error(
+    e: &rdkafka::error::KafkaError,
+    text: Option<&str>,
+    metrics: &Metrics,
+) -> Result<(), ServiceError> {
+    let Some(kind) = ConsumerErrorKind::of(e) else {
+        return Ok(());
+    };
+    ConsumerErrored {
+        kind,
+        error: e,
+        text,
+    }
+    .emit(metrics);
+    if kind.stops_the_service() {
+        return Err(ServiceError::ConsumerFatal {
+            kind,
+            error: e.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// One batch of messages as it is processed: the messages, the processing time, the
@@ -729,6 +778,62 @@ pub(super) fn send_dead_letter(
                 );
             }
             producer.send_with_headers(topic, &record.key, &record.value, &headers)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    fn count(m: &Metrics, kind: &str) -> String {
+        let text = m.encode().expect("encode");
+        let series = format!("stockwatch_consumer_errors_total{{kind=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or("absent")
+            .to_owned()
+    }
+
+    #[test]
+    fn a_skipped_message_set_is_counted_and_the_loop_goes_on() {
+        let m = Metrics::new("test-model").expect("metrics");
+        let e = KafkaError::MessageConsumption(RDKafkaErrorCode::BadCompression);
+        assert!(consumer_error(&e, None, &m).is_ok());
+        assert!(consumer_error(&e, None, &m).is_ok());
+        assert_eq!(count(&m, "bad_compression"), "2");
+        assert_eq!(count(&m, "bad_message"), "0");
+        assert_eq!(count(&m, "fatal"), "0");
+    }
+
+    #[test]
+    fn a_fatal_consumer_error_is_counted_and_stops_the_service_naming_it() {
+        let m = Metrics::new("test-model").expect("metrics");
+        let e = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::Fatal);
+        let err = consumer_error(&e, None, &m).expect_err("fatal stops");
+        assert!(
+            matches!(
+                err,
+                ServiceError::ConsumerFatal {
+                    kind: ConsumerErrorKind::Fatal,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("fatal consumer error (fatal): "), "{text}");
+        assert_eq!(count(&m, "fatal"), "1");
+    }
+
+    #[test]
+    fn partition_eof_is_neither_counted_nor_fatal() {
+        let m = Metrics::new("test-model").expect("metrics");
+        assert!(consumer_error(&KafkaError::PartitionEOF(2), None, &m).is_ok());
+        for kind in ConsumerErrorKind::ALL {
+            assert_eq!(count(&m, kind.as_str()), "0", "{kind}");
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct GroupContext {
     lags: Mutex<BTreeMap<(String, i32), i64>>,
     /// The consumer group handler's state as of librdkafka's last statistics.
     group: Mutex<String>,
+    /// librdkafka's text of the last error event, not yet taken by the poll loop
+    /// ([`GroupContext::take_error_text`]).
+    error_text: Mutex<Option<String>>,
 }
 
 impl GroupContext {
@@ -104,6 +107,18 @@ impl GroupContext {
         *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = Some(metrics);
     }
 
+    /// librdkafka's own text of the error the consumer's `poll` just returned: rdkafka hands
+    /// the context each error event's text (`ClientContext::error`) before `poll` returns the
+    /// error with its code only. For an unreadable message set it names the offset
+    /// (`MessageSet at offset N …`, `Decompression … of message at N …`), never the topic or
+    /// partition.
+    pub fn take_error_text(&self) -> Option<String> {
+        self.error_text
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     fn push(&self, r: Rebalance) {
         match self.events.lock() {
             Ok(mut e) => e.push(r),
@@ -120,6 +135,16 @@ fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 impl ClientContext for GroupContext {
+    /// Keeps librdkafka's text for the poll loop, which logs it with the error it returns
+    /// (rdkafka's default logs it here a second time, without the kind).
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(error = %error, reason, "librdkafka error event");
+        *self
+            .error_text
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+    }
+
     fn stats(&self, statistics: Statistics) {
         if let Some(g) = &statistics.cgrp {
             *self.group.lock().unwrap_or_else(PoisonError::into_inner) = format!(
@@ -291,4 +316,23 @@ pub fn subscribe(cfg: &Config) -> Result<GroupConsumer, SourceError> {
             error,
         })?;
     Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn librdkafka_error_text_is_kept_for_the_poll_loop_once() {
+        let c = GroupContext::default();
+        assert_eq!(c.take_error_text(), None);
+        c.error(
+            KafkaError::Global(RDKafkaErrorCode::BadCompression),
+            "Decompression (codec 0x4) of message at 1234 of 97 bytes failed: Local: Invalid compressed data",
+        );
+        let text = c.take_error_text().expect("kept");
+        assert!(text.contains("message at 1234"), "{text}");
+        assert_eq!(c.take_error_text(), None, "taken once");
+    }
 }

@@ -246,9 +246,16 @@ pub(super) const UNASSIGNED_SECONDS: MetricSpec = spec(
     "Seconds the consumer has been subscribed without an assignment (0 once it has one).",
 );
 
+pub(super) const CONSUMER_ERRORS: MetricSpec = spec(
+    "stockwatch_consumer_errors_total",
+    Counter,
+    &["kind"],
+    "Errors the Kafka consumer returned instead of a message, by kind (bad_message and bad_compression: librdkafka skipped records).",
+);
+
 /// Every metric the service exports, in catalogue order: [`Metrics::new`] registers each from
 /// its entry here, and [`CATALOGUE`] is derived from it.
-pub const METRICS: [MetricSpec; 30] = [
+pub const METRICS: [MetricSpec; 31] = [
     CONSUMED,
     APPLIED,
     REJECTED,
@@ -279,6 +286,7 @@ pub const METRICS: [MetricSpec; 30] = [
     PHANTOM_UNITS,
     BUILD_INFO,
     UNASSIGNED_SECONDS,
+    CONSUMER_ERRORS,
 ];
 
 /// Every metric the service exports: (name, type, label names), from [`METRICS`].

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Health, Metrics, TxOutcome};
 use crate::reject::RejectReason;
+use crate::source::consumer_error::ConsumerErrorKind;
 
 /// An offset commit failed (reported by the consumer's commit callback). Nothing is lost: the
 /// records after the last successful commit are read again after a restart.
@@ -22,6 +23,41 @@ impl CommitFailed<'_> {
         tracing::warn!(error = %self.error, "offset commit failed; the records will be read again after a restart");
         if let Some(m) = metrics {
             m.commit_failed();
+        }
+    }
+}
+
+/// The consumer returned an error instead of a message (`crate::source::consumer_error`).
+/// Its topic and partition are not known: rdkafka keeps only the code (librdkafka's text,
+/// logged with it, names the offset of an unreadable message set).
+pub struct ConsumerErrored<'a> {
+    /// Its kind.
+    pub kind: ConsumerErrorKind,
+    /// The error as rdkafka returned it (librdkafka's code and its description).
+    pub error: &'a rdkafka::error::KafkaError,
+    /// librdkafka's own text of it, when known (it names the offset of an unreadable
+    /// message set, not its topic or partition).
+    pub text: Option<&'a str>,
+}
+
+impl ConsumerErrored<'_> {
+    /// Counts `stockwatch_consumer_errors_total{kind}`; logs the kind, the librdkafka code and
+    /// what follows, at error level (a warning for `broker`, which librdkafka recovers from).
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.consumer_error(self.kind);
+        let (kind, next) = (self.kind.as_str(), self.kind.next());
+        // librdkafka's code: its name and number (`AutoOffsetReset (-140)`).
+        let code = self
+            .error
+            .rdkafka_error_code()
+            .map_or_else(|| "none".to_owned(), |c| format!("{c:?} ({})", c as i32));
+        let librdkafka = self.text.unwrap_or("");
+        let position =
+            "not known: rdkafka returns only the code (librdkafka's text may name the offset)";
+        if self.kind.is_error() {
+            tracing::error!(kind, code = %code, error = %self.error, librdkafka, topic_partition_offset = position, next, "consumer error; see the runbook (consumer errors)");
+        } else {
+            tracing::warn!(kind, code = %code, error = %self.error, librdkafka, topic_partition_offset = position, next, "consumer error");
         }
     }
 }

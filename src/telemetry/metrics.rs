@@ -22,6 +22,7 @@ use super::TelemetryError;
 use crate::alert::{AlertKind, AlertStatus};
 use crate::event::EventType;
 use crate::reject::RejectReason;
+use crate::source::consumer_error::ConsumerErrorKind;
 
 /// `type` label values of `stockwatch_events_consumed_total`: the event types in
 /// [`EventType`] code order, then `unknown` (a record whose type could not be told).
@@ -129,6 +130,7 @@ pub struct Metrics {
     phantom_counts: IntCounter,
     phantom_units: prometheus::Counter,
     unassigned_seconds: IntGauge,
+    consumer_errors: [IntCounter; ConsumerErrorKind::ALL.len()],
 }
 
 impl Metrics {
@@ -207,6 +209,11 @@ impl Metrics {
             phantom_counts: counter(&r, &PHANTOM_COUNTS)?,
             phantom_units: register(&r, prometheus::Counter::with_opts(opts(&PHANTOM_UNITS)))?,
             unassigned_seconds: gauge(&r, &UNASSIGNED_SECONDS)?,
+            consumer_errors: counters(
+                &r,
+                &CONSUMER_ERRORS,
+                ConsumerErrorKind::ALL.map(ConsumerErrorKind::as_str),
+            )?,
             registry: r,
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
@@ -413,6 +420,11 @@ impl Metrics {
         self.unassigned_seconds.set(gauge_value(for_.as_secs()));
     }
 
+    /// One error returned by the consumer instead of a message.
+    pub fn consumer_error(&self, kind: ConsumerErrorKind) {
+        self.consumer_errors[kind.index()].inc();
+    }
+
     /// Sets the number of training snapshots waiting for their label.
     pub fn label_backlog(&self, snapshots: u64) {
         self.label_backlog.set(gauge_value(snapshots));
@@ -608,6 +620,13 @@ mod tests {
         assert!(text.contains("stockwatch_events_applied_total{type=\"receipt\"} 2\n"));
         assert!(text.contains("stockwatch_events_rejected_total{reason=\"miskeyed\"} 4\n"));
         assert!(text.contains("stockwatch_events_rejected_total{reason=\"late\"} 0\n"));
+        for kind in ConsumerErrorKind::ALL {
+            let series = format!("stockwatch_consumer_errors_total{{kind=\"{kind}\"}} 0\n");
+            assert!(text.contains(&series), "{series}");
+        }
+        m.consumer_error(ConsumerErrorKind::BadCompression);
+        let text = m.encode().expect("encode");
+        assert!(text.contains("stockwatch_consumer_errors_total{kind=\"bad_compression\"} 1\n"));
         assert!(text.contains("stockwatch_alerts_total{kind=\"stockout\",status=\"resolved\"} 7\n"));
         assert!(
             text.contains("stockwatch_alerts_total{kind=\"stockout_risk\",status=\"raised\"} 1\n")

@@ -20,6 +20,12 @@
 //!    `service.max_identical_aborts` aborts for the same cause the service stops with an error
 //!    naming it, instead of aborting, restoring and rewinding forever.
 //!
+//! 6. **a consumer error**: one input partition has no committed offset (the others are
+//!    committed at 0) and `auto.offset.reset` is `error`: librdkafka reports
+//!    `ERR__AUTO_OFFSET_RESET` to the consumer and does not fetch that partition; the service counts it
+//!    (`stockwatch_consumer_errors_total{kind="offset_out_of_range"}`), logs it and goes on
+//!    with every other partition.
+//!
 //! Inputs come from `stockwatch simulate --bootstrap-servers <mock>` (the mock brokers listen
 //! on loopback sockets), the expected alerts from `stockwatch replay` on the same events.
 
@@ -32,7 +38,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -760,5 +766,78 @@ fn a_repeating_delivery_failure_ends_the_service_naming_the_cause() {
     eprintln!(
         "repeating delivery failure (exactly_once): gave up after {aborted:?} aborts, {:.1} s after the start: {error}",
         ended.as_secs_f64()
+    );
+}
+
+/// The value of one series of the service's `/metrics`.
+fn metric(svc: &Running, series: &str) -> Option<f64> {
+    let (_, text) = svc.get("/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn a_consumer_error_is_counted_and_the_other_partitions_go_on() {
+    let started = Instant::now();
+    let mock = Mock::with_inputs("cerr.");
+    let group = "outage-consumer-error";
+    // The group has committed the start of every input partition but one, and
+    // `auto.offset.reset` is `error`: librdkafka has no position for that one (as for a
+    // committed offset past the log's end or before its start) and reports
+    // `ERR__AUTO_OFFSET_RESET` to the consumer.
+    let names = Mock::names(&mock.prefix);
+    let sales = names[0].clone();
+    let end = mock.ends[&(sales.clone(), 0)];
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &mock.bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for t in [0, 1, 2, 3, 8, 9].map(|i| &names[i]) {
+        for p in 0..PARTITIONS {
+            if (t, p) != (&sales, 0) {
+                tpl.add_partition_offset(t, p, Offset::Offset(0))
+                    .expect("offset");
+            }
+        }
+    }
+    committer.commit(&tpl, CommitMode::Sync).expect("commit");
+    drop(committer);
+    let cfg = mock.config(group, &[("KAFKA__CONSUMER__AUTO__OFFSET__RESET", "error")]);
+    let mut svc = Running::start(cfg);
+    let series = "stockwatch_consumer_errors_total{kind=\"offset_out_of_range\"}";
+    assert!(metric(&svc, series).is_some(), "exported from the start");
+    while metric(&svc, series).unwrap_or(0.0) < 1.0 {
+        if !svc.is_running() {
+            let result = svc.thread.take().expect("thread").join();
+            panic!("the service stopped: {result:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no offset_out_of_range consumer error counted after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let counted_after = started.elapsed();
+    // Every other input partition is read to its end; nothing of the stopped one.
+    let others = mock.inputs() - end as u64;
+    svc.wait_messages(others);
+    for kind in ["bad_message", "bad_compression", "fatal"] {
+        let s = format!("stockwatch_consumer_errors_total{{kind=\"{kind}\"}}");
+        assert_eq!(metric(&svc, &s), Some(0.0), "{kind}");
+    }
+    let errors = metric(&svc, series);
+    let stats = svc.finish();
+    assert_eq!(
+        stats.messages, others,
+        "the out-of-range partition was read"
+    );
+    eprintln!(
+        "consumer error (offset out of range, auto.offset.reset = error): counted {:.1} s after the start ({errors:?} in all); {} of {} input records read (all but the stopped partition's {end})",
+        counted_after.as_secs_f64(),
+        stats.messages,
+        mock.inputs()
     );
 }
