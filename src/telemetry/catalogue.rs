@@ -245,10 +245,16 @@ pub(super) const UNASSIGNED_SECONDS: MetricSpec = spec(
     &[],
     "Seconds the consumer has been subscribed without an assignment (0 once it has one).",
 );
+pub(super) const STATE_INCONSISTENT: MetricSpec = spec(
+    "stockwatch_state_inconsistent_partitions",
+    GaugeKind,
+    &["reason"],
+    "Assigned partitions not processed because their changelog and the group's committed offsets disagree, by reason (changelog_missing, changelog_truncated, offsets_missing); resolved with `stockwatch reset-state`.",
+);
 
 /// Every metric the service exports, in catalogue order: [`Metrics::new`] registers each from
 /// its entry here, and [`CATALOGUE`] is derived from it.
-pub const METRICS: [MetricSpec; 30] = [
+pub const METRICS: [MetricSpec; 31] = [
     CONSUMED,
     APPLIED,
     REJECTED,
@@ -279,6 +285,7 @@ pub const METRICS: [MetricSpec; 30] = [
     PHANTOM_UNITS,
     BUILD_INFO,
     UNASSIGNED_SECONDS,
+    STATE_INCONSISTENT,
 ];
 
 /// Every metric the service exports: (name, type, label names), from [`METRICS`].

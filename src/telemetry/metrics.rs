@@ -129,6 +129,7 @@ pub struct Metrics {
     phantom_counts: IntCounter,
     phantom_units: prometheus::Counter,
     unassigned_seconds: IntGauge,
+    inconsistent: [IntGauge; 3],
 }
 
 impl Metrics {
@@ -207,6 +208,7 @@ impl Metrics {
             phantom_counts: counter(&r, &PHANTOM_COUNTS)?,
             phantom_units: register(&r, prometheus::Counter::with_opts(opts(&PHANTOM_UNITS)))?,
             unassigned_seconds: gauge(&r, &UNASSIGNED_SECONDS)?,
+            inconsistent: gauges(&r, &STATE_INCONSISTENT, INCONSISTENCY_REASONS)?,
             registry: r,
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
@@ -413,6 +415,14 @@ impl Metrics {
         self.unassigned_seconds.set(gauge_value(for_.as_secs()));
     }
 
+    /// Sets the partitions blocked on an inconsistent state, by [`INCONSISTENCY_REASONS`]
+    /// index.
+    pub fn inconsistent_partitions(&self, by_reason: [u64; 3]) {
+        for (g, n) in self.inconsistent.iter().zip(by_reason) {
+            g.set(gauge_value(n));
+        }
+    }
+
     /// Sets the number of training snapshots waiting for their label.
     pub fn label_backlog(&self, snapshots: u64) {
         self.label_backlog.set(gauge_value(snapshots));
@@ -566,6 +576,11 @@ fn gauges<const N: usize>(
         .map_err(TelemetryError::Register)?;
     to_array(children)
 }
+
+/// The `reason` label values of `stockwatch_state_inconsistent_partitions`, in
+/// [`crate::service::changelog::Inconsistency::index`] order.
+pub const INCONSISTENCY_REASONS: [&str; 3] =
+    ["changelog_missing", "changelog_truncated", "offsets_missing"];
 
 #[cfg(test)]
 mod tests {
