@@ -38,7 +38,11 @@ pub struct ResetStateArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Partition to reset (repeat for several). Required unless `--all-partitions`.
-    #[arg(long = "partition", value_name = "P", required_unless_present = "all_partitions")]
+    #[arg(
+        long = "partition",
+        value_name = "P",
+        required_unless_present = "all_partitions"
+    )]
     pub partitions: Vec<i32>,
     /// Reset every partition of the input topics.
     #[arg(long, conflicts_with = "partitions")]

@@ -23,6 +23,13 @@
 //!    found) and resume the inputs at the restore point's offsets.
 //!
 //! A restored instance starts a new epoch whose lineage is the restore point's plus itself.
+//!
+//! When the changelog and `C` disagree, restore refuses with [`RestoreError::Inconsistent`]
+//! ([`Inconsistency`]): offsets committed but no restore point (the partition holds no state:
+//! `changelog_missing`; it holds records, but not the restore point or not all its keys:
+//! `changelog_truncated`), or nothing committed while the last shard record's lineage says
+//! offsets were committed for it (`offsets_missing`). The service pauses that partition until
+//! `stockwatch reset-state` ([`super::reset`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -706,7 +713,10 @@ mod tests {
         let mut a = Lineage::fresh();
         assert!(!a.was_committed(), "a first epoch before its first commit");
         a.seq = 3;
-        assert!(a.successor().was_committed(), "restored from a committed point");
+        assert!(
+            a.successor().was_committed(),
+            "restored from a committed point"
+        );
         // Written before the field existed: a restored lineage still says so.
         let old: Lineage =
             serde_json::from_str(r#"{"closed":[[1,2]],"epoch":5,"seq":3}"#).expect("old lineage");

@@ -160,8 +160,9 @@ pub fn reset_state(
         let mut offsets = [0i64; MAX_INPUTS];
         let lineage = match from {
             ResetFrom::Changelog => {
-                let (lineage, at) = changelog::last_shard_record(&consumer, &mut producer, topic, p)?
-                    .ok_or(ResetError::NoChangelogState(p))?;
+                let (lineage, at) =
+                    changelog::last_shard_record(&consumer, &mut producer, topic, p)?
+                        .ok_or(ResetError::NoChangelogState(p))?;
                 offsets = at;
                 lineage
             }

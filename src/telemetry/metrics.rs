@@ -579,8 +579,11 @@ fn gauges<const N: usize>(
 
 /// The `reason` label values of `stockwatch_state_inconsistent_partitions`, in
 /// [`crate::service::changelog::Inconsistency::index`] order.
-pub const INCONSISTENCY_REASONS: [&str; 3] =
-    ["changelog_missing", "changelog_truncated", "offsets_missing"];
+pub const INCONSISTENCY_REASONS: [&str; 3] = [
+    "changelog_missing",
+    "changelog_truncated",
+    "offsets_missing",
+];
 
 #[cfg(test)]
 mod tests {

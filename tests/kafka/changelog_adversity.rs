@@ -32,7 +32,12 @@ const SIM: [&str; 10] = [
 
 /// `stockwatch reset-state ARGS` with the test's topics, group and changelog: (success,
 /// stdout, stderr).
-fn reset_state(bootstrap: &str, group: &str, changelog: &str, args: &[&str]) -> (bool, String, String) {
+fn reset_state(
+    bootstrap: &str,
+    group: &str,
+    changelog: &str,
+    args: &[&str],
+) -> (bool, String, String) {
     let t = topics(PREFIX);
     let v2 = v2_topics(PREFIX);
     let out = Command::new(env!("CARGO_BIN_EXE_stockwatch"))
@@ -90,7 +95,11 @@ fn wait_blocked(svc: &mut Instance, reason: &str, partitions: &[i32]) -> serde_j
     assert!(metrics.contains(&line), "no `{line}` in /metrics");
     for p in partitions {
         let needle = format!("partition {p} not processed");
-        assert!(svc.log_count(&needle) >= 1, "no `{needle}` in the log:\n{}", svc.log());
+        assert!(
+            svc.log_count(&needle) >= 1,
+            "no `{needle}` in the log:\n{}",
+            svc.log()
+        );
     }
     r
 }
@@ -158,7 +167,8 @@ fn copy_truncated(bootstrap: &str, from: &str, to: &str) {
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(from, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(from, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut records: Vec<(i32, i64, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> = Vec::new();
@@ -289,14 +299,28 @@ fn expired_offsets_a_deleted_and_a_truncated_changelog_are_reported_and_reset() 
     // Not processed: nothing republished, nothing committed.
     std::thread::sleep(Duration::from_secs(3));
     let again = alert_ids(&bootstrap, published + 1, Duration::from_secs(3));
-    assert_eq!(again.values().sum::<usize>(), published, "a blocked partition published alerts");
+    assert_eq!(
+        again.values().sum::<usize>(),
+        published,
+        "a blocked partition published alerts"
+    );
     assert_eq!(consume::behind(&bootstrap, g2, &ends).len(), ends.len());
     assert!(svc.is_running(), "the instance stays up, not ready");
     // The command refuses while an instance runs.
-    let (ok, _, err) = reset_state(&bootstrap, g2, c1, &["--all-partitions", "--from", "changelog"]);
+    let (ok, _, err) = reset_state(
+        &bootstrap,
+        g2,
+        c1,
+        &["--all-partitions", "--from", "changelog"],
+    );
     assert!(!ok && err.contains("running member"), "{err}");
     stop(svc);
-    let (ok, out, err) = reset_state(&bootstrap, g2, c1, &["--all-partitions", "--from", "changelog"]);
+    let (ok, out, err) = reset_state(
+        &bootstrap,
+        g2,
+        c1,
+        &["--all-partitions", "--from", "changelog"],
+    );
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");
     let svc = start("C", &bootstrap, g2, c1, dir.path());
@@ -317,7 +341,12 @@ fn expired_offsets_a_deleted_and_a_truncated_changelog_are_reported_and_reset() 
     let mut svc = start("D", &bootstrap, g1, c2, dir.path());
     wait_blocked(&mut svc, "changelog_missing", &[0, 1]);
     stop(svc);
-    let (ok, out, err) = reset_state(&bootstrap, g1, c2, &["--all-partitions", "--from", "earliest"]);
+    let (ok, out, err) = reset_state(
+        &bootstrap,
+        g1,
+        c2,
+        &["--all-partitions", "--from", "earliest"],
+    );
     assert!(ok, "{err}");
     assert!(out.contains("0 keys"), "{out}");
     let started = Instant::now();
@@ -338,7 +367,9 @@ fn expired_offsets_a_deleted_and_a_truncated_changelog_are_reported_and_reset() 
     // 3. Truncated changelog: c3 holds c2's partition 0 whole and partition 1 from its last
     // shard record on. Partition 0 goes on, partition 1 waits.
     copy_truncated(&bootstrap, c2, c3);
-    let more = ["--events", "2000", "--stores", "4", "--skus", "20", "--days", "2", "--seed", "12"];
+    let more = [
+        "--events", "2000", "--stores", "4", "--skus", "20", "--days", "2", "--seed", "12",
+    ];
     let mut args = vec![
         "simulate",
         "--quiet",
@@ -356,9 +387,17 @@ fn expired_offsets_a_deleted_and_a_truncated_changelog_are_reported_and_reset() 
     wait_blocked(&mut svc, "changelog_truncated", &[1]);
     wait_committed(&bootstrap, g1, &ends, &[1], &svc);
     stop(svc);
-    let (ok, out, err) = reset_state(&bootstrap, g1, c3, &["--partition", "1", "--from", "committed"]);
+    let (ok, out, err) = reset_state(
+        &bootstrap,
+        g1,
+        c3,
+        &["--partition", "1", "--from", "committed"],
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("partition 1: reset from committed: 0 keys"), "{out}");
+    assert!(
+        out.contains("partition 1: reset from committed: 0 keys"),
+        "{out}"
+    );
     let mut svc = start("G", &bootstrap, g1, c3, dir.path());
     svc.wait_ready(Duration::from_secs(60), |r| {
         r["ready"] == true && r["partitions"].as_array().map(Vec::len) == Some(2)
