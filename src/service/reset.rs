@@ -139,7 +139,8 @@ pub fn reset_state(
     } else {
         partitions
     };
-    let mut out = Vec::new();
+    let mut commit = TopicPartitionList::new();
+    let mut points = Vec::new();
     for &p in partitions {
         if p < 0 || p as usize >= count {
             return Err(ResetError::NoPartition {
@@ -196,7 +197,6 @@ pub fn reset_state(
             }
         };
         let id = format!("{BATCH_METADATA}{}:{}", lineage.epoch, lineage.seq);
-        let mut commit = TopicPartitionList::new();
         for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
             commit
                 .add_partition_offset(t, p, Offset::Offset(offsets[i]))
@@ -205,12 +205,13 @@ pub fn reset_state(
                 e.set_metadata(id.clone());
             }
         }
-        // Checked again right before the commit: an instance started meanwhile would not see
-        // it.
-        refuse_if_active(&consumer, &cfg.kafka.group_id)?;
-        consumer
-            .commit(&commit, CommitMode::Sync)
-            .map_err(kafka("committing the offsets"))?;
+        points.push((p, offsets, lineage));
+    }
+    // Checked again right before the commit: an instance started meanwhile would not see it.
+    refuse_if_active(&consumer, &cfg.kafka.group_id)?;
+    commit_outside(&consumer, &cfg.kafka.group_id, &commit)?;
+    let mut out = Vec::new();
+    for (p, offsets, lineage) in points {
         // The check: the restore the service will do now finds a consistent state.
         let mut check = TopicPartitionList::new();
         for t in &inputs {
@@ -239,6 +240,36 @@ pub fn reset_state(
         });
     }
     Ok(out)
+}
+
+/// Commits `tpl` for the group from outside it (no member id, generation -1). A broker refuses
+/// that while the group has members (`UNKNOWN_MEMBER_ID`, `ILLEGAL_GENERATION`, a rebalance in
+/// progress): the second check that no instance runs, for brokers whose group description
+/// lists no members.
+fn commit_outside(
+    consumer: &BaseConsumer,
+    group: &str,
+    tpl: &TopicPartitionList,
+) -> Result<(), ResetError> {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    match consumer.commit(tpl, CommitMode::Sync) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.rdkafka_error_code(),
+                Some(C::UnknownMemberId | C::IllegalGeneration | C::RebalanceInProgress)
+            ) =>
+        {
+            Err(ResetError::GroupActive {
+                group: group.to_owned(),
+                members: vec![format!("the broker refused the commit: {e}")],
+            })
+        }
+        Err(error) => Err(ResetError::Kafka {
+            what: "committing the offsets",
+            error,
+        }),
+    }
 }
 
 /// Refuses while consumer group `group` has members.
