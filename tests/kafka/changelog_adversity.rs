@@ -151,6 +151,9 @@ fn alert_ids(bootstrap: &str, at_least: usize, wait: Duration) -> BTreeMap<Strin
     ids
 }
 
+/// A changelog record read for the copy: partition, offset, key, value, headers.
+type Copied = (i32, i64, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
 /// Copies changelog `from` to `to`: partition 0 whole, partition 1 from its last shard
 /// record on (what a `DeleteRecords` up to it leaves).
 fn copy_truncated(bootstrap: &str, from: &str, to: &str) {
@@ -171,7 +174,7 @@ fn copy_truncated(bootstrap: &str, from: &str, to: &str) {
             .unwrap();
     }
     c.assign(&tpl).unwrap();
-    let mut records: Vec<(i32, i64, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> = Vec::new();
+    let mut records: Vec<Copied> = Vec::new();
     let mut last = Instant::now();
     while last.elapsed() < Duration::from_secs(3) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
