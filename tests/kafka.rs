@@ -13,6 +13,8 @@
 //! - `security`: the SASL password never leaks; the HTTP port is hardened.
 //! - `open_alerts`: the open-alerts table equals `replay`'s after a restart; the reference
 //!   subscriber (examples/subscriber.rs) bootstraps from it.
+//! - `changelog_adversity`: expired offsets, a deleted and a truncated changelog are reported
+//!   (`/readyz`, metric, log), the partition waits, and `reset-state` resolves each.
 //! - `warm_start`: the service started from a model file publishes the warm replay's alerts.
 //!
 //! Run one group with a filter: `cargo test --test kafka failover::`.
@@ -21,6 +23,7 @@ mod support;
 
 mod kafka {
     mod bad_input;
+    mod changelog_adversity;
     mod failover;
     mod load_positions;
     mod master_data;

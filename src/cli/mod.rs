@@ -7,6 +7,7 @@ pub mod load_master;
 pub mod load_positions;
 pub mod progress;
 pub mod replay;
+pub mod reset_state;
 pub mod run;
 pub mod simulate;
 
@@ -45,6 +46,11 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the service: consume the input topics, publish alerts and dead letters.
     Run(run::RunArgs),
+    /// Resolve a partition whose changelog and committed offsets disagree (`/readyz` reason
+    /// changelog_missing, changelog_truncated or offsets_missing): adopt the changelog's state,
+    /// or start empty from the earliest or the committed input offsets. Every instance of the
+    /// group must be stopped.
+    ResetState(reset_state::ResetStateArgs),
     /// Print the effective configuration (defaults, file, environment) with secrets masked, or
     /// the error that names the bad field and value.
     CheckConfig(check_config::CheckConfigArgs),
@@ -61,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Run(a) => run::run(a),
         Command::CheckConfig(a) => check_config::run(a),
+        Command::ResetState(a) => reset_state::run(a),
     }
 }

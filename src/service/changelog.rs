@@ -23,6 +23,13 @@
 //!    found) and resume the inputs at the restore point's offsets.
 //!
 //! A restored instance starts a new epoch whose lineage is the restore point's plus itself.
+//!
+//! When the changelog and `C` disagree, restore refuses with [`RestoreError::Inconsistent`]
+//! ([`Inconsistency`]): offsets committed but no restore point (the partition holds no state:
+//! `changelog_missing`; it holds records, but not the restore point or not all its keys:
+//! `changelog_truncated`), or nothing committed while the last shard record's lineage says
+//! offsets were committed for it (`offsets_missing`). The service pauses that partition until
+//! `stockwatch reset-state` ([`super::reset`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -83,13 +90,16 @@ pub enum RestoreError {
     /// Writing the marker failed.
     #[error(transparent)]
     Marker(#[from] ProduceError),
-    /// Offsets were committed but no state record covers them.
-    #[error("changelog partition {partition} has no shard record at or before the committed input offsets {committed:?}: the changelog topic was deleted or truncated; to start shard {partition} over, delete the consumer group's committed offsets")]
-    Missing {
+    /// The changelog and the group's committed offsets do not agree: the shard cannot be
+    /// restored without an operator's choice (`stockwatch reset-state`).
+    #[error("partition {partition}: {kind}: {detail}; the partition is not processed until `stockwatch reset-state --partition {partition} --from …` (see the runbook)")]
+    Inconsistent {
         /// The partition.
         partition: i32,
-        /// The committed input offsets.
-        committed: [i64; MAX_INPUTS],
+        /// What was found.
+        kind: Inconsistency,
+        /// The offsets and records that show it.
+        detail: String,
     },
     /// A record is not in this build's layout, or the records do not add up to the shard.
     #[error("changelog partition {partition}: {error}")]
@@ -99,6 +109,49 @@ pub enum RestoreError {
         /// The error.
         error: ChangelogError,
     },
+}
+
+/// How a shard's changelog and the group's committed input offsets disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Inconsistency {
+    /// Input offsets are committed, but the changelog partition holds no state at all: the
+    /// topic was deleted (and recreated empty).
+    ChangelogMissing,
+    /// Input offsets are committed, the changelog partition holds records, but not the state
+    /// they name: records were deleted (retention, `DeleteRecords`, a partial copy).
+    ChangelogTruncated,
+    /// The changelog holds state that was committed once, but the group has no committed
+    /// offsets (they expired: `offsets.retention.minutes`, or the group was deleted).
+    OffsetsMissing,
+}
+
+impl Inconsistency {
+    /// Every kind, in [`Inconsistency::index`] order.
+    pub const ALL: [Inconsistency; 3] = [
+        Inconsistency::ChangelogMissing,
+        Inconsistency::ChangelogTruncated,
+        Inconsistency::OffsetsMissing,
+    ];
+
+    /// The `/readyz` reason and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Inconsistency::ChangelogMissing => "changelog_missing",
+            Inconsistency::ChangelogTruncated => "changelog_truncated",
+            Inconsistency::OffsetsMissing => "offsets_missing",
+        }
+    }
+
+    /// Position in [`Inconsistency::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Inconsistency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The batches a shard's state descends from: each earlier epoch up to the last batch it
@@ -111,6 +164,13 @@ pub struct Lineage {
     pub epoch: u64,
     /// The current batch sequence number.
     pub seq: u64,
+    /// Input offsets were committed for this state (or one it descends from): a changelog
+    /// whose state says so, found with no committed offsets, means they were lost
+    /// ([`Inconsistency::OffsetsMissing`]), not that they were never committed. Absent in
+    /// records written before it existed: a restored lineage (`closed` not empty) says the
+    /// same.
+    #[serde(default)]
+    pub committed: bool,
 }
 
 impl Lineage {
@@ -120,6 +180,7 @@ impl Lineage {
             closed: Vec::new(),
             epoch: rand::random(),
             seq: 0,
+            committed: false,
         }
     }
 
@@ -131,7 +192,14 @@ impl Lineage {
             closed,
             epoch: rand::random(),
             seq: self.seq,
+            // Restored from a committed point.
+            committed: true,
         }
+    }
+
+    /// Whether input offsets were ever committed for this state (see [`Lineage::committed`]).
+    pub fn was_committed(&self) -> bool {
+        self.committed || !self.closed.is_empty()
     }
 
     /// Whether batch `seq` of `epoch` is one this state descends from.
@@ -203,6 +271,18 @@ impl Writer {
         let _ = serde_json::to_writer(&mut self.value, &v);
         producer.send_to_partition(topic, p, SHARD_KEY, &self.value, &headers)?;
         Ok(n)
+    }
+}
+
+/// A shard record's value.
+fn shard_value(value: &[u8]) -> Result<ShardValue, ChangelogError> {
+    match value.split_first() {
+        // Version 1 (before contract v2) reads into the same value (see `ShardRecord::decode`).
+        Some((&CHANGELOG_VERSION | &1, body)) => serde_json::from_slice(body)
+            .map_err(|e| ChangelogError::Layout(format!("shard record: {e}"))),
+        _ => Err(ChangelogError::Layout(
+            "shard record of another version".into(),
+        )),
     }
 }
 
@@ -303,15 +383,7 @@ pub fn restore(
         shard.track_changes(true);
         shard
     };
-    if committed.iter().all(Option::is_none) {
-        // Nothing was ever committed: whatever the changelog holds never counted.
-        return Ok(Restored {
-            shard: fresh(),
-            lineage: Lineage::fresh(),
-            offsets: [0; MAX_INPUTS],
-            records_read: 0,
-        });
-    }
+    let never_committed = committed.iter().all(Option::is_none);
     let c = committed.map(|o| o.unwrap_or(0));
     // 1. The end of the partition: a marker of our own.
     let nonce = format!("{:016x}", rand::random::<u64>());
@@ -327,15 +399,21 @@ pub fn restore(
     // 2. Find the restore point.
     let mut point: Option<(i64, Vec<u8>)> = None;
     let mut named: Option<(i64, Vec<u8>)> = None;
+    // The last shard record of any lineage, and how many state records the partition holds.
+    let mut last: Option<(i64, Vec<u8>)> = None;
+    let mut state_records = 0u64;
     let mut records = scan(reader, topic, p, |m| {
         let key = m.key().unwrap_or_default();
         if key == MARKER_KEY {
             return m.payload() == Some(nonce.as_bytes());
         }
+        state_records += 1;
         if key == SHARD_KEY {
             if let Some(s) = stamp(m) {
                 let here = || (m.offset(), m.payload().unwrap_or_default().to_vec());
-                if batch == Some((s.epoch, s.seq)) {
+                if never_committed {
+                    last = Some(here());
+                } else if batch == Some((s.epoch, s.seq)) {
                     named = Some(here());
                 } else if (0..MAX_INPUTS).all(|i| s.offsets[i] <= c[i]) {
                     point = Some(here());
@@ -348,6 +426,34 @@ pub fn restore(
         partition: p,
         error,
     };
+    let inconsistent = |kind, detail| RestoreError::Inconsistent {
+        partition: p,
+        kind,
+        detail,
+    };
+    let fresh_restored = |records_read| Restored {
+        shard: fresh(),
+        lineage: Lineage::fresh(),
+        offsets: [0; MAX_INPUTS],
+        records_read,
+    };
+    if never_committed {
+        // No committed offsets: a new group, or a first batch that never committed (its
+        // records never counted) — unless the changelog's state says offsets were committed.
+        if let Some((at, value)) = last {
+            let sv = shard_value(&value).map_err(layout)?;
+            if sv.lineage.was_committed() {
+                return Err(inconsistent(
+                    Inconsistency::OffsetsMissing,
+                    format!(
+                        "the group has no committed input offsets, but the changelog holds committed state (shard record at offset {at}, input offsets {:?})",
+                        sv.offsets
+                    ),
+                ));
+            }
+        }
+        return Ok(fresh_restored(records));
+    }
     if batch.is_some() && named.is_none() {
         tracing::warn!(
             partition = p,
@@ -357,28 +463,23 @@ pub fn restore(
     }
     let Some((at, value)) = named.or(point) else {
         if c.iter().all(|&o| o == 0) {
-            return Ok(Restored {
-                shard: fresh(),
-                lineage: Lineage::fresh(),
-                offsets: [0; MAX_INPUTS],
-                records_read: records,
-            });
+            return Ok(fresh_restored(records));
         }
-        return Err(RestoreError::Missing {
-            partition: p,
-            committed: c,
+        return Err(if state_records == 0 {
+            inconsistent(
+                Inconsistency::ChangelogMissing,
+                format!("input offsets {c:?} are committed, but the changelog partition is empty"),
+            )
+        } else {
+            inconsistent(
+                Inconsistency::ChangelogTruncated,
+                format!(
+                    "input offsets {c:?} are committed (batch {batch:?}), but none of the changelog partition's {state_records} records is a shard record at or before them"
+                ),
+            )
         });
     };
-    let sv: ShardValue = match value.split_first() {
-        // Version 1 (before contract v2) reads into the same value (see `ShardRecord::decode`).
-        Some((&CHANGELOG_VERSION | &1, body)) => serde_json::from_slice(body)
-            .map_err(|e| layout(ChangelogError::Layout(format!("shard record: {e}"))))?,
-        _ => {
-            return Err(layout(ChangelogError::Layout(
-                "shard record of another version".into(),
-            )))
-        }
-    };
+    let sv = shard_value(&value).map_err(layout)?;
     // 3. The keys, as of the restore point, in its lineage.
     let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     records += scan(reader, topic, p, |m| {
@@ -406,6 +507,16 @@ pub fn restore(
         false
     })?;
     // 4. Rebuild.
+    if (latest.len() as u64) < sv.state.keys {
+        return Err(inconsistent(
+            Inconsistency::ChangelogTruncated,
+            format!(
+                "the shard record at offset {at} counts {} keys, but only {} of their records are left",
+                sv.state.keys,
+                latest.len()
+            ),
+        ));
+    }
     let keys = latest
         .values()
         .map(|v| KeyRecord::decode(v))
@@ -420,6 +531,39 @@ pub fn restore(
         offsets: sv.offsets,
         records_read: records,
     })
+}
+
+/// The last shard record of changelog partition `p` (any lineage): its lineage and the input
+/// offsets it reflects; `None` if the partition holds none. Writes a marker to find the end,
+/// like [`restore`].
+pub fn last_shard_record(
+    reader: &BaseConsumer,
+    producer: &mut EventProducer,
+    topic: &str,
+    p: i32,
+) -> Result<Option<(Lineage, [i64; MAX_INPUTS])>, RestoreError> {
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    producer.send_to_partition(topic, p, MARKER_KEY, nonce.as_bytes(), &[])?;
+    producer.flush(Duration::from_secs(30))?;
+    let mut last: Option<Vec<u8>> = None;
+    scan(reader, topic, p, |m| {
+        let key = m.key().unwrap_or_default();
+        if key == MARKER_KEY {
+            return m.payload() == Some(nonce.as_bytes());
+        }
+        if key == SHARD_KEY && stamp(m).is_some() {
+            last = Some(m.payload().unwrap_or_default().to_vec());
+        }
+        false
+    })?;
+    let Some(value) = last else {
+        return Ok(None);
+    };
+    let sv = shard_value(&value).map_err(|error| RestoreError::Layout {
+        partition: p,
+        error,
+    })?;
+    Ok(Some((sv.lineage, sv.offsets)))
 }
 
 /// Reads partition `p` of `topic` from the beginning, calling `each` until it returns true;
@@ -553,6 +697,33 @@ mod tests {
         c.seq = 12;
         assert!(c.contains(c.epoch, 12) && !c.contains(c.epoch, 13));
         assert!(!c.contains(rand::random(), 1));
+    }
+
+    #[test]
+    fn inconsistency_reasons_are_the_metric_labels() {
+        let names = Inconsistency::ALL.map(Inconsistency::as_str);
+        assert_eq!(names, crate::telemetry::INCONSISTENCY_REASONS);
+        for (i, k) in Inconsistency::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+    }
+
+    #[test]
+    fn a_lineage_says_whether_offsets_were_committed() {
+        let mut a = Lineage::fresh();
+        assert!(!a.was_committed(), "a first epoch before its first commit");
+        a.seq = 3;
+        assert!(
+            a.successor().was_committed(),
+            "restored from a committed point"
+        );
+        // Written before the field existed: a restored lineage still says so.
+        let old: Lineage =
+            serde_json::from_str(r#"{"closed":[[1,2]],"epoch":5,"seq":3}"#).expect("old lineage");
+        assert!(old.was_committed() && !old.committed);
+        let first: Lineage =
+            serde_json::from_str(r#"{"closed":[],"epoch":5,"seq":3}"#).expect("old lineage");
+        assert!(!first.was_committed());
     }
 
     #[test]

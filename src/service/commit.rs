@@ -56,6 +56,7 @@ impl Core {
                     producer.commit_transaction(&tpl, group.as_ref(), STALL_AFTER)
                 })?;
                 self.in_transaction = false;
+                self.mark_committed(&tpl);
                 self.abort_loop.committed();
                 self.stats.commits += 1;
                 TransactionEnded {
@@ -177,8 +178,19 @@ impl Core {
         // coordinator does not answer. The outcome arrives in the context's commit callback; a
         // failed commit only means records are read again after a restart (at-least-once).
         consumer.commit(&tpl, mode).map_err(ServiceError::Commit)?;
+        self.mark_committed(&tpl);
         self.stats.commits += 1;
         Ok(())
+    }
+
+    /// The shards of `tpl`'s partitions have committed offsets: their next changelog records
+    /// say so ([`changelog::Lineage::committed`]), so that losing the offsets is noticed.
+    fn mark_committed(&mut self, tpl: &TopicPartitionList) {
+        for e in tpl.elements() {
+            if let Some(slot) = self.slots.get_mut(&e.partition()) {
+                slot.lineage.committed = true;
+            }
+        }
     }
 }
 

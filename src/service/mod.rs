@@ -40,6 +40,7 @@ mod master;
 pub mod observe;
 pub mod offsets;
 mod rebalance;
+pub mod reset;
 mod setup;
 
 use std::collections::BTreeMap;
@@ -249,6 +250,9 @@ struct Core {
     abort_loop: abort::AbortLoop,
     /// The `not_assigned` warning was logged (once per episode).
     not_assigned_warned: bool,
+    /// Assigned partitions whose changelog and committed offsets disagree: paused, no shard,
+    /// until `stockwatch reset-state` (see `rebalance`).
+    blocked: BTreeMap<i32, changelog::Inconsistency>,
 }
 
 impl std::fmt::Debug for Service {

@@ -10,7 +10,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::abort::AfterAbort;
-use super::changelog;
+use super::changelog::{self, RestoreError};
 use super::commit::put_offset;
 use super::{is_timeout, Core, ServiceError, Slot, COMMITTED_ATTEMPTS, QUERY_TIMEOUT};
 use crate::config::MAX_INPUTS;
@@ -49,6 +49,12 @@ impl Core {
             *tpl = without_partitions(tpl, &revoked);
         }
         let mut dropped = Vec::new();
+        for (_, p) in &parts {
+            if self.blocked.remove(p).is_some() {
+                self.observe.health.consistent(*p);
+            }
+        }
+        self.report_blocked();
         for (_, p) in parts {
             if self.slots.remove(&p).is_some() {
                 dropped.push(p);
@@ -90,6 +96,41 @@ impl Core {
         Ok(())
     }
 
+    /// Partition `p`'s changelog and committed offsets disagree: its inputs are paused and it
+    /// gets no shard (nothing of it is processed or committed) until an operator resets it;
+    /// the other partitions go on. Loud: an error line, the metric, `/readyz`.
+    fn block(&mut self, consumer: &GroupConsumer, p: i32, inputs: &[String], error: &RestoreError) {
+        let RestoreError::Inconsistent { kind, .. } = error else {
+            return;
+        };
+        tracing::error!(
+            partition = p,
+            reason = kind.as_str(),
+            error = %error,
+            "partition {p} not processed: its changelog and the group's committed offsets disagree ({kind}); not ready until `stockwatch reset-state --partition {p} --from …` (see the runbook)"
+        );
+        let mut tpl = TopicPartitionList::new();
+        for t in inputs {
+            tpl.add_partition(t, p);
+        }
+        if let Err(e) = consumer.pause(&tpl) {
+            tracing::warn!(partition = p, error = %e, "pausing the inputs of a blocked partition");
+        }
+        self.blocked.insert(p, *kind);
+        self.observe.health.inconsistent(p, kind.as_str());
+        self.observe.health.restored(p);
+        self.report_blocked();
+    }
+
+    /// The `stockwatch_state_inconsistent_partitions` gauges.
+    pub(super) fn report_blocked(&self) {
+        let mut by_kind = [0u64; changelog::Inconsistency::ALL.len()];
+        for k in self.blocked.values() {
+            by_kind[k.index()] += 1;
+        }
+        self.observe.metrics.inconsistent_partitions(by_kind);
+    }
+
     /// Restores shard `p` from the changelog and positions its inputs where its state ends
     /// (normally the committed offsets, where the consumer starts anyway; always with `rewind`).
     fn restore_slot(
@@ -127,8 +168,15 @@ impl Core {
             p,
             committed,
             self.engine,
-        )?;
-        let mut r = r;
+        );
+        let mut r = match r {
+            Ok(r) => r,
+            Err(e @ RestoreError::Inconsistent { .. }) => {
+                self.block(consumer, p, inputs, &e);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         // The shard's clocks, one per input topic (a state written by a build with fewer
         // inputs gets the new ones, starting with no data).
         r.shard.resize_inputs(inputs.len());
@@ -228,7 +276,10 @@ impl Core {
 
     /// The assignment as the shards held now, after dropping `revoked`.
     fn publish_assignment(&self, revoked: &[i32]) {
-        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        // Blocked partitions are assigned too (not processed).
+        let mut parts: Vec<i32> = self.slots.keys().copied().collect();
+        parts.extend(self.blocked.keys());
+        parts.sort_unstable();
         AssignmentChanged {
             partitions: &parts,
             revoked,

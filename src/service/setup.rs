@@ -98,6 +98,7 @@ impl Service {
                 stats: RunStats::default(),
                 reader,
                 writer: changelog::Writer::default(),
+                blocked: Default::default(),
                 in_transaction: false,
                 latencies: Vec::new(),
                 acked: Vec::new(),

@@ -245,6 +245,12 @@ pub(super) const UNASSIGNED_SECONDS: MetricSpec = spec(
     &[],
     "Seconds the consumer has been subscribed without an assignment (0 once it has one).",
 );
+pub(super) const STATE_INCONSISTENT: MetricSpec = spec(
+    "stockwatch_state_inconsistent_partitions",
+    GaugeKind,
+    &["reason"],
+    "Assigned partitions not processed because their changelog and the group's committed offsets disagree, by reason (changelog_missing, changelog_truncated, offsets_missing); resolved with `stockwatch reset-state`.",
+);
 
 pub(super) const CONSUMER_ERRORS: MetricSpec = spec(
     "stockwatch_consumer_errors_total",
@@ -287,6 +293,7 @@ pub const METRICS: [MetricSpec; 31] = [
     BUILD_INFO,
     UNASSIGNED_SECONDS,
     CONSUMER_ERRORS,
+    STATE_INCONSISTENT,
 ];
 
 /// Every metric the service exports: (name, type, label names), from [`METRICS`].

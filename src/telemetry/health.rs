@@ -39,11 +39,27 @@ pub struct Readiness {
     /// The first full read of the master-data tables (locations, items) is not done yet: the
     /// inputs are not read until it is.
     pub master_data_loading: bool,
-    /// Why it is not ready, when the cause needs an operator: `not_assigned` — subscribed
-    /// for longer than `kafka.not_assigned_session_timeouts` × `kafka.session_timeout_ms`
-    /// without an assignment (see the runbook). Absent otherwise.
+    /// Assigned partitions not processed because their changelog and the group's committed
+    /// offsets disagree, with what was found (`changelog_missing`, `changelog_truncated`,
+    /// `offsets_missing`): until `stockwatch reset-state` (see the runbook). Absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inconsistent: Vec<InconsistentPartition>,
+    /// Why it is not ready, when the cause needs an operator: `changelog_missing`,
+    /// `changelog_truncated` or `offsets_missing` — an assigned partition's state cannot be
+    /// restored as committed (the first of [`Readiness::inconsistent`]); `not_assigned` —
+    /// subscribed for longer than `kafka.not_assigned_session_timeouts` ×
+    /// `kafka.session_timeout_ms` without an assignment (see the runbook). Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+}
+
+/// A partition whose state needs an operator (`/readyz`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InconsistentPartition {
+    /// The partition.
+    pub partition: i32,
+    /// What was found: the `/readyz` reason.
+    pub reason: &'static str,
 }
 
 #[derive(Debug)]
@@ -51,6 +67,8 @@ struct State {
     joined: bool,
     partitions: BTreeSet<i32>,
     restoring: BTreeSet<i32>,
+    /// Assigned partitions blocked on an inconsistent state, with the reason.
+    inconsistent: std::collections::BTreeMap<i32, &'static str>,
     draining: bool,
     delivery: Delivery,
     waiting_for_brokers: bool,
@@ -80,6 +98,7 @@ impl Health {
                 joined: false,
                 partitions: BTreeSet::new(),
                 restoring: BTreeSet::new(),
+                inconsistent: Default::default(),
                 draining: false,
                 delivery,
                 waiting_for_brokers: false,
@@ -147,9 +166,11 @@ impl Health {
         let State {
             partitions,
             restoring,
+            inconsistent,
             ..
         } = &mut *s;
         restoring.retain(|p| partitions.contains(p));
+        inconsistent.retain(|p, _| partitions.contains(p));
     }
 
     /// The consumer left the group or lost its assignment (e.g. session timeout): not ready
@@ -159,6 +180,7 @@ impl Health {
         s.joined = false;
         s.partitions.clear();
         s.restoring.clear();
+        s.inconsistent.clear();
         s.unassigned_since.get_or_insert_with(Instant::now);
     }
 
@@ -192,6 +214,17 @@ impl Health {
         self.progress();
     }
 
+    /// `partition`'s changelog and committed offsets disagree (`reason`): not ready until
+    /// [`Health::consistent`] or it is no longer assigned.
+    pub fn inconsistent(&self, partition: i32, reason: &'static str) {
+        self.lock().inconsistent.insert(partition, reason);
+    }
+
+    /// `partition` is no longer blocked.
+    pub fn consistent(&self, partition: i32) {
+        self.lock().inconsistent.remove(&partition);
+    }
+
     /// Shutdown has begun: report not ready so traffic and rollouts move on.
     pub fn set_draining(&self) {
         self.lock().draining = true;
@@ -220,6 +253,7 @@ impl Health {
     fn ready(s: &State) -> bool {
         s.joined
             && s.restoring.is_empty()
+            && s.inconsistent.is_empty()
             && !s.draining
             && !s.waiting_for_brokers
             && !s.master_data_loading
@@ -238,11 +272,18 @@ impl Health {
             delivery: s.delivery,
             waiting_for_brokers: s.waiting_for_brokers,
             master_data_loading: s.master_data_loading,
-            reason: (!s.joined
-                && s.unassigned_since
-                    .zip(s.not_assigned_after)
-                    .is_some_and(|(since, after)| since.elapsed() > after))
-            .then_some("not_assigned"),
+            inconsistent: s
+                .inconsistent
+                .iter()
+                .map(|(&partition, &reason)| InconsistentPartition { partition, reason })
+                .collect(),
+            reason: s.inconsistent.values().next().copied().or_else(|| {
+                (!s.joined
+                    && s.unassigned_since
+                        .zip(s.not_assigned_after)
+                        .is_some_and(|(since, after)| since.elapsed() > after))
+                .then_some("not_assigned")
+            }),
         }
     }
 }
@@ -288,6 +329,29 @@ mod tests {
         assert!(!r.ready && r.master_data_loading);
         h.set_master_data_loading(false);
         assert!(h.is_ready());
+    }
+
+    #[test]
+    fn an_inconsistent_partition_is_not_ready_with_its_reason_until_revoked() {
+        let h = Health::new(Delivery::AtLeastOnce);
+        h.set_assignment(&[0, 1, 2]);
+        assert!(h.is_ready());
+        h.inconsistent(2, "changelog_missing");
+        h.inconsistent(1, "offsets_missing");
+        let r = h.readiness();
+        assert!(!r.ready);
+        assert_eq!(r.reason, Some("offsets_missing"), "the lowest partition's");
+        let body = serde_json::to_value(&r).expect("json");
+        assert_eq!(body["inconsistent"][1]["partition"], 2);
+        assert_eq!(body["inconsistent"][1]["reason"], "changelog_missing");
+        h.consistent(1);
+        assert_eq!(h.readiness().reason, Some("changelog_missing"));
+        // Revoked: another instance owns the problem now.
+        h.set_assignment(&[0, 1]);
+        let r = h.readiness();
+        assert!(r.ready && r.reason.is_none() && r.inconsistent.is_empty());
+        let body = serde_json::to_string(&r).expect("json");
+        assert!(!body.contains("inconsistent"), "{body}");
     }
 
     #[test]

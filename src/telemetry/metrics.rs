@@ -131,6 +131,7 @@ pub struct Metrics {
     phantom_units: prometheus::Counter,
     unassigned_seconds: IntGauge,
     consumer_errors: [IntCounter; ConsumerErrorKind::ALL.len()],
+    inconsistent: [IntGauge; 3],
 }
 
 impl Metrics {
@@ -214,6 +215,7 @@ impl Metrics {
                 &CONSUMER_ERRORS,
                 ConsumerErrorKind::ALL.map(ConsumerErrorKind::as_str),
             )?,
+            inconsistent: gauges(&r, &STATE_INCONSISTENT, INCONSISTENCY_REASONS)?,
             registry: r,
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
@@ -425,6 +427,14 @@ impl Metrics {
         self.consumer_errors[kind.index()].inc();
     }
 
+    /// Sets the partitions blocked on an inconsistent state, by [`INCONSISTENCY_REASONS`]
+    /// index.
+    pub fn inconsistent_partitions(&self, by_reason: [u64; 3]) {
+        for (g, n) in self.inconsistent.iter().zip(by_reason) {
+            g.set(gauge_value(n));
+        }
+    }
+
     /// Sets the number of training snapshots waiting for their label.
     pub fn label_backlog(&self, snapshots: u64) {
         self.label_backlog.set(gauge_value(snapshots));
@@ -578,6 +588,14 @@ fn gauges<const N: usize>(
         .map_err(TelemetryError::Register)?;
     to_array(children)
 }
+
+/// The `reason` label values of `stockwatch_state_inconsistent_partitions`, in
+/// [`crate::service::changelog::Inconsistency::index`] order.
+pub const INCONSISTENCY_REASONS: [&str; 3] = [
+    "changelog_missing",
+    "changelog_truncated",
+    "offsets_missing",
+];
 
 #[cfg(test)]
 mod tests {

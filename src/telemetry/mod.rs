@@ -25,13 +25,14 @@ mod metrics;
 
 pub use crate::model::RollingAuc;
 pub use catalogue::{MetricKind, MetricSpec, CATALOGUE, METRICS};
-pub use health::{Delivery, Health, Readiness};
+pub use health::{Delivery, Health, InconsistentPartition, Readiness};
 pub use http::{
     serve, serve_with, AppState, HttpLimits, HttpServer, OpenAlertFilter, StateQuery,
     DEFAULT_OPEN_LIMIT, DEFAULT_TOP_N, MAX_OPEN_LIMIT, MAX_TOP_N,
 };
 pub use metrics::{
-    Metrics, PartitionLag, Stage, TxOutcome, CONSUMED_TYPES, STATE_PARTS, UNKNOWN_TYPE,
+    Metrics, PartitionLag, Stage, TxOutcome, CONSUMED_TYPES, INCONSISTENCY_REASONS, STATE_PARTS,
+    UNKNOWN_TYPE,
 };
 
 use std::net::SocketAddr;
