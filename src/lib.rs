@@ -34,7 +34,7 @@
 //! - [`source`] / [`sink`]: reading events (files, Kafka), writing alerts, rejects and reports.
 //! - [`service`]: the Kafka service — consume, process, produce, commit, rebalance, restore.
 //! - [`eval`]: offline prequential evaluation on real data (`stockwatch evaluate`): dataset
-//!   readers, metrics, baselines, plots.
+//!   readers, metrics, baselines, plots, and the exchange files of the offline reference.
 //! - [`sim`]: a deterministic store-network simulator (the load generator), and its ground
 //!   truth to score alerts against.
 //! - [`config`]: layered configuration (embedded defaults, file, environment).

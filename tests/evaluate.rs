@@ -21,6 +21,7 @@ fn run(horizon_hours: u32, simulate_inventory: bool) -> Outcome {
         simulate_inventory,
         seed: 5,
         master: Default::default(),
+        train_from: None,
     };
     evaluate(&panel, &opts, |_, _| {}).expect("evaluates")
 }
@@ -49,6 +50,7 @@ fn report_has_the_issue_shape_and_the_model_beats_persistence() {
         keys,
         [
             "alerts",
+            "auc_within_hour",
             "dataset",
             "horizon_hours",
             "intervals",
@@ -63,6 +65,9 @@ fn report_has_the_issue_shape_and_the_model_beats_persistence() {
         "days_of_cover",
         "prior",
         "online_no_availability",
+        "seasonal_yesterday",
+        "seasonal_7d",
+        "hour_of_day_frequency",
     ] {
         let keys: Vec<&str> = v["models"][m]
             .as_object()
@@ -114,6 +119,67 @@ fn report_has_the_issue_shape_and_the_model_beats_persistence() {
         "{online:?} vs {persistence:?}"
     );
     assert!(online.ece < 0.05, "{online:?}");
+    // Within hour of day: defined for every model, and below the pooled AUC for the online
+    // model (part of its ranking is the daily cycle).
+    for m in r.models.keys() {
+        let w = r.auc_within_hour[m];
+        assert!((0.0..=1.0).contains(&w), "{m}: {w}");
+    }
+    assert!(r.auc_within_hour["online"] > 0.6, "{:?}", r.auc_within_hour);
+    // The seasonal baselines know the key's flags: better than the base rate.
+    for b in ["seasonal_yesterday", "seasonal_7d"] {
+        assert!(r.models[b].roc_auc > 0.55, "{b}: {:?}", r.models[b]);
+    }
+}
+
+#[test]
+fn training_stores_are_not_scored_and_an_offline_model_is_added_on_the_scored_points() {
+    let all = dataset::read_frn50k(Path::new("data/frn50k_sample.csv"), None, |_| {})
+        .expect("the embedded sample reads");
+    let opts = EvalOptions {
+        horizon_hours: 6,
+        label_sample_hours: 1,
+        partitions: 1,
+        engine: EngineConfig::default(),
+        simulate_inventory: false,
+        seed: 5,
+        master: Default::default(),
+        train_from: None,
+    };
+    let alone = evaluate(&all, &opts, |_, _| {}).expect("evaluates");
+    // The same series followed by "training" copies of them: the scored part is unchanged
+    // (the training series run through a shard of their own and are not scored).
+    let mut panel = all.clone();
+    panel.append(all.clone()).expect("same hours");
+    let dir = std::env::temp_dir().join(format!("sw-eval-ref-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("features.parquet");
+    let mut w = stockwatch::eval::reference::FeatureWriter::create(&path).unwrap();
+    let opts = EvalOptions {
+        train_from: Some(all.series()),
+        ..opts
+    };
+    let mut o = stockwatch::eval::evaluate_with_features(&panel, &opts, Some(&mut w), |_, _| {})
+        .expect("evaluates");
+    let (train, scored) = w.finish().unwrap();
+    let (ra, rb) = (Report::new("x", 6, &alone), Report::new("x", 6, &o));
+    assert_eq!(
+        serde_json::to_string(&ra).unwrap(),
+        serde_json::to_string(&rb).unwrap()
+    );
+    assert_eq!(scored, ra.rows);
+    assert_eq!(train, ra.rows, "the copies have the same grid");
+    assert_eq!(o.points.len() as u64, ra.rows);
+    // An offline model scoring the label itself is perfect; one of the wrong length refused.
+    let perfect: Vec<f64> = o.points.iter().map(|p| f64::from(u8::from(p.2))).collect();
+    assert!(o.add_model("wrong", &perfect[1..]).is_err());
+    o.add_model(stockwatch::eval::REFERENCE, &perfect).unwrap();
+    let r = Report::new("x", 6, &o);
+    assert_eq!(r.models[stockwatch::eval::REFERENCE].roc_auc, 1.0);
+    assert_eq!(r.models[stockwatch::eval::REFERENCE].brier, 0.0);
+    assert!(r.intervals.contains_key(stockwatch::eval::REFERENCE));
+    assert_eq!(r.auc_within_hour[stockwatch::eval::REFERENCE], 1.0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -248,6 +314,7 @@ fn the_published_parquet_layout_gives_the_csv_report() {
         simulate_inventory: false,
         seed: 5,
         master: Default::default(),
+        train_from: None,
     };
     let report = |p| {
         let o = evaluate(p, &opts, |_, _| {}).unwrap();

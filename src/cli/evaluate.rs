@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::eval::dataset::{self, StoreFold};
 use crate::eval::metrics::ReliabilityBin;
 use crate::eval::report::Report;
-use crate::eval::{self as ev, DayPoint, EvalOptions, MODELS};
+use crate::eval::{self as ev, DayPoint, EvalOptions};
 
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +80,73 @@ pub struct EvaluateArgs {
     /// Master data: items CSV (as `replay --items`).
     #[arg(long)]
     pub items: Option<PathBuf>,
+    /// Add the offline reference: a gradient-boosted model (LightGBM, `tools/reference/
+    /// gbdt.py`) trained on other stores' feature rows (--reference-train-stores) and scored on
+    /// the scored stores' rows, reported as `reference_gbdt`. Needs --stores and the Python
+    /// environment of `tools/reference/setup.sh`.
+    #[arg(long)]
+    pub reference: bool,
+    /// The reference's training stores, `R/N`. Default: the next remainder after --stores
+    /// (`--stores 0/8` trains on 1/8).
+    #[arg(long, value_name = "R/N")]
+    pub reference_train_stores: Option<String>,
+    /// Where the feature rows go (Parquet; default `<out>/features.parquet`). Given without
+    /// --reference, the rows are written and no reference is run.
+    #[arg(long, value_name = "FILE")]
+    pub features_out: Option<PathBuf>,
+    /// The reference environment's Python.
+    #[arg(
+        long,
+        env = "STOCKWATCH_REFERENCE_PYTHON",
+        default_value = "tools/reference/.venv/bin/python"
+    )]
+    pub reference_python: PathBuf,
+    /// The reference script.
+    #[arg(long, default_value = "tools/reference/gbdt.py")]
+    pub reference_script: PathBuf,
+}
+
+/// The reference's training fold: the one given, or the next remainder after the scored one.
+fn train_fold(a: &EvaluateArgs, scored: Option<StoreFold>) -> anyhow::Result<Option<StoreFold>> {
+    if let Some(t) = a.reference_train_stores.as_deref() {
+        let t = StoreFold::parse(t)?;
+        if let Some(f) = scored {
+            // Disjoint unless one fold's remainder class meets the other's.
+            let g = gcd(t.modulus, f.modulus);
+            if t.rem % g == f.rem % g {
+                anyhow::bail!(
+                    "--reference-train-stores {}/{} shares stores with --stores {}/{}",
+                    t.rem,
+                    t.modulus,
+                    f.rem,
+                    f.modulus
+                );
+            }
+        }
+        return Ok(Some(t));
+    }
+    if !a.reference {
+        return Ok(None);
+    }
+    let f = scored.context(
+        "--reference trains on other stores than the scored ones: give --stores R/N (and \
+         optionally --reference-train-stores)",
+    )?;
+    if f.modulus < 2 {
+        anyhow::bail!("--reference needs --stores R/N with N ≥ 2 (other stores to train on)");
+    }
+    Ok(Some(StoreFold {
+        rem: (f.rem + 1) % f.modulus,
+        modulus: f.modulus,
+    }))
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// `details.json`: what `report.json` does not hold.
@@ -87,6 +154,7 @@ pub struct EvaluateArgs {
 struct Details {
     input: String,
     store_fold: Option<String>,
+    reference_train_stores: Option<String>,
     simulate_inventory: bool,
     seed: u64,
     series: usize,
@@ -126,6 +194,15 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     .check()
     .context("model.initial")?;
     let fold = a.stores.as_deref().map(StoreFold::parse).transpose()?;
+    let train = train_fold(&a, fold)?;
+    let runner = ev::reference::Runner {
+        python: a.reference_python.clone(),
+        script: a.reference_script.clone(),
+    };
+    if a.reference {
+        // Before the long run, not after it.
+        runner.check()?;
+    }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create --out {}", a.out.display()))?;
     let started = Instant::now();
@@ -135,18 +212,36 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let gz = a.input.extension().is_some_and(|e| e == "gz");
     let bar = crate::cli::progress::bytes_bar((!gz).then_some(total), a.quiet);
     let set = |b: u64| bar.set(b, 0);
-    let panel = match a.dataset {
-        DatasetKind::Frn50k => dataset::read_frn50k(&a.input, fold, set),
-        DatasetKind::DemandDaily => dataset::read_demand_daily(&a.input, fold, set),
-    }
-    .with_context(|| format!("reading --input {}", a.input.display()))?;
+    let read = |fold: Option<StoreFold>, set: &dyn Fn(u64)| {
+        match a.dataset {
+            DatasetKind::Frn50k => dataset::read_frn50k(&a.input, fold, set),
+            DatasetKind::DemandDaily => dataset::read_demand_daily(&a.input, fold, set),
+        }
+        .with_context(|| format!("reading --input {}", a.input.display()))
+    };
+    let mut panel = read(fold, &set)?;
     bar.finish();
+    // The reference's training stores follow the scored series in one panel.
+    let train_from = match train {
+        Some(t) => {
+            let scored = panel.series();
+            panel
+                .append(read(Some(t), &|_| {})?)
+                .context("the training stores' data")?;
+            Some(scored)
+        }
+        None => None,
+    };
     let read_seconds = started.elapsed().as_secs_f64();
     if !a.quiet {
         eprintln!(
-            "read {} series × {} hours in {read_seconds:.1} s",
+            "read {} series × {} hours in {read_seconds:.1} s{}",
             panel.series(),
-            panel.hours
+            panel.hours,
+            train_from.map_or_else(String::new, |k| format!(
+                " ({} of them the reference's training stores)",
+                panel.series() - k
+            ))
         );
     }
     let opts = EvalOptions {
@@ -160,11 +255,38 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
             a.locations.as_deref(),
             a.items.as_deref(),
         )?),
+        train_from,
+    };
+    let features_path = a
+        .features_out
+        .clone()
+        .unwrap_or_else(|| a.out.join("features.parquet"));
+    let mut features = if a.reference || a.features_out.is_some() {
+        Some(ev::reference::FeatureWriter::create(&features_path)?)
+    } else {
+        None
     };
     let bar = crate::cli::progress::count_bar(panel.hours as u64, "hours", a.quiet);
     let t1 = Instant::now();
-    let outcome = ev::evaluate(&panel, &opts, |done, _| bar.set(0, done)).context("evaluating")?;
+    let mut outcome =
+        ev::evaluate_with_features(&panel, &opts, features.as_mut(), |done, _| bar.set(0, done))
+            .context("evaluating")?;
     bar.finish();
+    if let Some(w) = features {
+        let (train_rows, scored_rows) = w.finish()?;
+        if !a.quiet {
+            eprintln!(
+                "feature rows: {scored_rows} scored, {train_rows} of the training stores → {}",
+                features_path.display()
+            );
+        }
+    }
+    if a.reference {
+        let scores_path = a.out.join("reference_scores.parquet");
+        runner.run(&features_path, &scores_path)?;
+        let scores = ev::reference::read_scores(&scores_path)?;
+        outcome.add_model(ev::REFERENCE, &scores)?;
+    }
     let evaluate_seconds = t1.elapsed().as_secs_f64();
     let name = match (a.dataset, a.simulate_inventory) {
         (DatasetKind::Frn50k, false) => "frn50k",
@@ -228,6 +350,7 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let details = Details {
         input: a.input.display().to_string(),
         store_fold: a.stores.clone(),
+        reference_train_stores: train.map(|t| format!("{}/{}", t.rem, t.modulus)),
         simulate_inventory: a.simulate_inventory,
         seed: a.seed,
         series: outcome.series,
@@ -243,12 +366,14 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         model_config: model_cfg,
         read_seconds,
         evaluate_seconds,
-        reliability: MODELS
+        reliability: outcome
+            .names
             .iter()
             .zip(&outcome.models)
             .map(|(m, acc)| (*m, acc.reliability()))
             .collect(),
-        learning_curve: MODELS
+        learning_curve: outcome
+            .names
             .iter()
             .zip(&outcome.daily)
             .map(|(m, days)| {

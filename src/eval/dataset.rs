@@ -72,6 +72,29 @@ pub struct Panel {
 }
 
 impl Panel {
+    /// Appends the series of `other`, which must cover the same hours.
+    pub fn append(&mut self, other: Panel) -> Result<(), EvalError> {
+        if other.start_ms != self.start_ms || other.hours != self.hours {
+            return Err(EvalError::Argument(format!(
+                "the panels cover different hours ({} h from {} ms, {} h from {} ms)",
+                self.hours, self.start_ms, other.hours, other.start_ms
+            )));
+        }
+        match (&mut self.oos, other.oos) {
+            (Some(a), Some(b)) => a.extend(b),
+            (None, None) => {}
+            _ => {
+                return Err(EvalError::Argument(
+                    "one panel has stock flags, the other not".into(),
+                ))
+            }
+        }
+        self.locations.extend(other.locations);
+        self.skus.extend(other.skus);
+        self.sales.extend(other.sales);
+        Ok(())
+    }
+
     /// Number of series.
     pub fn series(&self) -> usize {
         self.locations.len()

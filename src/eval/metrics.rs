@@ -335,6 +335,24 @@ pub fn bootstrap(groups: &[Accumulator], replicates: usize, seed: u64) -> Option
     })
 }
 
+/// Histogram bins of the per-hour-of-day accumulators (1.5e-5 resolution).
+pub const HOUR_BINS: usize = 1 << 16;
+
+/// ROC AUC within hour of day: the ROC AUC of each hour's points, averaged with the hour's
+/// points as weights (hours without both classes left out). A score that only knows the daily
+/// cycle ranks points across hours, not inside one: it has a high pooled AUC and 0.5 here.
+/// `None` when no hour has both classes.
+pub fn within_hour_auc(by_hour: &[Accumulator]) -> Option<f64> {
+    let (mut sum, mut w) = (0.0, 0.0);
+    for a in by_hour {
+        if let Some(auc) = a.roc_auc() {
+            sum += auc * a.len() as f64;
+            w += a.len() as f64;
+        }
+    }
+    (w > 0.0).then(|| sum / w)
+}
+
 /// Median of a list (sorts it); `None` when empty.
 pub fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
@@ -435,6 +453,36 @@ mod tests {
         assert_eq!(roc.last().map(|p| (p.x, p.y)), Some((1.0, 1.0)));
         let pr = a.pr_curve(100);
         assert_eq!(pr.last().map(|p| (p.x, p.y)), Some((1.0, 0.5)));
+    }
+
+    #[test]
+    fn within_hour_auc_removes_the_daily_cycle() {
+        // Hour 18 is out of stock 80 % of the time, hour 6 20 %; the score is the hour's rate
+        // (the daily cycle, nothing else): pooled it ranks well, within an hour not at all.
+        let mut next = crate::xorshift(5);
+        let (mut pooled, mut by_hour) = (
+            Accumulator::default(),
+            vec![Accumulator::with_bins(HOUR_BINS); 24],
+        );
+        for i in 0..4000 {
+            let (h, rate) = if i % 2 == 0 { (18, 0.8) } else { (6, 0.2) };
+            let y = (next() % 100) as f64 / 100.0 < rate;
+            pooled.push(rate, y);
+            by_hour[h].push(rate, y);
+        }
+        assert!(pooled.roc_auc().unwrap() > 0.75, "{:?}", pooled.roc_auc());
+        assert_eq!(within_hour_auc(&by_hour), Some(0.5));
+        // A score that ranks inside each hour keeps its AUC; weights are the hours' points.
+        let mut by_hour = vec![Accumulator::with_bins(HOUR_BINS); 24];
+        for (p, y) in [(0.9, true), (0.1, false), (0.2, false)] {
+            by_hour[3].push(p, y);
+        }
+        for (p, y) in [(0.1, true), (0.9, false)] {
+            by_hour[4].push(p, y);
+        }
+        let want = (1.0 * 3.0 + 0.0 * 2.0) / 5.0;
+        assert!((within_hour_auc(&by_hour).unwrap() - want).abs() < 1e-12);
+        assert_eq!(within_hour_auc(&by_hour[..1]), None);
     }
 
     #[test]

@@ -17,7 +17,13 @@
 //! - **Baselines** on the same grid, prequential too (their calibration tables and the
 //!   no-availability learner see a label only once it has matured): persistence (out of stock
 //!   in the last 24 h), a days-of-cover rule (cover < H), the analytic prior alone, and the
-//!   online learner without the availability-history features.
+//!   online learner without the availability-history features; and three that know the
+//!   key's own past stock flags only (each turned into a calibrated frequency the same way):
+//!   the seasonal ones, the out-of-stock share of the horizon's window one day earlier and
+//!   over the last 7 days, and the key's past out-of-stock share at this hour of day.
+//! - **Within hour of day**: ROC AUC is also computed per hour of day and averaged
+//!   ([`metrics::within_hour_auc`]): a score that only knows the daily cycle ranks well pooled
+//!   and not at all within an hour.
 //! - **Alerts**: the engine's own `stockout_risk` alerts, checked against the flags.
 
 pub mod dataset;
@@ -25,6 +31,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod parquet;
 pub mod plots;
+pub mod reference;
 pub mod report;
 
 use std::collections::VecDeque;
@@ -79,13 +86,19 @@ pub enum EvalError {
 pub const BOOTSTRAP_REPLICATES: usize = 200;
 
 /// The models compared, in report order.
-pub const MODELS: [&str; 5] = [
+pub const MODELS: [&str; 8] = [
     "online",
     "persistence",
     "days_of_cover",
     "prior",
     "online_no_availability",
+    "seasonal_yesterday",
+    "seasonal_7d",
+    "hour_of_day_frequency",
 ];
+
+/// The name of the offline reference model's row ([`reference`]).
+pub const REFERENCE: &str = "reference_gbdt";
 
 /// What to evaluate.
 #[derive(Debug, Clone)]
@@ -106,6 +119,10 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Master data (the locations' time zones); empty: UTC.
     pub master: std::sync::Arc<crate::master::MasterData>,
+    /// Series from this index on are the offline reference's training stores: they run
+    /// through a shard of their own (the online model never learns from them) and are not
+    /// scored; only their feature rows are written. `None`: every series is scored.
+    pub train_from: Option<usize>,
 }
 
 /// Daily quality of one model (the learning curve).
@@ -124,12 +141,17 @@ pub struct DayPoint {
 /// Everything an evaluation measured.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Accumulators per model, [`MODELS`] order.
+    /// Names of the models, in report order: [`MODELS`], then any added with
+    /// [`Outcome::add_model`].
+    pub names: Vec<&'static str>,
+    /// Accumulators per model, `names` order.
     pub models: Vec<Accumulator>,
     /// Daily accumulators per model.
     pub daily: Vec<Vec<Accumulator>>,
     /// 95 % bootstrap intervals (resampling series) of ROC AUC and Brier per model.
     pub intervals: Vec<Option<metrics::Interval>>,
+    /// Accumulators per model and hour of day (of the scoring time).
+    pub by_hour: Vec<Vec<Accumulator>>,
     /// Alert quality.
     pub alerts: report::AlertSummary,
     /// Lead times of the caught stockouts, hours.
@@ -154,6 +176,10 @@ pub struct Outcome {
     pub engine_labels_dropped: u64,
     /// The final state of each shard's model ([`RiskModel::export`]), by partition.
     pub model_states: Vec<serde_json::Value>,
+    /// The scored grid points in scoring order (series, grid hour, label), kept when feature
+    /// rows are written: an offline model's scores of those rows are added with
+    /// [`Outcome::add_model`].
+    pub points: Vec<(u32, u32, bool)>,
 }
 
 /// The engine configuration evaluate runs: the given one with the horizon and the label
@@ -258,22 +284,149 @@ struct Waiting {
     x: Features,
     persistence: bool,
     cover_cell: usize,
+    /// Cells of the seasonal (yesterday, 7 days) and hour-of-day tables.
+    share_cells: [u8; 3],
 }
 
 /// A prequential frequency table: P(y | cell), learned from matured labels only.
-#[derive(Debug, Clone, Copy, Default)]
-struct Table {
-    n: [f64; 3],
-    pos: [f64; 3],
+#[derive(Debug, Clone, Copy)]
+struct Table<const N: usize> {
+    n: [f64; N],
+    pos: [f64; N],
 }
 
-impl Table {
+impl<const N: usize> Table<N> {
+    fn new() -> Self {
+        Table {
+            n: [0.0; N],
+            pos: [0.0; N],
+        }
+    }
     fn p(&self, cell: usize) -> f64 {
         (self.pos[cell] + 1.0) / (self.n[cell] + 2.0)
     }
     fn learn(&mut self, cell: usize, y: bool) {
         self.n[cell] += 1.0;
         self.pos[cell] += f64::from(u8::from(y));
+    }
+}
+
+/// Cells of a share table: the share in percent (0..=100), and one for "no history".
+const SHARE_CELLS: usize = 102;
+
+/// The share table's cell of `oos` out-of-stock hours among `of` hours.
+fn share_cell(oos: u32, of: u32) -> u8 {
+    if of == 0 {
+        return (SHARE_CELLS - 1) as u8;
+    }
+    (100.0 * f64::from(oos) / f64::from(of)).round() as u8
+}
+
+/// Per-series counts of the stock flags that make the seasonal baselines O(1) per point.
+struct FlagCounts {
+    hours: usize,
+    /// `cum[s * (hours + 1) + h]`: out-of-stock hours of series `s` among hours `0..h`.
+    cum: Vec<u16>,
+    /// `same_hour[s * hours + h]`: out-of-stock flags of series `s` at hours `h, h − 24, …`.
+    same_hour: Vec<u16>,
+}
+
+impl FlagCounts {
+    fn new(oos: &[bool], hours: usize) -> Result<Self, EvalError> {
+        if hours >= usize::from(u16::MAX) {
+            return Err(EvalError::Argument(format!(
+                "{hours} hours of data: at most {} fit the seasonal baselines' counters",
+                u16::MAX - 1
+            )));
+        }
+        let series = oos.len() / hours.max(1);
+        let mut cum = vec![0u16; series * (hours + 1)];
+        let mut same_hour = vec![0u16; series * hours];
+        for (s, flags) in oos.chunks(hours).enumerate() {
+            let c = &mut cum[s * (hours + 1)..(s + 1) * (hours + 1)];
+            let d = &mut same_hour[s * hours..(s + 1) * hours];
+            for (h, &f) in flags.iter().enumerate() {
+                c[h + 1] = c[h] + u16::from(f);
+                d[h] = u16::from(f) + if h >= 24 { d[h - 24] } else { 0 };
+            }
+        }
+        Ok(FlagCounts {
+            hours,
+            cum,
+            same_hour,
+        })
+    }
+
+    /// Out-of-stock hours and hours known of series `s` in hours `a..=b` (clipped to the data).
+    fn window(&self, s: usize, a: i64, b: i64) -> (u32, u32) {
+        let (a, b) = (a.max(0), b.min(self.hours as i64 - 1));
+        if a > b {
+            return (0, 0);
+        }
+        let c = &self.cum[s * (self.hours + 1)..];
+        let oos = c[b as usize + 1] - c[a as usize];
+        (u32::from(oos), (b - a + 1) as u32)
+    }
+
+    /// Cells of the seasonal and hour-of-day tables for grid hour `g` of series `s` (the
+    /// window is `g+1 ..= g+H`; only hours up to `g` are known at the scoring): the share of
+    /// the window one day earlier, of the windows 1..=7 days earlier pooled, and of the hours of
+    /// day of `g + 1` on every past day.
+    fn cells(&self, s: usize, g: usize, h: usize) -> [u8; 3] {
+        let (g, h) = (g as i64, h as i64);
+        let (mut oos7, mut of7) = (0, 0);
+        let mut yesterday = 0;
+        for d in 1..=7i64 {
+            let (o, n) = self.window(s, g + 1 - 24 * d, (g + h - 24 * d).min(g));
+            oos7 += o;
+            of7 += n;
+            if d == 1 {
+                yesterday = share_cell(o, n);
+            }
+        }
+        let hod = if g + 1 >= 24 {
+            let j = (g + 1 - 24) as usize;
+            share_cell(
+                u32::from(self.same_hour[s * self.hours + j]),
+                (j / 24 + 1) as u32,
+            )
+        } else {
+            share_cell(0, 0)
+        };
+        [yesterday, share_cell(oos7, of7), hod]
+    }
+}
+
+/// The accumulators of one model: all points, per day, per bootstrap group, per hour of day.
+struct ModelAcc {
+    all: Accumulator,
+    daily: Vec<Accumulator>,
+    boot: Vec<Accumulator>,
+    by_hour: Vec<Accumulator>,
+}
+
+impl ModelAcc {
+    fn new(days: usize) -> Self {
+        ModelAcc {
+            all: Accumulator::default(),
+            daily: (0..days).map(|_| Accumulator::with_bins(1000)).collect(),
+            boot: (0..metrics::BOOTSTRAP_GROUPS)
+                .map(|_| Accumulator::with_bins(metrics::BOOTSTRAP_BINS))
+                .collect(),
+            by_hour: (0..24)
+                .map(|_| Accumulator::with_bins(metrics::HOUR_BINS))
+                .collect(),
+        }
+    }
+
+    /// One scored grid point: series `s`, grid hour `g` (scored at the end of hour `g`).
+    fn push(&mut self, p: f64, y: bool, s: usize, g: usize) {
+        self.all.push(p, y);
+        if let Some(d) = self.daily.get_mut(g / 24) {
+            d.push(p, y);
+        }
+        self.boot[metrics::bootstrap_group(s)].push(p, y);
+        self.by_hour[(g + 1) % 24].push(p, y);
     }
 }
 
@@ -297,6 +450,17 @@ fn next_oos(oos: &[bool], hours: usize) -> Vec<u32> {
 pub fn evaluate(
     panel: &Panel,
     opts: &EvalOptions,
+    progress: impl FnMut(u64, u64),
+) -> Result<Outcome, EvalError> {
+    evaluate_with_features(panel, opts, None, progress)
+}
+
+/// [`evaluate`], also writing every grid point's feature row (scored series, and the training
+/// series of [`EvalOptions::train_from`]) to `features`.
+pub fn evaluate_with_features(
+    panel: &Panel,
+    opts: &EvalOptions,
+    mut features: Option<&mut reference::FeatureWriter>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Outcome, EvalError> {
     let (panel, inventory) = if opts.simulate_inventory {
@@ -317,7 +481,10 @@ pub fn evaluate(
     let horizon_ms = i64::from(h_hours) * HOUR_MS;
     let cfg = engine_config(opts.engine, h_hours, opts.label_sample_hours, n);
     let partitions = opts.partitions.max(1);
-    let mut parts: Vec<Part> = (0..partitions)
+    let train_from = opts.train_from.filter(|&k| k < n);
+    // The training series' shard (the last one): its model is never read.
+    let train_part = train_from.map(|_| partitions);
+    let mut parts: Vec<Part> = (0..partitions + u32::from(train_from.is_some()))
         .map(|_| {
             let mut shard = Shard::new(cfg);
             shard.set_master(opts.master.clone());
@@ -334,6 +501,11 @@ pub fn evaluate(
     let mut key = Vec::new();
     let part_of: Vec<u32> = (0..n)
         .map(|s| {
+            if let (Some(k), Some(tp)) = (train_from, train_part) {
+                if s >= k {
+                    return tp;
+                }
+            }
             if partitions == 1 {
                 return 0;
             }
@@ -354,28 +526,39 @@ pub fn evaluate(
     });
     let next = next_oos(oos, hours);
     let days = hours.div_ceil(24);
-    let mut models: Vec<Accumulator> = MODELS.iter().map(|_| Accumulator::default()).collect();
-    let mut daily: Vec<Vec<Accumulator>> = MODELS
-        .iter()
-        .map(|_| (0..days).map(|_| Accumulator::with_bins(1000)).collect())
-        .collect();
-    let mut boot: Vec<Vec<Accumulator>> = MODELS
-        .iter()
-        .map(|_| {
-            (0..metrics::BOOTSTRAP_GROUPS)
-                .map(|_| Accumulator::with_bins(metrics::BOOTSTRAP_BINS))
-                .collect()
-        })
-        .collect();
+    let counts = FlagCounts::new(oos, hours)?;
+    let mut accs: Vec<ModelAcc> = MODELS.iter().map(|_| ModelAcc::new(days)).collect();
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let (mut persistence, mut cover, mut base) =
-        (Table::default(), Table::default(), Table::default());
-    let mut alerts_state = report::AlertTracker::new(n);
+        (Table::<3>::new(), Table::<3>::new(), Table::<1>::new());
+    let mut shares = [Table::<SHARE_CELLS>::new(); 3];
+    // Alerts are judged on the scored series only (the training ones come after them).
+    let scored_series = train_from.unwrap_or(n);
+    let mut alerts_state = report::AlertTracker::new(scored_series);
     let mut rejects = Vec::new();
     let mut alerts = Vec::new();
     let mut records: Vec<(u32, ScoreRecord)> = Vec::new();
     let mut inv = inventory.iter().peekable();
     let doc_limit = f64::from(h_hours) / 24.0;
+    let mut points = Vec::new();
+    // A record's grid point: (series, hour g whose flag said in stock, label), or None when
+    // the record is not one (not an in-stock observation, or its window runs past the data:
+    // the label is unknown).
+    let grid_point = |part: &Part, r: &ScoreRecord| -> Option<(usize, usize, bool)> {
+        if r.kind != EventType::Availability || r.in_stockout {
+            return None;
+        }
+        let s = *part.row_series.get(r.row as usize)? as usize;
+        let bucket = ((r.time_ms - panel.start_ms) / HOUR_MS) as usize;
+        if s >= n || bucket == 0 || bucket > hours {
+            return None;
+        }
+        let g = bucket - 1;
+        if oos[s * hours + g] || g + h_hours as usize >= hours {
+            return None;
+        }
+        Some((s, g, next[s * hours + g] as usize <= g + h_hours as usize))
+    };
 
     // Hour bucket t holds the observation of hour t-1 at t:00, the inventory events of hour t,
     // and the sales of hour t at t:30; bucket `hours` holds the last observations only.
@@ -487,7 +670,7 @@ pub fn evaluate(
             part.shard.advance(t == hours, None, &mut alerts);
             records.extend(part.shard.drain_scores().map(|r| (p as u32, r)));
             for a in &alerts {
-                if a.kind != AlertKind::StockoutRisk {
+                if a.kind != AlertKind::StockoutRisk || Some(p as u32) == train_part {
                     continue;
                 }
                 let row = part.shard.row_of(&a.location, &a.sku);
@@ -501,6 +684,23 @@ pub fn evaluate(
         // With several shards the records of one hour come shard by shard, not in time order:
         // a baseline label is learned only once it matured before the point scored, either way.
         for (p, r) in &records {
+            if Some(*p) == train_part {
+                // A training store's grid point: its feature row only.
+                if let Some(w) = features.as_deref_mut() {
+                    if let Some((s, g, y)) = grid_point(&parts[*p as usize], r) {
+                        let loc = &panel.locations[s];
+                        w.push(
+                            reference::Split::Train,
+                            reference::store_number(loc),
+                            s as u32,
+                            g as u32,
+                            y,
+                            &r.x,
+                        )?;
+                    }
+                }
+                continue;
+            }
             // Matured labels of the baselines first: strictly older than the horizon.
             while let Some(w) = waiting.front() {
                 if w.mature_ms >= r.time_ms {
@@ -511,27 +711,26 @@ pub fn evaluate(
                     persistence.learn(usize::from(w.persistence), w.y);
                     cover.learn(w.cover_cell, w.y);
                     base.learn(0, w.y);
+                    for (t, &c) in shares.iter_mut().zip(&w.share_cells) {
+                        t.learn(usize::from(c), w.y);
+                    }
                 }
             }
-            if r.kind != EventType::Availability || r.in_stockout {
-                continue;
-            }
-            let Some(&s) = parts[*p as usize].row_series.get(r.row as usize) else {
+            let Some((s, g, y)) = grid_point(&parts[*p as usize], r) else {
                 continue;
             };
-            let s = s as usize;
-            let bucket = ((r.time_ms - panel.start_ms) / HOUR_MS) as usize;
-            if s >= n || bucket == 0 || bucket > hours {
-                continue;
+            if let Some(w) = features.as_deref_mut() {
+                let loc = &panel.locations[s];
+                w.push(
+                    reference::Split::Score,
+                    reference::store_number(loc),
+                    s as u32,
+                    g as u32,
+                    y,
+                    &r.x,
+                )?;
+                points.push((s as u32, g as u32, y));
             }
-            let g = bucket - 1; // the hour whose flag said in stock
-            if oos[s * hours + g] {
-                continue;
-            }
-            if g + h_hours as usize >= hours {
-                continue; // the window runs past the data: the label is unknown
-            }
-            let y = next[s * hours + g] as usize <= g + h_hours as usize;
             let from = (s * hours + g).saturating_sub(23).max(s * hours);
             let persist = oos[from..=s * hours + g].iter().any(|&o| o);
             let cover_cell = match r.days_of_cover {
@@ -543,7 +742,8 @@ pub fn evaluate(
             for &i in AVAILABILITY_HISTORY {
                 x_noav[i] = 0.0;
             }
-            let scores = [
+            let share_cells = counts.cells(s, g, h_hours as usize);
+            let scores: [f64; MODELS.len()] = [
                 f64::from(r.risk),
                 persistence.p(usize::from(persist)),
                 cover.p(cover_cell),
@@ -552,13 +752,12 @@ pub fn evaluate(
                     None => base.p(0),
                 },
                 shadow.score(&x_noav),
+                shares[0].p(usize::from(share_cells[0])),
+                shares[1].p(usize::from(share_cells[1])),
+                shares[2].p(usize::from(share_cells[2])),
             ];
-            let day = g / 24;
-            let group = metrics::bootstrap_group(s);
-            for (i, &p) in scores.iter().enumerate() {
-                models[i].push(p, y);
-                daily[i][day].push(p, y);
-                boot[i][group].push(p, y);
+            for (acc, &p) in accs.iter_mut().zip(&scores) {
+                acc.push(p, y, s, g);
             }
             waiting.push_back(Waiting {
                 mature_ms: r.time_ms + horizon_ms,
@@ -566,6 +765,7 @@ pub fn evaluate(
                 x: x_noav,
                 persistence: persist,
                 cover_cell,
+                share_cells,
             });
         }
         progress(t as u64, hours as u64);
@@ -574,7 +774,7 @@ pub fn evaluate(
     let mut events = 0;
     let (mut labels, mut positives, mut dropped) = (0, 0, 0);
     let (mut auc_sum, mut auc_n, mut brier_sum) = (0.0, 0u32, 0.0);
-    for part in &parts {
+    for part in &parts[..partitions as usize] {
         let sh = &part.shard;
         events += sh.counters().applied.iter().sum::<u64>();
         let q = sh.quality();
@@ -587,16 +787,16 @@ pub fn evaluate(
             auc_n += 1;
         }
     }
-    Ok(Outcome {
-        models,
-        daily,
-        intervals: boot
-            .iter()
-            .map(|g| metrics::bootstrap(g, BOOTSTRAP_REPLICATES, 0x5eed))
-            .collect(),
+    let mut o = Outcome {
+        points,
+        names: Vec::new(),
+        models: Vec::new(),
+        daily: Vec::new(),
+        intervals: Vec::new(),
+        by_hour: Vec::new(),
         alerts: summary,
         lead_hours,
-        series: n,
+        series: scored_series,
         days: hours as f64 / 24.0,
         events,
         engine_labels: labels,
@@ -604,8 +804,52 @@ pub fn evaluate(
         engine_rolling_auc: (auc_n > 0).then(|| auc_sum / f64::from(auc_n)),
         engine_rolling_brier: brier_sum / labels.max(1) as f64,
         engine_labels_dropped: dropped,
-        model_states: parts.iter().map(|p| p.shard.model().export()).collect(),
-    })
+        model_states: parts[..partitions as usize]
+            .iter()
+            .map(|p| p.shard.model().export())
+            .collect(),
+    };
+    for (name, acc) in MODELS.into_iter().zip(accs) {
+        o.push_model(name, acc);
+    }
+    Ok(o)
+}
+
+impl Outcome {
+    fn push_model(&mut self, name: &'static str, acc: ModelAcc) {
+        self.names.push(name);
+        self.intervals
+            .push(metrics::bootstrap(&acc.boot, BOOTSTRAP_REPLICATES, 0x5eed));
+        self.models.push(acc.all);
+        self.daily.push(acc.daily);
+        self.by_hour.push(acc.by_hour);
+    }
+
+    /// Adds a model scored offline: `scores[i]` is its probability at `points[i]` (the order
+    /// the feature rows were written in), with the same metrics and intervals as the others.
+    pub fn add_model(&mut self, name: &'static str, scores: &[f64]) -> Result<(), EvalError> {
+        if scores.len() != self.points.len() {
+            return Err(EvalError::Argument(format!(
+                "{name}: {} scores for {} scored grid points",
+                scores.len(),
+                self.points.len()
+            )));
+        }
+        let mut acc = ModelAcc::new(self.daily.first().map_or(0, Vec::len));
+        for (&(s, g, y), &p) in self.points.iter().zip(scores) {
+            acc.push(p, y, s as usize, g as usize);
+        }
+        self.push_model(name, acc);
+        Ok(())
+    }
+
+    /// ROC AUC within hour of day of each model, `names` order.
+    pub fn within_hour_auc(&self) -> Vec<Option<f64>> {
+        self.by_hour
+            .iter()
+            .map(|h| metrics::within_hour_auc(h))
+            .collect()
+    }
 }
 
 #[cfg(test)]

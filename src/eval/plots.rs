@@ -9,7 +9,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{EvalError, Outcome, MODELS};
+use super::{EvalError, Outcome};
 
 /// Where a sans-serif TrueType font is looked for.
 pub const FONT_PATHS: [&str; 3] = [
@@ -27,7 +27,11 @@ fn colour(i: usize) -> RGBColor {
         RGBColor(44, 160, 44),
         RGBColor(214, 39, 40),
         RGBColor(148, 103, 189),
-    ][i % 5]
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+    ][i % 9]
 }
 
 /// Registers a font once; false when none was found (plots then carry no text).
@@ -114,7 +118,7 @@ fn curves(path: &Path, title: &str, o: &Outcome, roc: bool, text: bool) -> Resul
             .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
             .map_err(|e| plot_err(&name, e))?;
     }
-    for (i, (m, acc)) in MODELS.iter().zip(&o.models).enumerate() {
+    for (i, (m, acc)) in o.names.iter().zip(&o.models).enumerate() {
         let pts = if roc {
             acc.roc_curve(2000)
         } else {
@@ -179,7 +183,7 @@ fn reliability(path: &Path, title: &str, o: &Outcome, text: bool) -> Result<(), 
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
         .map_err(|e| plot_err(&name, e))?;
-    for (i, (m, acc)) in MODELS.iter().zip(&o.models).enumerate() {
+    for (i, (m, acc)) in o.names.iter().zip(&o.models).enumerate() {
         let pts: Vec<(f64, f64)> = acc
             .reliability()
             .iter()
@@ -305,7 +309,7 @@ fn learning(path: &Path, title: &str, o: &Outcome, text: bool) -> Result<(), Eva
             mesh.x_desc("day of the data (event time)");
         }
         mesh.draw().map_err(|e| plot_err(&name, e))?;
-        for (i, (m, pts)) in MODELS.iter().zip(&series).enumerate() {
+        for (i, (m, pts)) in o.names.iter().zip(&series).enumerate() {
             let c = colour(i);
             let s = chart
                 .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::dataset::HOUR_MS;
 use super::metrics::{median, Interval, Summary};
-use super::{Outcome, MODELS};
+use super::{Outcome, MODELS, REFERENCE};
 use crate::alert::AlertStatus;
 
 /// Quality of the engine's `stockout_risk` alerts against the observed stockouts.
@@ -42,6 +42,9 @@ pub struct Report {
     /// 95 % bootstrap intervals of ROC AUC and Brier per model (200 replicates resampling
     /// groups of series: `metrics::bootstrap`).
     pub intervals: BTreeMap<String, Interval>,
+    /// ROC AUC within hour of day per model: each hour of day's ROC AUC, weighted by its
+    /// points (`metrics::within_hour_auc`). The daily cycle alone scores 0.5 here.
+    pub auc_within_hour: BTreeMap<String, f64>,
 }
 
 impl Report {
@@ -52,16 +55,24 @@ impl Report {
             horizon_hours,
             rows: o.models[0].len(),
             positives: o.models[0].positives(),
-            models: MODELS
+            models: o
+                .names
                 .iter()
                 .zip(&o.models)
                 .map(|(name, a)| ((*name).to_owned(), a.summary()))
                 .collect(),
             alerts: o.alerts,
-            intervals: MODELS
+            intervals: o
+                .names
                 .iter()
                 .zip(&o.intervals)
                 .filter_map(|(name, i)| Some(((*name).to_owned(), (*i)?)))
+                .collect(),
+            auc_within_hour: o
+                .names
+                .iter()
+                .zip(o.within_hour_auc())
+                .filter_map(|(name, a)| Some(((*name).to_owned(), a?)))
                 .collect(),
         }
     }
@@ -80,10 +91,18 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>17}  {:>17}",
-            "model", "ROC AUC", "PR AUC", "Brier", "log loss", "ECE", "ROC AUC 95 %", "Brier 95 %"
+            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>17}  {:>17}  {:>11}",
+            "model",
+            "ROC AUC",
+            "PR AUC",
+            "Brier",
+            "log loss",
+            "ECE",
+            "ROC AUC 95 %",
+            "Brier 95 %",
+            "AUC in hour"
         );
-        for name in MODELS {
+        for name in MODELS.into_iter().chain([REFERENCE]) {
             if let Some(m) = self.models.get(name) {
                 let iv = self.intervals.get(name).map_or_else(
                     || format!("{:>17}  {:>17}", "–", "–"),
@@ -94,9 +113,13 @@ impl Report {
                         )
                     },
                 );
+                let within = self
+                    .auc_within_hour
+                    .get(name)
+                    .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}"));
                 let _ = writeln!(
                     s,
-                    "{:<24} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}  {iv}",
+                    "{:<24} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}  {iv}  {within:>11}",
                     name, m.roc_auc, m.pr_auc, m.brier, m.log_loss, m.ece
                 );
             }
