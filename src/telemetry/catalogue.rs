@@ -261,7 +261,7 @@ pub(super) const CONSUMER_ERRORS: MetricSpec = spec(
 
 /// Every metric the service exports, in catalogue order: [`Metrics::new`] registers each from
 /// its entry here, and [`CATALOGUE`] is derived from it.
-pub const METRICS: [MetricSpec; 31] = [
+pub const METRICS: [MetricSpec; 32] = [
     CONSUMED,
     APPLIED,
     REJECTED,
