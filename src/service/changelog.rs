@@ -385,6 +385,25 @@ pub fn restore(
     };
     let never_committed = committed.iter().all(Option::is_none);
     let c = committed.map(|o| o.unwrap_or(0));
+    // No committed offsets and an empty changelog partition: nothing to restore and nothing to
+    // check, so no marker either (a first start writes nothing; a broker refusing every write
+    // then fails the first batch's transaction, which the abort loop handles, not the restore).
+    if never_committed {
+        let (low, high) = reader
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
+            .map_err(|error| RestoreError::Read {
+                partition: p,
+                error,
+            })?;
+        if high <= low {
+            return Ok(Restored {
+                shard: fresh(),
+                lineage: Lineage::fresh(),
+                offsets: [0; MAX_INPUTS],
+                records_read: 0,
+            });
+        }
+    }
     // 1. The end of the partition: a marker of our own.
     let nonce = format!("{:016x}", rand::random::<u64>());
     if transactional {
