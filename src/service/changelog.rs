@@ -634,14 +634,10 @@ pub fn read_state(
     partitions: &[i32],
 ) -> Result<Vec<(i32, Restored)>, super::ServiceError> {
     use super::ServiceError;
-    let mut rc = rdkafka::config::ClientConfig::new();
-    rc.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
-        .set("group.id", &cfg.kafka.group_id)
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_uncommitted")
-        .set("fetch.wait.max.ms", "10");
-    cfg.kafka.security.apply_to(&mut rc);
-    let reader: BaseConsumer = rc.create().map_err(ServiceError::Reader)?;
+    let reader: BaseConsumer =
+        super::setup::reader_config(cfg, &cfg.kafka.group_id, "read_uncommitted", "10")
+            .create()
+            .map_err(ServiceError::Reader)?;
     let mut ps = crate::sink::kafka::ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
     ps.properties = super::setup::producer_properties(cfg);
     let mut producer = EventProducer::new(ps)?;

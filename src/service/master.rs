@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -186,18 +185,11 @@ struct Reader {
 
 impl Reader {
     fn new(cfg: &Config) -> Result<Self, rdkafka::error::KafkaError> {
-        let mut rc = ClientConfig::new();
-        rc.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
-            .set(
-                "group.id",
-                format!("{}-master-data-reader", cfg.kafka.group_id),
-            )
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "100");
-        cfg.kafka.security.apply_to(&mut rc);
-        let consumer: BaseConsumer = rc.create()?;
+        let group = format!("{}-master-data-reader", cfg.kafka.group_id);
+        let consumer: BaseConsumer =
+            super::setup::reader_config(cfg, &group, "read_committed", "100")
+                .set("auto.offset.reset", "earliest")
+                .create()?;
         let mut settings = ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
         settings.client_id = "stockwatch-master-data".to_owned();
         settings.properties = super::setup::producer_properties(cfg);

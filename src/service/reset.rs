@@ -19,7 +19,6 @@
 
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -112,15 +111,11 @@ pub fn reset_state(
     from: ResetFrom,
 ) -> Result<Vec<ResetOutcome>, ResetError> {
     let kafka = |what| move |error| ResetError::Kafka { what, error };
-    let mut rc = ClientConfig::new();
-    rc.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
-        .set("group.id", &cfg.kafka.group_id)
-        .set("enable.auto.commit", "false")
-        // The changelog as the service's transactions left it: aborted batches excluded.
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "10");
-    cfg.kafka.security.apply_to(&mut rc);
-    let consumer: BaseConsumer = rc.create().map_err(kafka("creating the consumer"))?;
+    // The changelog as the service's transactions left it: aborted batches excluded.
+    let consumer: BaseConsumer =
+        super::setup::reader_config(cfg, &cfg.kafka.group_id, "read_committed", "10")
+            .create()
+            .map_err(kafka("creating the consumer"))?;
     refuse_if_active(&consumer, &cfg.kafka.group_id)?;
     let mut ps = ProducerSettings::new(cfg.kafka.bootstrap_servers.clone());
     ps.properties = super::setup::producer_properties(cfg);

@@ -113,22 +113,34 @@ impl Service {
     }
 }
 
-/// The reader of changelog partitions on restore: outside the group, manual offsets.
-fn changelog_reader(cfg: &Config) -> Result<BaseConsumer, ServiceError> {
+/// The configuration of a consumer that reads partitions it assigns itself, outside the
+/// consumer group (no auto-commit): `group_id`, `isolation` (`read_committed` or
+/// `read_uncommitted`), `fetch.wait.max.ms`, and the cluster's security settings.
+pub(super) fn reader_config(
+    cfg: &Config,
+    group_id: &str,
+    isolation: &str,
+    fetch_wait_ms: &str,
+) -> ClientConfig {
     let mut rc = ClientConfig::new();
     rc.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
-        .set(
-            "group.id",
-            format!("{}-changelog-reader", cfg.kafka.group_id),
-        )
+        .set("group.id", group_id)
         .set("enable.auto.commit", "false")
-        // Uncommitted records too: restore ignores every batch that did not commit by its
-        // stamps, and a dead instance's open transaction must not hold the restore up.
-        .set("isolation.level", "read_uncommitted")
-        .set("fetch.queue.backoff.ms", "5")
-        .set("fetch.wait.max.ms", "10");
+        .set("isolation.level", isolation)
+        .set("fetch.wait.max.ms", fetch_wait_ms);
     cfg.kafka.security.apply_to(&mut rc);
-    rc.create().map_err(ServiceError::Reader)
+    rc
+}
+
+/// The reader of changelog partitions on restore: outside the group, manual offsets.
+fn changelog_reader(cfg: &Config) -> Result<BaseConsumer, ServiceError> {
+    // Uncommitted records too: restore ignores every batch that did not commit by its
+    // stamps, and a dead instance's open transaction must not hold the restore up.
+    let group = format!("{}-changelog-reader", cfg.kafka.group_id);
+    reader_config(cfg, &group, "read_uncommitted", "10")
+        .set("fetch.queue.backoff.ms", "5")
+        .create()
+        .map_err(ServiceError::Reader)
 }
 
 /// Everything `[kafka]` says about producing (security, then `[kafka.producer]`) as
