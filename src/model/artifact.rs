@@ -144,6 +144,7 @@ impl ModelArtifact {
 struct Loaded {
     path: String,
     artifact: ModelArtifact,
+    id: String,
 }
 
 /// `model.initial`: the artifact every shard's model starts from. A `Copy` handle to an
@@ -161,8 +162,9 @@ impl InitialModel {
 
     /// A handle to an artifact already in memory (`path` names it in messages).
     pub fn from_artifact(path: String, artifact: ModelArtifact) -> Self {
+        let id = artifact_id(&artifact);
         // Held for the process's life: one per configuration read, a few tens of KB.
-        InitialModel(Box::leak(Box::new(Loaded { path, artifact })))
+        InitialModel(Box::leak(Box::new(Loaded { path, artifact, id })))
     }
 
     /// The file it was read from.
@@ -174,6 +176,21 @@ impl InitialModel {
     pub fn artifact(&self) -> &'static ModelArtifact {
         &self.0.artifact
     }
+
+    /// The artifact's identity ([`artifact_id`]): what the changelog records as a model's
+    /// origin, so that a restart recognises the same artifact under another path (a
+    /// promotion, see [`crate::state::ShardState`]).
+    pub fn id(&self) -> &'static str {
+        &self.0.id
+    }
+}
+
+/// The identity of an artifact's content: xxh3-64 (hex) of its JSON. Two files with the same
+/// model (the same weights, settings and card) have the same id, wherever they are mounted.
+pub fn artifact_id(a: &ModelArtifact) -> String {
+    // Serialising plain data into a Vec cannot fail.
+    let bytes = serde_json::to_vec(a).unwrap_or_default();
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
 impl std::fmt::Debug for InitialModel {

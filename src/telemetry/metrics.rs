@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use prometheus::proto::MetricType;
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
@@ -21,6 +21,7 @@ use super::catalogue::*;
 use super::TelemetryError;
 use crate::alert::{AlertKind, AlertStatus};
 use crate::event::EventType;
+use crate::model::ModelRole;
 use crate::reject::RejectReason;
 use crate::source::consumer_error::ConsumerErrorKind;
 
@@ -123,8 +124,8 @@ pub struct Metrics {
     restored_keys: IntCounter,
     transactions: [IntCounter; 2],
     commit_failures: IntCounter,
-    model_brier: Gauge,
-    model_auc: Gauge,
+    model_brier: [Gauge; 2],
+    model_auc: [Gauge; 2],
     label_backlog: IntGauge,
     model_updates: IntCounter,
     phantom_counts: IntCounter,
@@ -203,8 +204,8 @@ impl Metrics {
                 [TxOutcome::Commit.as_str(), TxOutcome::Abort.as_str()],
             )?,
             commit_failures: counter(&r, &COMMIT_FAILURES)?,
-            model_brier: float_gauge(&r, &MODEL_BRIER)?,
-            model_auc: float_gauge(&r, &MODEL_AUC)?,
+            model_brier: float_gauges(&r, &MODEL_BRIER, ModelRole::ALL.map(ModelRole::as_str))?,
+            model_auc: float_gauges(&r, &MODEL_AUC, ModelRole::ALL.map(ModelRole::as_str))?,
             label_backlog: gauge(&r, &LABEL_BACKLOG)?,
             model_updates: counter(&r, &MODEL_UPDATES)?,
             phantom_counts: counter(&r, &PHANTOM_COUNTS)?,
@@ -220,8 +221,9 @@ impl Metrics {
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
         // broken AUC and could fire a quality alert at every start.
-        metrics.model_brier.set(f64::NAN);
-        metrics.model_auc.set(f64::NAN);
+        for g in metrics.model_brier.iter().chain(&metrics.model_auc) {
+            g.set(f64::NAN);
+        }
         Ok(metrics)
     }
 
@@ -406,15 +408,15 @@ impl Metrics {
         self.commit_failures.inc();
     }
 
-    /// Sets the rolling Brier score.
-    pub fn model_brier(&self, brier: f64) {
-        self.model_brier.set(brier);
+    /// Sets the rolling Brier score of the champion or the challenger.
+    pub fn model_brier(&self, model: ModelRole, brier: f64) {
+        self.model_brier[model as usize].set(brier);
     }
 
-    /// Sets the rolling ROC AUC; `None` (one class only so far) exports NaN, so a stale value
-    /// never looks current.
-    pub fn model_auc(&self, auc: Option<f64>) {
-        self.model_auc.set(auc.unwrap_or(f64::NAN));
+    /// Sets the rolling ROC AUC of the champion or the challenger; `None` (one class only so
+    /// far) exports NaN, so a stale value never looks current.
+    pub fn model_auc(&self, model: ModelRole, auc: Option<f64>) {
+        self.model_auc[model as usize].set(auc.unwrap_or(f64::NAN));
     }
 
     /// Sets how long the consumer has been subscribed without an assignment (0: assigned).
@@ -548,8 +550,19 @@ fn gauge(r: &Registry, m: &MetricSpec) -> Result<IntGauge, TelemetryError> {
     register(r, IntGauge::with_opts(opts(m)))
 }
 
-fn float_gauge(r: &Registry, m: &MetricSpec) -> Result<Gauge, TelemetryError> {
-    register(r, Gauge::with_opts(opts(m)))
+/// As [`counters`], for float gauges.
+fn float_gauges<const N: usize>(
+    r: &Registry,
+    m: &MetricSpec,
+    values: [&str; N],
+) -> Result<[Gauge; N], TelemetryError> {
+    let vec = register(r, GaugeVec::new(opts(m), m.labels))?;
+    let children = values
+        .iter()
+        .map(|v| vec.get_metric_with_label_values(&[v]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TelemetryError::Register)?;
+    to_array(children)
 }
 
 fn histogram(r: &Registry, m: &MetricSpec) -> Result<Histogram, TelemetryError> {
@@ -689,20 +702,30 @@ mod tests {
     }
 
     #[test]
-    fn model_quality_is_nan_until_known() {
+    fn model_quality_is_nan_until_known_for_each_model() {
+        use ModelRole::{Challenger, Champion};
         let m = metrics();
         let text = m.encode().expect("encode");
-        assert!(text.contains("stockwatch_model_rolling_auc NaN\n"));
-        assert!(text.contains("stockwatch_model_rolling_brier NaN\n"));
-        m.model_auc(Some(0.75));
-        m.model_brier(0.125);
+        for model in ["champion", "challenger"] {
+            assert!(text.contains(&format!(
+                "stockwatch_model_rolling_auc{{model=\"{model}\"}} NaN\n"
+            )));
+            assert!(text.contains(&format!(
+                "stockwatch_model_rolling_brier{{model=\"{model}\"}} NaN\n"
+            )));
+        }
+        m.model_auc(Champion, Some(0.75));
+        m.model_brier(Champion, 0.125);
+        m.model_auc(Challenger, Some(0.5));
         let text = m.encode().expect("encode");
-        assert!(text.contains("stockwatch_model_rolling_auc 0.75\n"));
-        assert!(text.contains("stockwatch_model_rolling_brier 0.125\n"));
-        m.model_auc(None);
+        assert!(text.contains("stockwatch_model_rolling_auc{model=\"champion\"} 0.75\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier{model=\"champion\"} 0.125\n"));
+        assert!(text.contains("stockwatch_model_rolling_auc{model=\"challenger\"} 0.5\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier{model=\"challenger\"} NaN\n"));
+        m.model_auc(Champion, None);
         assert!(m
             .encode()
             .expect("encode")
-            .contains("stockwatch_model_rolling_auc NaN\n"));
+            .contains("stockwatch_model_rolling_auc{model=\"champion\"} NaN\n"));
     }
 }
