@@ -130,6 +130,44 @@ impl ModelArtifact {
         Ok(a)
     }
 
+    /// An artifact of `learner` at its start (the prior's weights, nothing learned) at
+    /// `horizon_hours`: a challenger that learns only live (`stockwatch demo` runs the v1
+    /// linear learner this way beside the default champion). `data` says where it comes from.
+    pub fn at_prior(
+        learner: LearnerConfig,
+        horizon_hours: u32,
+        label_sample_hours: u32,
+        data: &str,
+    ) -> Self {
+        let state = super::fresh(learner).export();
+        let model_version = state["version"].as_str().unwrap_or_default().to_owned();
+        ModelArtifact {
+            format: FORMAT,
+            model_version,
+            fingerprint: fingerprint(),
+            horizon_hours,
+            learner,
+            state,
+            card: ModelCard {
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                stockwatch_version: env!("CARGO_PKG_VERSION").to_owned(),
+                data: data.to_owned(),
+                series: 0,
+                days: 0.0,
+                label_sample_hours,
+                labels: 0,
+                positives: 0,
+                // Nothing was measured: no metrics (JSON null).
+                metrics: CardMetrics {
+                    roc_auc: f64::NAN,
+                    brier: f64::NAN,
+                    ece: f64::NAN,
+                    log_loss: f64::NAN,
+                },
+            },
+        }
+    }
+
     /// Writes the artifact as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<(), ModelError> {
         let shown = path.display().to_string();

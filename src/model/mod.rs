@@ -197,7 +197,7 @@ impl ModelConfig {
     }
 }
 
-fn fresh(learner: learner::LearnerConfig) -> Box<dyn RiskModel> {
+pub(crate) fn fresh(learner: learner::LearnerConfig) -> Box<dyn RiskModel> {
     match learner.kind {
         learner::LearnerKind::Linear => Box::new(learner::AdaGradLogistic::new(learner)),
         learner::LearnerKind::Binned => Box::new(learner::BinnedLogistic::new(learner)),
