@@ -173,6 +173,7 @@ impl Observe {
         let (mut keys, mut pending, mut backlog) = (0u64, 0u64, 0u64);
         let mut phantom = (0u64, 0.0f64);
         let (mut bytes, mut brier, mut n) = ((0, 0, 0), [0.0; 2], [0.0; 2]);
+        let mut challenger_runs = false;
         let shards_for_auc = shards.clone();
         for s in shards {
             let c = s.counters();
@@ -193,6 +194,7 @@ impl Observe {
             let b = s.state_bytes();
             bytes = (bytes.0 + b.0, bytes.1 + b.1, bytes.2 + b.2);
             let challenger = s.challenger().map(|c| *c.quality());
+            challenger_runs |= challenger.is_some();
             for (i, q) in [Some(*s.quality()), challenger].into_iter().enumerate() {
                 if let Some(q) = q.filter(|q| q.labels > 0) {
                     brier[i] += q.brier;
@@ -230,9 +232,13 @@ impl Observe {
         m.pending_events(pending);
         m.label_backlog(backlog);
         m.state_bytes(bytes);
-        for (i, role) in ModelRole::ALL.into_iter().enumerate() {
+        // The challenger's series exist while one runs (NaN until its labels mature).
+        let roles = if challenger_runs { 2 } else { 1 };
+        for (i, role) in ModelRole::ALL.into_iter().enumerate().take(roles) {
             if n[i] > 0.0 {
                 m.model_brier(role, brier[i] / n[i]);
+            } else if role == ModelRole::Challenger {
+                m.model_brier(role, f64::NAN);
             }
         }
         // Rolling prequential ROC AUC: the label-weighted mean of the shards' windows, at most
@@ -252,7 +258,7 @@ impl Observe {
                     }
                 }
             }
-            for (i, role) in ModelRole::ALL.into_iter().enumerate() {
+            for (i, role) in ModelRole::ALL.into_iter().enumerate().take(roles) {
                 m.model_auc(role, (weight[i] > 0.0).then(|| sum[i] / weight[i]));
             }
         }

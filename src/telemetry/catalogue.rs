@@ -201,13 +201,13 @@ pub(super) const MODEL_BRIER: MetricSpec = spec(
     "stockwatch_model_rolling_brier",
     GaugeKind,
     &["model"],
-    "Rolling prequential Brier score of the risk model, champion or challenger (lower is better; NaN until labels, and for a challenger not configured).",
+    "Rolling prequential Brier score of the risk model, champion or challenger (lower is better; NaN until labels; a challenger's only with model.challenger).",
 );
 pub(super) const MODEL_AUC: MetricSpec = spec(
     "stockwatch_model_rolling_auc",
     GaugeKind,
     &["model"],
-    "Rolling prequential ROC AUC of the risk model, champion or challenger (NaN until both classes are seen, and for a challenger not configured).",
+    "Rolling prequential ROC AUC of the risk model, champion or challenger (NaN until both classes are seen; a challenger's only with model.challenger).",
 );
 pub(super) const LABEL_BACKLOG: MetricSpec = spec(
     "stockwatch_model_label_backlog",

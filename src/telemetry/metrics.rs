@@ -124,8 +124,7 @@ pub struct Metrics {
     restored_keys: IntCounter,
     transactions: [IntCounter; 2],
     commit_failures: IntCounter,
-    model_brier: [Gauge; 2],
-    model_auc: [Gauge; 2],
+    model_quality: ModelQuality,
     label_backlog: IntGauge,
     model_updates: IntCounter,
     phantom_counts: IntCounter,
@@ -204,8 +203,7 @@ impl Metrics {
                 [TxOutcome::Commit.as_str(), TxOutcome::Abort.as_str()],
             )?,
             commit_failures: counter(&r, &COMMIT_FAILURES)?,
-            model_brier: float_gauges(&r, &MODEL_BRIER, ModelRole::ALL.map(ModelRole::as_str))?,
-            model_auc: float_gauges(&r, &MODEL_AUC, ModelRole::ALL.map(ModelRole::as_str))?,
+            model_quality: ModelQuality::new(&r)?,
             label_backlog: gauge(&r, &LABEL_BACKLOG)?,
             model_updates: counter(&r, &MODEL_UPDATES)?,
             phantom_counts: counter(&r, &PHANTOM_COUNTS)?,
@@ -221,9 +219,8 @@ impl Metrics {
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
         // broken AUC and could fire a quality alert at every start.
-        for g in metrics.model_brier.iter().chain(&metrics.model_auc) {
-            g.set(f64::NAN);
-        }
+        metrics.model_quality.champion.0.set(f64::NAN);
+        metrics.model_quality.champion.1.set(f64::NAN);
         Ok(metrics)
     }
 
@@ -410,13 +407,17 @@ impl Metrics {
 
     /// Sets the rolling Brier score of the champion or the challenger.
     pub fn model_brier(&self, model: ModelRole, brier: f64) {
-        self.model_brier[model as usize].set(brier);
+        if let Some((_, b)) = self.model_quality.of(model) {
+            b.set(brier);
+        }
     }
 
     /// Sets the rolling ROC AUC of the champion or the challenger; `None` (one class only so
     /// far) exports NaN, so a stale value never looks current.
     pub fn model_auc(&self, model: ModelRole, auc: Option<f64>) {
-        self.model_auc[model as usize].set(auc.unwrap_or(f64::NAN));
+        if let Some((a, _)) = self.model_quality.of(model) {
+            a.set(auc.unwrap_or(f64::NAN));
+        }
     }
 
     /// Sets how long the consumer has been subscribed without an assignment (0: assigned).
@@ -550,19 +551,57 @@ fn gauge(r: &Registry, m: &MetricSpec) -> Result<IntGauge, TelemetryError> {
     register(r, IntGauge::with_opts(opts(m)))
 }
 
-/// As [`counters`], for float gauges.
-fn float_gauges<const N: usize>(
-    r: &Registry,
-    m: &MetricSpec,
-    values: [&str; N],
-) -> Result<[Gauge; N], TelemetryError> {
-    let vec = register(r, GaugeVec::new(opts(m), m.labels))?;
-    let children = values
-        .iter()
-        .map(|v| vec.get_metric_with_label_values(&[v]))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(TelemetryError::Register)?;
-    to_array(children)
+/// `stockwatch_model_rolling_auc{model}` and `_brier{model}`: the champion's children from the
+/// start (NaN), the challenger's from the first value set for it (a service without
+/// `model.challenger` exports none).
+#[derive(Debug)]
+struct ModelQuality {
+    auc: GaugeVec,
+    brier: GaugeVec,
+    /// (AUC, Brier) of the champion.
+    champion: (Gauge, Gauge),
+    /// (AUC, Brier) of the challenger, once set (`None` inside: the family refused the label,
+    /// which its fixed label names rule out).
+    challenger: std::sync::OnceLock<Option<(Gauge, Gauge)>>,
+}
+
+impl ModelQuality {
+    fn new(r: &Registry) -> Result<Self, TelemetryError> {
+        let auc = register(r, GaugeVec::new(opts(&MODEL_AUC), MODEL_AUC.labels))?;
+        let brier = register(r, GaugeVec::new(opts(&MODEL_BRIER), MODEL_BRIER.labels))?;
+        let role = [ModelRole::Champion.as_str()];
+        let champion = (
+            auc.get_metric_with_label_values(&role)
+                .map_err(TelemetryError::Register)?,
+            brier
+                .get_metric_with_label_values(&role)
+                .map_err(TelemetryError::Register)?,
+        );
+        Ok(ModelQuality {
+            auc,
+            brier,
+            champion,
+            challenger: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn of(&self, model: ModelRole) -> Option<&(Gauge, Gauge)> {
+        match model {
+            ModelRole::Champion => Some(&self.champion),
+            ModelRole::Challenger => self
+                .challenger
+                .get_or_init(|| {
+                    let role = [ModelRole::Challenger.as_str()];
+                    let auc = self.auc.get_metric_with_label_values(&role).ok()?;
+                    let brier = self.brier.get_metric_with_label_values(&role).ok()?;
+                    // Unknown until set: NaN, as the champion's at the start.
+                    auc.set(f64::NAN);
+                    brier.set(f64::NAN);
+                    Some((auc, brier))
+                })
+                .as_ref(),
+        }
+    }
 }
 
 fn histogram(r: &Registry, m: &MetricSpec) -> Result<Histogram, TelemetryError> {
@@ -702,18 +741,13 @@ mod tests {
     }
 
     #[test]
-    fn model_quality_is_nan_until_known_for_each_model() {
+    fn model_quality_is_nan_until_known_and_the_challenger_absent_until_set() {
         use ModelRole::{Challenger, Champion};
         let m = metrics();
         let text = m.encode().expect("encode");
-        for model in ["champion", "challenger"] {
-            assert!(text.contains(&format!(
-                "stockwatch_model_rolling_auc{{model=\"{model}\"}} NaN\n"
-            )));
-            assert!(text.contains(&format!(
-                "stockwatch_model_rolling_brier{{model=\"{model}\"}} NaN\n"
-            )));
-        }
+        assert!(text.contains("stockwatch_model_rolling_auc{model=\"champion\"} NaN\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier{model=\"champion\"} NaN\n"));
+        assert!(!text.contains("model=\"challenger\""), "{text}");
         m.model_auc(Champion, Some(0.75));
         m.model_brier(Champion, 0.125);
         m.model_auc(Challenger, Some(0.5));
