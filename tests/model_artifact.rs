@@ -145,7 +145,11 @@ fn a_saved_model_round_trips_warm_starts_replay_and_is_refused_at_another_horizo
         "challenger.toml",
         &format!("[model]\nchallenger = {file_s:?}\n"),
     );
-    assert_eq!(replay(Some(&ch_cfg), "ch.jsonl"), cold, "a challenger never alerts");
+    assert_eq!(
+        replay(Some(&ch_cfg), "ch.jsonl"),
+        cold,
+        "a challenger never alerts"
+    );
     let both_cfg = write_config(
         dir.path(),
         "both.toml",

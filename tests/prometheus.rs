@@ -221,7 +221,8 @@ fn prometheus_scrapes_the_demo_and_promtool_finds_the_metrics_clean() {
             "stockwatch_model_rolling_auc",
             Box::new(|r| {
                 let models: Vec<&Value> = r.iter().map(|(l, _)| &l["model"]).collect();
-                r.len() == 2 && models.contains(&&Value::from("champion"))
+                r.len() == 2
+                    && models.contains(&&Value::from("champion"))
                     && models.contains(&&Value::from("challenger"))
             }),
         ),

@@ -157,8 +157,8 @@ fn with_challenger(cfg: EngineConfig) -> EngineConfig {
 /// its artifact as `model.initial` promotes it with what it learned live.
 #[test]
 fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
-    use crate::engine::persist::{shard_from_batch, shard_meta, shard_record, shard_to_batch};
     use crate::engine::persist::{restore_shard, take_changes};
+    use crate::engine::persist::{shard_from_batch, shard_meta, shard_record, shard_to_batch};
     use crate::model::ModelConfig;
     let plain_cfg = EngineConfig::default();
     let ch_cfg = with_challenger(plain_cfg);
@@ -166,7 +166,10 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
     let (plain, plain_alerts) = run_shard(plain_cfg, keys, n);
     let (mut s, alerts) = run_shard(ch_cfg, keys, n);
     assert!(alerts.len() > 10, "{} alerts", alerts.len());
-    assert_eq!(alerts, plain_alerts, "the challenger never changes an alert");
+    assert_eq!(
+        alerts, plain_alerts,
+        "the challenger never changes an alert"
+    );
     assert!(plain.challenger().is_none());
 
     let ch = s.challenger().expect("a challenger");
@@ -213,7 +216,10 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
     let mut old: serde_json::Value = serde_json::from_slice(&meta.encode()[1..]).unwrap();
     let obj = old.as_object_mut().unwrap();
     assert!(obj.remove("challenger").is_some());
-    assert!(obj.remove("model_origin").is_none(), "the champion is from the prior");
+    assert!(
+        obj.remove("model_origin").is_none(),
+        "the champion is from the prior"
+    );
     let mut value = vec![crate::state::changelog::CHANGELOG_VERSION];
     value.extend(serde_json::to_vec(&old).unwrap());
     let old = crate::state::changelog::ShardRecord::decode(&value).unwrap();
@@ -234,12 +240,14 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
     };
     promoted_cfg.model.check().expect("a valid configuration");
     let p = restore_shard(promoted_cfg, &meta, key_records).unwrap();
-    assert_eq!(p.model().export(), ch_state, "the champion is the live challenger");
+    assert_eq!(
+        p.model().export(),
+        ch_state,
+        "the champion is the live challenger"
+    );
     assert_eq!(*p.quality(), ch_quality);
     assert!(p.challenger().is_none());
     // ... and it stays the champion at the next restart (its origin is `model.initial`).
-    let mut p = p;
-    p.track_changes(true);
     let after = shard_record(&p);
     let encoded: serde_json::Value = serde_json::from_slice(&after.encode()[1..]).unwrap();
     assert_eq!(encoded["model_origin"], art.id());
