@@ -471,6 +471,10 @@ impl Shard {
         while let Some(e) = self.state.order.pop_ready(flush) {
             if let Some(next) = self.state.order.peek_ahead(AHEAD) {
                 self.state.rows.prefetch(next.row as usize);
+                // The challenger's risk of that key is written too (empty without one).
+                if let Some(r) = self.challenger_risks.get(next.row as usize) {
+                    crate::state::mem::prefetch_ref(r);
+                }
             }
             if !self.shadows.is_empty() {
                 if let Some(next) = self.state.order.peek_ahead(AHEAD / 2) {
