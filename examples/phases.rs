@@ -1,8 +1,9 @@
 //! Per-phase cost of the engine (decode, ingest, advance) in ns per event over KEYS uniform
-//! keys after warm-up: `cargo run --release --example phases -- [KEYS] [early-off] [skewed]`
-//! (default 1 M keys, the default configuration: early alerts on, which score each event on
-//! arrival as well, in `ingest`; `early-off`: without them; `skewed`: keys drawn P(k) ∝ 1/k as
-//! in the bench's skewed case; `early` is accepted and changes nothing, for scripts that run
+//! keys after warm-up: `cargo run --release --example phases -- [KEYS] [early-off] [skewed]
+//! [challenger]` (default 1 M keys, the default configuration: early alerts on, which score each
+//! event on arrival as well, in `ingest`; `early-off`: without them; `skewed`: keys drawn
+//! P(k) ∝ 1/k as in the bench's skewed case; `challenger`: with a `model.challenger`, the v1
+//! linear learner at its prior; `early` is accepted and changes nothing, for scripts that run
 //! older builds too).
 //!
 //! Warm-up is 3 × KEYS events, or `PHASES_WARM_EVENTS` (criterion's runs go on for ~15 M events,
@@ -28,6 +29,17 @@ fn main() {
     l.skewed = flag("skewed");
     let mut cfg = EngineConfig::default();
     cfg.alerts.early = !flag("early-off");
+    if flag("challenger") {
+        use stockwatch::model::learner::{LearnerConfig, LearnerKind};
+        use stockwatch::model::{InitialModel, ModelArtifact};
+        let learner = LearnerConfig {
+            kind: LearnerKind::Linear,
+            ..LearnerConfig::default()
+        };
+        let m = &cfg.model;
+        let a = ModelArtifact::at_prior(learner, m.horizon_hours, m.label_sample_hours, "phases");
+        cfg.model.challenger = Some(InitialModel::from_artifact("phases".into(), a));
+    }
     let mut shard = Shard::new(cfg);
     let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
     let mut out = BatchOutput::default();

@@ -116,6 +116,24 @@ fn steady_state_allocations_do_not_grow_with_events_or_alerts() {
     check("no alerts", &c);
     assert_eq!(c.alerts_per_event, 0.0);
 
+    // The same with a challenger (`model.challenger`): a second score per event, its risk
+    // kept per key.
+    let mut with_challenger = quiet;
+    {
+        use stockwatch::model::learner::{LearnerConfig, LearnerKind};
+        use stockwatch::model::{InitialModel, ModelArtifact};
+        let learner = LearnerConfig {
+            kind: LearnerKind::Linear,
+            ..LearnerConfig::default()
+        };
+        let m = &quiet.model;
+        let a = ModelArtifact::at_prior(learner, m.horizon_hours, m.label_sample_hours, "alloc");
+        with_challenger.model.challenger = Some(InitialModel::from_artifact("alloc".into(), a));
+    }
+    let c = measure(with_challenger);
+    check("no alerts, with a challenger", &c);
+    assert_eq!(c.alerts_per_event, 0.0);
+
     // An alert on nearly every event: every key's risk alert opens at once (threshold 0) and
     // is updated whenever its risk moves at all (no cool-down).
     let mut loud = base;

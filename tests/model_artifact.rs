@@ -137,6 +137,26 @@ fn a_saved_model_round_trips_warm_starts_replay_and_is_refused_at_another_horizo
     assert_eq!(warm1, warm2, "deterministic");
     assert_ne!(cold, warm1, "the model file changes the risks");
 
+    // The same file as a challenger: scored beside the champion, never alerting, so the
+    // alerts are the champion's alone (cold, and warm with both).
+    let file_s = file.to_str().unwrap();
+    let ch_cfg = write_config(
+        dir.path(),
+        "challenger.toml",
+        &format!("[model]\nchallenger = {file_s:?}\n"),
+    );
+    assert_eq!(
+        replay(Some(&ch_cfg), "ch.jsonl"),
+        cold,
+        "a challenger never alerts"
+    );
+    let both_cfg = write_config(
+        dir.path(),
+        "both.toml",
+        &format!("[model]\ninitial = {file_s:?}\nchallenger = {file_s:?}\n"),
+    );
+    assert_eq!(replay(Some(&both_cfg), "both.jsonl"), warm1);
+
     // Another horizon: refused by replay and by evaluate, naming both values and the file.
     let h24 = write_config(
         dir.path(),
@@ -162,6 +182,24 @@ fn a_saved_model_round_trips_warm_starts_replay_and_is_refused_at_another_horizo
         err.contains("horizon_hours = 72")
             && err.contains("model.horizon_hours = 24")
             && err.contains(file.to_str().unwrap()),
+        "{err}"
+    );
+    // As a challenger: refused the same way, naming the field.
+    let ch24 = write_config(
+        dir.path(),
+        "ch24.toml",
+        &format!(
+            "[model]\nhorizon_hours = 24\nchallenger = {:?}\n",
+            file.to_str().unwrap()
+        ),
+    );
+    let out = stockwatch(&["check-config", "--config", ch24.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("model.challenger:")
+            && err.contains("horizon_hours = 72")
+            && err.contains("model.horizon_hours = 24"),
         "{err}"
     );
     let out = stockwatch(&[

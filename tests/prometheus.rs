@@ -216,6 +216,20 @@ fn prometheus_scrapes_the_demo_and_promtool_finds_the_metrics_clean() {
             "stockwatch_assigned_partitions",
             Box::new(|r| r.len() == 1 && r[0].1 == 2.0),
         ),
+        // The demo's challenger: both models' quality series, the challenger's its own.
+        (
+            "stockwatch_model_rolling_auc",
+            Box::new(|r| {
+                let models: Vec<&Value> = r.iter().map(|(l, _)| &l["model"]).collect();
+                r.len() == 2
+                    && models.contains(&&Value::from("champion"))
+                    && models.contains(&&Value::from("challenger"))
+            }),
+        ),
+        (
+            r#"stockwatch_model_rolling_brier{model="challenger"}"#,
+            Box::new(|r| r.len() == 1),
+        ),
         // A recording rule of rules.yml, evaluated by this Prometheus.
         (
             "job:stockwatch_events_consumed:rate5m",

@@ -45,8 +45,10 @@ fn touched_metrics() -> Metrics {
     m.transaction(TxOutcome::Commit);
     m.transaction(TxOutcome::Abort);
     m.commit_failed();
-    m.model_brier(0.1);
-    m.model_auc(Some(0.8));
+    for model in stockwatch::model::ModelRole::ALL {
+        m.model_brier(model, 0.1);
+        m.model_auc(model, Some(0.8));
+    }
     m.label_backlog(7);
     m.model_updates(3);
     m.phantom_inventory(2, 5.5);

@@ -45,6 +45,25 @@ pub struct DemoArgs {
     /// cancellations) or `v1`.
     #[arg(long, value_enum, default_value_t = crate::sim::Contract::V2)]
     pub contract: crate::sim::Contract,
+    /// Run without a challenger model. Without this flag and without `model.challenger` in the
+    /// configuration, the demo scores the v1 linear learner, starting from its prior, beside
+    /// the champion (its quality is `model="challenger"` on `/metrics`; it never alerts).
+    #[arg(long)]
+    pub no_challenger: bool,
+}
+
+/// The demo's challenger: the v1 linear learner at its prior, at the configured horizon.
+fn builtin_challenger(m: &crate::model::ModelConfig) -> crate::model::InitialModel {
+    use crate::model::learner::{LearnerConfig, LearnerKind};
+    let learner = LearnerConfig {
+        kind: LearnerKind::Linear,
+        ..m.learner
+    };
+    let data = "none: the v1 linear learner at its prior, built by stockwatch demo";
+    crate::model::InitialModel::from_artifact(
+        "(demo: linear learner at its prior)".to_owned(),
+        crate::model::ModelArtifact::at_prior(learner, m.horizon_hours, m.label_sample_hours, data),
+    )
 }
 
 /// A helper CLI to reuse `simulate`'s argument parsing for the producer thread.
@@ -58,6 +77,21 @@ struct SimCli {
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let mut cfg = Config::load(a.config.as_deref())?;
     super::run::init_logs(&cfg.log);
+    if a.no_challenger {
+        cfg.model.challenger = None;
+    } else if cfg.model.challenger.is_none() {
+        cfg.model.challenger = Some(builtin_challenger(&cfg.model));
+    }
+    if let Some(ch) = cfg.model.challenger {
+        cfg.model
+            .check_challenger()
+            .context("the demo's model.challenger")?;
+        eprintln!(
+            "challenger model: {} ({}), scored beside the champion, never alerting",
+            ch.path(),
+            ch.artifact().model_version
+        );
+    }
     let cluster = MockCluster::new(1).context("starting the embedded broker")?;
     let bootstrap = cluster.bootstrap_servers();
     let t = cfg.kafka.topics.clone();
@@ -259,6 +293,25 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         alerts[AlertKind::Stockout as usize][AlertStatus::Resolved as usize],
         stockouts
     );
+    let quality = |q: &crate::model::labels::RollingQuality| {
+        format!("{} labels, rolling Brier {:.4}", q.labels, q.brier)
+    };
+    for (_, s) in service.shards() {
+        let auc = |a: Option<f64>| a.map_or("-".to_owned(), |a| format!("{a:.3}"));
+        let mut line = format!(
+            "model, shard: champion {} AUC {}",
+            quality(s.quality()),
+            auc(s.rolling_auc())
+        );
+        if let Some(c) = s.challenger() {
+            line += &format!(
+                "; challenger {} AUC {}",
+                quality(c.quality()),
+                auc(s.challenger_rolling_auc())
+            );
+        }
+        println!("{line}");
+    }
     if let Some(truth) = &truth {
         let s = crate::sim::truth::score(truth, &points, cfg.model.horizon_hours);
         println!(

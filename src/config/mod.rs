@@ -477,6 +477,8 @@ impl Config {
         }
         m.check()
             .map_err(|e| ConfigError::Invalid(format!("model.initial: {e}")))?;
+        m.check_challenger()
+            .map_err(|e| ConfigError::Invalid(format!("model.challenger: {e}")))?;
         self.kafka.validate().map_err(ConfigError::Invalid)?;
         self.service.validate().map_err(ConfigError::Invalid)?;
         self.http.validate().map_err(ConfigError::Invalid)?;

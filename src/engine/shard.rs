@@ -44,6 +44,11 @@ pub struct Shard {
     pub(crate) state: ShardState,
     /// Windowed prequential ROC AUC (telemetry only: not in snapshots, empty after a restore).
     rolling_auc: RollingAuc,
+    /// The challenger's windowed prequential ROC AUC (telemetry only, as `rolling_auc`).
+    challenger_auc: RollingAuc,
+    /// The challenger's risk of each key at its last scoring, by row (NaN: not scored since
+    /// the shard started or was restored). Not persisted; empty without a challenger.
+    challenger_risks: Vec<f32>,
     x: Features,
     hashes: Vec<u64>,
     id_hashes: Vec<u64>,
@@ -111,6 +116,8 @@ impl Shard {
         Shard {
             state,
             rolling_auc: RollingAuc::default(),
+            challenger_auc: RollingAuc::default(),
+            challenger_risks: Vec::new(),
             x: [0.0; NF],
             hashes: Vec::new(),
             id_hashes: Vec::new(),
@@ -179,6 +186,18 @@ impl Shard {
     /// not part of a snapshot and starts empty after a restore.
     pub fn rolling_auc(&self) -> Option<f64> {
         self.rolling_auc.auc()
+    }
+
+    /// The challenger replica and its rolling quality (`model.challenger`).
+    pub fn challenger(&self) -> Option<&crate::state::shard::Challenger> {
+        self.state.challenger()
+    }
+
+    /// The challenger's prequential ROC AUC, as [`Shard::rolling_auc`] (over the labels whose
+    /// snapshot it scored); `None` without a challenger.
+    pub fn challenger_rolling_auc(&self) -> Option<f64> {
+        self.state.challenger.as_ref()?;
+        self.challenger_auc.auc()
     }
 
     /// Labels waiting to mature.
@@ -452,6 +471,10 @@ impl Shard {
         while let Some(e) = self.state.order.pop_ready(flush) {
             if let Some(next) = self.state.order.peek_ahead(AHEAD) {
                 self.state.rows.prefetch(next.row as usize);
+                // The challenger's risk of that key is written too (empty without one).
+                if let Some(r) = self.challenger_risks.get(next.row as usize) {
+                    crate::state::mem::prefetch_ref(r);
+                }
             }
             if !self.shadows.is_empty() {
                 if let Some(next) = self.state.order.peek_ahead(AHEAD / 2) {
@@ -510,6 +533,16 @@ impl Shard {
                 .observe(f64::from(s.risk), y, 1.0 / 2000.0);
             self.rolling_auc.push(f64::from(s.risk), y);
             self.state.model.learn(&s.x, y);
+            if let Some(ch) = &mut self.state.challenger {
+                // Scored when the snapshot was taken, as the champion's risk: a snapshot
+                // restored without it teaches the challenger but is not in its quality.
+                if !s.challenger_risk.is_nan() {
+                    ch.quality
+                        .observe(f64::from(s.challenger_risk), y, 1.0 / 2000.0);
+                    self.challenger_auc.push(f64::from(s.challenger_risk), y);
+                }
+                ch.model.learn(&s.x, y);
+            }
         }
     }
 
@@ -564,6 +597,19 @@ impl Shard {
             None => features::compute(&inputs, &mut self.x),
         };
         let risk = self.state.model.score(&self.x);
+        let challenger_risk = match &self.state.challenger {
+            Some(ch) => {
+                let r = ch.model.score(&self.x) as f32;
+                if row >= self.challenger_risks.len() {
+                    // Amortised: grows with the keys, not per event.
+                    self.challenger_risks
+                        .resize(self.state.keys.len().max(row + 1), f32::NAN);
+                }
+                self.challenger_risks[row] = r;
+                r
+            }
+            None => f32::NAN,
+        };
         let c = self.state.rows.get_mut(row);
         c.risk = risk as f32;
 
@@ -592,6 +638,7 @@ impl Shard {
                 time_ms: e.time_ms,
                 x: self.x,
                 risk: risk as f32,
+                challenger_risk,
             };
             if self.state.labels.push(s, self.cfg.model.max_pending_labels) {
                 c.last_sample_hour = hour;

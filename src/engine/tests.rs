@@ -86,3 +86,169 @@ fn a_copied_row_with_a_vec_schedule_follows_the_shard() {
     assert!(c.shipments_refused > 0, "closed shipments were revised");
     assert!(c.counts_below_book > 0 && c.phantom_units > 0.0);
 }
+
+/// Random events of `keys` keys over about two months of event time, in time order.
+fn events_of_keys(keys: u32, n: u64, seed: u64, rows: &[u32]) -> Vec<PendingEvent> {
+    let mut next = crate::xorshift(seed);
+    let mut t = 1_767_225_600_000i64;
+    (0..n)
+        .map(|i| {
+            t += (next() % 3) as i64 * HOUR_MS / (2 * i64::from(keys)) + 1;
+            let (kind, qty) = match next() % 100 {
+                0..=79 => (EventType::Sale, (next() % 3) as f64),
+                80..=81 => (EventType::Availability, 0.0),
+                82..=91 => (EventType::Receipt, (next() % 40) as f64),
+                _ => (EventType::InventoryCount, (next() % 30) as f64),
+            };
+            PendingEvent {
+                time_ms: t,
+                id_hash: i + 1,
+                row: rows[(next() % u64::from(keys)) as usize],
+                kind,
+                in_stock: next() % 3 == 0,
+                qty,
+                eta_ms: t,
+                shipment_hash: 0,
+                sub: 0,
+                source: i,
+            }
+        })
+        .collect()
+}
+
+/// A shard with `keys` keys fed `events`; its alerts.
+fn run_shard(cfg: EngineConfig, keys: u32, n: u64) -> (Shard, Vec<crate::alert::Alert>) {
+    let mut s = Shard::new(cfg);
+    s.track_changes(true);
+    let rows: Vec<u32> = (0..keys)
+        .map(|k| {
+            let (row, _) = s.state.keys.get_or_insert("S1", &format!("K{k}"));
+            s.state.rows.push_key();
+            row
+        })
+        .collect();
+    let mut alerts = Vec::new();
+    for chunk in events_of_keys(keys, n, 0x9e37_79b9_7f4a_7c15, &rows).chunks(500) {
+        for e in chunk {
+            assert!(s.state.order.accept_from(0, *e).is_ok());
+        }
+        s.advance(false, None, &mut alerts);
+    }
+    s.advance(true, None, &mut alerts);
+    (s, alerts)
+}
+
+fn with_challenger(cfg: EngineConfig) -> EngineConfig {
+    use crate::model::learner::{LearnerConfig, LearnerKind};
+    use crate::model::{InitialModel, ModelArtifact};
+    let learner = LearnerConfig {
+        kind: LearnerKind::Linear,
+        ..LearnerConfig::default()
+    };
+    let a = ModelArtifact::at_prior(learner, cfg.model.horizon_hours, 12, "test");
+    let mut c = cfg;
+    c.model.challenger = Some(InitialModel::from_artifact("challenger.json".into(), a));
+    c
+}
+
+/// A challenger changes no alert, learns from every label the champion learns from, is scored
+/// on every key, and its weights survive the changelog and a snapshot; a restart without it
+/// drops it, a record written before challengers restores it from its artifact, and naming
+/// its artifact as `model.initial` promotes it with what it learned live.
+#[test]
+fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
+    use crate::engine::persist::{restore_shard, take_changes};
+    use crate::engine::persist::{shard_from_batch, shard_meta, shard_record, shard_to_batch};
+    use crate::model::ModelConfig;
+    let plain_cfg = EngineConfig::default();
+    let ch_cfg = with_challenger(plain_cfg);
+    let (keys, n) = (40, 60_000);
+    let (plain, plain_alerts) = run_shard(plain_cfg, keys, n);
+    let (mut s, alerts) = run_shard(ch_cfg, keys, n);
+    assert!(alerts.len() > 10, "{} alerts", alerts.len());
+    assert_eq!(
+        alerts, plain_alerts,
+        "the challenger never changes an alert"
+    );
+    assert!(plain.challenger().is_none());
+
+    let ch = s.challenger().expect("a challenger");
+    let learned = s.model().updates();
+    assert!(learned > 1000, "{learned} labels");
+    assert_eq!(ch.model().updates(), learned, "the same labels");
+    assert_eq!(ch.quality().labels, s.quality().labels);
+    assert_ne!(ch.quality().brier, s.quality().brier, "another model");
+    let q = s.quality();
+    assert!(q.positives > 0 && q.positives < q.labels, "{q:?}");
+    assert!(s.rolling_auc().is_some(), "{q:?}");
+    assert!(s.challenger_rolling_auc().is_some() && plain.challenger_rolling_auc().is_none());
+    let start = ch_cfg.model.challenger.unwrap().artifact().state.clone();
+    let ch_state = ch.model().export();
+    let ch_quality = *ch.quality();
+    assert_ne!(ch_state, start, "it learned live");
+    let v = s.view("S1", "K0").expect("tracked");
+    let cr = v.challenger_risk.expect("scored by the challenger");
+    assert!((0.0..=1.0).contains(&cr) && cr != v.risk, "{v:?}");
+    assert_eq!(plain.view("S1", "K0").unwrap().challenger_risk, None);
+    assert_eq!(plain.view("S1", "K0").unwrap().risk, v.risk);
+
+    // The changelog: both models come back.
+    let mut key_records = Vec::new();
+    take_changes(&mut s, |_, r| key_records.push(r.clone()));
+    let meta = shard_record(&s);
+    let back = restore_shard(ch_cfg, &meta, key_records.clone()).unwrap();
+    assert_eq!(back.model().export(), s.model().export());
+    let bch = back.challenger().expect("restored");
+    assert_eq!(bch.model().export(), ch_state);
+    assert_eq!(*bch.quality(), ch_quality);
+    // A snapshot too.
+    let b = shard_to_batch(&s, 0).unwrap();
+    let from_snap = shard_from_batch(&b, &shard_meta(&b).unwrap(), ch_cfg).unwrap();
+    assert_eq!(from_snap.challenger().unwrap().model().export(), ch_state);
+
+    // Without `model.challenger`: dropped, the champion as it was.
+    let dropped = restore_shard(plain_cfg, &meta, key_records.clone()).unwrap();
+    assert!(dropped.challenger().is_none());
+    assert_eq!(dropped.model().export(), s.model().export());
+
+    // A record written before challengers: the champion restores, the challenger starts
+    // from its artifact.
+    let mut old: serde_json::Value = serde_json::from_slice(&meta.encode()[1..]).unwrap();
+    let obj = old.as_object_mut().unwrap();
+    assert!(obj.remove("challenger").is_some());
+    assert!(
+        obj.remove("model_origin").is_none(),
+        "the champion is from the prior"
+    );
+    let mut value = vec![crate::state::changelog::CHANGELOG_VERSION];
+    value.extend(serde_json::to_vec(&old).unwrap());
+    let old = crate::state::changelog::ShardRecord::decode(&value).unwrap();
+    let r = restore_shard(ch_cfg, &old, key_records.clone()).unwrap();
+    assert_eq!(r.model().export(), s.model().export());
+    assert_eq!(r.challenger().unwrap().model().export(), start);
+
+    // Promotion: `model.initial` = the challenger's artifact (and its learner), no challenger.
+    let art = ch_cfg.model.challenger.unwrap();
+    let promoted_cfg = EngineConfig {
+        model: ModelConfig {
+            initial: Some(art),
+            challenger: None,
+            learner: art.artifact().learner,
+            ..ch_cfg.model
+        },
+        ..ch_cfg
+    };
+    promoted_cfg.model.check().expect("a valid configuration");
+    let p = restore_shard(promoted_cfg, &meta, key_records).unwrap();
+    assert_eq!(
+        p.model().export(),
+        ch_state,
+        "the champion is the live challenger"
+    );
+    assert_eq!(*p.quality(), ch_quality);
+    assert!(p.challenger().is_none());
+    // ... and it stays the champion at the next restart (its origin is `model.initial`).
+    let after = shard_record(&p);
+    let encoded: serde_json::Value = serde_json::from_slice(&after.encode()[1..]).unwrap();
+    assert_eq!(encoded["model_origin"], art.id());
+}

@@ -130,6 +130,44 @@ impl ModelArtifact {
         Ok(a)
     }
 
+    /// An artifact of `learner` at its start (the prior's weights, nothing learned) at
+    /// `horizon_hours`: a challenger that learns only live (`stockwatch demo` runs the v1
+    /// linear learner this way beside the default champion). `data` says where it comes from.
+    pub fn at_prior(
+        learner: LearnerConfig,
+        horizon_hours: u32,
+        label_sample_hours: u32,
+        data: &str,
+    ) -> Self {
+        let state = super::fresh(learner).export();
+        let model_version = state["version"].as_str().unwrap_or_default().to_owned();
+        ModelArtifact {
+            format: FORMAT,
+            model_version,
+            fingerprint: fingerprint(),
+            horizon_hours,
+            learner,
+            state,
+            card: ModelCard {
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                stockwatch_version: env!("CARGO_PKG_VERSION").to_owned(),
+                data: data.to_owned(),
+                series: 0,
+                days: 0.0,
+                label_sample_hours,
+                labels: 0,
+                positives: 0,
+                // Nothing was measured: no metrics (JSON null).
+                metrics: CardMetrics {
+                    roc_auc: f64::NAN,
+                    brier: f64::NAN,
+                    ece: f64::NAN,
+                    log_loss: f64::NAN,
+                },
+            },
+        }
+    }
+
     /// Writes the artifact as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<(), ModelError> {
         let shown = path.display().to_string();
@@ -144,6 +182,7 @@ impl ModelArtifact {
 struct Loaded {
     path: String,
     artifact: ModelArtifact,
+    id: String,
 }
 
 /// `model.initial`: the artifact every shard's model starts from. A `Copy` handle to an
@@ -161,8 +200,9 @@ impl InitialModel {
 
     /// A handle to an artifact already in memory (`path` names it in messages).
     pub fn from_artifact(path: String, artifact: ModelArtifact) -> Self {
+        let id = artifact_id(&artifact);
         // Held for the process's life: one per configuration read, a few tens of KB.
-        InitialModel(Box::leak(Box::new(Loaded { path, artifact })))
+        InitialModel(Box::leak(Box::new(Loaded { path, artifact, id })))
     }
 
     /// The file it was read from.
@@ -174,6 +214,21 @@ impl InitialModel {
     pub fn artifact(&self) -> &'static ModelArtifact {
         &self.0.artifact
     }
+
+    /// The artifact's identity ([`artifact_id`]): what the changelog records as a model's
+    /// origin, so that a restart recognises the same artifact under another path (a
+    /// promotion, see [`crate::state::ShardState`]).
+    pub fn id(&self) -> &'static str {
+        &self.0.id
+    }
+}
+
+/// The identity of an artifact's content: xxh3-64 (hex) of its JSON. Two files with the same
+/// model (the same weights, settings and card) have the same id, wherever they are mounted.
+pub fn artifact_id(a: &ModelArtifact) -> String {
+    // Serialising plain data into a Vec cannot fail.
+    let bytes = serde_json::to_vec(a).unwrap_or_default();
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
 impl std::fmt::Debug for InitialModel {

@@ -20,6 +20,9 @@ pub struct Snapshot {
     pub x: Features,
     /// The risk predicted then (for prequential metrics).
     pub risk: f32,
+    /// The challenger's risk then (`model.challenger`; NaN without one, and for snapshots
+    /// restored from a snapshot file or the changelog, which keep only the champion's).
+    pub challenger_risk: f32,
 }
 
 /// Snapshots awaiting maturity, oldest first, bounded.
@@ -150,6 +153,7 @@ mod tests {
             time_ms: t,
             x: [0.0; super::super::features::NF],
             risk: 0.5,
+            challenger_risk: f32::NAN,
         };
         assert!(q.push(s(0), 2));
         assert!(q.push(s(5), 2));

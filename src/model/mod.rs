@@ -9,9 +9,12 @@
 //!   the rolling prequential quality ([`labels::RollingQuality`]).
 //! - [`auc`]: the windowed prequential ROC AUC ([`RollingAuc`]).
 //! - [`artifact`]: a model trained offline as a file (`evaluate --save-model`), the starting
-//!   point of every shard with `model.initial`.
+//!   point of every shard with `model.initial`, and of the challenger with `model.challenger`.
 //!
-//! The shard owns one model replica; [`RiskModel`] is the seam for a better learner.
+//! The shard owns one model replica, the champion, whose risks raise alerts; with
+//! `model.challenger` it owns a second one ([`ModelRole::Challenger`]) that learns from the same
+//! matured labels and is scored on every key at the same points, but never alerts.
+//! [`RiskModel`] is the seam for a better learner.
 
 pub mod artifact;
 pub mod auc;
@@ -107,6 +110,34 @@ pub struct ModelConfig {
     /// changelog continues from its restored model instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial: Option<InitialModel>,
+    /// A model artifact scored beside the champion on every key, learning from the same
+    /// matured labels, never alerting (a path in the configuration); none: no challenger. It
+    /// runs the learner its artifact was trained with, which may differ from `learner`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<InitialModel>,
+}
+
+/// Which of a shard's models: the one that alerts, or the one scored beside it (the `model`
+/// label of `stockwatch_model_rolling_auc` and `_brier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelRole {
+    /// The model whose risks raise alerts.
+    Champion,
+    /// `model.challenger`: scored and learning, never alerting.
+    Challenger,
+}
+
+impl ModelRole {
+    /// Both, champion first.
+    pub const ALL: [ModelRole; 2] = [ModelRole::Champion, ModelRole::Challenger];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelRole::Champion => "champion",
+            ModelRole::Challenger => "challenger",
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -117,6 +148,7 @@ impl Default for ModelConfig {
             max_pending_labels: 1_000_000,
             learner: learner::LearnerConfig::default(),
             initial: None,
+            challenger: None,
         }
     }
 }
@@ -144,15 +176,51 @@ impl ModelConfig {
             .import(&a.state)
             .map_err(|e| ModelError::BadState(format!("model artifact {}: {e}", init.path())))
     }
+
+    /// Checks `challenger` against the rest: the same horizon, and a state its own learner
+    /// (the artifact's `learner`) imports. The fingerprint was checked when it was read.
+    pub fn check_challenger(&self) -> Result<(), ModelError> {
+        let Some(ch) = self.challenger else {
+            return Ok(());
+        };
+        let a = ch.artifact();
+        if a.horizon_hours != self.horizon_hours {
+            return Err(ModelError::HorizonMismatch {
+                path: ch.path().to_owned(),
+                found: a.horizon_hours,
+                expected: self.horizon_hours,
+            });
+        }
+        fresh(a.learner)
+            .import(&a.state)
+            .map_err(|e| ModelError::BadState(format!("model artifact {}: {e}", ch.path())))
+    }
+}
+
+pub(crate) fn fresh(learner: learner::LearnerConfig) -> Box<dyn RiskModel> {
+    match learner.kind {
+        learner::LearnerKind::Linear => Box::new(learner::AdaGradLogistic::new(learner)),
+        learner::LearnerKind::Binned => Box::new(learner::BinnedLogistic::new(learner)),
+    }
+}
+
+/// Builds the challenger of `cfg.challenger`, if any: its artifact's learner at its weights
+/// (checked by [`ModelConfig::check_challenger`] when the configuration was read).
+pub fn build_challenger(cfg: &ModelConfig) -> Option<Box<dyn RiskModel>> {
+    let ch = cfg.challenger?;
+    let a = ch.artifact();
+    let mut m = fresh(a.learner);
+    if let Err(e) = m.import(&a.state) {
+        // Unreachable after `check_challenger`; a model at the prior is still a model.
+        tracing::error!(artifact = ch.path(), error = %e, "model.challenger not applied");
+    }
+    Some(m)
 }
 
 /// Builds the configured model: fresh at the prior, or from `cfg.initial` (checked by
 /// [`ModelConfig::check`] when the configuration was read).
 pub fn build(cfg: &ModelConfig) -> Box<dyn RiskModel> {
-    let mut m: Box<dyn RiskModel> = match cfg.learner.kind {
-        learner::LearnerKind::Linear => Box::new(learner::AdaGradLogistic::new(cfg.learner)),
-        learner::LearnerKind::Binned => Box::new(learner::BinnedLogistic::new(cfg.learner)),
-    };
+    let mut m = fresh(cfg.learner);
     if let Some(init) = cfg.initial {
         if let Err(e) = m.import(&init.artifact().state) {
             // Unreachable after `check`; a model at the prior is still a model.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::engine::Shard;
 use crate::event::EventType;
 use crate::model::learner::MODEL_VERSION;
+use crate::model::ModelRole;
 use crate::telemetry::{Delivery, Health, Metrics, OpenAlertFilter, StateQuery, TelemetryError};
 
 /// A question for the service loop.
@@ -171,7 +172,8 @@ impl Observe {
             ([0u64; EventType::COUNT], [[0u64; 3]; 2], 0u64);
         let (mut keys, mut pending, mut backlog) = (0u64, 0u64, 0u64);
         let mut phantom = (0u64, 0.0f64);
-        let (mut bytes, mut brier, mut n) = ((0, 0, 0), 0.0, 0.0);
+        let (mut bytes, mut brier, mut n) = ((0, 0, 0), [0.0; 2], [0.0; 2]);
+        let mut challenger_runs = false;
         let shards_for_auc = shards.clone();
         for s in shards {
             let c = s.counters();
@@ -191,9 +193,13 @@ impl Observe {
             backlog += s.label_backlog() as u64;
             let b = s.state_bytes();
             bytes = (bytes.0 + b.0, bytes.1 + b.1, bytes.2 + b.2);
-            if s.quality().labels > 0 {
-                brier += s.quality().brier;
-                n += 1.0;
+            let challenger = s.challenger().map(|c| *c.quality());
+            challenger_runs |= challenger.is_some();
+            for (i, q) in [Some(*s.quality()), challenger].into_iter().enumerate() {
+                if let Some(q) = q.filter(|q| q.labels > 0) {
+                    brier[i] += q.brier;
+                    n[i] += 1.0;
+                }
             }
         }
         let mut d_applied = [0u64; EventType::COUNT];
@@ -226,22 +232,35 @@ impl Observe {
         m.pending_events(pending);
         m.label_backlog(backlog);
         m.state_bytes(bytes);
-        if n > 0.0 {
-            m.model_brier(brier / n);
+        // The challenger's series exist while one runs (NaN until its labels mature).
+        let roles = if challenger_runs { 2 } else { 1 };
+        for (i, role) in ModelRole::ALL.into_iter().enumerate().take(roles) {
+            if n[i] > 0.0 {
+                m.model_brier(role, brier[i] / n[i]);
+            } else if role == ModelRole::Challenger {
+                m.model_brier(role, f64::NAN);
+            }
         }
         // Rolling prequential ROC AUC: the label-weighted mean of the shards' windows, at most
         // every few seconds.
         if self.auc_at.is_none_or(|t| t.elapsed() >= AUC_EVERY) {
             self.auc_at = Some(std::time::Instant::now());
-            let (mut sum, mut weight) = (0.0, 0.0);
+            let (mut sum, mut weight) = ([0.0; 2], [0.0; 2]);
             for s in shards_for_auc {
-                if let Some(auc) = s.rolling_auc() {
-                    let w = s.quality().labels as f64;
-                    sum += auc * w;
-                    weight += w;
+                let challenger = s
+                    .challenger_rolling_auc()
+                    .zip(s.challenger().map(|c| c.quality().labels));
+                let champion = s.rolling_auc().map(|a| (a, s.quality().labels));
+                for (i, auc) in [champion, challenger].into_iter().enumerate() {
+                    if let Some((auc, labels)) = auc {
+                        sum[i] += auc * labels as f64;
+                        weight[i] += labels as f64;
+                    }
                 }
             }
-            m.model_auc((weight > 0.0).then(|| sum / weight));
+            for (i, role) in ModelRole::ALL.into_iter().enumerate().take(roles) {
+                m.model_auc(role, (weight[i] > 0.0).then(|| sum[i] / weight[i]));
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{KeyRow, Rows, DAYS, HOURS};
 use super::order::{Clocks, PendingEvent};
-use super::shard::{ShardCounters, ShardState, StateConfig};
+use super::shard::{SavedModel, ShardCounters, ShardState, StateConfig};
 use crate::event::EventType;
 use crate::model::features::NF;
 use crate::model::labels::{RollingQuality, Snapshot};
@@ -196,6 +196,45 @@ pub struct ShardRecord {
     labels_dropped: u64,
     labels_pushed: u64,
     inbound_dropped: u64,
+    /// The artifact the model started from (absent: the prior, or a record written before
+    /// origins were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_origin: Option<String>,
+    /// The challenger (`model.challenger`; absent without one, and in records written before
+    /// challengers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    challenger: Option<ChallengerRecord>,
+}
+
+/// The challenger's part of a [`ShardRecord`] (also in snapshots' metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChallengerRecord {
+    /// The artifact it started from.
+    pub origin: String,
+    /// Its state ([`crate::model::RiskModel::export`]).
+    pub model: serde_json::Value,
+    /// Its rolling quality.
+    pub quality: RollingQuality,
+}
+
+impl ChallengerRecord {
+    /// The challenger of `s`, if any.
+    pub fn of(s: &ShardState) -> Option<Self> {
+        s.challenger.as_ref().map(|c| ChallengerRecord {
+            origin: c.origin.clone(),
+            model: c.model.export(),
+            quality: c.quality,
+        })
+    }
+
+    /// As a [`SavedModel`].
+    pub fn saved(&self) -> SavedModel<'_> {
+        SavedModel {
+            state: &self.model,
+            quality: self.quality,
+            origin: Some(&self.origin),
+        }
+    }
 }
 
 impl KeyRecord {
@@ -315,6 +354,8 @@ pub fn shard_record(s: &ShardState) -> ShardRecord {
         labels_dropped: s.labels.dropped,
         labels_pushed: s.labels.pushed,
         inbound_dropped: s.inbound.dropped,
+        model_origin: s.origin.clone(),
+        challenger: ChallengerRecord::of(s),
     }
 }
 
@@ -497,6 +538,7 @@ pub fn restore_shard(
                     time_ms: l.time_ms,
                     x,
                     risk: l.risk,
+                    challenger_risk: f32::NAN,
                 },
             ));
         }
@@ -515,20 +557,17 @@ pub fn restore_shard(
     s.labels.pushed = meta.labels_pushed;
     s.labels.dropped = meta.labels_dropped;
     s.inbound.dropped = meta.inbound_dropped;
-    // A model of another version (a rollout that changed `model.learner.kind`, or a new
-    // model) cannot take the old weights: it starts from its prior, the inventory state and
-    // the pending labels (features, not weights) are kept, and it learns on from there.
-    match s.model.import(&meta.model) {
-        Ok(()) => s.quality = meta.quality,
-        Err(crate::model::ModelError::VersionMismatch { found, expected }) => {
-            tracing::warn!(
-                found = %found,
-                expected = %expected,
-                "the changelog holds another model version's state: the model restarts from its prior (inventory state kept)"
-            );
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let champion = SavedModel {
+        state: &meta.model,
+        quality: meta.quality,
+        origin: meta.model_origin.as_deref(),
+    };
+    s.restore_models(
+        cfg,
+        champion,
+        meta.challenger.as_ref().map(ChallengerRecord::saved),
+        true,
+    )?;
     s.counters = meta.counters;
     Ok(s)
 }

@@ -63,6 +63,12 @@ struct ShardMeta {
     quality: RollingQuality,
     counters: ShardCounters,
     labels_dropped: u64,
+    /// The artifact the model started from (absent: the prior, or an older snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_origin: Option<String>,
+    /// The challenger (absent without one, and in older snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    challenger: Option<super::changelog::ChallengerRecord>,
 }
 
 fn layout(m: impl Into<String>) -> SnapshotError {
@@ -314,6 +320,8 @@ pub fn shard_to_batch(s: &ShardState, partition: u32) -> Result<RecordBatch, Sna
         quality: s.quality,
         counters: s.counters,
         labels_dropped: s.labels.dropped,
+        model_origin: s.origin.clone(),
+        challenger: super::changelog::ChallengerRecord::of(s),
     };
     let fields: Vec<Field> = columns
         .iter()
@@ -526,6 +534,7 @@ pub fn shard_from_batch(
                 time_ms: t.value(i),
                 x: xs,
                 risk: risk.value(i),
+                challenger_risk: f32::NAN,
             },
         ));
     }
@@ -534,8 +543,19 @@ pub fn shard_from_batch(
         s.labels.push(sn, usize::MAX);
     }
     s.labels.dropped = meta.labels_dropped;
-    s.model.import(&meta.model)?;
-    s.quality = meta.quality;
+    let champion = super::shard::SavedModel {
+        state: &meta.model,
+        quality: meta.quality,
+        origin: meta.model_origin.as_deref(),
+    };
+    s.restore_models(
+        cfg,
+        champion,
+        meta.challenger
+            .as_ref()
+            .map(super::changelog::ChallengerRecord::saved),
+        false,
+    )?;
     s.counters = meta.counters;
     Ok(s)
 }

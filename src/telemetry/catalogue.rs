@@ -200,14 +200,14 @@ pub(super) const COMMIT_FAILURES: MetricSpec = spec(
 pub(super) const MODEL_BRIER: MetricSpec = spec(
     "stockwatch_model_rolling_brier",
     GaugeKind,
-    &[],
-    "Rolling prequential Brier score of the risk model (lower is better; NaN until labels).",
+    &["model"],
+    "Rolling prequential Brier score of the risk model, champion or challenger (lower is better; NaN until labels; a challenger's only with model.challenger).",
 );
 pub(super) const MODEL_AUC: MetricSpec = spec(
     "stockwatch_model_rolling_auc",
     GaugeKind,
-    &[],
-    "Rolling prequential ROC AUC of the risk model (NaN until both classes are seen).",
+    &["model"],
+    "Rolling prequential ROC AUC of the risk model, champion or challenger (NaN until both classes are seen; a challenger's only with model.challenger).",
 );
 pub(super) const LABEL_BACKLOG: MetricSpec = spec(
     "stockwatch_model_label_backlog",

@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use prometheus::proto::MetricType;
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use super::catalogue::*;
 use super::TelemetryError;
 use crate::alert::{AlertKind, AlertStatus};
 use crate::event::EventType;
+use crate::model::ModelRole;
 use crate::reject::RejectReason;
 use crate::source::consumer_error::ConsumerErrorKind;
 
@@ -123,8 +124,7 @@ pub struct Metrics {
     restored_keys: IntCounter,
     transactions: [IntCounter; 2],
     commit_failures: IntCounter,
-    model_brier: Gauge,
-    model_auc: Gauge,
+    model_quality: ModelQuality,
     label_backlog: IntGauge,
     model_updates: IntCounter,
     phantom_counts: IntCounter,
@@ -203,8 +203,7 @@ impl Metrics {
                 [TxOutcome::Commit.as_str(), TxOutcome::Abort.as_str()],
             )?,
             commit_failures: counter(&r, &COMMIT_FAILURES)?,
-            model_brier: float_gauge(&r, &MODEL_BRIER)?,
-            model_auc: float_gauge(&r, &MODEL_AUC)?,
+            model_quality: ModelQuality::new(&r)?,
             label_backlog: gauge(&r, &LABEL_BACKLOG)?,
             model_updates: counter(&r, &MODEL_UPDATES)?,
             phantom_counts: counter(&r, &PHANTOM_COUNTS)?,
@@ -220,8 +219,8 @@ impl Metrics {
         };
         // Unknown until the first labels mature: 0 would read as a perfect Brier score or a
         // broken AUC and could fire a quality alert at every start.
-        metrics.model_brier.set(f64::NAN);
-        metrics.model_auc.set(f64::NAN);
+        metrics.model_quality.champion.0.set(f64::NAN);
+        metrics.model_quality.champion.1.set(f64::NAN);
         Ok(metrics)
     }
 
@@ -406,15 +405,19 @@ impl Metrics {
         self.commit_failures.inc();
     }
 
-    /// Sets the rolling Brier score.
-    pub fn model_brier(&self, brier: f64) {
-        self.model_brier.set(brier);
+    /// Sets the rolling Brier score of the champion or the challenger.
+    pub fn model_brier(&self, model: ModelRole, brier: f64) {
+        if let Some((_, b)) = self.model_quality.of(model) {
+            b.set(brier);
+        }
     }
 
-    /// Sets the rolling ROC AUC; `None` (one class only so far) exports NaN, so a stale value
-    /// never looks current.
-    pub fn model_auc(&self, auc: Option<f64>) {
-        self.model_auc.set(auc.unwrap_or(f64::NAN));
+    /// Sets the rolling ROC AUC of the champion or the challenger; `None` (one class only so
+    /// far) exports NaN, so a stale value never looks current.
+    pub fn model_auc(&self, model: ModelRole, auc: Option<f64>) {
+        if let Some((a, _)) = self.model_quality.of(model) {
+            a.set(auc.unwrap_or(f64::NAN));
+        }
     }
 
     /// Sets how long the consumer has been subscribed without an assignment (0: assigned).
@@ -548,8 +551,57 @@ fn gauge(r: &Registry, m: &MetricSpec) -> Result<IntGauge, TelemetryError> {
     register(r, IntGauge::with_opts(opts(m)))
 }
 
-fn float_gauge(r: &Registry, m: &MetricSpec) -> Result<Gauge, TelemetryError> {
-    register(r, Gauge::with_opts(opts(m)))
+/// `stockwatch_model_rolling_auc{model}` and `_brier{model}`: the champion's children from the
+/// start (NaN), the challenger's from the first value set for it (a service without
+/// `model.challenger` exports none).
+#[derive(Debug)]
+struct ModelQuality {
+    auc: GaugeVec,
+    brier: GaugeVec,
+    /// (AUC, Brier) of the champion.
+    champion: (Gauge, Gauge),
+    /// (AUC, Brier) of the challenger, once set (`None` inside: the family refused the label,
+    /// which its fixed label names rule out).
+    challenger: std::sync::OnceLock<Option<(Gauge, Gauge)>>,
+}
+
+impl ModelQuality {
+    fn new(r: &Registry) -> Result<Self, TelemetryError> {
+        let auc = register(r, GaugeVec::new(opts(&MODEL_AUC), MODEL_AUC.labels))?;
+        let brier = register(r, GaugeVec::new(opts(&MODEL_BRIER), MODEL_BRIER.labels))?;
+        let role = [ModelRole::Champion.as_str()];
+        let champion = (
+            auc.get_metric_with_label_values(&role)
+                .map_err(TelemetryError::Register)?,
+            brier
+                .get_metric_with_label_values(&role)
+                .map_err(TelemetryError::Register)?,
+        );
+        Ok(ModelQuality {
+            auc,
+            brier,
+            champion,
+            challenger: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn of(&self, model: ModelRole) -> Option<&(Gauge, Gauge)> {
+        match model {
+            ModelRole::Champion => Some(&self.champion),
+            ModelRole::Challenger => self
+                .challenger
+                .get_or_init(|| {
+                    let role = [ModelRole::Challenger.as_str()];
+                    let auc = self.auc.get_metric_with_label_values(&role).ok()?;
+                    let brier = self.brier.get_metric_with_label_values(&role).ok()?;
+                    // Unknown until set: NaN, as the champion's at the start.
+                    auc.set(f64::NAN);
+                    brier.set(f64::NAN);
+                    Some((auc, brier))
+                })
+                .as_ref(),
+        }
+    }
 }
 
 fn histogram(r: &Registry, m: &MetricSpec) -> Result<Histogram, TelemetryError> {
@@ -689,20 +741,25 @@ mod tests {
     }
 
     #[test]
-    fn model_quality_is_nan_until_known() {
+    fn model_quality_is_nan_until_known_and_the_challenger_absent_until_set() {
+        use ModelRole::{Challenger, Champion};
         let m = metrics();
         let text = m.encode().expect("encode");
-        assert!(text.contains("stockwatch_model_rolling_auc NaN\n"));
-        assert!(text.contains("stockwatch_model_rolling_brier NaN\n"));
-        m.model_auc(Some(0.75));
-        m.model_brier(0.125);
+        assert!(text.contains("stockwatch_model_rolling_auc{model=\"champion\"} NaN\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier{model=\"champion\"} NaN\n"));
+        assert!(!text.contains("model=\"challenger\""), "{text}");
+        m.model_auc(Champion, Some(0.75));
+        m.model_brier(Champion, 0.125);
+        m.model_auc(Challenger, Some(0.5));
         let text = m.encode().expect("encode");
-        assert!(text.contains("stockwatch_model_rolling_auc 0.75\n"));
-        assert!(text.contains("stockwatch_model_rolling_brier 0.125\n"));
-        m.model_auc(None);
+        assert!(text.contains("stockwatch_model_rolling_auc{model=\"champion\"} 0.75\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier{model=\"champion\"} 0.125\n"));
+        assert!(text.contains("stockwatch_model_rolling_auc{model=\"challenger\"} 0.5\n"));
+        assert!(text.contains("stockwatch_model_rolling_brier{model=\"challenger\"} NaN\n"));
+        m.model_auc(Champion, None);
         assert!(m
             .encode()
             .expect("encode")
-            .contains("stockwatch_model_rolling_auc NaN\n"));
+            .contains("stockwatch_model_rolling_auc{model=\"champion\"} NaN\n"));
     }
 }

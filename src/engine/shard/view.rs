@@ -14,6 +14,10 @@ pub struct KeyView {
     pub sku: String,
     /// Risk at the last scoring.
     pub risk: f64,
+    /// The challenger's risk at the last scoring (`model.challenger`; absent without one, and
+    /// until the key's first event after a start or restore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenger_risk: Option<f64>,
     /// Recorded on hand, if known.
     pub on_hand: Option<f64>,
     /// Units in transit.
@@ -155,6 +159,11 @@ impl Shard {
             location: self.state.keys.location(r).to_string(),
             sku: self.state.keys.sku(r).to_string(),
             risk: f64::from(c.risk),
+            challenger_risk: self
+                .challenger_risks
+                .get(r as usize)
+                .filter(|x| !x.is_nan() && self.state.challenger.is_some())
+                .map(|&x| f64::from(x)),
             on_hand: c.known_on_hand(),
             in_transit: c.in_transit,
             risk_alert_open: c.risk_open(),
