@@ -11,7 +11,7 @@ use super::{changelog, Core, ServiceError, STALL_AFTER};
 use crate::sink::kafka::{EventProducer, ProduceError};
 use crate::source::kafka::GroupConsumer;
 use crate::telemetry::events::{AcksStalled, BatchWaiting, TransactionEnded};
-use crate::telemetry::{Health, Metrics, Stage, TxOutcome};
+use crate::telemetry::{Health, LatencyStep, Metrics, Stage, TxOutcome};
 
 impl Core {
     /// Ends a batch: the changelog records of every changed shard, then the commit — after
@@ -250,11 +250,16 @@ fn wait_for_brokers(
     result
 }
 
-/// End-to-end latencies of published alerts: `(latency tag, visible at ms)`.
+/// Latencies of published alerts, `(latency tag, visible at ms)`: end to end (from the
+/// record's timestamp) and the service's own share (from the record consumed).
 fn report_latencies(metrics: &Metrics, tags: impl Iterator<Item = (usize, i64)>) {
     for (tag, at) in tags {
-        let (ts, stage) = untag(tag);
-        metrics.end_to_end_latency(stage, (at - ts) as f64 / 1000.0);
+        let t = untag(tag);
+        metrics.end_to_end_latency(t.stage, (at - t.record_ms) as f64 / 1000.0);
+        if let Some(consumed) = t.consumed_ms {
+            let own = (at - consumed) as f64 / 1000.0;
+            metrics.service_latency(t.stage, LatencyStep::Acknowledged, own);
+        }
     }
 }
 
@@ -271,19 +276,80 @@ pub(super) fn begin(
     Ok(())
 }
 
-/// Packs a triggering record's Kafka timestamp (ms, > 0) and the alert's stage into a
-/// delivery tag (non-zero); `None` without a timestamp.
-pub(super) fn latency_tag(ts_ms: Option<i64>, stage: Stage) -> Option<usize> {
-    let ts = usize::try_from(ts_ms?).ok().filter(|&t| t > 0)?;
-    Some(ts << 1 | usize::from(stage == Stage::Early))
+/// Bits of a latency tag holding how long after its timestamp a record was consumed (ms).
+const DELAY_BITS: u32 = 21;
+/// The largest consumption delay a tag holds (~35 min); a record consumed later than that
+/// after its timestamp (a backlog) gets no service-latency sample at its acknowledgement.
+const MAX_DELAY_MS: u64 = (1 << DELAY_BITS) - 1;
+/// Record timestamps up to 2^42 ms (the year 2109) fit beside the delay and the stage.
+const MAX_RECORD_MS: u64 = (1 << (64 - DELAY_BITS - 1)) - 1;
+
+/// What an acknowledged record's tag says of the alert it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Untagged {
+    /// The triggering record's timestamp (ms since the epoch).
+    record_ms: i64,
+    /// When it was consumed, if within [`MAX_DELAY_MS`] of its timestamp.
+    consumed_ms: Option<i64>,
+    stage: Stage,
+}
+
+/// Packs an alert's triggering record's `(timestamp, consumed at)` (ms since the epoch; the
+/// timestamp > 0) and the alert's stage into a delivery tag (non-zero, 64 bits: timestamp,
+/// then the consumption delay, then the stage); `None` without a timestamp. A delay beyond
+/// [`MAX_DELAY_MS`] is stored as "unknown" (all ones); a negative one (clock skew) as 0.
+pub(super) fn latency_tag(times: Option<(i64, i64)>, stage: Stage) -> Option<usize> {
+    let (record_ms, consumed_ms) = times?;
+    let ts = u64::try_from(record_ms)
+        .ok()
+        .filter(|&t| t > 0 && t <= MAX_RECORD_MS)?;
+    let delay = u64::try_from(consumed_ms.saturating_sub(record_ms))
+        .unwrap_or(0)
+        .min(MAX_DELAY_MS);
+    let tag = ts << (DELAY_BITS + 1) | delay << 1 | u64::from(stage == Stage::Early);
+    usize::try_from(tag).ok()
 }
 
 /// Inverse of [`latency_tag`].
-fn untag(tag: usize) -> (i64, Stage) {
+fn untag(tag: usize) -> Untagged {
+    let tag = tag as u64;
     let stage = if tag & 1 == 1 {
         Stage::Early
     } else {
         Stage::Confirmed
     };
-    ((tag >> 1) as i64, stage)
+    let record_ms = (tag >> (DELAY_BITS + 1)) as i64;
+    let delay = (tag >> 1) & MAX_DELAY_MS;
+    Untagged {
+        record_ms,
+        consumed_ms: (delay < MAX_DELAY_MS).then(|| record_ms + delay as i64),
+        stage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_tags_round_trip() {
+        let now = 1_796_000_000_000; // 2026-12
+        for stage in [Stage::Early, Stage::Confirmed] {
+            let tag = latency_tag(Some((now, now + 37)), stage).expect("a tag");
+            assert_ne!(tag, 0);
+            let t = untag(tag);
+            assert_eq!(
+                (t.record_ms, t.consumed_ms, t.stage),
+                (now, Some(now + 37), stage)
+            );
+        }
+        // A backlog: end to end still measured, the service's share not.
+        let t = untag(latency_tag(Some((now, now + 3_600_000)), Stage::Confirmed).unwrap_or(0));
+        assert_eq!((t.record_ms, t.consumed_ms), (now, None));
+        // Clock skew: consumed "before" the timestamp counts as at it.
+        let t = untag(latency_tag(Some((now, now - 5)), Stage::Early).unwrap_or(0));
+        assert_eq!(t.consumed_ms, Some(now));
+        assert_eq!(latency_tag(Some((0, 5)), Stage::Early), None);
+        assert_eq!(latency_tag(None, Stage::Early), None);
+    }
 }
