@@ -220,6 +220,13 @@ start_run() {
         "STOCKWATCH__KAFKA__TOPICS__SHIPMENTS=${prefix}shipments"
         "STOCKWATCH__KAFKA__TOPICS__RECEIPTS=${prefix}receipts"
         "STOCKWATCH__KAFKA__TOPICS__AVAILABILITY=${prefix}availability"
+        # The v1 stream has no counts or adjustments: their types share the sales topic (a
+        # topic may carry several types), so the inputs are the four topics simulate creates.
+        "STOCKWATCH__KAFKA__TOPICS__INVENTORY_COUNTS=${prefix}sales"
+        "STOCKWATCH__KAFKA__TOPICS__ADJUSTMENTS=${prefix}sales"
+        "STOCKWATCH__KAFKA__TOPICS__OPEN_ALERTS=${prefix}alerts-open"
+        "STOCKWATCH__KAFKA__TOPICS__LOCATIONS=${prefix}locations"
+        "STOCKWATCH__KAFKA__TOPICS__ITEMS=${prefix}items"
         "STOCKWATCH__KAFKA__TOPICS__ALERTS=${prefix}alerts"
         "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS=${prefix}alerts-early"
         "STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER=${prefix}dead-letter"

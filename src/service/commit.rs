@@ -8,7 +8,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{changelog, Core, ServiceError, STALL_AFTER};
-use crate::sink::kafka::{EventProducer, ProduceError};
+use crate::sink::kafka::{EventProducer, ProduceError, TAG_BITS};
 use crate::source::kafka::GroupConsumer;
 use crate::telemetry::events::{AcksStalled, BatchWaiting, TransactionEnded};
 use crate::telemetry::{Health, LatencyStep, Metrics, Stage, TxOutcome};
@@ -276,13 +276,19 @@ pub(super) fn begin(
     Ok(())
 }
 
+// A latency tag (the caller's part of a delivery opaque, [`TAG_BITS`] = 58 bits): the
+// record timestamp in ms since 2020 (41 bits, until 2089), the consumption delay in ms (16
+// bits), the stage (1 bit).
+/// The origin of the timestamps tags hold: 2020-01-01T00:00:00Z, ms since the epoch.
+const TAG_EPOCH_MS: i64 = 1_577_836_800_000;
 /// Bits of a latency tag holding how long after its timestamp a record was consumed (ms).
-const DELAY_BITS: u32 = 21;
-/// The largest consumption delay a tag holds (~35 min); a record consumed later than that
-/// after its timestamp (a backlog) gets no service-latency sample at its acknowledgement.
+const DELAY_BITS: u32 = 16;
+/// The largest consumption delay a tag holds (~65 s, all ones: "unknown"); a record consumed
+/// later than that after its timestamp (a backlog) gets no `acknowledged` service-latency
+/// sample (its end-to-end one is still measured).
 const MAX_DELAY_MS: u64 = (1 << DELAY_BITS) - 1;
-/// Record timestamps up to 2^42 ms (the year 2109) fit beside the delay and the stage.
-const MAX_RECORD_MS: u64 = (1 << (64 - DELAY_BITS - 1)) - 1;
+/// Bits of the record timestamp.
+const RECORD_BITS: u32 = TAG_BITS - DELAY_BITS - 1;
 
 /// What an acknowledged record's tag says of the alert it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,20 +300,22 @@ struct Untagged {
     stage: Stage,
 }
 
-/// Packs an alert's triggering record's `(timestamp, consumed at)` (ms since the epoch; the
-/// timestamp > 0) and the alert's stage into a delivery tag (non-zero, 64 bits: timestamp,
-/// then the consumption delay, then the stage); `None` without a timestamp. A delay beyond
-/// [`MAX_DELAY_MS`] is stored as "unknown" (all ones); a negative one (clock skew) as 0.
+/// Packs an alert's triggering record's `(timestamp, consumed at)` (ms since the epoch) and the
+/// alert's stage into a non-zero delivery tag below `1 << TAG_BITS`; `None` without a
+/// timestamp or with one outside 2020–2089. A delay of [`MAX_DELAY_MS`] or more is stored as
+/// "unknown"; a negative one (clock skew) as 0.
 pub(super) fn latency_tag(times: Option<(i64, i64)>, stage: Stage) -> Option<usize> {
     let (record_ms, consumed_ms) = times?;
-    let ts = u64::try_from(record_ms)
+    let ts = u64::try_from(record_ms - TAG_EPOCH_MS)
         .ok()
-        .filter(|&t| t > 0 && t <= MAX_RECORD_MS)?;
+        .filter(|&t| t < 1 << RECORD_BITS)?;
     let delay = u64::try_from(consumed_ms.saturating_sub(record_ms))
         .unwrap_or(0)
         .min(MAX_DELAY_MS);
     let tag = ts << (DELAY_BITS + 1) | delay << 1 | u64::from(stage == Stage::Early);
-    usize::try_from(tag).ok()
+    // Non-zero even for a record at the epoch itself: the delay or stage bits, or the
+    // timestamp, are set but for a confirmed alert at exactly 2020-01-01 consumed at once.
+    usize::try_from(tag).ok().filter(|&t| t != 0)
 }
 
 /// Inverse of [`latency_tag`].
@@ -318,7 +326,7 @@ fn untag(tag: usize) -> Untagged {
     } else {
         Stage::Confirmed
     };
-    let record_ms = (tag >> (DELAY_BITS + 1)) as i64;
+    let record_ms = (tag >> (DELAY_BITS + 1)) as i64 + TAG_EPOCH_MS;
     let delay = (tag >> 1) & MAX_DELAY_MS;
     Untagged {
         record_ms,
@@ -343,13 +351,19 @@ mod tests {
                 (now, Some(now + 37), stage)
             );
         }
+        // Within the producer's part of the opaque, at the end of the range too.
+        let last = TAG_EPOCH_MS + (1 << RECORD_BITS) - 1;
+        let tag = latency_tag(Some((last, last + 1)), Stage::Early).expect("a tag");
+        assert!(tag < 1 << TAG_BITS);
+        assert_eq!(untag(tag).record_ms, last);
+        assert_eq!(latency_tag(Some((last + 1, last + 1)), Stage::Early), None);
         // A backlog: end to end still measured, the service's share not.
         let t = untag(latency_tag(Some((now, now + 3_600_000)), Stage::Confirmed).unwrap_or(0));
         assert_eq!((t.record_ms, t.consumed_ms), (now, None));
         // Clock skew: consumed "before" the timestamp counts as at it.
         let t = untag(latency_tag(Some((now, now - 5)), Stage::Early).unwrap_or(0));
         assert_eq!(t.consumed_ms, Some(now));
-        assert_eq!(latency_tag(Some((0, 5)), Stage::Early), None);
+        assert_eq!(latency_tag(Some((5, 5)), Stage::Early), None, "before 2020");
         assert_eq!(latency_tag(None, Stage::Early), None);
     }
 }
