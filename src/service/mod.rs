@@ -180,6 +180,8 @@ struct Slot {
     to_commit: bool,
 }
 
+/// While a batch is polled, how often the producer's delivery reports are served.
+const REPORT_EVERY: Duration = Duration::from_millis(5);
 /// Bound on waiting for acknowledgements of one batch.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 /// A batch whose outputs wait longer than this for the brokers marks the instance not ready
@@ -356,6 +358,7 @@ impl Service {
             .collect();
         let (msgs, consumed_at) = poll_batch(
             &self.consumer,
+            &self.core.producer,
             &self.core.cfg.kafka,
             &self.core.observe.metrics,
         )?;
@@ -388,23 +391,32 @@ impl Service {
 
 /// Polls up to `kafka.poll_max_messages` messages for at most `kafka.poll_max_ms`, with the
 /// time (ms since the epoch) poll returned each; a rebalance ends the batch early. A consumer
-/// error is counted and logged ([`consumer_error`]); a fatal one ends the service.
+/// error is counted and logged ([`consumer_error`]); a fatal one ends the service. The
+/// producer's delivery reports are served every [`REPORT_EVERY`] meanwhile, so that an
+/// acknowledgement is taken when it arrives, not a batch later.
 #[allow(clippy::type_complexity)]
 fn poll_batch<'c>(
     consumer: &'c GroupConsumer,
+    producer: &EventProducer,
     k: &KafkaSection,
     metrics: &Metrics,
 ) -> Result<(Vec<BorrowedMessage<'c>>, Vec<i64>), ServiceError> {
     let (max, window) = (k.poll_max_messages, Duration::from_millis(k.poll_max_ms));
     let started = Instant::now();
+    let mut served = started;
     let mut msgs = Vec::with_capacity(max.min(65_536));
     let mut consumed_at = Vec::with_capacity(max.min(65_536));
     while msgs.len() < max {
-        let left = window.saturating_sub(started.elapsed());
+        let now = Instant::now();
+        let left = window.saturating_sub(now - started);
         if left.is_zero() {
             break;
         }
-        match consumer.poll(left) {
+        if now - served >= REPORT_EVERY {
+            producer.serve_reports();
+            served = now;
+        }
+        match consumer.poll(left.min(REPORT_EVERY)) {
             Some(Ok(m)) => {
                 msgs.push(m);
                 consumed_at.push(wall_ms());
