@@ -18,7 +18,11 @@
 #               record timestamp -> alert acknowledged; only records that trigger an alert), of
 #               stockwatch_early_alert_latency_seconds (the same for early alerts) and of
 #               stockwatch_batch_duration_seconds, from the histogram buckets by linear
-#               interpolation inside a bucket (as PromQL's histogram_quantile).
+#               interpolation inside a bucket (as PromQL's histogram_quantile); the service's
+#               own share, stockwatch_service_latency_seconds (record consumed -> alert handed
+#               to the producer, and -> acknowledged), by stage; and, in the same run, the bare
+#               consumer's floor: examples/drain reading the input topics (record timestamp ->
+#               consumed, no engine).
 #
 # Options:
 #   --scenario S        throughput | live | latency | both (throughput + latency) | all
@@ -30,6 +34,8 @@
 #   --rate R            latency: records/s produced (default 50000)
 #   --duration SECS     latency: seconds of production (default 60)
 #   --repeat N          runs per configuration (default 3)
+#   --pin               `run` on CPU 1, everything else (broker, simulate, drain) on CPU 0
+#                       (taskset; needs 2 CPUs): the service's latency apart from its neighbours
 #   --knob NAME:VAR=VALUE[,VAR=VALUE...]
 #                       also measure a configuration: `run` gets these environment overrides
 #                       (e.g. poll64k:STOCKWATCH__KAFKA__POLL_MAX_MESSAGES=65536). Repeatable;
@@ -60,7 +66,7 @@ die() {
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 scenario=both events=5000000 stores=100 skus=1000 partitions=8 rate=50000 duration=60
-repeat=3 perf_secs=0 out="" bin="" run_timeout=900 max_seconds=7200 with_default=1
+repeat=3 perf_secs=0 out="" bin="" run_timeout=900 max_seconds=7200 with_default=1 pin=0
 knobs=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -75,6 +81,7 @@ while [[ $# -gt 0 ]]; do
     --repeat) repeat="$2"; shift 2 ;;
     --knob) knobs+=("$2"); shift 2 ;;
     --no-default) with_default=0; shift ;;
+    --pin) pin=1; shift ;;
     --perf) perf_secs="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
@@ -100,6 +107,13 @@ for k in "${knobs[@]}"; do
 done
 command -v python3 >/dev/null || die "python3 is needed (standard library only)"
 ((perf_secs == 0)) || command -v perf >/dev/null || die "--perf needs perf"
+# --pin: the service on CPU 1, its neighbours on CPU 0 (affinity is inherited by children).
+pin_run=() pin_rest=()
+if ((pin)); then
+    command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
+    (($(nproc) >= 2)) || die "--pin needs 2 CPUs, this machine has $(nproc)"
+    pin_run=(taskset -c 1) pin_rest=(taskset -c 0)
+fi
 
 # ---- processes we start, stopped on exit (by PID, never by name) ----
 pids=()
@@ -153,6 +167,13 @@ if [[ -z "$bin" ]]; then
     fi
 fi
 [[ -x "$bin" ]] || die "--bin $bin is not an executable"
+# The bare consumer of the latency scenario (the floor), from the same build.
+drain_bin="$(dirname "$bin")/examples/drain"
+if want latency && [[ ! -x "$drain_bin" ]]; then
+    log "building the bare consumer (cargo build --release --example drain)"
+    (cd "$root" && cargo build --release --quiet --example drain) || die "cargo build --example drain failed"
+    drain_bin="$CARGO_TARGET_DIR/release/examples/drain"
+fi
 out="${out:-$CARGO_TARGET_DIR/loadtest/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
@@ -161,7 +182,7 @@ log "results in $out; binary $bin"
 # ---- the broker ----
 tansu="$("$root/scripts/broker.sh" install)" || die "scripts/broker.sh install failed"
 bport="$("${helper[@]}" port)"
-"$root/scripts/broker.sh" run "$bport" >"$out/broker.log" 2>&1 &
+"${pin_rest[@]}" "$root/scripts/broker.sh" run "$bport" >"$out/broker.log" 2>&1 &
 broker_pid=$!
 pids+=("$broker_pid")
 for _ in $(seq 100); do
@@ -178,12 +199,13 @@ log "tansu ($tansu) on $bootstrap, pid $broker_pid"
     echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
     echo "args: --scenario $scenario --events $events --stores $stores --skus $skus --partitions $partitions --rate $rate --duration $duration --repeat $repeat${knobs[*]:+ --knob ${knobs[*]}}"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if ((pin)); then echo "pinned: run on CPU 1; broker, simulate and drain on CPU 0"; fi
 } >"$out/environment.txt"
 
 # The simulate command line for topic prefix $1, in the array `sim` (then add flags). Runs as a
 # simple command (not a function) so that `&` gives the PID of simulate itself.
 simulate_cmd() {
-    sim=("$bin" simulate --bootstrap-servers "$bootstrap" --partitions "$partitions"
+    sim=("${pin_rest[@]}" "$bin" simulate --bootstrap-servers "$bootstrap" --partitions "$partitions"
         --topic-prefix "$1" --stores "$stores" --skus "$skus")
 }
 
@@ -198,6 +220,13 @@ start_run() {
         "STOCKWATCH__KAFKA__TOPICS__SHIPMENTS=${prefix}shipments"
         "STOCKWATCH__KAFKA__TOPICS__RECEIPTS=${prefix}receipts"
         "STOCKWATCH__KAFKA__TOPICS__AVAILABILITY=${prefix}availability"
+        # The v1 stream has no counts or adjustments: their types share the sales topic (a
+        # topic may carry several types), so the inputs are the four topics simulate creates.
+        "STOCKWATCH__KAFKA__TOPICS__INVENTORY_COUNTS=${prefix}sales"
+        "STOCKWATCH__KAFKA__TOPICS__ADJUSTMENTS=${prefix}sales"
+        "STOCKWATCH__KAFKA__TOPICS__OPEN_ALERTS=${prefix}alerts-open"
+        "STOCKWATCH__KAFKA__TOPICS__LOCATIONS=${prefix}locations"
+        "STOCKWATCH__KAFKA__TOPICS__ITEMS=${prefix}items"
         "STOCKWATCH__KAFKA__TOPICS__ALERTS=${prefix}alerts"
         "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS=${prefix}alerts-early"
         "STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER=${prefix}dead-letter"
@@ -211,7 +240,7 @@ start_run() {
         for kv in ${spec#*:}; do envs+=("$kv"); done
     fi
     printf '%s\n' "${envs[@]}" >"${logf%.log}.env"
-    env "${envs[@]}" "$bin" run >"$logf" 2>&1 &
+    env "${envs[@]}" "${pin_run[@]}" "$bin" run >"$logf" 2>&1 &
     run_pid=$!
     pids+=("$run_pid")
     run_url="http://127.0.0.1:$hport"
@@ -322,6 +351,14 @@ run_with_producer() {
             # Baseline for the counters and histograms: what the topic-creation record left.
             sleep 1
             "${helper[@]}" metrics "$run_url" >"$dir/base.metrics.txt"
+            drain_pid=""
+            if [[ "$sc" == latency ]]; then
+                # The floor, in the same run: a bare consumer of the same input topics.
+                "${pin_rest[@]}" "$drain_bin" "$bootstrap" "$n" "${prefix}sales" "${prefix}shipments" \
+                    "${prefix}receipts" "${prefix}availability" >"$dir/drain.log" 2>&1 &
+                drain_pid=$!
+                pids+=("$drain_pid")
+            fi
             "${sim[@]}" --events "$n" "$@" >"$dir/produce.log" 2>&1 &
             sim_pid=$!
             pids+=("$sim_pid")
@@ -333,6 +370,14 @@ run_with_producer() {
                 log "  sampling failed"
             wait "$sim_pid" 2>/dev/null || true
             forget "$sim_pid"
+            if [[ -n "$drain_pid" ]]; then
+                wait "$drain_pid" 2>/dev/null || true
+                forget "$drain_pid"
+                # "record timestamp -> consumed: p50 A ms, p99 B ms, max C ms (N records ...)"
+                sed -nE 's/.*p50 ([0-9]+) ms, p99 ([0-9]+) ms, max ([0-9]+) ms \(([0-9]+) records.*/{"p50_ms": \1, "p99_ms": \2, "max_ms": \3, "records": \4}/p' \
+                    "$dir/drain.log" >"$dir/floor.json"
+                [[ -s "$dir/floor.json" ]] || { rm -f "$dir/floor.json"; log "  drain: $(tail -2 "$dir/drain.log")"; }
+            fi
             grep -E 'records/s' "$dir/produce.log" | sed 's/^ */  producer: /' >&2 || true
             if ((perf_secs > 0 && i == 1)); then profile_report "$dir"; fi
             stop_run

@@ -40,6 +40,11 @@ HISTOGRAMS = (
     "stockwatch_early_alert_latency_seconds",
     "stockwatch_batch_duration_seconds",
     "stockwatch_batch_messages",
+    # The service's own share: record consumed -> alert handed to the producer / acknowledged.
+    'stockwatch_service_latency_seconds{stage="early",step="handed"}',
+    'stockwatch_service_latency_seconds{stage="early",step="acknowledged"}',
+    'stockwatch_service_latency_seconds{stage="confirmed",step="handed"}',
+    'stockwatch_service_latency_seconds{stage="confirmed",step="acknowledged"}',
 )
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -106,13 +111,29 @@ def by_label(m, name, label):
     return out
 
 
-def buckets(m, name):
-    """Cumulative buckets [(le, count)] sorted by le (+Inf last)."""
+def series(key):
+    """'name{a="x",b="y"}' -> ('name', {'a': 'x', 'b': 'y'})."""
+    if "{" not in key:
+        return key, {}
+    name, rest = key.split("{", 1)
+    want = {}
+    for part in rest.rstrip("}").split(","):
+        k, v = part.split("=", 1)
+        want[k] = v.strip('"')
+    return name, want
+
+
+def buckets(m, key):
+    """Cumulative buckets [(le, count)] of the histogram series `key`, sorted by le (+Inf
+    last)."""
+    name, want = series(key)
     rows = []
     for (n, labels), v in m.items():
         if n == name + "_bucket":
-            le = dict(labels).get("le")
-            rows.append((math.inf if le == "+Inf" else float(le), v))
+            d = dict(labels)
+            le = d.pop("le", None)
+            if d == want:
+                rows.append((math.inf if le == "+Inf" else float(le), v))
     rows.sort()
     return rows
 
@@ -138,15 +159,17 @@ def quantile(rows, q):
     return None
 
 
-def hist_summary(m, base, name):
-    rows = buckets(m, name)
+def hist_summary(m, base, key):
+    rows = buckets(m, key)
     if base is not None:
-        b = dict(buckets(base, name))
+        b = dict(buckets(base, key))
         rows = [(le, c - b.get(le, 0.0)) for le, c in rows]
     count = rows[-1][1] if rows else 0.0
-    s = m.get((name + "_sum", frozenset()), 0.0)
+    name, want = series(key)
+    sum_key = (name + "_sum", frozenset(want.items()))
+    s = m.get(sum_key, 0.0)
     if base is not None:
-        s -= base.get((name + "_sum", frozenset()), 0.0)
+        s -= base.get(sum_key, 0.0)
     return {
         "count": count,
         "mean": (s / count) if count else None,
@@ -461,6 +484,42 @@ def cmd_report(root):
             f"{fmt_q(msg.get('p50'))} | {s.get('peak_rss_kb', 0) / 1024:.0f} MiB | "
             f"{cpu(s)} | {rq(s)} | {s.get('loadavg_1m_at_start')}→{s.get('loadavg_1m_at_end')} |"
         )
+    own = [(name, s) for name, s in rows if name.startswith("latency/")]
+    if own:
+        # The service's own share (record consumed -> alert handed to the producer, and ->
+        # acknowledged / committed), beside the bare consumer's floor measured in the same run
+        # (examples/drain: record timestamp -> consumed, no engine).
+        print()
+        print(
+            "| run | early: handed p50 / p99 | early: acknowledged p50 / p99 | "
+            "confirmed: handed p50 / p99 | confirmed: acknowledged p50 / p99 | "
+            "bare consumer floor p50 / p99 |"
+        )
+        print("|---|---|---|---|---|---|")
+        for name, s in own:
+            h = s.get("histograms", {})
+
+            def pq(stage, step):
+                x = h.get(
+                    f'stockwatch_service_latency_seconds{{stage="{stage}",step="{step}"}}', {}
+                )
+                count = x.get("count")
+                n = "–" if count is None else f"{count:,.0f}"
+                return (
+                    f"{fmt_q(x.get('p50'), 1000, ' ms')} / {fmt_q(x.get('p99'), 1000, ' ms')}"
+                    f" (n={n})"
+                )
+
+            floor = "–"
+            path = os.path.join(root, name, "floor.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    fl = json.load(f)
+                floor = f"{fl['p50_ms']} ms / {fl['p99_ms']} ms (n={fl['records']:,})"
+            print(
+                f"| {name} | {pq('early', 'handed')} | {pq('early', 'acknowledged')} | "
+                f"{pq('confirmed', 'handed')} | {pq('confirmed', 'acknowledged')} | {floor} |"
+            )
     return 0
 
 

@@ -190,6 +190,14 @@ fn bounded_labels_take_only_their_documented_values() {
         ])
     );
     assert_eq!(
+        values("stockwatch_service_latency_seconds_bucket", "stage"),
+        set(&["early", "confirmed"])
+    );
+    assert_eq!(
+        values("stockwatch_service_latency_seconds_bucket", "step"),
+        set(&["handed", "acknowledged"])
+    );
+    assert_eq!(
         values("stockwatch_consumer_lag_messages", "partition"),
         set(&["0", "1"])
     );

@@ -8,10 +8,10 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{changelog, Core, ServiceError, STALL_AFTER};
-use crate::sink::kafka::{EventProducer, ProduceError};
+use crate::sink::kafka::{EventProducer, ProduceError, TAG_BITS};
 use crate::source::kafka::GroupConsumer;
 use crate::telemetry::events::{AcksStalled, BatchWaiting, TransactionEnded};
-use crate::telemetry::{Health, Metrics, Stage, TxOutcome};
+use crate::telemetry::{Health, LatencyStep, Metrics, Stage, TxOutcome};
 
 impl Core {
     /// Ends a batch: the changelog records of every changed shard, then the commit — after
@@ -250,11 +250,16 @@ fn wait_for_brokers(
     result
 }
 
-/// End-to-end latencies of published alerts: `(latency tag, visible at ms)`.
+/// Latencies of published alerts, `(latency tag, visible at ms)`: end to end (from the
+/// record's timestamp) and the service's own share (from the record consumed).
 fn report_latencies(metrics: &Metrics, tags: impl Iterator<Item = (usize, i64)>) {
     for (tag, at) in tags {
-        let (ts, stage) = untag(tag);
-        metrics.end_to_end_latency(stage, (at - ts) as f64 / 1000.0);
+        let t = untag(tag);
+        metrics.end_to_end_latency(t.stage, (at - t.record_ms) as f64 / 1000.0);
+        if let Some(consumed) = t.consumed_ms {
+            let own = (at - consumed) as f64 / 1000.0;
+            metrics.service_latency(t.stage, LatencyStep::Acknowledged, own);
+        }
     }
 }
 
@@ -271,19 +276,94 @@ pub(super) fn begin(
     Ok(())
 }
 
-/// Packs a triggering record's Kafka timestamp (ms, > 0) and the alert's stage into a
-/// delivery tag (non-zero); `None` without a timestamp.
-pub(super) fn latency_tag(ts_ms: Option<i64>, stage: Stage) -> Option<usize> {
-    let ts = usize::try_from(ts_ms?).ok().filter(|&t| t > 0)?;
-    Some(ts << 1 | usize::from(stage == Stage::Early))
+// A latency tag (the caller's part of a delivery opaque, [`TAG_BITS`] = 58 bits): the
+// record timestamp in ms since 2020 (41 bits, until 2089), the consumption delay in ms (16
+// bits), the stage (1 bit).
+/// The origin of the timestamps tags hold: 2020-01-01T00:00:00Z, ms since the epoch.
+const TAG_EPOCH_MS: i64 = 1_577_836_800_000;
+/// Bits of a latency tag holding how long after its timestamp a record was consumed (ms).
+const DELAY_BITS: u32 = 16;
+/// The largest consumption delay a tag holds (~65 s, all ones: "unknown"); a record consumed
+/// later than that after its timestamp (a backlog) gets no `acknowledged` service-latency
+/// sample (its end-to-end one is still measured).
+const MAX_DELAY_MS: u64 = (1 << DELAY_BITS) - 1;
+/// Bits of the record timestamp.
+const RECORD_BITS: u32 = TAG_BITS - DELAY_BITS - 1;
+
+/// What an acknowledged record's tag says of the alert it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Untagged {
+    /// The triggering record's timestamp (ms since the epoch).
+    record_ms: i64,
+    /// When it was consumed, if within [`MAX_DELAY_MS`] of its timestamp.
+    consumed_ms: Option<i64>,
+    stage: Stage,
+}
+
+/// Packs an alert's triggering record's `(timestamp, consumed at)` (ms since the epoch) and the
+/// alert's stage into a non-zero delivery tag below `1 << TAG_BITS`; `None` without a
+/// timestamp or with one outside 2020–2089. A delay of [`MAX_DELAY_MS`] or more is stored as
+/// "unknown"; a negative one (clock skew) as 0.
+pub(super) fn latency_tag(times: Option<(i64, i64)>, stage: Stage) -> Option<usize> {
+    let (record_ms, consumed_ms) = times?;
+    let ts = u64::try_from(record_ms - TAG_EPOCH_MS)
+        .ok()
+        .filter(|&t| t < 1 << RECORD_BITS)?;
+    let delay = u64::try_from(consumed_ms.saturating_sub(record_ms))
+        .unwrap_or(0)
+        .min(MAX_DELAY_MS);
+    let tag = ts << (DELAY_BITS + 1) | delay << 1 | u64::from(stage == Stage::Early);
+    // Non-zero even for a record at the epoch itself: the delay or stage bits, or the
+    // timestamp, are set but for a confirmed alert at exactly 2020-01-01 consumed at once.
+    usize::try_from(tag).ok().filter(|&t| t != 0)
 }
 
 /// Inverse of [`latency_tag`].
-fn untag(tag: usize) -> (i64, Stage) {
+fn untag(tag: usize) -> Untagged {
+    let tag = tag as u64;
     let stage = if tag & 1 == 1 {
         Stage::Early
     } else {
         Stage::Confirmed
     };
-    ((tag >> 1) as i64, stage)
+    let record_ms = (tag >> (DELAY_BITS + 1)) as i64 + TAG_EPOCH_MS;
+    let delay = (tag >> 1) & MAX_DELAY_MS;
+    Untagged {
+        record_ms,
+        consumed_ms: (delay < MAX_DELAY_MS).then(|| record_ms + delay as i64),
+        stage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_tags_round_trip() {
+        let now = 1_796_000_000_000; // 2026-12
+        for stage in [Stage::Early, Stage::Confirmed] {
+            let tag = latency_tag(Some((now, now + 37)), stage).expect("a tag");
+            assert_ne!(tag, 0);
+            let t = untag(tag);
+            assert_eq!(
+                (t.record_ms, t.consumed_ms, t.stage),
+                (now, Some(now + 37), stage)
+            );
+        }
+        // Within the producer's part of the opaque, at the end of the range too.
+        let last = TAG_EPOCH_MS + (1 << RECORD_BITS) - 1;
+        let tag = latency_tag(Some((last, last + 1)), Stage::Early).expect("a tag");
+        assert!(tag < 1 << TAG_BITS);
+        assert_eq!(untag(tag).record_ms, last);
+        assert_eq!(latency_tag(Some((last + 1, last + 1)), Stage::Early), None);
+        // A backlog: end to end still measured, the service's share not.
+        let t = untag(latency_tag(Some((now, now + 3_600_000)), Stage::Confirmed).unwrap_or(0));
+        assert_eq!((t.record_ms, t.consumed_ms), (now, None));
+        // Clock skew: consumed "before" the timestamp counts as at it.
+        let t = untag(latency_tag(Some((now, now - 5)), Stage::Early).unwrap_or(0));
+        assert_eq!(t.consumed_ms, Some(now));
+        assert_eq!(latency_tag(Some((5, 5)), Stage::Early), None, "before 2020");
+        assert_eq!(latency_tag(None, Stage::Early), None);
+    }
 }

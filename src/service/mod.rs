@@ -67,7 +67,7 @@ use crate::sink::record::{
 use crate::source::consumer_error::ConsumerErrorKind;
 use crate::source::kafka::{raw_headers, GroupConsumer, RawHeader, SourceError};
 use crate::telemetry::events::{ConsumerErrored, Rejected as RejectedEvent, TransactionEnded};
-use crate::telemetry::{Metrics, Stage, TelemetryError, TxOutcome};
+use crate::telemetry::{LatencyStep, Metrics, Stage, TelemetryError, TxOutcome};
 use changelog::{Lineage, RestoreError};
 use commit::{begin, latency_tag};
 use offsets::OffsetTracker;
@@ -180,6 +180,8 @@ struct Slot {
     to_commit: bool,
 }
 
+/// While a batch is polled, how often the producer's delivery reports are served.
+const REPORT_EVERY: Duration = Duration::from_millis(5);
 /// Bound on waiting for acknowledgements of one batch.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 /// A batch whose outputs wait longer than this for the brokers marks the instance not ready
@@ -354,8 +356,9 @@ impl Service {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let msgs = poll_batch(
+        let (msgs, consumed_at) = poll_batch(
             &self.consumer,
+            &self.core.producer,
             &self.core.cfg.kafka,
             &self.core.observe.metrics,
         )?;
@@ -367,7 +370,9 @@ impl Service {
             drop(msgs);
             return self.core.rebalance(&self.consumer, events, &inputs);
         }
-        let result = self.core.process(&self.consumer, &msgs, &inputs);
+        let result = self
+            .core
+            .process(&self.consumer, &msgs, &consumed_at, &inputs);
         drop(msgs);
         let result = result.and_then(|()| self.core.commit_due(&self.consumer));
         match result {
@@ -384,24 +389,38 @@ impl Service {
     }
 }
 
-/// Polls up to `kafka.poll_max_messages` messages for at most `kafka.poll_max_ms`; a
-/// rebalance ends the batch early. A consumer error is counted and logged
-/// ([`consumer_error`]); a fatal one ends the service.
+/// Polls up to `kafka.poll_max_messages` messages for at most `kafka.poll_max_ms`, with the
+/// time (ms since the epoch) poll returned each; a rebalance ends the batch early. A consumer
+/// error is counted and logged ([`consumer_error`]); a fatal one ends the service. The
+/// producer's delivery reports are served every [`REPORT_EVERY`] meanwhile, so that an
+/// acknowledgement is taken when it arrives, not a batch later.
+#[allow(clippy::type_complexity)]
 fn poll_batch<'c>(
     consumer: &'c GroupConsumer,
+    producer: &EventProducer,
     k: &KafkaSection,
     metrics: &Metrics,
-) -> Result<Vec<BorrowedMessage<'c>>, ServiceError> {
+) -> Result<(Vec<BorrowedMessage<'c>>, Vec<i64>), ServiceError> {
     let (max, window) = (k.poll_max_messages, Duration::from_millis(k.poll_max_ms));
     let started = Instant::now();
+    let mut served = started;
     let mut msgs = Vec::with_capacity(max.min(65_536));
+    let mut consumed_at = Vec::with_capacity(max.min(65_536));
     while msgs.len() < max {
-        let left = window.saturating_sub(started.elapsed());
+        let now = Instant::now();
+        let left = window.saturating_sub(now - started);
         if left.is_zero() {
             break;
         }
-        match consumer.poll(left) {
-            Some(Ok(m)) => msgs.push(m),
+        if now - served >= REPORT_EVERY {
+            producer.serve_reports();
+            served = now;
+        }
+        match consumer.poll(left.min(REPORT_EVERY)) {
+            Some(Ok(m)) => {
+                msgs.push(m);
+                consumed_at.push(wall_ms());
+            }
             Some(Err(e)) => {
                 let text = consumer.context().take_error_text();
                 consumer_error(&e, text.as_deref(), metrics)?;
@@ -412,7 +431,12 @@ fn poll_batch<'c>(
             None => {}
         }
     }
-    Ok(msgs)
+    Ok((msgs, consumed_at))
+}
+
+/// Wall-clock time, ms since the epoch (the clock of record timestamps and acknowledgements).
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// An error the consumer returned instead of a message: counted
@@ -447,6 +471,8 @@ fn consumer_error(
 /// rejections of the group being ingested, and what the batch did (for the report).
 struct Batch<'b, 'm> {
     msgs: &'b [BorrowedMessage<'m>],
+    /// When poll returned each message, ms since the epoch.
+    consumed_at: &'b [i64],
     now_ms: i64,
     /// The current group's rejections (reused).
     rejects: Vec<Rejection>,
@@ -470,6 +496,7 @@ impl Core {
         &mut self,
         consumer: &GroupConsumer,
         msgs: &[BorrowedMessage<'_>],
+        consumed_at: &[i64],
         inputs: &[String],
     ) -> Result<(), ServiceError> {
         let batch_started = Instant::now();
@@ -479,6 +506,7 @@ impl Core {
         self.stats.messages += msgs.len() as u64;
         let mut batch = Batch {
             msgs,
+            consumed_at,
             now_ms: chrono::Utc::now().timestamp_millis(),
             rejects: Vec::new(),
             consumed: [0; EventType::COUNT + 1],
@@ -521,7 +549,8 @@ impl Core {
         let Some(slot) = self.slots.get_mut(&p) else {
             return Ok(()); // not ours (any more)
         };
-        let (msgs, now_ms, rejects) = (b.msgs, b.now_ms, &mut b.rejects);
+        let (msgs, consumed_at, now_ms, rejects) =
+            (b.msgs, b.consumed_at, b.now_ms, &mut b.rejects);
         rejects.clear();
         let batch = self.decoder.decode(
             idx.iter().map(|&i| MessageRef {
@@ -533,7 +562,8 @@ impl Core {
         );
         for &i in idx {
             let ts = msgs[i].timestamp().to_millis().unwrap_or(now_ms);
-            slot.trackers[t].read(msgs[i].offset(), ts);
+            let consumed = consumed_at.get(i).copied().unwrap_or(now_ms);
+            slot.trackers[t].read(msgs[i].offset(), ts, consumed);
             slot.next[t] = slot.next[t].max(msgs[i].offset() + 1);
         }
         slot.last_seen[t] = Instant::now();
@@ -609,8 +639,8 @@ impl Core {
             let mut spent: Vec<Alert> = Vec::new();
             for (stage, a) in staged {
                 let (t, off) = offsets::unpack(a.trigger_source);
-                let ts = slot.trackers.get(t).and_then(|tr| tr.timestamp(off));
-                let tag = latency_tag(ts, stage);
+                let times = slot.trackers.get(t).and_then(|tr| tr.times(off));
+                let tag = latency_tag(times, stage);
                 let tag = if eos {
                     self.latencies.extend(tag);
                     0
@@ -630,6 +660,10 @@ impl Core {
                     &record.header_refs(),
                     tag,
                 )?;
+                if let Some((_, consumed)) = times {
+                    let handed = (wall_ms() - consumed) as f64 / 1000.0;
+                    (self.observe.metrics).service_latency(stage, LatencyStep::Handed, handed);
+                }
                 if stage == Stage::Confirmed {
                     // The open-alerts table, on the shard's own partition (co-partitioned with
                     // the inputs, whatever its key hashes to), in the same transaction.

@@ -5,19 +5,21 @@
 
 use std::collections::VecDeque;
 
-/// Done-flags (and record timestamps, for end-to-end latency) of one input partition from its
-/// lowest not-done offset on.
+/// Done-flags (and, for the latency histograms, record timestamps and when each record was
+/// consumed) of one input partition from its lowest not-done offset on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OffsetTracker {
     base: Option<i64>,
     done: VecDeque<bool>,
-    timestamps: VecDeque<i64>,
+    /// (record timestamp, consumed at), ms since the epoch.
+    times: VecDeque<(i64, i64)>,
 }
 
 impl OffsetTracker {
-    /// A record at `offset` was read (offsets arrive in increasing order per partition; gaps,
-    /// such as transaction markers, count as done).
-    pub fn read(&mut self, offset: i64, timestamp_ms: i64) {
+    /// A record at `offset` with timestamp `timestamp_ms` was consumed at `consumed_ms`
+    /// (offsets arrive in increasing order per partition; gaps, such as transaction markers,
+    /// count as done).
+    pub fn read(&mut self, offset: i64, timestamp_ms: i64, consumed_ms: i64) {
         let base = *self.base.get_or_insert(offset);
         let next = base + self.done.len() as i64;
         if offset < next {
@@ -25,16 +27,16 @@ impl OffsetTracker {
         }
         for _ in next..offset {
             self.done.push_back(true);
-            self.timestamps.push_back(timestamp_ms);
+            self.times.push_back((timestamp_ms, consumed_ms));
         }
         self.done.push_back(false);
-        self.timestamps.push_back(timestamp_ms);
+        self.times.push_back((timestamp_ms, consumed_ms));
     }
 
-    /// The record timestamp of `offset`, while it is tracked.
-    pub fn timestamp(&self, offset: i64) -> Option<i64> {
+    /// The record timestamp of `offset` and when it was consumed, while it is tracked.
+    pub fn times(&self, offset: i64) -> Option<(i64, i64)> {
         let i = usize::try_from(offset - self.base?).ok()?;
-        self.timestamps.get(i).copied()
+        self.times.get(i).copied()
     }
 
     /// The record at `offset` is done.
@@ -55,7 +57,7 @@ impl OffsetTracker {
         let base = self.base.as_mut()?;
         while self.done.front() == Some(&true) {
             self.done.pop_front();
-            self.timestamps.pop_front();
+            self.times.pop_front();
             *base += 1;
         }
         Some(*base)
@@ -86,9 +88,9 @@ mod tests {
         let mut t = OffsetTracker::default();
         assert_eq!(t.committable(), None);
         for o in [5, 6, 7, 9] {
-            t.read(o, o * 10);
+            t.read(o, o * 10, o * 10 + 1);
         }
-        assert_eq!(t.timestamp(7), Some(70));
+        assert_eq!(t.times(7), Some((70, 71)));
         assert_eq!(t.committable(), Some(5));
         t.done(6);
         t.done(9);

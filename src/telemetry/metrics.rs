@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use prometheus::proto::MetricType;
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use super::catalogue::*;
@@ -59,6 +59,36 @@ pub enum Stage {
     Confirmed,
     /// `kafka.topics.early_alerts`: scored on arrival (`alerts.early`).
     Early,
+}
+
+impl Stage {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Confirmed => "confirmed",
+            Stage::Early => "early",
+        }
+    }
+}
+
+/// Where the service's own latency of an alert is measured
+/// (`stockwatch_service_latency_seconds{step}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LatencyStep {
+    /// The alert handed to the producer (`send` returned).
+    Handed,
+    /// Acknowledged by the brokers (`at_least_once`) or committed (`exactly_once`).
+    Acknowledged,
+}
+
+impl LatencyStep {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyStep::Handed => "handed",
+            LatencyStep::Acknowledged => "acknowledged",
+        }
+    }
 }
 
 /// Outcome of a Kafka transaction (`stockwatch_transactions_total{outcome}`).
@@ -109,6 +139,8 @@ pub struct Metrics {
     batch_seconds: Histogram,
     latency_seconds: Histogram,
     early_latency_seconds: Histogram,
+    /// Indexed by [`Stage`] (confirmed, early), then [`LatencyStep`].
+    service_latency: [[Histogram; 2]; 2],
     early_alerts: IntCounterVec,
     lag: IntGaugeVec,
     partitions: Mutex<BTreeMap<i32, IntGauge>>,
@@ -184,6 +216,7 @@ impl Metrics {
             batch_seconds: histogram(&r, &BATCH_SECONDS)?,
             latency_seconds: histogram(&r, &LATENCY)?,
             early_latency_seconds: histogram(&r, &EARLY_LATENCY)?,
+            service_latency: service_latency(&r)?,
             early_alerts,
             lag: register(&r, IntGaugeVec::new(opts(&LAG), LAG.labels))?,
             partitions: Mutex::new(BTreeMap::new()),
@@ -279,6 +312,13 @@ impl Metrics {
         };
         if seconds.is_finite() {
             h.observe(seconds.max(0.0));
+        }
+    }
+
+    /// The service's own share of one alert's latency, in seconds (negative: 0), at `step`.
+    pub fn service_latency(&self, stage: Stage, step: LatencyStep, seconds: f64) {
+        if seconds.is_finite() {
+            self.service_latency[stage as usize][step as usize].observe(seconds.max(0.0));
         }
     }
 
@@ -609,6 +649,30 @@ fn histogram(r: &Registry, m: &MetricSpec) -> Result<Histogram, TelemetryError> 
         r,
         Histogram::with_opts(HistogramOpts::new(m.name, m.help).buckets(m.buckets.to_vec())),
     )
+}
+
+/// `stockwatch_service_latency_seconds`: its four children, by [`Stage`] then [`LatencyStep`].
+fn service_latency(r: &Registry) -> Result<[[Histogram; 2]; 2], TelemetryError> {
+    let m = &SERVICE_LATENCY;
+    let vec = register(
+        r,
+        HistogramVec::new(
+            HistogramOpts::new(m.name, m.help).buckets(m.buckets.to_vec()),
+            m.labels,
+        ),
+    )?;
+    let child = |stage: Stage, step: LatencyStep| {
+        vec.get_metric_with_label_values(&[stage.as_str(), step.as_str()])
+            .map_err(TelemetryError::Register)
+    };
+    let (handed, acked) = (LatencyStep::Handed, LatencyStep::Acknowledged);
+    Ok([
+        [
+            child(Stage::Confirmed, handed)?,
+            child(Stage::Confirmed, acked)?,
+        ],
+        [child(Stage::Early, handed)?, child(Stage::Early, acked)?],
+    ])
 }
 
 /// The children of a one-label family, one per value of `values`.

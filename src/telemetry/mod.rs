@@ -31,8 +31,8 @@ pub use http::{
     DEFAULT_OPEN_LIMIT, DEFAULT_TOP_N, MAX_OPEN_LIMIT, MAX_TOP_N,
 };
 pub use metrics::{
-    Metrics, PartitionLag, Stage, TxOutcome, CONSUMED_TYPES, INCONSISTENCY_REASONS, STATE_PARTS,
-    UNKNOWN_TYPE,
+    LatencyStep, Metrics, PartitionLag, Stage, TxOutcome, CONSUMED_TYPES, INCONSISTENCY_REASONS,
+    STATE_PARTS, UNKNOWN_TYPE,
 };
 
 use std::net::SocketAddr;

@@ -25,4 +25,4 @@ mod producer;
 mod transaction;
 
 pub use error::ProduceError;
-pub use producer::{DeliveryStats, EventProducer, ProducerSettings, TopicStatus};
+pub use producer::{DeliveryStats, EventProducer, ProducerSettings, TopicStatus, TAG_BITS};

@@ -114,7 +114,9 @@ pub(super) struct Deliveries {
 /// acknowledgements besides the open one.
 const GENERATIONS: usize = 16;
 /// A record's delivery opaque: the caller's tag below this bit, its generation slot from it.
-const SLOT_SHIFT: u32 = 58;
+const SLOT_SHIFT: u32 = TAG_BITS;
+/// Bits of a caller's tag ([`EventProducer::send_tagged`]): a tag is below `1 << TAG_BITS`.
+pub const TAG_BITS: u32 = 58;
 /// The caller's part of a delivery opaque.
 const TAG_MASK: usize = (1 << SLOT_SHIFT) - 1;
 
