@@ -564,6 +564,7 @@ impl Shard {
             None => features::compute(&inputs, &mut self.x),
         };
         let risk = self.state.model.score(&self.x);
+        let lost = alerts::lost_units(&inputs);
         let c = self.state.rows.get_mut(row);
         c.risk = risk as f32;
 
@@ -606,6 +607,7 @@ impl Shard {
                 e,
                 risk,
                 &derived,
+                lost,
                 processing_ms,
                 alerts,
             );
@@ -620,6 +622,12 @@ impl Shard {
         ) {
             // While a stockout is open its own alert says it all: no new risk alert on top.
             Transition::Raise if in_stockout => Transition::None,
+            Transition::Raise if !self.within_budget(e, lost, risk) => {
+                // Over the location's budget: nothing sent, the cool-down starts as if.
+                self.state.counters.raises_over_budget += 1;
+                self.state.rows.get_mut(row).last_alert_ms = e.time_ms;
+                Transition::None
+            }
             t => t,
         };
         let status = match t {
@@ -643,6 +651,7 @@ impl Shard {
                 e,
                 risk,
                 &derived,
+                lost,
                 processing_ms,
                 alerts,
             );
@@ -666,6 +675,7 @@ impl Shard {
                     e,
                     risk,
                     &derived,
+                    lost,
                     self.state.rows.get(row),
                     &self.x,
                     processing_ms,
@@ -738,6 +748,7 @@ impl Shard {
                     .offset_ms(&self.master, self.state.keys.location(e.row), inputs.now_ms);
         }
         let derived = features::compute(&inputs, &mut self.spec_x);
+        let lost = alerts::lost_units(&inputs);
         if let Some(slot) = slot {
             // Kept for the apply of this event (see `Shard::apply`).
             let scored = Scored {
@@ -757,6 +768,10 @@ impl Shard {
         {
             return;
         }
+        // A raise the location's budget would refuse now is not raised early either.
+        if kind == AlertKind::StockoutRisk && !self.budget_has_room(e, lost, risk) {
+            return;
+        }
         self.early.raise(e.row, kind, e.time_ms, e.id_hash);
         let spec = match slot {
             Some(slot) => self.shadows.get_mut(slot).row,
@@ -770,6 +785,7 @@ impl Shard {
             e,
             risk,
             &derived,
+            lost,
             &spec,
             &self.spec_x,
             self.processing_ms,

@@ -196,6 +196,9 @@ pub struct ShardRecord {
     labels_dropped: u64,
     labels_pushed: u64,
     inbound_dropped: u64,
+    /// The locations' raise budgets (absent before they existed: none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    budgets: crate::alert::RaiseBudgets,
 }
 
 impl KeyRecord {
@@ -315,6 +318,7 @@ pub fn shard_record(s: &ShardState) -> ShardRecord {
         labels_dropped: s.labels.dropped,
         labels_pushed: s.labels.pushed,
         inbound_dropped: s.inbound.dropped,
+        budgets: s.budgets.clone(),
     }
 }
 
@@ -530,6 +534,7 @@ pub fn restore_shard(
         Err(e) => return Err(e.into()),
     }
     s.counters = meta.counters;
+    s.budgets = meta.budgets.clone();
     Ok(s)
 }
 

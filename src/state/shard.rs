@@ -54,6 +54,8 @@ pub struct ShardCounters {
     pub stockouts: u64,
     /// Alerts emitted, `[kind][status]`.
     pub alerts: [[u64; 3]; 2],
+    /// `stockout_risk` raises refused by `alerts.max_raised_per_location_per_day`.
+    pub raises_over_budget: u64,
 }
 
 /// Reads per-type counters of at most [`EventType::COUNT`] types (missing ones are 0).
@@ -90,6 +92,8 @@ pub struct ShardState {
     pub(crate) quality: RollingQuality,
     /// Lifetime counters.
     pub(crate) counters: ShardCounters,
+    /// The raise budgets of the shard's locations (`alerts.max_raised_per_location_per_day`).
+    pub(crate) budgets: crate::alert::RaiseBudgets,
 }
 
 impl ShardState {
@@ -104,6 +108,7 @@ impl ShardState {
             labels: PendingLabels::default(),
             quality: RollingQuality::default(),
             counters: ShardCounters::default(),
+            budgets: crate::alert::RaiseBudgets::new(),
         }
     }
 

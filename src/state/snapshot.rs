@@ -63,6 +63,9 @@ struct ShardMeta {
     quality: RollingQuality,
     counters: ShardCounters,
     labels_dropped: u64,
+    /// The locations' raise budgets (absent before they existed: none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    budgets: crate::alert::RaiseBudgets,
 }
 
 fn layout(m: impl Into<String>) -> SnapshotError {
@@ -314,6 +317,7 @@ pub fn shard_to_batch(s: &ShardState, partition: u32) -> Result<RecordBatch, Sna
         quality: s.quality,
         counters: s.counters,
         labels_dropped: s.labels.dropped,
+        budgets: s.budgets.clone(),
     };
     let fields: Vec<Field> = columns
         .iter()
@@ -537,6 +541,7 @@ pub fn shard_from_batch(
     s.model.import(&meta.model)?;
     s.quality = meta.quality;
     s.counters = meta.counters;
+    s.budgets = meta.budgets.clone();
     Ok(s)
 }
 
