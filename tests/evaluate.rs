@@ -100,7 +100,10 @@ fn report_has_the_issue_shape_and_the_model_beats_persistence() {
     );
     // The budget sweep: one point per budget, the unlimited one equal to the run's alerts, and
     // a tighter budget never raises more, nor catches more stockouts.
-    assert_eq!(r.alert_budget.len(), stockwatch::eval::report::BUDGETS.len());
+    assert_eq!(
+        r.alert_budget.len(),
+        stockwatch::eval::report::BUDGETS.len()
+    );
     let unlimited = r
         .alert_budget
         .iter()

@@ -166,7 +166,13 @@ mod tests {
         let mut s = Shard::new(cfg);
         s.track_changes(true);
         let mut alerts = Vec::new();
-        s.process(&decoded(&sales(1)), u64::from, None, &mut Vec::new(), &mut alerts);
+        s.process(
+            &decoded(&sales(1)),
+            u64::from,
+            None,
+            &mut Vec::new(),
+            &mut alerts,
+        );
         s.advance(true, None, &mut alerts);
         let raised = |a: &[crate::alert::Alert]| {
             a.iter()
@@ -180,12 +186,20 @@ mod tests {
         assert_eq!(s.counters().raises_over_budget, 2);
         let (meta, keys) = records(&mut s);
         let mut r = restore_shard(cfg, &meta, keys).unwrap();
-        assert_eq!(shard_record(&r), meta, "the budgets are in the shard record");
+        assert_eq!(
+            shard_record(&r),
+            meta,
+            "the budgets are in the shard record"
+        );
         let batch = shard_to_batch(&s, 0).unwrap();
         let mut from_snapshot =
             shard_from_batch(&batch, &shard_meta(&batch).unwrap(), cfg).unwrap();
         assert!(!s.state().budgets.is_empty());
-        assert_eq!(from_snapshot.state().budgets, s.state().budgets, "and in the snapshot");
+        assert_eq!(
+            from_snapshot.state().budgets,
+            s.state().budgets,
+            "and in the snapshot"
+        );
         assert_eq!(from_snapshot.counters(), s.counters());
         // Day 2 (after the cool-down): the same decisions from every copy.
         let next = decoded(&sales(2));

@@ -71,7 +71,10 @@ pub fn draw_all(dir: &Path, title: &str, o: &Outcome) -> Result<Vec<String>, Eva
     out.push("lead_time.png".into());
     learning(&dir.join("learning_curve.png"), title, o, text)?;
     out.push("learning_curve.png".into());
-    if o.alert_budget.iter().any(|b| b.max_raised_per_location_per_day > 0) {
+    if o.alert_budget
+        .iter()
+        .any(|b| b.max_raised_per_location_per_day > 0)
+    {
         budget(&dir.join("alert_budget.png"), title, o, text)?;
         out.push("alert_budget.png".into());
     }
@@ -308,7 +311,12 @@ fn budget(path: &Path, title: &str, o: &Outcome, text: bool) -> Result<(), EvalE
         let c = colour(i);
         let pts: Vec<(f64, f64)> = capped
             .iter()
-            .map(|b| (f64::from(b.max_raised_per_location_per_day), pick(&b.alerts)))
+            .map(|b| {
+                (
+                    f64::from(b.max_raised_per_location_per_day),
+                    pick(&b.alerts),
+                )
+            })
             .collect();
         let series = chart
             .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))

@@ -235,7 +235,11 @@ impl AlertTracker {
             .flat_map(|(s, v)| v.iter().map(move |&sp| (sp.raised, s, sp)))
             .collect();
         all.sort_by_key(|&(t, s, _)| (t, s));
-        let locations = location_of.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let locations = location_of
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| m as usize + 1);
         let mut budgets = vec![crate::alert::LocationBudget::default(); locations];
         let mut kept = AlertTracker::new(self.spans.len());
         for (t, s, sp) in all {
