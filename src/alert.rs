@@ -60,12 +60,78 @@ impl AlertStatus {
     }
 }
 
+/// How urgent an alert is, from its expected lost units and its risk.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertPriority {
+    /// At least one unit is expected to be lost before the next arrival.
+    High,
+    /// Less than a unit expected lost, but some; or a risk of at least 0.9.
+    Medium,
+    /// Nothing expected lost at the mean demand (or on hand unknown), risk below 0.9.
+    Low,
+}
+
+impl AlertPriority {
+    /// Contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertPriority::High => "high",
+            AlertPriority::Medium => "medium",
+            AlertPriority::Low => "low",
+        }
+    }
+}
+
+/// The priority of an alert with `expected_lost_units` (None: on hand unknown) and `risk`:
+/// `high` from one expected lost unit, `medium` below that but above zero or from a risk of
+/// 0.9, `low` otherwise.
+pub fn priority(expected_lost_units: Option<f64>, risk: f64) -> AlertPriority {
+    let lost = expected_lost_units.unwrap_or(0.0);
+    if lost >= 1.0 {
+        AlertPriority::High
+    } else if lost > 0.0 || risk >= 0.9 {
+        AlertPriority::Medium
+    } else {
+        AlertPriority::Low
+    }
+}
+
+/// Expected lost units before the next inbound arrival: the demand expected at
+/// `rate_per_hour` from `now_ms` until the earliest open inbound ETA (`next_eta_ms`; the end
+/// of the horizon when there is none or it lies beyond it; an overdue ETA counts as now) minus
+/// what is on hand (nothing when the shelf is observed empty, `in_stockout`), never below 0.
+/// None while on hand is unknown. A point estimate at the mean demand: it is 0 for a key whose
+/// risk comes from the demand's spread alone.
+pub fn expected_lost_units(
+    on_hand: Option<f64>,
+    in_stockout: bool,
+    rate_per_hour: f64,
+    now_ms: i64,
+    next_eta_ms: Option<i64>,
+    horizon_ms: i64,
+) -> Option<f64> {
+    let on_hand = if in_stockout { 0.0 } else { on_hand?.max(0.0) };
+    let until_ms = next_eta_ms.map_or(horizon_ms, |eta| {
+        eta.saturating_sub(now_ms).clamp(0, horizon_ms)
+    });
+    let demand = rate_per_hour.max(0.0) * until_ms as f64 / 3_600_000.0;
+    let lost = demand - on_hand;
+    Some(if lost.is_finite() { lost.max(0.0) } else { 0.0 })
+}
+
 /// One feature's contribution to the risk's logit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Reason {
     /// Feature name (see the model documentation).
     pub feature: String,
-    /// Contribution to the logit of the risk (weight × value).
+    /// Contribution to the logit of the risk above the analytic prior's logit: the feature's
+    /// linear and bin weights times its value, plus half of each crossed pair's cell it is in
+    /// (`other`: every feature not listed). The listed contributions sum to the logit of
+    /// `risk` minus the logit of the prior (to rounding; 0 for the prior while on hand is
+    /// unknown).
     pub contribution: f64,
 }
 
@@ -98,7 +164,18 @@ pub struct Alert {
     pub expected_demand: f64,
     /// On hand / expected daily demand; null while on hand is unknown.
     pub days_of_cover: Option<f64>,
-    /// The largest contributions to the risk, largest first.
+    /// Expected lost units before the next inbound arrival: expected demand from
+    /// `event_time` until the earliest open inbound ETA (the end of the horizon when there is
+    /// none within it) minus on hand (0 when the shelf is observed empty), at least 0; null
+    /// while on hand is unknown. Optional: absent from alerts written before it existed.
+    #[serde(default)]
+    pub expected_lost_units: Option<f64>,
+    /// `high` (expected lost units ≥ 1), `medium` (> 0, or risk ≥ 0.9) or `low`. Optional:
+    /// absent from alerts written before it existed.
+    #[serde(default)]
+    pub priority: Option<AlertPriority>,
+    /// The largest contributions to the risk's logit above the prior's, largest first; the
+    /// last is `other` (the rest) when features are left out, so they sum to that margin.
     pub reasons: Vec<Reason>,
     /// Version of the model that scored it.
     pub model_version: String,
@@ -135,6 +212,9 @@ pub struct AlertPolicy {
     /// catching up a backlog: their confirmed alerts follow soon, and the scoring would slow
     /// the catch-up).
     pub early_max_age_ms: u64,
+    /// Most `stockout_risk` raises per location per event-time day (UTC), keeping the most
+    /// valuable (see [`RaiseBudget`]); 0: no limit.
+    pub max_raised_per_location_per_day: u32,
 }
 
 impl Default for AlertPolicy {
@@ -147,6 +227,7 @@ impl Default for AlertPolicy {
             max_reasons: 3,
             early: true,
             early_max_age_ms: 5000,
+            max_raised_per_location_per_day: 0,
         }
     }
 }
@@ -217,6 +298,88 @@ impl AlertPolicy {
         Ok(())
     }
 }
+
+/// The value a raise is ranked by under `alerts.max_raised_per_location_per_day`: its
+/// expected lost units (0 while on hand is unknown) plus its risk, so a unit expected lost
+/// outweighs any difference of risk, and the risk orders raises that lose nothing at the mean.
+pub fn raise_value(expected_lost_units: Option<f64>, risk: f64) -> f64 {
+    let v = expected_lost_units.unwrap_or(0.0) + risk;
+    if v.is_nan() {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// The raise budget of one location (`alerts.max_raised_per_location_per_day` = N > 0).
+///
+/// Streaming and deterministic (a function of the raises the policy decides, in event-time
+/// order): each candidate raise of day *d* (UTC, of its event time) is admitted while fewer
+/// than N were admitted on *d* and its [`raise_value`] is at least the **bar**: the N-th
+/// largest candidate value of day *d − 1* at the location (no bar when that day had fewer than
+/// N candidates, or was not the day before). A refused raise sends nothing and starts the key's
+/// cool-down as a raise would (it may be a candidate again after `cooldown_minutes`). So a
+/// location never gets more than N raises a day, and on a day like the one before it the N
+/// admitted are about its N most valuable. Part of the shard's state (changelog shard record,
+/// snapshot metadata).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocationBudget {
+    /// Day (ms since the epoch / 86 400 000) of `admitted` and `best`.
+    day: i64,
+    /// Raises admitted on `day`.
+    admitted: u32,
+    /// The bar of `day` (from the day before).
+    bar: Option<f64>,
+    /// The largest candidate values of `day`, at most N, in no order.
+    best: Vec<f64>,
+}
+
+impl LocationBudget {
+    /// Whether a candidate raise of `value` at `now_ms` is admitted under a cap of `cap`
+    /// (> 0) a day; records it either way.
+    pub fn admit(&mut self, cap: u32, now_ms: i64, value: f64) -> bool {
+        let day = now_ms.div_euclid(86_400_000);
+        if day != self.day {
+            let n = cap as usize;
+            self.bar = (day == self.day + 1 && self.best.len() >= n)
+                .then(|| self.best.iter().copied().fold(f64::INFINITY, f64::min));
+            self.day = day;
+            self.admitted = 0;
+            self.best.clear();
+        }
+        if self.best.len() < cap as usize {
+            self.best.push(value);
+        } else if let Some((i, &m)) = self
+            .best
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+        {
+            if value > m {
+                self.best[i] = value;
+            }
+        }
+        let ok = self.admitted < cap && self.bar.is_none_or(|b| value >= b);
+        self.admitted += u32::from(ok);
+        ok
+    }
+
+    /// Whether [`LocationBudget::admit`] would admit the candidate now, if nothing else came
+    /// first (it does not record it). On a new day: no admission yet, the bar being the day
+    /// before's (a candidate of this one does not lower it).
+    pub fn has_room(&self, cap: u32, now_ms: i64, value: f64) -> bool {
+        let day = now_ms.div_euclid(86_400_000);
+        if day == self.day {
+            return self.admitted < cap && self.bar.is_none_or(|b| value >= b);
+        }
+        let bar = (day == self.day + 1 && self.best.len() >= cap as usize)
+            .then(|| self.best.iter().copied().fold(f64::INFINITY, f64::min));
+        bar.is_none_or(|b| value >= b)
+    }
+}
+
+/// The raise budgets of a shard's locations, by location (ordered: equal states, equal bytes).
+pub type RaiseBudgets = std::collections::BTreeMap<String, LocationBudget>;
 
 /// The deterministic alert id: xxh3-128 of the key, kind, status and the triggering event.
 pub fn alert_id(
@@ -417,6 +580,62 @@ mod tests {
         fn any_time_is_formatted_as_chrono_formats_it(ms in -70_000_000_000_000i64..260_000_000_000_000) {
             proptest::prop_assert_eq!(rfc3339_ms(ms), chrono_rfc3339_ms(ms));
         }
+    }
+
+    #[test]
+    fn priority_and_expected_lost_units() {
+        let h = 3_600_000;
+        // 2 units an hour, 5 on hand, next arrival in 4 h: 8 − 5 = 3 units lost.
+        assert_eq!(
+            expected_lost_units(Some(5.0), false, 2.0, 0, Some(4 * h), 24 * h),
+            Some(3.0)
+        );
+        // No arrival: the whole horizon; an observed empty shelf: nothing on hand.
+        assert_eq!(
+            expected_lost_units(Some(5.0), true, 2.0, 0, None, 24 * h),
+            Some(48.0)
+        );
+        // Enough stock, an overdue arrival, unknown on hand.
+        assert_eq!(
+            expected_lost_units(Some(50.0), false, 2.0, 0, None, 24 * h),
+            Some(0.0)
+        );
+        assert_eq!(
+            expected_lost_units(Some(0.0), false, 2.0, 10 * h, Some(h), 24 * h),
+            Some(0.0)
+        );
+        assert_eq!(expected_lost_units(None, false, 2.0, 0, None, h), None);
+        assert_eq!(priority(Some(1.0), 0.7), AlertPriority::High);
+        assert_eq!(priority(Some(0.5), 0.7), AlertPriority::Medium);
+        assert_eq!(priority(Some(0.0), 0.95), AlertPriority::Medium);
+        assert_eq!(priority(None, 0.8), AlertPriority::Low);
+    }
+
+    #[test]
+    fn a_budget_caps_raises_and_keeps_the_valuable_ones() {
+        let day = 86_400_000;
+        let mut b = LocationBudget::default();
+        // Day 0 (no bar yet): the first two of four candidates, whatever their value.
+        let d0: Vec<bool> = [1.0, 5.0, 3.0, 0.8]
+            .iter()
+            .map(|&v| b.admit(2, v as i64, v))
+            .collect();
+        assert_eq!(d0, [true, true, false, false]);
+        // Day 1: the bar is day 0's 2nd best value (3.0); still at most 2.
+        let d1: Vec<bool> = [0.9, 3.0, 2.0, 7.0, 9.0]
+            .iter()
+            .map(|&v| b.admit(2, day + v as i64, v))
+            .collect();
+        assert_eq!(d1, [false, true, false, true, false]);
+        // Day 3 follows a gap: no bar.
+        assert!(b.admit(2, 3 * day, 0.1));
+        // Deterministic: the same candidates, the same decisions.
+        let mut c = LocationBudget::default();
+        let again: Vec<bool> = [1.0, 5.0, 3.0, 0.8]
+            .iter()
+            .map(|&v| c.admit(2, v as i64, v))
+            .collect();
+        assert_eq!(again, d0);
     }
 
     #[test]

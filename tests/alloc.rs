@@ -148,4 +148,15 @@ fn steady_state_allocations_do_not_grow_with_events_or_alerts() {
         "the stream should raise or update an alert on most events: {}",
         c.alerts_per_event
     );
+
+    // A raise candidate on every event, nearly all refused by a budget of one raise per
+    // location per day: every key raises, resolves on its next event and is a candidate again
+    // (no cool-down), so the budget is consulted on most events.
+    let mut budgeted = base;
+    budgeted.alerts.raise_threshold = 0.0;
+    budgeted.alerts.resolve_threshold = 0.999;
+    budgeted.alerts.cooldown_minutes = 0;
+    budgeted.alerts.max_raised_per_location_per_day = 1;
+    let c = measure(budgeted);
+    check("a raise budget consulted on every event", &c);
 }

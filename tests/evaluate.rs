@@ -49,6 +49,7 @@ fn report_has_the_issue_shape_and_the_model_beats_persistence() {
     assert_eq!(
         keys,
         [
+            "alert_budget",
             "alerts",
             "auc_within_hour",
             "dataset",
@@ -90,12 +91,40 @@ fn report_has_the_issue_shape_and_the_model_beats_persistence() {
     assert_eq!(
         alerts,
         [
+            "lost_units_covered",
             "median_lead_hours",
             "per_1000_keys_per_day",
             "precision",
             "recall"
         ]
     );
+    // The budget sweep: one point per budget, the unlimited one equal to the run's alerts, and
+    // a tighter budget never raises more, nor catches more stockouts.
+    assert_eq!(
+        r.alert_budget.len(),
+        stockwatch::eval::report::BUDGETS.len()
+    );
+    let unlimited = r
+        .alert_budget
+        .iter()
+        .find(|b| b.max_raised_per_location_per_day == 0)
+        .expect("a point without a limit");
+    assert_eq!(unlimited.alerts, r.alerts);
+    let capped: Vec<_> = r
+        .alert_budget
+        .iter()
+        .filter(|b| b.max_raised_per_location_per_day > 0)
+        .collect();
+    for w in capped.windows(2) {
+        assert!(w[0].max_raised_per_location_per_day < w[1].max_raised_per_location_per_day);
+        assert!(
+            w[0].alerts.per_1000_keys_per_day <= w[1].alerts.per_1000_keys_per_day,
+            "{w:?}"
+        );
+    }
+    assert!(capped[0].alerts.per_1000_keys_per_day < r.alerts.per_1000_keys_per_day);
+    assert!((0.0..=1.0).contains(&r.alerts.lost_units_covered));
+    assert!(r.alerts.lost_units_covered > 0.0);
     // The grid: in-stock hours whose horizon ends inside the data.
     assert!(r.rows > 30 * 24 * 60 && r.rows < 30 * 24 * 90, "{}", r.rows);
     assert!(r.positives > 0 && r.positives < r.rows);

@@ -133,6 +133,88 @@ mod tests {
         assert!(e.contains("counts 2 keys but 1"), "{e}");
     }
 
+    /// Events of three keys of one location, each of which the policy would raise.
+    fn decoded(msgs: &[String]) -> crate::decode::DecodedBatch {
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        dec.decode(
+            msgs.iter().map(|m| MessageRef {
+                key: None,
+                value: m.as_bytes(),
+            }),
+            1_767_300_000_000,
+            &mut Vec::new(),
+        )
+    }
+
+    fn sales(day: u32) -> Vec<String> {
+        (1..=3)
+            .map(|k| {
+                format!(
+                    r#"{{"event_id":"s{day}-{k}","type":"sale","sku":"K{k}","location":"S1","qty":1,"event_time":"2026-01-0{day}T0{k}:00:00Z"}}"#
+                )
+            })
+            .collect()
+    }
+
+    /// The raise budget caps raises per location and day, and is restored with the shard:
+    /// the restored shard refuses and admits exactly what the original does.
+    #[test]
+    fn the_raise_budget_caps_raises_and_survives_a_restore() {
+        let mut cfg = EngineConfig::default();
+        cfg.alerts.raise_threshold = 0.0;
+        cfg.alerts.max_raised_per_location_per_day = 1;
+        let mut s = Shard::new(cfg);
+        s.track_changes(true);
+        let mut alerts = Vec::new();
+        s.process(
+            &decoded(&sales(1)),
+            u64::from,
+            None,
+            &mut Vec::new(),
+            &mut alerts,
+        );
+        s.advance(true, None, &mut alerts);
+        let raised = |a: &[crate::alert::Alert]| {
+            a.iter()
+                .filter(|a| {
+                    a.kind == crate::alert::AlertKind::StockoutRisk
+                        && a.status == crate::alert::AlertStatus::Raised
+                })
+                .count()
+        };
+        assert_eq!(raised(&alerts), 1, "{alerts:?}");
+        assert_eq!(s.counters().raises_over_budget, 2);
+        let (meta, keys) = records(&mut s);
+        let mut r = restore_shard(cfg, &meta, keys).unwrap();
+        assert_eq!(
+            shard_record(&r),
+            meta,
+            "the budgets are in the shard record"
+        );
+        let batch = shard_to_batch(&s, 0).unwrap();
+        let mut from_snapshot =
+            shard_from_batch(&batch, &shard_meta(&batch).unwrap(), cfg).unwrap();
+        assert!(!s.state().budgets.is_empty());
+        assert_eq!(
+            from_snapshot.state().budgets,
+            s.state().budgets,
+            "and in the snapshot"
+        );
+        assert_eq!(from_snapshot.counters(), s.counters());
+        // Day 2 (after the cool-down): the same decisions from every copy.
+        let next = decoded(&sales(2));
+        let mut out = Vec::new();
+        for shard in [&mut s, &mut r, &mut from_snapshot] {
+            let mut a = Vec::new();
+            shard.process(&next, u64::from, None, &mut Vec::new(), &mut a);
+            shard.advance(true, None, &mut a);
+            out.push((raised(&a), shard.counters().raises_over_budget));
+        }
+        assert!(out[0].0 <= 1, "{out:?}");
+        assert_eq!(out[0], out[1]);
+        assert_eq!(out[0], out[2]);
+    }
+
     #[test]
     fn another_model_version_restarts_the_model_and_keeps_the_inventory() {
         let mut v1 = EngineConfig::default();

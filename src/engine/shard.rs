@@ -610,6 +610,7 @@ impl Shard {
             }
             None => f32::NAN,
         };
+        let lost = alerts::lost_units(&inputs);
         let c = self.state.rows.get_mut(row);
         c.risk = risk as f32;
 
@@ -653,6 +654,7 @@ impl Shard {
                 e,
                 risk,
                 &derived,
+                lost,
                 processing_ms,
                 alerts,
             );
@@ -667,6 +669,12 @@ impl Shard {
         ) {
             // While a stockout is open its own alert says it all: no new risk alert on top.
             Transition::Raise if in_stockout => Transition::None,
+            Transition::Raise if !self.within_budget(e, lost, risk) => {
+                // Over the location's budget: nothing sent, the cool-down starts as if.
+                self.state.counters.raises_over_budget += 1;
+                self.state.rows.get_mut(row).last_alert_ms = e.time_ms;
+                Transition::None
+            }
             t => t,
         };
         let status = match t {
@@ -690,6 +698,7 @@ impl Shard {
                 e,
                 risk,
                 &derived,
+                lost,
                 processing_ms,
                 alerts,
             );
@@ -713,6 +722,7 @@ impl Shard {
                     e,
                     risk,
                     &derived,
+                    lost,
                     self.state.rows.get(row),
                     &self.x,
                     processing_ms,
@@ -785,6 +795,7 @@ impl Shard {
                     .offset_ms(&self.master, self.state.keys.location(e.row), inputs.now_ms);
         }
         let derived = features::compute(&inputs, &mut self.spec_x);
+        let lost = alerts::lost_units(&inputs);
         if let Some(slot) = slot {
             // Kept for the apply of this event (see `Shard::apply`).
             let scored = Scored {
@@ -804,6 +815,10 @@ impl Shard {
         {
             return;
         }
+        // A raise the location's budget would refuse now is not raised early either.
+        if kind == AlertKind::StockoutRisk && !self.budget_has_room(e, lost, risk) {
+            return;
+        }
         self.early.raise(e.row, kind, e.time_ms, e.id_hash);
         let spec = match slot {
             Some(slot) => self.shadows.get_mut(slot).row,
@@ -817,6 +832,7 @@ impl Shard {
             e,
             risk,
             &derived,
+            lost,
             &spec,
             &self.spec_x,
             self.processing_ms,

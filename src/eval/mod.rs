@@ -154,6 +154,8 @@ pub struct Outcome {
     pub by_hour: Vec<Vec<Accumulator>>,
     /// Alert quality.
     pub alerts: report::AlertSummary,
+    /// Alert quality at the raise budgets of [`report::BUDGETS`].
+    pub alert_budget: Vec<report::BudgetPoint>,
     /// Lead times of the caught stockouts, hours.
     pub lead_hours: Vec<f64>,
     /// Series evaluated.
@@ -677,7 +679,8 @@ pub fn evaluate_with_features(
                 let s = row.and_then(|r| part.row_series.get(r as usize).copied());
                 if let Some(s) = s.filter(|&s| s != u32::MAX) {
                     let ms = crate::decode::parse_time("event_time", &a.event_time).unwrap_or(0);
-                    alerts_state.on_alert(s as usize, ms, a.status);
+                    let value = crate::alert::raise_value(a.expected_lost_units, a.risk);
+                    alerts_state.on_alert(s as usize, ms, a.status, value);
                 }
             }
         }
@@ -770,7 +773,41 @@ pub fn evaluate_with_features(
         }
         progress(t as u64, hours as u64);
     }
-    let (summary, lead_hours) = alerts_state.finish(oos, hours, panel.start_ms, h_hours);
+    // Units a series loses per out-of-stock hour: its mean sales per in-stock hour.
+    let lost_per_hour: Vec<f64> = (0..scored_series)
+        .map(|s| {
+            let (flags, sales) = (
+                &oos[s * hours..(s + 1) * hours],
+                &panel.sales[s * hours..(s + 1) * hours],
+            );
+            let (sum, n) = flags
+                .iter()
+                .zip(sales)
+                .filter(|(&f, _)| !f)
+                .fold((0.0, 0u32), |(a, n), (_, &q)| (a + f64::from(q), n + 1));
+            sum / f64::from(n.max(1))
+        })
+        .collect();
+    let (summary, lead_hours) =
+        alerts_state.finish(oos, hours, panel.start_ms, h_hours, &lost_per_hour);
+    let mut location_index = std::collections::HashMap::new();
+    let location_of: Vec<u32> = (0..scored_series)
+        .map(|s| {
+            let next = location_index.len() as u32;
+            *location_index
+                .entry(panel.locations[s].as_str())
+                .or_insert(next)
+        })
+        .collect();
+    let alert_budget = alerts_state.budget_sweep(
+        &location_of,
+        &report::BUDGETS,
+        oos,
+        hours,
+        panel.start_ms,
+        h_hours,
+        &lost_per_hour,
+    );
     let mut events = 0;
     let (mut labels, mut positives, mut dropped) = (0, 0, 0);
     let (mut auc_sum, mut auc_n, mut brier_sum) = (0.0, 0u32, 0.0);
@@ -795,6 +832,7 @@ pub fn evaluate_with_features(
         intervals: Vec::new(),
         by_hour: Vec::new(),
         alerts: summary,
+        alert_budget,
         lead_hours,
         series: scored_series,
         days: hours as f64 / 24.0,

@@ -1,6 +1,6 @@
 //! PNG plots of an evaluation (plotters, bitmap backend): ROC and PR curves of every model, the
-//! reliability diagram, the lead-time histogram of the alerts and the learning curve (daily
-//! prequential ROC AUC and Brier over event time).
+//! reliability diagram, the lead-time histogram of the alerts, the learning curve (daily
+//! prequential ROC AUC and Brier over event time) and the alert budget trade-off.
 //!
 //! Text needs a TrueType font: the first of [`FONT_PATHS`] that exists is registered (DejaVu
 //! Sans on Debian/Ubuntu); without one the plots are drawn without text rather than not at all.
@@ -71,6 +71,13 @@ pub fn draw_all(dir: &Path, title: &str, o: &Outcome) -> Result<Vec<String>, Eva
     out.push("lead_time.png".into());
     learning(&dir.join("learning_curve.png"), title, o, text)?;
     out.push("learning_curve.png".into());
+    if o.alert_budget
+        .iter()
+        .any(|b| b.max_raised_per_location_per_day > 0)
+    {
+        budget(&dir.join("alert_budget.png"), title, o, text)?;
+        out.push("alert_budget.png".into());
+    }
     Ok(out)
 }
 
@@ -254,6 +261,96 @@ fn lead_times(path: &Path, title: &str, o: &Outcome, text: bool) -> Result<(), E
                 .data(counts.iter().enumerate().map(|(h, &c)| (h as u32, c))),
         )
         .map_err(|e| plot_err(&name, e))?;
+    root.present().map_err(|e| plot_err(&name, e))
+}
+
+/// The alert budget trade-off: precision, recall and lost units covered against
+/// `alerts.max_raised_per_location_per_day` (log scale), the values without a limit dashed.
+fn budget(path: &Path, title: &str, o: &Outcome, text: bool) -> Result<(), EvalError> {
+    let name = path.display().to_string();
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(&name, e))?;
+    let capped: Vec<_> = o
+        .alert_budget
+        .iter()
+        .filter(|b| b.max_raised_per_location_per_day > 0)
+        .collect();
+    let max_x = capped
+        .iter()
+        .map(|b| f64::from(b.max_raised_per_location_per_day))
+        .fold(2.0, f64::max);
+    let unlimited = o
+        .alert_budget
+        .iter()
+        .find(|b| b.max_raised_per_location_per_day == 0);
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15);
+    if text {
+        b.caption(format!("Alert budget · {title}"), ("sans-serif", 22))
+            .x_label_area_size(45)
+            .y_label_area_size(55);
+    }
+    let mut chart = b
+        .build_cartesian_2d((1.0f64..max_x).log_scale(), 0.0f64..1.0)
+        .map_err(|e| plot_err(&name, e))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc("max raised per location per day")
+            .y_desc("share");
+    } else {
+        mesh.disable_x_axis().disable_y_axis();
+    }
+    mesh.draw().map_err(|e| plot_err(&name, e))?;
+    type Pick = fn(&super::report::AlertSummary) -> f64;
+    let lines: [(&str, Pick); 3] = [
+        ("precision", |a| a.precision),
+        ("recall", |a| a.recall),
+        ("lost units covered", |a| a.lost_units_covered),
+    ];
+    for (i, (label, pick)) in lines.into_iter().enumerate() {
+        let c = colour(i);
+        let pts: Vec<(f64, f64)> = capped
+            .iter()
+            .map(|b| {
+                (
+                    f64::from(b.max_raised_per_location_per_day),
+                    pick(&b.alerts),
+                )
+            })
+            .collect();
+        let series = chart
+            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| plot_err(&name, e))?;
+        if text {
+            series
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .map_err(|e| plot_err(&name, e))?;
+        if let Some(u) = unlimited {
+            let y = pick(&u.alerts);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(1.0, y), (max_x, y)],
+                    6,
+                    4,
+                    c.mix(0.6).stroke_width(1),
+                ))
+                .map_err(|e| plot_err(&name, e))?;
+        }
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(|e| plot_err(&name, e))?;
+    }
     root.present().map_err(|e| plot_err(&name, e))
 }
 

@@ -428,12 +428,24 @@ impl RiskModel for BinnedLogistic {
         self.updates += 1;
     }
 
+    /// Each feature's linear and bin weights, and half of the cell weight of each crossed
+    /// pair it belongs to (the other half to the other feature): the contributions sum to the
+    /// margin, and an interaction is credited to both of its features.
     fn contributions(&self, x: &Features, out: &mut [f64; NF]) {
         out.fill(0.0);
-        let mut act = [(0usize, 0.0f64, 0usize); MAX_ACTIVE];
-        let n = self.layout.active(x, &Layout::bins_of(x), &mut act);
-        for &(j, v, f) in &act[..n] {
-            out[f] += self.w[j] * v;
+        let (l, bin) = (&self.layout, Layout::bins_of(x));
+        for (i, &v) in x.iter().enumerate() {
+            if v != 0.0 {
+                out[i] += self.w[i] * f64::from(v);
+            }
+            if l.bins[i] > 0 {
+                out[i] += self.w[l.bin_off[i] + bin[i]];
+            }
+        }
+        for (c, &(a, b)) in CROSSES.iter().enumerate() {
+            let half = self.w[l.cross_off[c] + bin[a] * l.bins[b] + bin[b]] / 2.0;
+            out[a] += half;
+            out[b] += half;
         }
     }
 
@@ -599,6 +611,29 @@ mod tests {
             AdaGradLogistic::new(cfg).import(&m.export()).is_err(),
             "versions differ"
         );
+    }
+
+    /// A crossed pair's cell weight is credited half to each of its features, and the
+    /// contributions still sum to the margin.
+    #[test]
+    fn a_cross_credits_both_of_its_features() {
+        let mut m = BinnedLogistic::new(LearnerConfig::default());
+        let (a, b) = CROSSES[0];
+        let mut x = [0.0f32; NF];
+        x[0] = 1.0;
+        x[a] = 0.5;
+        x[b] = 0.25;
+        let bins = Layout::bins_of(&x);
+        let mut before = [0.0; NF];
+        m.contributions(&x, &mut before);
+        let cell = m.layout.cross_off[0] + bins[a] * m.layout.bins[b] + bins[b];
+        m.w[cell] += 2.0;
+        let mut after = [0.0; NF];
+        m.contributions(&x, &mut after);
+        assert!((after[a] - before[a] - 1.0).abs() < 1e-12, "{after:?}");
+        assert!((after[b] - before[b] - 1.0).abs() < 1e-12, "{after:?}");
+        let total: f64 = after.iter().sum();
+        assert!((total - m.margin(&x, &bins)).abs() < 1e-9);
     }
 
     /// A simulated shift: 2 million labels of one regime (keys at 18:00 run out 80 % of the

@@ -120,6 +120,8 @@ pub fn write_alert_json(alert: &Alert, out: &mut Vec<u8>) {
         in_transit,
         expected_demand,
         days_of_cover,
+        expected_lost_units,
+        priority,
         reasons,
         model_version,
         event_time,
@@ -156,6 +158,17 @@ pub fn write_alert_json(alert: &Alert, out: &mut Vec<u8>) {
     json_f64(out, *expected_demand);
     out.extend_from_slice(b",\"days_of_cover\":");
     json_opt_f64(out, *days_of_cover);
+    out.extend_from_slice(b",\"expected_lost_units\":");
+    json_opt_f64(out, *expected_lost_units);
+    out.extend_from_slice(b",\"priority\":");
+    match priority {
+        Some(p) => {
+            out.push(b'"');
+            out.extend_from_slice(p.as_str().as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"reasons\":[");
     for (i, r) in reasons.iter().enumerate() {
         if i > 0 {
@@ -340,7 +353,7 @@ pub fn dead_letter_record<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{AlertKind, AlertStatus, Reason};
+    use crate::alert::{AlertKind, AlertPriority, AlertStatus, Reason};
     use crate::reject::RejectReason;
 
     fn alert(id: &str) -> Alert {
@@ -357,6 +370,8 @@ mod tests {
             in_transit: 0.0,
             expected_demand: 4.5,
             days_of_cover: None,
+            expected_lost_units: Some(1.5),
+            priority: Some(crate::alert::AlertPriority::High),
             reasons: vec![Reason {
                 feature: "on_hand_over_demand".to_owned(),
                 contribution: -1.25,
@@ -382,7 +397,7 @@ mod tests {
         assert_eq!(&*r.key, b"S01|SKU-1");
         assert_eq!(
             std::str::from_utf8(&r.value).unwrap(),
-            r#"{"alert_id":"a-00ff","schema_version":"1","kind":"stockout_risk","status":"raised","sku":"SKU-1","location":"S01","risk":0.75,"horizon_hours":72,"on_hand":3.0,"in_transit":0.0,"expected_demand":4.5,"days_of_cover":null,"reasons":[{"feature":"on_hand_over_demand","contribution":-1.25}],"model_version":"m1","event_time":"2026-01-02T03:04:05Z","emitted_at":"2026-01-02T03:04:06Z"}"#
+            r#"{"alert_id":"a-00ff","schema_version":"1","kind":"stockout_risk","status":"raised","sku":"SKU-1","location":"S01","risk":0.75,"horizon_hours":72,"on_hand":3.0,"in_transit":0.0,"expected_demand":4.5,"days_of_cover":null,"expected_lost_units":1.5,"priority":"high","reasons":[{"feature":"on_hand_over_demand","contribution":-1.25}],"model_version":"m1","event_time":"2026-01-02T03:04:05Z","emitted_at":"2026-01-02T03:04:06Z"}"#
         );
         assert_eq!(
             text_headers(&r),
@@ -448,8 +463,9 @@ mod tests {
         #[test]
         fn alert_json_is_serde_json_byte_for_byte(
             strings in proptest::collection::vec("(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}]){0,12}", 8),
-            numbers in proptest::collection::vec(any_f64(), 6),
-            optional in proptest::collection::vec(proptest::bool::ANY, 2),
+            numbers in proptest::collection::vec(any_f64(), 7),
+            optional in proptest::collection::vec(proptest::bool::ANY, 4),
+            priority in 0usize..3,
             reasons in 0usize..4,
             horizon in proptest::num::u32::ANY,
             early in proptest::bool::ANY,
@@ -469,6 +485,10 @@ mod tests {
             a.in_transit = numbers[2];
             a.expected_demand = numbers[3];
             a.days_of_cover = optional[1].then_some(numbers[4]);
+            a.expected_lost_units = optional[2].then_some(numbers[6]);
+            a.priority = optional[3].then_some(
+                [AlertPriority::High, AlertPriority::Medium, AlertPriority::Low][priority],
+            );
             a.reasons = (0..reasons)
                 .map(|i| Reason { feature: format!("{}{i}", strings[7]), contribution: numbers[5] })
                 .collect();

@@ -204,6 +204,9 @@ pub struct ShardRecord {
     /// challengers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     challenger: Option<ChallengerRecord>,
+    /// The locations' raise budgets (absent before they existed: none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    budgets: crate::alert::RaiseBudgets,
 }
 
 /// The challenger's part of a [`ShardRecord`] (also in snapshots' metadata).
@@ -356,6 +359,7 @@ pub fn shard_record(s: &ShardState) -> ShardRecord {
         inbound_dropped: s.inbound.dropped,
         model_origin: s.origin.clone(),
         challenger: ChallengerRecord::of(s),
+        budgets: s.budgets.clone(),
     }
 }
 
@@ -569,6 +573,7 @@ pub fn restore_shard(
         true,
     )?;
     s.counters = meta.counters;
+    s.budgets = meta.budgets.clone();
     Ok(s)
 }
 

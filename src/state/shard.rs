@@ -55,6 +55,8 @@ pub struct ShardCounters {
     pub stockouts: u64,
     /// Alerts emitted, `[kind][status]`.
     pub alerts: [[u64; 3]; 2],
+    /// `stockout_risk` raises refused by `alerts.max_raised_per_location_per_day`.
+    pub raises_over_budget: u64,
 }
 
 /// Reads per-type counters of at most [`EventType::COUNT`] types (missing ones are 0).
@@ -97,6 +99,8 @@ pub struct ShardState {
     pub(crate) challenger: Option<Challenger>,
     /// Lifetime counters.
     pub(crate) counters: ShardCounters,
+    /// The raise budgets of the shard's locations (`alerts.max_raised_per_location_per_day`).
+    pub(crate) budgets: crate::alert::RaiseBudgets,
 }
 
 /// The challenger replica of a shard (`model.challenger`).
@@ -155,6 +159,7 @@ impl ShardState {
                     .unwrap_or_default(),
             }),
             counters: ShardCounters::default(),
+            budgets: crate::alert::RaiseBudgets::new(),
         }
     }
 

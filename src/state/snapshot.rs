@@ -69,6 +69,9 @@ struct ShardMeta {
     /// The challenger (absent without one, and in older snapshots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     challenger: Option<super::changelog::ChallengerRecord>,
+    /// The locations' raise budgets (absent before they existed: none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    budgets: crate::alert::RaiseBudgets,
 }
 
 fn layout(m: impl Into<String>) -> SnapshotError {
@@ -322,6 +325,7 @@ pub fn shard_to_batch(s: &ShardState, partition: u32) -> Result<RecordBatch, Sna
         labels_dropped: s.labels.dropped,
         model_origin: s.origin.clone(),
         challenger: super::changelog::ChallengerRecord::of(s),
+        budgets: s.budgets.clone(),
     };
     let fields: Vec<Field> = columns
         .iter()
@@ -557,6 +561,7 @@ pub fn shard_from_batch(
         false,
     )?;
     s.counters = meta.counters;
+    s.budgets = meta.budgets.clone();
     Ok(s)
 }
 
