@@ -41,6 +41,8 @@
 //! - [`kafka`]: what the Kafka clients share: librdkafka's features, client security checks.
 //! - [`telemetry`]: Prometheus metrics, health/readiness and the HTTP endpoints that serve them.
 //! - [`cli`]: the `stockwatch` command line (the binary is a thin wrapper).
+//! - [`failpoint`]: named crash points for the fault-injection tests (`failpoints` feature
+//!   only; nothing in a user's build).
 //!
 //! ## Dependencies
 //! Imports point one way, down the data flow: each line's modules use only modules named on
@@ -70,6 +72,7 @@ pub mod decode;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod failpoint;
 pub mod kafka;
 pub mod master;
 pub mod model;
