@@ -61,6 +61,7 @@
 //! `state` keeps the model replica and its label snapshots, so it may use `model`; `model`
 //! never uses `state` (it reads a key only through `model::features::KeyInputs`, which the
 //! state fills). `sim` stands alone; `schema` reads the contracts (`event`, `alert`).
+//! `failpoint` is a leaf that `service` and `sink` use (crash points, test builds only).
 //! Unsafe code is denied crate-wide (`Cargo.toml`, `[lints]`) except for the CPU and kernel
 //! hints in `state::mem` and two librdkafka calls in `source::kafka` (a cached watermark, and
 //! header names read as bytes).
