@@ -41,6 +41,8 @@
 //! - [`kafka`]: what the Kafka clients share: librdkafka's features, client security checks.
 //! - [`telemetry`]: Prometheus metrics, health/readiness and the HTTP endpoints that serve them.
 //! - [`cli`]: the `stockwatch` command line (the binary is a thin wrapper).
+//! - [`failpoint`]: named crash points for the fault-injection tests (`failpoints` feature
+//!   only; nothing in a user's build).
 //!
 //! ## Dependencies
 //! Imports point one way, down the data flow: each line's modules use only modules named on
@@ -59,6 +61,7 @@
 //! `state` keeps the model replica and its label snapshots, so it may use `model`; `model`
 //! never uses `state` (it reads a key only through `model::features::KeyInputs`, which the
 //! state fills). `sim` stands alone; `schema` reads the contracts (`event`, `alert`).
+//! `failpoint` is a leaf that `service` and `sink` use (crash points, test builds only).
 //! Unsafe code is denied crate-wide (`Cargo.toml`, `[lints]`) except for the CPU and kernel
 //! hints in `state::mem` and two librdkafka calls in `source::kafka` (a cached watermark, and
 //! header names read as bytes).
@@ -70,6 +73,7 @@ pub mod decode;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod failpoint;
 pub mod kafka;
 pub mod master;
 pub mod model;

@@ -4,6 +4,8 @@
 //!
 //! - `service`: alerts equal `replay`, bad records dead-lettered once, SIGTERM, restart.
 //! - `failover`: instances killed, rescaled and restarted under load; the chaos test.
+//! - `failpoints`: crashes at named points (commit, restore, dead letters), in both delivery
+//!   modes; the restart's alerts, dead letters and changelog state equal `replay`'s.
 //! - `outage`: broker down, request errors, latency, a full producer queue (mock cluster).
 //! - `bad_input`: the bad-input catalogue through the service.
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
@@ -25,6 +27,7 @@ mod kafka {
     mod bad_input;
     mod changelog_adversity;
     mod failover;
+    mod failpoints;
     mod load_positions;
     mod master_data;
     mod open_alerts;

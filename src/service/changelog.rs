@@ -499,6 +499,7 @@ pub fn restore(
         });
     };
     let sv = shard_value(&value).map_err(layout)?;
+    crate::failpoint::crash_point!(crate::failpoint::RESTORE_BETWEEN_PASSES);
     // 3. The keys, as of the restore point, in its lineage.
     let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     records += scan(reader, topic, p, |m| {

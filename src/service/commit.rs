@@ -177,6 +177,7 @@ impl Core {
         // Between batches, asynchronous: a synchronous commit waits without a bound when the
         // coordinator does not answer. The outcome arrives in the context's commit callback; a
         // failed commit only means records are read again after a restart (at-least-once).
+        crate::failpoint::crash_point!(crate::failpoint::BEFORE_OFFSETS_COMMIT);
         consumer.commit(&tpl, mode).map_err(ServiceError::Commit)?;
         self.mark_committed(&tpl);
         self.stats.commits += 1;

@@ -599,7 +599,10 @@ impl Core {
         b.consumed[self.topic_types[t]
             .only()
             .map_or(EventType::COUNT, |ty| ty as usize)] += undecoded;
-        for r in rejects.iter() {
+        for (k, r) in rejects.iter().enumerate() {
+            if k > 0 {
+                crate::failpoint::crash_point!(crate::failpoint::DEAD_LETTER_BATCH_MIDDLE);
+            }
             self.stats.rejected[r.reason.index()] += 1;
             b.rejected[r.reason.index()] += 1;
             let m = &msgs[idx[r.index as usize]];

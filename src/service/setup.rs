@@ -189,11 +189,42 @@ fn input_partitions(consumer: &GroupConsumer, cfg: &Config) -> Result<u32, Servi
     Ok(n as u32)
 }
 
+/// librdkafka's texts of the first errors queued for the consumer (at most three), as
+/// ` (librdkafka: …; …)`, or nothing: a failed TLS handshake (`certificate verify failed`) or
+/// SASL login says why there, while the metadata request fails with a bare `Broker transport
+/// failure`. Only on the way to a failed start: it polls the consumer, and nothing it might
+/// read is kept.
+fn connection_errors(consumer: &GroupConsumer) -> String {
+    let mut texts: Vec<String> = Vec::new();
+    let started = Instant::now();
+    while texts.len() < 3 && started.elapsed() < Duration::from_millis(500) {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Err(_)) => {
+                if let Some(t) = consumer.context().take_error_text() {
+                    if !texts.contains(&t) {
+                        texts.push(t);
+                    }
+                }
+            }
+            Some(Ok(_)) => {}
+            None => break,
+        }
+    }
+    if texts.is_empty() {
+        String::new()
+    } else {
+        format!(" (librdkafka: {})", texts.join("; "))
+    }
+}
+
 /// Partitions of `topic` (0 if it does not exist).
 fn topic_partitions(consumer: &GroupConsumer, topic: &str) -> Result<usize, ServiceError> {
     let md = consumer
         .fetch_metadata(Some(topic), QUERY_TIMEOUT)
-        .map_err(|e| ServiceError::Inputs(format!("metadata of {topic}: {e}")))?;
+        .map_err(|e| {
+            let cause = connection_errors(consumer);
+            ServiceError::Inputs(format!("metadata of {topic}: {e}{cause}"))
+        })?;
     Ok(md
         .topics()
         .iter()

@@ -27,15 +27,15 @@ use service::{stockwatch, topics, v2_topics, Instance, Producer};
 
 use crate::support::{broker, consume, service};
 
-const PARTITIONS: u32 = 4;
-const ALL: [i32; 4] = [0, 1, 2, 3];
+pub(crate) const PARTITIONS: u32 = 4;
+pub(crate) const ALL: [i32; 4] = [0, 1, 2, 3];
 /// Bound on any single wait of these tests (group joins take `session.timeout.ms / 2` = 3 s on
 /// tansu, noticing a dead member 6 s).
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// The simulated stream of a test: ~30 000 events over 8 stores × 40 SKUs, 1 % bad records, no
 /// duplicates or late events (so the service and the offline replay see the same events).
-fn sim_args(seed: &str) -> Vec<&str> {
+pub(crate) fn sim_args(seed: &str) -> Vec<&str> {
     vec![
         "--events",
         "30000",
@@ -53,13 +53,13 @@ fn sim_args(seed: &str) -> Vec<&str> {
 }
 
 /// What the engine says offline about the stream of `seed`.
-struct Expected {
+pub(crate) struct Expected {
     /// Alert bodies by id, without `emitted_at` (the service stamps processing time).
-    alerts: BTreeMap<String, serde_json::Value>,
+    pub(crate) alerts: BTreeMap<String, serde_json::Value>,
     /// `(reason, original value)` of every reject, with multiplicity.
     rejects: BTreeMap<(String, String), usize>,
     /// Rejects by reason.
-    by_reason: BTreeMap<String, usize>,
+    pub(crate) by_reason: BTreeMap<String, usize>,
     /// Every line of the event file (original values of the records).
     originals: BTreeSet<Vec<u8>>,
 }
@@ -79,7 +79,7 @@ fn without_emitted_at(mut v: serde_json::Value) -> serde_json::Value {
     v
 }
 
-fn expected(dir: &Path, seed: &str) -> Expected {
+pub(crate) fn expected(dir: &Path, seed: &str) -> Expected {
     expected_for(dir, &sim_args(seed))
 }
 
@@ -138,7 +138,7 @@ fn expected_for(dir: &Path, sim: &[&str]) -> Expected {
 }
 
 /// Creates the six topics with four partitions each, before anyone produces or subscribes.
-fn create_topics(bootstrap: &str, prefix: &str) {
+pub(crate) fn create_topics(bootstrap: &str, prefix: &str) {
     let t = topics(prefix);
     let producer = stockwatch::sink::kafka::EventProducer::new(
         stockwatch::sink::kafka::ProducerSettings::new(bootstrap),
@@ -158,7 +158,7 @@ fn alert_validator() -> jsonschema::Validator {
 }
 
 /// Distinct `ce_id`s (= alert ids) of alert records.
-fn distinct_ids(records: &[Consumed]) -> BTreeSet<String> {
+pub(crate) fn distinct_ids(records: &[Consumed]) -> BTreeSet<String> {
     records
         .iter()
         .filter_map(|m| m.header("ce_id"))
@@ -168,17 +168,17 @@ fn distinct_ids(records: &[Consumed]) -> BTreeSet<String> {
 
 /// What the alerts topic holds, checked record by record.
 #[derive(Debug)]
-struct AlertFigures {
-    raw: usize,
-    distinct: usize,
-    duplicates: usize,
+pub(crate) struct AlertFigures {
+    pub(crate) raw: usize,
+    pub(crate) distinct: usize,
+    pub(crate) duplicates: usize,
     missing: Vec<String>,
     extra: Vec<String>,
 }
 
 /// Checks every alert record (schema, CloudEvents id, key, body against the replay's, copies
 /// identical) and compares the distinct set with the replay's.
-fn check_alerts(records: &[Consumed], want: &Expected) -> AlertFigures {
+pub(crate) fn check_alerts(records: &[Consumed], want: &Expected) -> AlertFigures {
     let validator = alert_validator();
     let mut seen: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for m in records {
@@ -220,7 +220,7 @@ fn check_alerts(records: &[Consumed], want: &Expected) -> AlertFigures {
 
 impl AlertFigures {
     /// No alert of the replay missing, none extra.
-    fn assert_equal_to_replay(&self, expected: usize) {
+    pub(crate) fn assert_equal_to_replay(&self, expected: usize) {
         assert!(
             self.missing.is_empty() && self.extra.is_empty(),
             "alerts differ from replay: {expected} expected, {} distinct published; {} missing (e.g. {:?}), {} extra (e.g. {:?})",
@@ -234,7 +234,7 @@ impl AlertFigures {
 }
 
 /// (topic, partition, offset) of the record a dead letter stands for.
-fn dead_letter_source(d: &Consumed) -> (String, String, String) {
+pub(crate) fn dead_letter_source(d: &Consumed) -> (String, String, String) {
     let h = |k: &str| {
         String::from_utf8_lossy(
             d.header(k)
@@ -251,10 +251,10 @@ fn dead_letter_source(d: &Consumed) -> (String, String, String) {
 
 /// What the dead-letter topic holds.
 #[derive(Debug)]
-struct DeadFigures {
-    raw: usize,
+pub(crate) struct DeadFigures {
+    pub(crate) raw: usize,
     /// Distinct sources (topic, partition, offset).
-    distinct: usize,
+    pub(crate) distinct: usize,
     /// After dedupe by source.
     by_reason: BTreeMap<String, usize>,
     /// After dedupe by source, `(reason, original value)` with multiplicity.
@@ -263,7 +263,7 @@ struct DeadFigures {
 
 /// Checks every dead letter (source headers, a message, the original bytes; every copy of one
 /// source the same record with the same reason) and dedupes them by source.
-fn check_dead_letters(dead: &[Consumed], prefix: &str, want: &Expected) -> DeadFigures {
+pub(crate) fn check_dead_letters(dead: &[Consumed], prefix: &str, want: &Expected) -> DeadFigures {
     let mut by_source: BTreeMap<(String, String, String), (String, &[u8])> = BTreeMap::new();
     for d in dead {
         let src = dead_letter_source(d);
@@ -309,7 +309,7 @@ fn check_dead_letters(dead: &[Consumed], prefix: &str, want: &Expected) -> DeadF
 
 impl DeadFigures {
     /// After dedupe by source: exactly the replay's rejects (reason and original bytes).
-    fn assert_equal_to_replay(&self, want: &Expected) {
+    pub(crate) fn assert_equal_to_replay(&self, want: &Expected) {
         assert_eq!(self.by_reason, want.by_reason, "dead letters by reason");
         assert!(
             self.rejects == want.rejects,
@@ -363,7 +363,7 @@ fn rebalances(inst: &Instance) -> Option<u64> {
     before.rsplit(' ').next()?.parse().ok()
 }
 
-fn partitions_of(r: &serde_json::Value) -> Vec<i32> {
+pub(crate) fn partitions_of(r: &serde_json::Value) -> Vec<i32> {
     r["partitions"]
         .as_array()
         .map(|a| {
@@ -376,7 +376,7 @@ fn partitions_of(r: &serde_json::Value) -> Vec<i32> {
 }
 
 /// Expects a clean exit within `deadline` after SIGTERM, with the exit summary.
-fn stop_gracefully(inst: &mut Instance, deadline: Duration) -> Duration {
+pub(crate) fn stop_gracefully(inst: &mut Instance, deadline: Duration) -> Duration {
     let Some((status, took)) = inst.sigterm(deadline) else {
         panic!(
             "instance {} did not exit within {deadline:?} of SIGTERM:\n{}",
@@ -1048,7 +1048,12 @@ fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
 /// the end of its input): every column and the shard metadata (model weights, counters), except
 /// the remembered event ids, whose FIFO order (and so which old ones were already forgotten)
 /// follows the arrival order, which replay's file and the four topics do not share.
-fn changelog_state_equals_replay(bootstrap: &str, prefix: &str, group: &str, dir: &Path) -> bool {
+pub(crate) fn changelog_state_equals_replay(
+    bootstrap: &str,
+    prefix: &str,
+    group: &str,
+    dir: &Path,
+) -> bool {
     use stockwatch::engine::persist;
     let t = topics(prefix);
     let v2 = v2_topics(prefix);

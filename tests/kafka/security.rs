@@ -383,13 +383,18 @@ struct Tansu {
 }
 
 impl Tansu {
-    fn start(advertised: SocketAddr, log: &Path) -> Tansu {
+    /// `authentication`: tansu's `--authentication` (SASL/SCRAM against the users it stores).
+    fn start(advertised: SocketAddr, log: &Path, authentication: bool) -> Tansu {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let out = std::fs::File::create(log).unwrap();
-        let child = Command::new(broker::tansu())
-            .args(["broker", "--listener-url", &format!("tcp://{addr}")])
+        let mut cmd = Command::new(broker::tansu());
+        cmd.args(["broker", "--listener-url", &format!("tcp://{addr}")])
             .args(["--advertised-listener-url", &format!("tcp://{advertised}")])
-            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .args(["--storage-engine", "memory://tansu/", "--silent"]);
+        if authentication {
+            cmd.arg("--authentication");
+        }
+        let child = cmd
             .env_remove("SCHEMA_REGISTRY")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
@@ -438,12 +443,38 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     )
 }
 
+/// The service's bootstrap server, group and topics (the simulator's, `prefix`) as
+/// `STOCKWATCH__KAFKA__…` variables.
+fn push_topics_env(env: &mut Vec<(String, String)>, bootstrap: &str, prefix: &str) {
+    let t = topics(prefix);
+    for (k, v) in [
+        ("BOOTSTRAP_SERVERS", bootstrap),
+        ("GROUP_ID", "sec"),
+        ("SESSION_TIMEOUT_MS", "6000"),
+        ("POLL_MAX_MS", "50"),
+        ("TOPICS__SALES", &t[0]),
+        ("TOPICS__SHIPMENTS", &t[1]),
+        ("TOPICS__RECEIPTS", &t[2]),
+        ("TOPICS__AVAILABILITY", &t[3]),
+        // Contract v2's types share the receipts topic here (the SASL broker's topics are
+        // the simulator's): the per-topic allowed types take both.
+        ("TOPICS__INVENTORY_COUNTS", &t[2]),
+        ("TOPICS__ADJUSTMENTS", &t[2]),
+        ("TOPICS__ALERTS", &t[4]),
+        ("TOPICS__DEAD_LETTER", &t[5]),
+        ("TOPICS__EARLY_ALERTS", &format!("{prefix}alerts-early")),
+        ("TOPICS__OPEN_ALERTS", &format!("{prefix}alerts-open")),
+    ] {
+        env.push((format!("STOCKWATCH__KAFKA__{k}"), v.to_owned()));
+    }
+}
+
 /// Runs the service authenticated through the proxy until it is ready and has handled some
 /// events, then checks its logs and HTTP bodies for the canary, and the HTTP hardening.
 fn running_service(from: Source, format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (proxy, listener) = SaslProxy::bind();
-    let tansu = Tansu::start(proxy.addr, &dir.path().join("tansu.log"));
+    let tansu = Tansu::start(proxy.addr, &dir.path().join("tansu.log"), false);
     proxy.serve(listener, tansu.addr);
     let bootstrap = proxy.addr.to_string();
 
@@ -465,28 +496,8 @@ fn running_service(from: Source, format: &str) {
     ]);
 
     let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let t = topics(prefix);
     let mut env = sasl_env(dir.path(), from, "sasl_plaintext", "PLAIN", format);
-    for (k, v) in [
-        ("BOOTSTRAP_SERVERS", bootstrap.as_str()),
-        ("GROUP_ID", "sec"),
-        ("SESSION_TIMEOUT_MS", "6000"),
-        ("POLL_MAX_MS", "50"),
-        ("TOPICS__SALES", &t[0]),
-        ("TOPICS__SHIPMENTS", &t[1]),
-        ("TOPICS__RECEIPTS", &t[2]),
-        ("TOPICS__AVAILABILITY", &t[3]),
-        // Contract v2's types share the receipts topic here (the SASL broker's topics are
-        // the simulator's): the per-topic allowed types take both.
-        ("TOPICS__INVENTORY_COUNTS", &t[2]),
-        ("TOPICS__ADJUSTMENTS", &t[2]),
-        ("TOPICS__ALERTS", &t[4]),
-        ("TOPICS__DEAD_LETTER", &t[5]),
-        ("TOPICS__EARLY_ALERTS", &format!("{prefix}alerts-early")),
-        ("TOPICS__OPEN_ALERTS", &format!("{prefix}alerts-open")),
-    ] {
-        env.push((format!("STOCKWATCH__KAFKA__{k}"), v.to_owned()));
-    }
+    push_topics_env(&mut env, &bootstrap, prefix);
     env.push(("STOCKWATCH__HTTP__LISTEN".into(), http_addr.to_string()));
     env.push(("STOCKWATCH__HTTP__REQUEST_TIMEOUT_MS".into(), "500".into()));
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
@@ -721,4 +732,396 @@ fn debug_output_of_config_and_clients_hides_the_password() {
     let msg = payload.downcast_ref::<String>().unwrap();
     assert!(msg.contains("sasl_password: Some(***)"), "{msg}");
     assert_no_canary("a panic message", msg);
+}
+
+// ---- TLS for real: a TLS terminator (Debian's stunnel4) in front of the test broker ----
+//
+// tansu 0.6 has `--cert`/`--key` flags but its listener speaks plain TCP whatever they say (a
+// TLS ClientHello is read as a Kafka frame), so stunnel terminates TLS in front of it, with a
+// test CA and a server certificate for 127.0.0.1 made here with the `openssl` CLI. The broker
+// advertises stunnel's address, so every connection of every client goes through TLS.
+
+/// A test CA, a server certificate for `127.0.0.1` signed by it, and a second CA that signed
+/// nothing.
+struct Pki {
+    ca: PathBuf,
+    other_ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (Debian's openssl package)");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_pki(dir: &Path) -> Pki {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for (name, cn) in [("ca", "stockwatch test CA"), ("other-ca", "another CA")] {
+        let (key, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={cn}"),
+        );
+        let mut args = vec!["req", "-x509", "-days", "1", "-subj", &subj];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &pem]);
+        openssl(dir, &args);
+    }
+    let mut args = vec!["req", "-subj", "/CN=localhost"];
+    args.extend(ec);
+    args.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "1",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "san.cnf",
+            "-out",
+            "server.pem",
+        ],
+    );
+    Pki {
+        ca: dir.join("ca.pem"),
+        other_ca: dir.join("other-ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    }
+}
+
+/// stunnel accepting TLS on a free loopback port and forwarding the plaintext to `upstream`.
+struct Stunnel {
+    child: Child,
+}
+
+impl Stunnel {
+    fn bind() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], free_port()))
+    }
+
+    fn start(addr: SocketAddr, upstream: SocketAddr, pki: &Pki, dir: &Path) -> Stunnel {
+        let bin = ["/usr/bin/stunnel4", "/usr/bin/stunnel"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("stunnel not found: install Debian's stunnel4 (`apt-get install stunnel4`; .ci/run does)");
+        let conf = dir.join(format!("stunnel-{}.conf", addr.port()));
+        std::fs::write(
+            &conf,
+            format!(
+                "foreground = yes\npid =\n[kafka]\naccept = {addr}\nconnect = {upstream}\ncert = {}\nkey = {}\n",
+                pki.cert.display(),
+                pki.key.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join(format!("stunnel-{}.log", addr.port()))).unwrap();
+        let child = Command::new(bin)
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start stunnel");
+        let s = Stunnel { child };
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "stunnel not accepting on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+}
+
+impl Drop for Stunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The simulator's events into the topics of `prefix` over TLS (CA `ca`).
+fn simulate_over_tls(bootstrap: &str, prefix: &str, ca: &Path) {
+    let ca_prop = format!("ssl.ca.location={}", ca.display());
+    stockwatch(&[
+        "simulate",
+        "--quiet",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic-prefix",
+        prefix,
+        "--partitions",
+        "2",
+        // As failover.rs's streams: enough days for stockouts, so alerts.
+        "--events",
+        "20000",
+        "--stores",
+        "8",
+        "--skus",
+        "40",
+        "--days",
+        "40",
+        "--bad-ratio",
+        "0.01",
+        "-X",
+        "security.protocol=SSL",
+        "-X",
+        &ca_prop,
+    ]);
+}
+
+#[test]
+fn over_tls_with_the_right_ca_the_service_runs_end_to_end_with_sasl_plain() {
+    // service ──TLS──> stunnel ──> SASL/PLAIN proxy ──> tansu (advertising stunnel)
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let tls_addr = Stunnel::bind();
+    let (proxy, listener) = SaslProxy::bind();
+    let tansu = Tansu::start(tls_addr, &dir.path().join("tansu.log"), false);
+    proxy.serve(listener, tansu.addr);
+    let _tls = Stunnel::start(tls_addr, proxy.addr, &pki, dir.path());
+    let bootstrap = tls_addr.to_string();
+    let prefix = "tls.";
+    simulate_over_tls(&bootstrap, prefix, &pki.ca);
+
+    let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut env = sasl_env(dir.path(), Source::File, "sasl_ssl", "PLAIN", "text");
+    env.retain(|(k, _)| !k.ends_with("__DEBUG") && k != "STOCKWATCH__LOG__LEVEL");
+    push_topics_env(&mut env, &bootstrap, prefix);
+    env.push((
+        "STOCKWATCH__KAFKA__SECURITY__SSL_CA_LOCATION".into(),
+        pki.ca.to_str().unwrap().into(),
+    ));
+    env.push(("STOCKWATCH__HTTP__LISTEN".into(), http_addr.to_string()));
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let started = Instant::now();
+    let mut child = command(&["run"], &env)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&out_path).unwrap_or_default(),
+            std::fs::read_to_string(&err_path).unwrap_or_default()
+        )
+    };
+
+    // Alerts published (the service's count), then read back from the topic over TLS.
+    loop {
+        let published: f64 = get(http_addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("stockwatch_alerts_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if published >= 20.0 {
+            break;
+        }
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "stockwatch exited:\n{}",
+            tail(&log())
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "fewer than 20 alerts published over TLS after 90 s ({published}):\n{}",
+            tail(&log())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let published_after = started.elapsed();
+    let alerts_topic = topics(prefix)[4].clone();
+    let reader: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "tls-reader")
+        .set("security.protocol", "ssl")
+        .set("ssl.ca.location", pki.ca.to_str().unwrap())
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("TLS reader");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset(&alerts_topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    rdkafka::consumer::Consumer::assign(&reader, &tpl).unwrap();
+    let mut alerts = 0usize;
+    while alerts < 20 {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let v: serde_json::Value =
+                serde_json::from_slice(rdkafka::Message::payload(&m).unwrap_or_default())
+                    .expect("alert JSON");
+            assert!(v["alert_id"].is_string(), "not an alert: {v}");
+            alerts += 1;
+        }
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "stockwatch exited:\n{}",
+            tail(&log())
+        );
+        assert!(
+            started.elapsed() < published_after + Duration::from_secs(60),
+            "20 alerts published, {alerts} read back over TLS 60 s later:\n{}",
+            tail(&log())
+        );
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = wait_or_kill(&mut child, Duration::from_secs(30));
+    let log = log();
+    assert_eq!(status, Some(true), "clean exit:\n{}", tail(&log));
+    // SASL/PLAIN inside TLS: both clients sent the password through the tunnel.
+    let ids: BTreeSet<String> = proxy.auths().into_iter().map(|a| a.client_id).collect();
+    assert!(
+        ids.contains(VISIBLE) && ids.contains("stockwatch"),
+        "consumer ({VISIBLE}) and producer (stockwatch) should both authenticate: {ids:?}"
+    );
+    assert!(proxy.auths().iter().all(|a| a.password == CANARY));
+    assert_no_canary("the service's output", &log);
+    eprintln!(
+        "TLS + SASL/PLAIN: 20 alerts published {:.1} s after the start, read back over TLS after {:.1} s; {} SASL authentications",
+        published_after.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        proxy.auths().len()
+    );
+}
+
+#[test]
+fn over_tls_a_wrong_ca_and_an_unknown_scram_user_are_refused_with_a_clear_error() {
+    // Two brokers behind TLS: a plain one, and one with tansu's SCRAM authentication (no user
+    // stored: tansu creates users only through an unauthenticated connection to a broker
+    // without --authentication, and its memory store is per process).
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let (tls_plain, tls_scram) = (Stunnel::bind(), Stunnel::bind());
+    let plain = Tansu::start(tls_plain, &dir.path().join("tansu-plain.log"), false);
+    let scram = Tansu::start(tls_scram, &dir.path().join("tansu-scram.log"), true);
+    let _t1 = Stunnel::start(tls_plain, plain.addr, &pki, dir.path());
+    let _t2 = Stunnel::start(tls_scram, scram.addr, &pki, dir.path());
+
+    let runs = [
+        (
+            "wrong CA",
+            tls_plain,
+            "ssl",
+            "",
+            &pki.other_ca,
+            "certificate verify failed",
+        ),
+        (
+            "unknown SCRAM user",
+            tls_scram,
+            "sasl_ssl",
+            "SCRAM-SHA-512",
+            &pki.ca,
+            "SASL SCRAM authentication failed",
+        ),
+    ];
+    let started = Instant::now();
+    let children: Vec<(&str, &str, Child, PathBuf)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, addr, protocol, mechanism, ca, needle))| {
+            let mut env = if mechanism.is_empty() {
+                Vec::new()
+            } else {
+                let sub = dir.path().join(format!("run{i}"));
+                std::fs::create_dir(&sub).unwrap();
+                sasl_env(&sub, Source::Env, protocol, mechanism, "text")
+                    .into_iter()
+                    .filter(|(k, _)| !k.ends_with("__DEBUG") && k != "STOCKWATCH__LOG__LEVEL")
+                    .collect()
+            };
+            env.push((
+                "STOCKWATCH__KAFKA__SECURITY__PROTOCOL".into(),
+                (*protocol).into(),
+            ));
+            push_topics_env(&mut env, &addr.to_string(), "tls.");
+            env.push((
+                "STOCKWATCH__KAFKA__SECURITY__SSL_CA_LOCATION".into(),
+                ca.to_str().unwrap().into(),
+            ));
+            env.push((
+                "STOCKWATCH__HTTP__LISTEN".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ));
+            let out = dir.path().join(format!("run{i}.log"));
+            let f = std::fs::File::create(&out).unwrap();
+            let child = command(&["run"], &env)
+                .stdin(Stdio::null())
+                .stdout(f.try_clone().unwrap())
+                .stderr(f)
+                .spawn()
+                .unwrap();
+            (*name, *needle, child, out)
+        })
+        .collect();
+    for (name, needle, mut child, out) in children {
+        let status = wait_or_kill(&mut child, Duration::from_secs(60));
+        let took = started.elapsed();
+        let log = std::fs::read_to_string(out).unwrap();
+        assert_eq!(
+            status,
+            Some(false),
+            "{name}: expected a failed start within 60 s:\n{}",
+            tail(&log)
+        );
+        // The service's own error line names the cause (librdkafka's text), not only a
+        // transport failure.
+        let error_line = log
+            .lines()
+            .find(|l| l.starts_with("error: starting the service"))
+            .unwrap_or_else(|| panic!("{name}: no error line:\n{}", tail(&log)));
+        assert!(
+            error_line.contains(needle),
+            "{name}: the error should say {needle:?}:\n{}",
+            tail(&log)
+        );
+        assert_no_canary(name, &log);
+        eprintln!(
+            "{name}: refused, the process ended {:.1} s after the start: {error_line}",
+            took.as_secs_f64()
+        );
+    }
 }

@@ -274,6 +274,11 @@ impl Instance {
         }
     }
 
+    /// Waits up to `deadline` for the process to end by itself: its exit status, or `None`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, deadline)
+    }
+
     /// SIGKILL, and waits for the process.
     pub fn sigkill(&mut self) {
         let _ = self.child.kill();

@@ -8,6 +8,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{Producer, PurgeConfig};
 
 use super::{EventProducer, ProduceError};
+use crate::failpoint::{self, crash_point};
 
 impl EventProducer {
     /// Registers the transactional id with the cluster, aborting whatever transaction an
@@ -55,11 +56,14 @@ impl EventProducer {
         // events/s for at_least_once).
         self.flush(timeout)?;
         if let (true, Some(group)) = (offsets.count() > 0, group) {
+            // A batch's commit (a restore's marker transaction carries no offsets).
+            crash_point!(failpoint::BEFORE_OFFSETS_COMMIT);
             retry_txn(started, timeout, || {
                 self.producer
                     .send_offsets_to_transaction(offsets, group, timeout)
                     .map_err(|e| txn_error("send_offsets", e))
             })?;
+            crash_point!(failpoint::BETWEEN_SEND_OFFSETS_AND_COMMIT);
         }
         self.commit_resumes = Some(0);
         self.commit_only(started, timeout)
