@@ -143,7 +143,10 @@ impl Core {
         // restored offsets.
         let mut seek = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
-        for (p, slot) in &self.slots {
+        for p in partitions {
+            let Some(slot) = self.slots.get(p) else {
+                continue; // not restored: blocked, or left for the rebalance
+            };
             for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
                 resume.add_partition(t, *p);
                 if strays.contains(p) {
