@@ -90,6 +90,12 @@ pub enum RestoreError {
     /// Writing the marker failed.
     #[error(transparent)]
     Marker(#[from] ProduceError),
+    /// The restore was abandoned: its [`KeepAlive`] said the assignment changed meanwhile.
+    #[error("changelog partition {partition}: restore abandoned, the assignment changed")]
+    Interrupted {
+        /// The partition.
+        partition: i32,
+    },
     /// The changelog and the group's committed offsets do not agree: the shard cannot be
     /// restored without an operator's choice (`stockwatch reset-state`).
     #[error("partition {partition}: {kind}: {detail}; the partition is not processed until `stockwatch reset-state --partition {partition} --from …` (see the runbook)")]
@@ -358,12 +364,22 @@ pub struct Restored {
 /// How long a restore may wait for the end of the changelog partition.
 const RESTORE_DEADLINE: Duration = Duration::from_secs(crate::config::RESTORE_DEADLINE_SECS);
 
+/// How often a restore calls its [`KeepAlive`] while it reads.
+const KEEP_ALIVE_EVERY: Duration = Duration::from_millis(200);
+
+/// Called at most every [`KEEP_ALIVE_EVERY`] while a restore reads and decodes the changelog, so that the caller
+/// can serve its group consumer (a restore can take longer than `max.poll.interval.ms`: the
+/// member would be dropped from the group). Returns true to abandon the restore
+/// ([`RestoreError::Interrupted`]): the assignment changed meanwhile.
+pub type KeepAlive<'a> = &'a mut dyn FnMut() -> bool;
+
 /// Restores shard `p` (see the module doc). `committed`: per input, the committed offset, or
 /// `None` if none was ever committed. `reader` is a consumer outside the group
 /// (read_uncommitted: the stamps, not the isolation level, exclude what never committed); `producer` writes the marker (inside a transaction of its own when
 /// `transactional`). The shard keeps the input clocks it recorded (a fresh one has one): the
 /// caller sets the number of inputs
-/// ([`Shard::resize_inputs`]).
+/// ([`Shard::resize_inputs`]). `keep_alive` is called while the changelog is read.
+#[allow(clippy::too_many_arguments)]
 pub fn restore(
     reader: &BaseConsumer,
     producer: &mut EventProducer,
@@ -372,6 +388,7 @@ pub fn restore(
     p: i32,
     committed: Committed,
     cfg: EngineConfig,
+    keep_alive: KeepAlive<'_>,
 ) -> Result<Restored, RestoreError> {
     let Committed {
         offsets: committed,
@@ -382,6 +399,16 @@ pub fn restore(
 
         shard.track_changes(true);
         shard
+    };
+    // The caller's keep-alive at most every KEEP_ALIVE_EVERY: called on every record read
+    // and between keys decoded.
+    let mut last_kept = Instant::now();
+    let mut keep_alive = move || {
+        if last_kept.elapsed() < KEEP_ALIVE_EVERY {
+            return false;
+        }
+        last_kept = Instant::now();
+        keep_alive()
     };
     let never_committed = committed.iter().all(Option::is_none);
     let c = committed.map(|o| o.unwrap_or(0));
@@ -421,7 +448,7 @@ pub fn restore(
     // The last shard record of any lineage, and how many state records the partition holds.
     let mut last: Option<(i64, Vec<u8>)> = None;
     let mut state_records = 0u64;
-    let mut records = scan(reader, topic, p, |m| {
+    let mut records = scan(reader, topic, p, &mut keep_alive, |m| {
         let key = m.key().unwrap_or_default();
         if key == MARKER_KEY {
             return m.payload() == Some(nonce.as_bytes());
@@ -502,7 +529,7 @@ pub fn restore(
     crate::failpoint::crash_point!(crate::failpoint::RESTORE_BETWEEN_PASSES);
     // 3. The keys, as of the restore point, in its lineage.
     let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    records += scan(reader, topic, p, |m| {
+    records += scan(reader, topic, p, &mut keep_alive, |m| {
         if m.offset() >= at {
             return true;
         }
@@ -537,11 +564,13 @@ pub fn restore(
             ),
         ));
     }
-    let keys = latest
-        .values()
-        .map(|v| KeyRecord::decode(v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(layout)?;
+    let mut keys = Vec::with_capacity(latest.len());
+    for (i, v) in latest.values().enumerate() {
+        if i % 1024 == 0 && keep_alive() {
+            return Err(RestoreError::Interrupted { partition: p });
+        }
+        keys.push(KeyRecord::decode(v).map_err(layout)?);
+    }
     drop(latest);
     let mut shard = persist::restore_shard(cfg, &sv.state, keys).map_err(layout)?;
     shard.track_changes(true);
@@ -566,7 +595,7 @@ pub fn last_shard_record(
     producer.send_to_partition(topic, p, MARKER_KEY, nonce.as_bytes(), &[])?;
     producer.flush(Duration::from_secs(30))?;
     let mut last: Option<Vec<u8>> = None;
-    scan(reader, topic, p, |m| {
+    scan(reader, topic, p, &mut || false, |m| {
         let key = m.key().unwrap_or_default();
         if key == MARKER_KEY {
             return m.payload() == Some(nonce.as_bytes());
@@ -586,12 +615,13 @@ pub fn last_shard_record(
     Ok(Some((sv.lineage, sv.offsets)))
 }
 
-/// Reads partition `p` of `topic` from the beginning, calling `each` until it returns true;
-/// returns the records read.
+/// Reads partition `p` of `topic` from the beginning, calling `each` until it returns true,
+/// and `keep_alive` between reads; returns the records read.
 fn scan(
     reader: &BaseConsumer,
     topic: &str,
     p: i32,
+    keep_alive: KeepAlive<'_>,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
 ) -> Result<u64, RestoreError> {
     let read = |error| RestoreError::Read {
@@ -605,6 +635,9 @@ fn scan(
     let started = Instant::now();
     let mut records = 0u64;
     let result = loop {
+        if keep_alive() {
+            break Err(RestoreError::Interrupted { partition: p });
+        }
         if started.elapsed() > RESTORE_DEADLINE {
             break Err(RestoreError::Timeout {
                 partition: p,
@@ -660,6 +693,7 @@ pub fn read_state(
             p,
             committed_of(&c, &inputs),
             cfg.engine_config(),
+            &mut || false,
         )?;
         let mut r = r;
         r.shard.resize_inputs(inputs.len());

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::abort::AfterAbort;
@@ -63,7 +64,10 @@ impl Core {
         self.publish_assignment(&dropped);
     }
 
-    /// Restores the shards of newly assigned partitions.
+    /// Restores the shards of newly assigned partitions, their inputs paused meanwhile: the
+    /// consumer is polled while the changelog is read (a long restore would outlast
+    /// `max.poll.interval.ms` and drop the member from the group), and must return no
+    /// message. A rebalance seen meanwhile abandons the restores; the next step applies it.
     fn assign(
         &mut self,
         consumer: &GroupConsumer,
@@ -74,10 +78,8 @@ impl Core {
         for (t, p) in &parts {
             tpl.add_partition(t, *p);
         }
-        // A partition paused by flow control under an earlier assignment starts unpaused
-        // (its shard is new).
-        if let Err(e) = consumer.resume(&tpl) {
-            tracing::debug!(error = %e, "resume on assignment");
+        if let Err(e) = consumer.pause(&tpl) {
+            tracing::warn!(error = %e, "pausing the inputs of the partitions being restored");
         }
         let numbers: BTreeSet<i32> = parts.iter().map(|(_, p)| *p).collect();
         for p in &numbers {
@@ -89,11 +91,81 @@ impl Core {
             revoked: &[],
         }
         .emit(&self.observe.metrics, &self.observe.health);
-        for p in numbers {
-            self.restore_slot(consumer, p, inputs, false)?;
-        }
+        self.restore_slots(consumer, &assigned, inputs, false)?;
         self.publish_assignment(&[]);
         Ok(())
+    }
+
+    /// Restores the shards of `partitions` (their inputs paused), serving the consumer
+    /// meanwhile ([`keep_member_alive`]); then resumes the inputs of every shard restored (a
+    /// partition paused by flow control or by an earlier restore starts unpaused: its shard is
+    /// new). Stops early when a rebalance arrives: the partitions not restored stay paused
+    /// until the rebalance revokes them.
+    fn restore_slots(
+        &mut self,
+        consumer: &GroupConsumer,
+        partitions: &[i32],
+        inputs: &[String],
+        rewind: bool,
+    ) -> Result<(), ServiceError> {
+        let mut strays = BTreeSet::new();
+        let mut result = Ok(());
+        for &p in partitions {
+            // Between restores too (a restore's end and start do not poll).
+            let mut fatal = None;
+            if keep_member_alive(consumer, &self.observe.metrics, &mut strays, &mut fatal) {
+                if let Some(e) = fatal {
+                    result = Err(e);
+                } else {
+                    tracing::info!(
+                        partition = p,
+                        "restore abandoned: a rebalance arrived while the changelog was read"
+                    );
+                }
+                break;
+            }
+            match self.restore_slot(consumer, p, inputs, rewind, &mut strays) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(
+                        partition = p,
+                        "restore abandoned: a rebalance arrived while the changelog was read"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Records a poll returned anyway moved their partition's position: back to the
+        // restored offsets.
+        let mut seek = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for p in partitions {
+            let Some(slot) = self.slots.get(p) else {
+                continue; // not restored: blocked, or left for the rebalance
+            };
+            for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
+                resume.add_partition(t, *p);
+                if strays.contains(p) {
+                    let _ = seek.add_partition_offset(t, *p, Offset::Offset(slot.next[i]));
+                }
+            }
+        }
+        if seek.count() > 0 {
+            tracing::warn!(partitions = ?strays, "records returned while restoring; seeking back");
+            if let Err(e) = consumer.seek_partitions(seek, QUERY_TIMEOUT) {
+                tracing::warn!(error = %e, "seeking back after a restore");
+            }
+        }
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                tracing::warn!(error = %e, "resuming the inputs of the restored partitions");
+            }
+        }
+        result
     }
 
     /// Partition `p`'s changelog and committed offsets disagree: its inputs are paused and it
@@ -133,13 +205,16 @@ impl Core {
 
     /// Restores shard `p` from the changelog and positions its inputs where its state ends
     /// (normally the committed offsets, where the consumer starts anyway; always with `rewind`).
+    /// False: abandoned for a rebalance. The partitions of records the consumer returned
+    /// meanwhile are added to `strays`.
     fn restore_slot(
         &mut self,
         consumer: &GroupConsumer,
         p: i32,
         inputs: &[String],
         rewind: bool,
-    ) -> Result<(), ServiceError> {
+        strays: &mut BTreeSet<i32>,
+    ) -> Result<bool, ServiceError> {
         let started = Instant::now();
         let mut tpl = TopicPartitionList::new();
         for t in inputs {
@@ -160,6 +235,8 @@ impl Core {
         let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let committed = changelog::committed_of(&committed_tpl, &input_names);
         let eos = self.exactly_once();
+        let mut fatal = None;
+        let metrics = &self.observe.metrics;
         let r = changelog::restore(
             &self.reader,
             &mut self.producer,
@@ -168,12 +245,17 @@ impl Core {
             p,
             committed,
             self.engine,
+            &mut || keep_member_alive(consumer, metrics, strays, &mut fatal),
         );
+        if let Some(e) = fatal {
+            return Err(e);
+        }
         let mut r = match r {
             Ok(r) => r,
+            Err(RestoreError::Interrupted { .. }) => return Ok(false),
             Err(e @ RestoreError::Inconsistent { .. }) => {
                 self.block(consumer, p, inputs, &e);
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => return Err(e.into()),
         };
@@ -223,7 +305,7 @@ impl Core {
             elapsed: started.elapsed(),
         }
         .emit(&self.observe.metrics, &self.observe.health);
-        Ok(())
+        Ok(true)
     }
 
     /// `exactly_once` after an abortable error: aborts the transaction, restores every shard
@@ -266,12 +348,20 @@ impl Core {
             }
         }
         let parts: Vec<i32> = self.slots.keys().copied().collect();
-        self.slots.clear();
-        for p in parts {
-            self.observe.health.restoring(p);
-            self.restore_slot(consumer, p, inputs, true)?;
+        let mut pause = TopicPartitionList::new();
+        for &p in &parts {
+            for t in inputs {
+                pause.add_partition(t, p);
+            }
         }
-        Ok(())
+        if let Err(e) = consumer.pause(&pause) {
+            tracing::warn!(error = %e, "pausing the inputs of the partitions being restored");
+        }
+        self.slots.clear();
+        for &p in &parts {
+            self.observe.health.restoring(p);
+        }
+        self.restore_slots(consumer, &parts, inputs, true)
     }
 
     /// The assignment as the shards held now, after dropping `revoked`.
@@ -286,6 +376,36 @@ impl Core {
         }
         .emit(&self.observe.metrics, &self.observe.health);
     }
+}
+
+/// Serves `consumer` while a restore reads the changelog, every input paused: the poll keeps
+/// the member in the group (`max.poll.interval.ms`) and runs the rebalance callback. Returns
+/// true once a rebalance is waiting (the restore is abandoned). A record returned anyway is
+/// dropped and its partition added to `strays` (its position is moved back afterwards); a
+/// consumer error is counted, and a fatal one is kept in `fatal` and ends the restore.
+fn keep_member_alive(
+    consumer: &GroupConsumer,
+    metrics: &crate::telemetry::Metrics,
+    strays: &mut BTreeSet<i32>,
+    fatal: &mut Option<ServiceError>,
+) -> bool {
+    // One event per call is enough to reset the poll interval; a few more drain what queued.
+    for _ in 0..64 {
+        match consumer.poll(Duration::ZERO) {
+            None => break,
+            Some(Ok(m)) => {
+                strays.insert(m.partition());
+            }
+            Some(Err(e)) => {
+                let text = consumer.context().take_error_text();
+                if let Err(stop) = super::consumer_error(&e, text.as_deref(), metrics) {
+                    *fatal = Some(stop);
+                    return true;
+                }
+            }
+        }
+    }
+    consumer.context().rebalanced()
 }
 
 /// `tpl` without the entries of `partitions`.

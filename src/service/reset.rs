@@ -226,6 +226,7 @@ pub fn reset_state(
             p,
             now,
             cfg.engine_config(),
+            &mut || false,
         )?;
         out.push(ResetOutcome {
             partition: p,

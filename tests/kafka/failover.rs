@@ -1175,3 +1175,407 @@ fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value) {
         _ => {}
     }
 }
+
+/// A restore longer than `max.poll.interval.ms`, racing a rebalance: instance A builds a state
+/// of 200 400 keys (the stream starts with one receipt per key) and stops; B starts with
+/// `max.poll.interval.ms` = 2 s and restores it (four partitions, one after the other); C joins
+/// while B restores. B keeps polling its consumer while it reads the changelog (inputs
+/// paused): it stays in the group (no "maximum poll interval exceeded" error, counted or
+/// logged), applies the rebalance mid-restore (its restore is abandoned and redone for its new
+/// partitions), and B and C then publish the rest of the stream: the distinct alert ids equal
+/// `replay`'s. Before the change, B did not poll during the restore: librdkafka dropped it from
+/// the group after 2 s, and every rejoin restored again.
+#[test]
+fn a_long_restore_racing_a_rebalance_keeps_the_member_and_alerts_equal_replay() {
+    let t0 = Instant::now();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (prefix, group) = ("fo-long-restore.", "failover-long-restore");
+    let sim = [
+        "--events",
+        "280000",
+        "--stores",
+        "1000",
+        "--skus",
+        "200",
+        "--days",
+        "12",
+        "--seed",
+        "29",
+        "--bad-ratio",
+        "0.01",
+    ];
+    let file = dir.path().join("events.jsonl");
+    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
+    args.extend(sim);
+    stockwatch(&args);
+    let alerts_file = dir.path().join("alerts.jsonl");
+    stockwatch(&[
+        "replay",
+        "--quiet",
+        "--input",
+        file.to_str().unwrap(),
+        "--alerts-out",
+        alerts_file.to_str().unwrap(),
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ]);
+    let want_ids: BTreeSet<String> = lines(&alerts_file)
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(want_ids.len() > 100, "the stream should raise alerts");
+    create_topics(&bootstrap, prefix);
+    Producer::start(&bootstrap, prefix, PARTITIONS, &sim).wait(Duration::from_secs(120));
+    let mut alerts = Tail::new(&bootstrap, &topics(prefix)[4..5], PARTITIONS as i32);
+
+    // A: the state, then a graceful stop (everything it read is committed).
+    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &[]);
+    a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
+    let started = Instant::now();
+    while metric(&a, "stockwatch_tracked_keys").unwrap_or(0.0) < 200_000.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "A never held 200 000 keys:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let keys = metric(&a, "stockwatch_tracked_keys");
+    stop_gracefully(&mut a, Duration::from_secs(10));
+    eprintln!(
+        "long restore: A held {keys:?} keys, stopped {:.1} s after the start",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // B restores with a short poll interval (librdkafka wants it >= the session timeout; this
+    // restore takes 2.5-3.5 s of four partitions on this machine); C joins while B restores.
+    let short = [
+        ("STOCKWATCH__KAFKA__SESSION_TIMEOUT_MS", "2000"),
+        (
+            "STOCKWATCH__KAFKA__CONSUMER__HEARTBEAT__INTERVAL__MS",
+            "400",
+        ),
+        (
+            "STOCKWATCH__KAFKA__CONSUMER__MAX__POLL__INTERVAL__MS",
+            "2000",
+        ),
+    ];
+    let mut b = Instance::start("B", &bootstrap, prefix, group, dir.path(), &short);
+    b.wait_ready(WAIT, |r| {
+        r["restoring"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let restoring_since = Instant::now();
+    // Well into the restore: one partition of four done.
+    while b.log_count("partition restored from the changelog") == 0 {
+        assert!(b.is_running(), "B exited:\n{}", b.log());
+        assert!(
+            restoring_since.elapsed() < Duration::from_secs(120),
+            "B restored nothing:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let joined = Instant::now();
+    let mut c = Instance::start("C", &bootstrap, prefix, group, dir.path(), &short);
+    let both = |b: &Instance, c: &Instance| {
+        let (Some(pb), Some(pc)) = (b.readiness(), c.readiness()) else {
+            return false;
+        };
+        let mut all = partitions_of(&pb);
+        all.extend(partitions_of(&pc));
+        all.sort_unstable();
+        pb["ready"] == true && pc["ready"] == true && all == ALL
+    };
+    while !both(&b, &c) {
+        assert!(b.is_running(), "B exited:\n{}", b.log());
+        assert!(c.is_running(), "C exited:\n{}", c.log());
+        assert!(
+            joined.elapsed() < Duration::from_secs(240),
+            "B and C never shared the partitions, both ready:\nB:\n{}\nC:\n{}",
+            b.log(),
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let settled = joined.elapsed();
+    let complete = alerts.poll_until(Duration::from_secs(120), Duration::from_secs(3), |r| {
+        distinct_ids(r).is_superset(&want_ids)
+    });
+    let got = distinct_ids(&alerts.records);
+    let other_errors = |i: &Instance| {
+        let (_, body) = i.get("/metrics").unwrap_or_default();
+        body.lines()
+            .find(|l| l.starts_with("stockwatch_consumer_errors_total{kind=\"other\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let (b_errors, c_errors) = (other_errors(&b), other_errors(&c));
+    stop_gracefully(&mut b, Duration::from_secs(10));
+    stop_gracefully(&mut c, Duration::from_secs(10));
+    let (blog, clog) = (b.log(), c.log());
+    let restores: Vec<&str> = blog
+        .lines()
+        .filter(|l| l.contains("partition restored from the changelog"))
+        .collect();
+    eprintln!(
+        "long restore: B's restores {restores:#?}; abandoned {} times; C joined {:.1} s into B's restore; both ready {:.1} s later; rebalances B {:?} C {:?}; {} alerts expected, {} distinct published; {:.1} s",
+        b.log_count("restore abandoned"),
+        joined.duration_since(restoring_since).as_secs_f64(),
+        settled.as_secs_f64(),
+        rebalances(&b),
+        rebalances(&c),
+        want_ids.len(),
+        got.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    for (name, log, errors) in [("B", &blog, b_errors), ("C", &clog, c_errors)] {
+        assert!(
+            !log.to_lowercase().contains("maximum poll interval"),
+            "{name} exceeded max.poll.interval.ms:\n{log}"
+        );
+        assert_eq!(errors, Some(0.0), "{name}: consumer errors of kind other");
+    }
+    assert!(
+        b.log_count("restore abandoned") >= 1,
+        "C's join did not reach B mid-restore:\n{blog}"
+    );
+    assert!(complete, "alerts missing");
+    assert_eq!(got, want_ids, "alerts differ from replay");
+}
+
+/// What the test broker does with a zombie's transaction, asked directly with librdkafka's
+/// transactional producer (one record in an open transaction each):
+/// - `same_id`: a second producer with the same `transactional.id` initialises (Kafka bumps
+///   the epoch and aborts the open transaction): does the first one's commit fail?
+/// - `timed_out`: a transaction left open past its `transaction.timeout.ms` (Kafka aborts it
+///   and bumps the epoch): does its producer's commit fail?
+///
+/// - `aborted_hidden`: a transaction its producer aborts is not seen by a `read_committed`
+///   reader.
+///
+/// And which of the records a `read_committed` reader then sees (Kafka: none).
+#[derive(Debug)]
+struct Fencing {
+    same_id: bool,
+    timed_out: bool,
+    aborted_hidden: bool,
+    visible: Vec<String>,
+}
+
+fn probe_fencing(bootstrap: &str, topic: &str) -> Fencing {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+    let t = Duration::from_secs(10);
+    let producer = |id: &str, timeout_ms: &str| -> BaseProducer {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("transactional.id", id)
+            .set("transaction.timeout.ms", timeout_ms)
+            .create()
+            .expect("transactional producer");
+        p.init_transactions(t).expect("init_transactions");
+        p
+    };
+    let open = |p: &BaseProducer, payload: &str| {
+        p.begin_transaction().expect("begin");
+        p.send(
+            BaseRecord::to(topic)
+                .partition(0)
+                .key(payload)
+                .payload(payload),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
+        p.flush(t).expect("flush");
+    };
+    let first = producer("probe-same-id", "60000");
+    open(&first, "same-id");
+    let _second = producer("probe-same-id", "60000");
+    let same_id = first.commit_transaction(t).is_err();
+    let slow = producer("probe-timeout", "2000");
+    open(&slow, "timed-out");
+    std::thread::sleep(Duration::from_secs(6));
+    let timed_out = slow.commit_transaction(t).is_err();
+    let aborting = producer("probe-abort", "60000");
+    open(&aborting, "aborted");
+    aborting.abort_transaction(t).expect("abort");
+    let visible: Vec<String> =
+        consume::consume_until(bootstrap, &[topic.to_owned()], 1, 3, Duration::from_secs(5))
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.value).into_owned())
+            .collect();
+    Fencing {
+        same_id,
+        timed_out,
+        aborted_hidden: !visible.iter().any(|v| v == "aborted"),
+        visible,
+    }
+}
+
+/// Zombie fencing in `exactly_once`: A and B split the partitions, A is frozen (SIGSTOP) for
+/// 15 s — past its 6 s session timeout and its 10 s `transaction.timeout.ms` — while input
+/// flows, another instance takes A's partitions, then A is thawed (SIGCONT). Whatever A had
+/// open must not commit. With `static_ids` (every instance has a `service.instance_id`) the
+/// one that takes over is A's replacement, A2, started under A's id, as an orchestrator does
+/// with a pod that stopped answering: it takes A's place in the group and its transactional id
+/// fences A's producer. Without, B takes every partition after A's session expires, and A's
+/// transaction can only be fenced by the broker aborting it at its timeout (its producer epoch
+/// is then stale) or by A's stale group generation on its offsets.
+///
+/// Asserted: the alerts read back with `read_committed` equal `replay`'s, none missing, none
+/// extra, every copy of an alert identical; with an instance id and a broker that fences a
+/// producer when another initialises its transactional id, A exits non-zero; and no alert
+/// twice where the broker hides what it must ([`probe_fencing`], run first on the same broker:
+/// tansu shows a fenced transaction's records, so with an instance id the duplicates are
+/// counted and printed, not asserted).
+fn zombie(prefix: &str, group: &str, seed: &str, static_ids: bool) {
+    let t0 = Instant::now();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics(prefix);
+    let want = expected(dir.path(), seed);
+    create_topics(&bootstrap, prefix);
+    let fencing = probe_fencing(&bootstrap, &format!("{prefix}probe"));
+    let mut alerts = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    // ~30 s of production: through the split, the freeze, the takeover and the thaw.
+    let mut args = sim_args(seed);
+    args.extend(["--rate", "1000"]);
+    let mut producer = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
+    let env = |id: &'static str| {
+        let mut e = vec![("STOCKWATCH__SERVICE__DELIVERY", "exactly_once")];
+        if static_ids {
+            e.push(("STOCKWATCH__SERVICE__INSTANCE_ID", id));
+        }
+        e
+    };
+    let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &env("a"));
+    a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
+    let mut b = Instance::start("B", &bootstrap, prefix, group, dir.path(), &env("b"));
+    let split = Instant::now();
+    let a_parts = loop {
+        let (pa, pb) = (a.partitions().unwrap_or_default(), b.partitions());
+        if !pa.is_empty()
+            && pb
+                .as_ref()
+                .is_some_and(|pb| !pb.is_empty() && pa.len() + pb.len() == ALL.len())
+        {
+            break pa;
+        }
+        assert!(
+            split.elapsed() < WAIT,
+            "A and B did not split the partitions\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    b.wait_ready(WAIT, |r| r["ready"] == true);
+    // Both work on their halves: A has transactions in flight when it freezes.
+    alerts.poll_for(Duration::from_secs(2));
+    assert!(producer.is_running(), "production ended before the freeze");
+    let log_before = a.log().len();
+    a.freeze();
+    let frozen = Instant::now();
+    let mut replacement = None;
+    let takeover = if static_ids {
+        let mut a2 = Instance::start("A2", &bootstrap, prefix, group, dir.path(), &env("a"));
+        a2.wait_ready(WAIT, |r| !partitions_of(r).is_empty() && r["ready"] == true);
+        replacement = Some(a2);
+        frozen.elapsed()
+    } else {
+        b.wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
+        frozen.elapsed()
+    };
+    // Frozen 15 s in all: past the session and the transaction timeout.
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(frozen.elapsed()));
+    a.thaw();
+    let thawed = Instant::now();
+    producer.wait(Duration::from_secs(90));
+    let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
+    let complete = alerts.poll_until(Duration::from_secs(90), Duration::from_secs(3), |r| {
+        distinct_ids(r).is_superset(&want_ids)
+    });
+    let after_thaw = a.log()[log_before..].to_owned();
+    let a_exit = a.exit_status();
+    let a_partitions = a.partitions();
+    for inst in [Some(&mut a), Some(&mut b), replacement.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        if inst.is_running() {
+            stop_gracefully(inst, Duration::from_secs(30));
+        }
+    }
+    alerts.poll_for(Duration::from_secs(2));
+    let f = check_alerts(&alerts.records, &want);
+    let interesting: Vec<&str> = after_thaw
+        .lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            [
+                "fenc",
+                "abort",
+                "epoch",
+                "revoked",
+                "error",
+                "generation",
+                "stopped",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
+        .take(12)
+        .collect();
+    eprintln!(
+        "zombie (exactly_once, instance ids: {static_ids}): broker fencing {fencing:?} (aborts a timed-out transaction: {}); {} took A's partitions {a_parts:?} {:.1} s after the freeze; A thawed after {:.1} s; A then: exit {a_exit:?}, partitions {a_partitions:?}, lines {interesting:#?}; {} alerts expected, {} distinct, {} raw, {} raw duplicates, {} missing, {} extra; total {:.1} s",
+        fencing.timed_out,
+        if static_ids { "A2" } else { "B" },
+        takeover.as_secs_f64(),
+        thawed.duration_since(frozen).as_secs_f64(),
+        want.alerts.len(),
+        f.distinct,
+        f.raw,
+        f.duplicates,
+        f.missing.len(),
+        f.extra.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(complete, "alerts missing after the thaw");
+    f.assert_equal_to_replay(want.alerts.len());
+    if static_ids && fencing.same_id {
+        // A2's transactional id fenced A's producer: A's next transactional call fails and
+        // the process ends naming it.
+        assert!(
+            a_exit.is_some_and(|s| !s.success()),
+            "A was fenced by A2 but did not exit non-zero ({a_exit:?}):\n{after_thaw}"
+        );
+    }
+    // No alert twice where the records of a fenced or aborted transaction stay hidden from
+    // read_committed readers: with an instance id, the broker fences A (its open
+    // transaction's records must go); without, A aborts its own expired transaction
+    // (`ProduceError::TransactionExpired`), so the broker only has to hide aborted records.
+    let hidden = if static_ids {
+        fencing.same_id && !fencing.visible.iter().any(|v| v == "same-id")
+    } else {
+        fencing.aborted_hidden
+    };
+    if hidden {
+        assert_eq!(
+            f.duplicates, 0,
+            "alerts read twice with read_committed: a zombie's transaction committed"
+        );
+    }
+    drop(broker);
+}
+
+#[test]
+fn a_frozen_instance_with_an_instance_id_is_fenced_and_nothing_is_doubled() {
+    zombie("fo-zombie-static.", "failover-zombie-static", "31", true);
+}
+
+#[test]
+fn a_frozen_instance_without_an_instance_id_is_fenced_and_nothing_is_doubled() {
+    zombie("fo-zombie-dynamic.", "failover-zombie-dynamic", "37", false);
+}

@@ -279,6 +279,21 @@ impl Instance {
         wait_exit(&mut self.child, deadline)
     }
 
+    /// SIGSTOP: the process freezes (its sockets stay open; nothing it would send is sent).
+    pub fn freeze(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    /// SIGCONT after [`Instance::freeze`].
+    pub fn thaw(&self) {
+        signal(self.pid(), "CONT");
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL, and waits for the process.
     pub fn sigkill(&mut self) {
         let _ = self.child.kill();

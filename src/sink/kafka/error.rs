@@ -62,6 +62,15 @@ pub enum ProduceError {
         /// The error.
         error: KafkaError,
     },
+    /// `exactly_once`: the transaction was open longer than its `transaction.timeout.ms` when
+    /// it was to be committed (the process stalled or was frozen): aborted instead.
+    #[error("transaction open for {age:?}, past transaction.timeout.ms ({limit:?}): not committed (a broker aborts it by then, and the partitions' next owner may have redone its batches)")]
+    TransactionExpired {
+        /// How long it had been open.
+        age: Duration,
+        /// `transaction.timeout.ms`.
+        limit: Duration,
+    },
     /// Records were enqueued but not delivered (librdkafka gave up after its retries).
     #[error("{failed} record(s) not delivered; first error: {first}")]
     Delivery {
@@ -130,6 +139,9 @@ impl ProduceError {
     pub fn cause(&self) -> String {
         match self {
             ProduceError::Delivery { first, .. } => format!("delivery failed: {first}"),
+            ProduceError::TransactionExpired { limit, .. } => {
+                format!("transaction open past transaction.timeout.ms ({limit:?})")
+            }
             ProduceError::FlushTimeout {
                 last_broker_error, ..
             } => format!(
@@ -150,6 +162,7 @@ impl ProduceError {
                 ..
             } | ProduceError::Delivery { .. }
                 | ProduceError::FlushTimeout { .. }
+                | ProduceError::TransactionExpired { .. }
                 // A transaction in its abortable-error state refuses records with `State`.
                 | ProduceError::Send {
                     error: KafkaError::MessageProduction(RDKafkaErrorCode::State),

@@ -214,6 +214,10 @@ pub struct EventProducer {
     /// `exactly_once`: `commit_transaction` timed out this many times in a row, and librdkafka
     /// keeps the commit as the call to resume (`None`: no commit pending).
     pub(super) commit_resumes: Option<u32>,
+    /// `exactly_once`: when the open transaction began (`None`: none open).
+    pub(super) began: Option<Instant>,
+    /// `exactly_once`: the `transaction.timeout.ms` of the settings.
+    pub(super) transaction_timeout: Option<Duration>,
 }
 
 /// What [`EventProducer::on_queue_stall`] set up.
@@ -253,6 +257,12 @@ impl EventProducer {
         let producer = config
             .create_with_context(Deliveries::default())
             .map_err(ProduceError::Config)?;
+        let transaction_timeout = settings
+            .properties
+            .iter()
+            .find(|(k, _)| k == "transaction.timeout.ms")
+            .and_then(|(_, v)| v.parse().ok())
+            .map(Duration::from_millis);
         Ok(Self {
             settings,
             producer,
@@ -262,6 +272,8 @@ impl EventProducer {
             closed: VecDeque::new(),
             acknowledged: 0,
             commit_resumes: None,
+            began: None,
+            transaction_timeout,
         })
     }
 

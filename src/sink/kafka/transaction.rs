@@ -24,7 +24,9 @@ impl EventProducer {
         self.commit_resumes = None;
         self.producer
             .begin_transaction()
-            .map_err(|e| txn_error("begin", e))
+            .map_err(|e| txn_error("begin", e))?;
+        self.began = Some(Instant::now());
+        Ok(())
     }
 
     /// Delivers every record sent, then adds the consumer's `offsets` to the open transaction
@@ -65,6 +67,16 @@ impl EventProducer {
             })?;
             crash_point!(failpoint::BETWEEN_SEND_OFFSETS_AND_COMMIT);
         }
+        // A transaction older than its `transaction.timeout.ms` is not committed: a broker
+        // aborts it by then, and a process frozen that long (a stopped container, a stalled
+        // VM) has lost its partitions, whose next owner has redone its batches. A broker that
+        // does not enforce the timeout would take the commit, and publish them twice.
+        if let (Some(began), Some(limit)) = (self.began, self.transaction_timeout) {
+            let age = began.elapsed();
+            if age > limit {
+                return Err(ProduceError::TransactionExpired { age, limit });
+            }
+        }
         self.commit_resumes = Some(0);
         self.commit_only(started, timeout)
     }
@@ -80,6 +92,7 @@ impl EventProducer {
             self.commit_resumes = None;
         }
         result?;
+        self.began = None;
         self.check()
     }
 
@@ -87,6 +100,7 @@ impl EventProducer {
     /// Delivery failures counted so far belong to it and are forgotten.
     pub fn abort_transaction(&mut self, timeout: Duration) -> Result<(), ProduceError> {
         self.commit_resumes = None;
+        self.began = None;
         // librdkafka's abort waits for the delivery reports of every outstanding record, and
         // this thread is the one that serves them: drop what is still queued, serve the
         // reports of what is in flight, then abort (otherwise the abort fails with "the event
@@ -204,5 +218,41 @@ mod tests {
         p.send("t", b"k", b"v2").expect("send");
         p.commit_transaction(&offsets, group.as_ref(), Duration::from_secs(10))
             .expect("commit");
+    }
+
+    /// A transaction older than its `transaction.timeout.ms` when it is to be committed (a
+    /// frozen process) is refused, abortable; after the abort the next one commits.
+    #[test]
+    fn a_transaction_past_its_timeout_is_not_committed() {
+        let cluster: MockCluster<'static, DefaultProducerContext> =
+            MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 1, 1).expect("topic");
+        let mut settings = ProducerSettings::new(cluster.bootstrap_servers().as_str());
+        settings.properties.extend([
+            ("transactional.id".into(), "expiry-test".into()),
+            ("transaction.timeout.ms".into(), "1000".into()),
+        ]);
+        let mut p = EventProducer::new(settings).expect("producer");
+        p.init_transactions(Duration::from_secs(10)).expect("init");
+        let none = TopicPartitionList::new();
+        p.begin_transaction().expect("begin");
+        p.send("t", b"k", b"young").expect("send");
+        p.commit_transaction(&none, None, Duration::from_secs(10))
+            .expect("a young transaction commits");
+        p.begin_transaction().expect("begin");
+        p.send("t", b"k", b"old").expect("send");
+        std::thread::sleep(Duration::from_millis(1200));
+        let e = p
+            .commit_transaction(&none, None, Duration::from_secs(10))
+            .expect_err("past its timeout");
+        assert!(
+            matches!(e, ProduceError::TransactionExpired { .. }) && e.is_abortable(),
+            "{e}"
+        );
+        p.abort_transaction(Duration::from_secs(10)).expect("abort");
+        p.begin_transaction().expect("begin");
+        p.send("t", b"k", b"next").expect("send");
+        p.commit_transaction(&none, None, Duration::from_secs(10))
+            .expect("the next one commits");
     }
 }
