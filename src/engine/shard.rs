@@ -26,6 +26,7 @@ use crate::state::order::{id_hash, PendingEvent, Refused};
 use crate::state::{ShardCounters, ShardState};
 
 use super::early::{EarlyBook, Scored, Shadows};
+use super::pool::Pools;
 
 mod alerts;
 mod view;
@@ -77,6 +78,9 @@ pub struct Shard {
     master: std::sync::Arc<MasterData>,
     /// Per location, the cached UTC offset.
     clock: LocalClock,
+    /// Pooled state of the shard's locations and SKUs (derived from the rows, not persisted:
+    /// see [`super::pool`]).
+    pools: Pools,
 }
 
 /// One scoring of one key, recorded for offline evaluation (see [`Shard::record_scores`]).
@@ -108,7 +112,9 @@ impl Shard {
 
     /// A shard over a restored state (fresh scratch, telemetry-only measures empty).
     pub fn from_state(cfg: EngineConfig, state: ShardState) -> Self {
+        let pools = Pools::rebuild(cfg.model.horizon_hours, &state.rows, &state.keys);
         Shard {
+            pools,
             state,
             rolling_auc: RollingAuc::default(),
             x: [0.0; NF],
@@ -279,6 +285,17 @@ impl Shard {
                 + self.state.labels.heap_bytes()
                 + self.shadows.heap_bytes(),
         )
+    }
+
+    /// Heap bytes of the pooled state (per location and per SKU, apart from the keys': see
+    /// [`super::pool`]).
+    pub fn pool_bytes(&self) -> usize {
+        self.pools.heap_bytes()
+    }
+
+    /// Locations and SKUs pooled.
+    pub fn pool_groups(&self) -> (usize, usize) {
+        self.pools.groups_len()
     }
 
     /// Admits a decoded batch into the reorder buffer. `source_of(index)` gives the opaque
@@ -527,10 +544,18 @@ impl Shard {
         let hour = hour_of(e.time_ms);
         let h = self.horizon_ms();
         let c = self.state.rows.get_mut(row);
+        let groups = self
+            .pools
+            .groups(self.state.keys.location(e.row), self.state.keys.sku(e.row));
+        let before = self.pools.contribution(c);
         let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
+        // The key's part of its pools moves with its row (see `super::pool`).
+        let own = self.pools.contribution(c);
+        self.pools.update(groups, &before, &own);
         // Score.
         let mut inputs = c.inputs(&sched, e.time_ms, h);
+        inputs.pools = self.pools.others(groups, &own);
         if self.master.has_locations() {
             inputs.utc_offset_ms =
                 self.clock
@@ -732,6 +757,13 @@ impl Shard {
             }
             None => self.spec_row.inputs(&self.spec_sched, e.time_ms, h),
         };
+        // The other keys' pools as they are now: what the apply of this event will read
+        // unless another key of the pools moves first.
+        inputs.pools = self.pools.others_of(
+            self.state.keys.location(e.row),
+            self.state.keys.sku(e.row),
+            &self.pools.contribution(self.state.rows.get(e.row as usize)),
+        );
         if self.master.has_locations() {
             inputs.utc_offset_ms =
                 self.clock
