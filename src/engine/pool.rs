@@ -253,7 +253,12 @@ mod tests {
         *rows.get_mut(0) = changed;
         assert_eq!(p.others(g, &new), o);
         let g2 = p.groups("L1", "B");
-        assert_eq!(p.others(g2, &p.contribution(rows.get(1))).location.oos_hours, 4);
+        assert_eq!(
+            p.others(g2, &p.contribution(rows.get(1)))
+                .location
+                .oos_hours,
+            4
+        );
         // A rebuild from the rows gives the same sums.
         let r = Pools::rebuild(24, &rows, &keys);
         assert_eq!(r.locations, p.locations);

@@ -340,8 +340,20 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
     };
     let frac_today = (hod + 1) as f64 / 24.0;
     let p = &k.pools;
-    pool_features(&p.location, &p.shard, w, frac_today, &mut x[LOC_POOL..LOC_POOL + 5]);
-    pool_features(&p.sku, &p.shard, w, frac_today, &mut x[SKU_POOL..SKU_POOL + 5]);
+    pool_features(
+        &p.location,
+        &p.shard,
+        w,
+        frac_today,
+        &mut x[LOC_POOL..LOC_POOL + 5],
+    );
+    pool_features(
+        &p.sku,
+        &p.shard,
+        w,
+        frac_today,
+        &mut x[SKU_POOL..SKU_POOL + 5],
+    );
     out
 }
 
@@ -485,7 +497,10 @@ mod tests {
         let mut x = [0.0f32; 5];
         // No other key in the pool: the shard's shares.
         pool_features(&PoolSums::default(), &shard, 24, 0.5, &mut x);
-        assert!((x[0] - 0.25).abs() < 1e-6 && (x[2] - 0.1).abs() < 1e-6, "{x:?}");
+        assert!(
+            (x[0] - 0.25).abs() < 1e-6 && (x[2] - 0.1).abs() < 1e-6,
+            "{x:?}"
+        );
         // Many other keys, all out of stock: close to 1, not quite (two pseudo-keys).
         pool_features(&sums(98, 98 * 24, 98, 0, 0), &shard, 24, 0.5, &mut x);
         assert!(x[0] > 0.98 && x[0] < 1.0 && x[2] > 0.98, "{x:?}");
@@ -494,7 +509,10 @@ mod tests {
         assert!((x[0] - 0.5).abs() < 1e-6, "{x:?}");
         // Half a day gone, the pool sold its usual daily demand: twice its pace.
         pool_features(&sums(5, 0, 0, 50_000, 50_000), &shard, 24, 0.5, &mut x);
-        assert!((f64::from(x[4]) - (50.1f64 / 25.1).ln()).abs() < 1e-5, "{x:?}");
+        assert!(
+            (f64::from(x[4]) - (50.1f64 / 25.1).ln()).abs() < 1e-5,
+            "{x:?}"
+        );
         // Nothing known at all: neutral.
         pool_features(&PoolSums::default(), &PoolSums::default(), 24, 0.5, &mut x);
         assert_eq!(x, [0.0; 5]);

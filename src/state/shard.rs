@@ -121,4 +121,14 @@ impl ShardState {
     pub fn model(&self) -> &dyn RiskModel {
         self.model.as_ref()
     }
+
+    /// The key rows.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// The key dictionary.
+    pub fn key_dict(&self) -> &KeyDict {
+        &self.keys
+    }
 }
