@@ -103,7 +103,8 @@ fn main() {
     let mut seen = 0u64;
     let t0 = Instant::now();
     for &r in &rows {
-        let g = pools.groups(keys_of.location(r), keys_of.sku(r));
+        let (location, sku) = keys_of.parts(r);
+        let g = pools.groups(location, sku);
         let row = rows_of.get(r as usize);
         let before = pools.contribution(row);
         pools.update(g, &before, &zero);

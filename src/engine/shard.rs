@@ -469,6 +469,7 @@ impl Shard {
         while let Some(e) = self.state.order.pop_ready(flush) {
             if let Some(next) = self.state.order.peek_ahead(AHEAD) {
                 self.state.rows.prefetch(next.row as usize);
+                self.state.keys.prefetch_row(next.row);
             }
             if !self.shadows.is_empty() {
                 if let Some(next) = self.state.order.peek_ahead(AHEAD / 2) {
@@ -544,9 +545,8 @@ impl Shard {
         let hour = hour_of(e.time_ms);
         let h = self.horizon_ms();
         let c = self.state.rows.get_mut(row);
-        let groups = self
-            .pools
-            .groups(self.state.keys.location(e.row), self.state.keys.sku(e.row));
+        let (location, sku) = self.state.keys.parts(e.row);
+        let groups = self.pools.groups(location, sku);
         let before = self.pools.contribution(c);
         let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
@@ -759,9 +759,10 @@ impl Shard {
         };
         // The other keys' pools as they are now: what the apply of this event will read
         // unless another key of the pools moves first.
+        let (location, sku) = self.state.keys.parts(e.row);
         inputs.pools = self.pools.others_of(
-            self.state.keys.location(e.row),
-            self.state.keys.sku(e.row),
+            location,
+            sku,
             &self.pools.contribution(self.state.rows.get(e.row as usize)),
         );
         if self.master.has_locations() {
