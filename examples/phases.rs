@@ -9,11 +9,17 @@
 //! Warm-up is 3 × KEYS events, or `PHASES_WARM_EVENTS` (criterion's runs go on for ~15 M events,
 //! so a long warm-up shows the state those runs end in).
 //!
+//! A second line gives the part of `advance` that the pooled features cost (see
+//! `stockwatch::engine::pool`): a key's pools maintained and read as `Shard::apply` does it,
+//! over the measured events' keys, timed apart.
+//!
 //! The measured events are generated before the timed loop, so a profile of this program
 //! (`perf record -e cpu-clock`) shows the engine, not the generator, for its last part.
 use std::time::{Duration, Instant};
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
+use stockwatch::engine::pool::Pools;
 use stockwatch::engine::{BatchOutput, EngineConfig, Shard};
+use stockwatch::model::features::PoolSums;
 use stockwatch::sim::load;
 
 const BATCH: usize = 4096;
@@ -87,4 +93,47 @@ fn main() {
         td.as_nanos() as f64 / m, ti.as_nanos() as f64 / m, ta.as_nanos() as f64 / m,
         (td + ti + ta).as_nanos() as f64 / m, m / (td + ti + ta).as_secs_f64() / 1e3,
         alerts as f64 / m);
+
+    // The pools' part of `advance`, per event: the key's group ids from its names, its part of
+    // the pools before and after the event, the update, and the leave-one-out read. Done twice
+    // over (the part removed, then added back: the shard's one update does both), over the
+    // pools of the warmed-up shard's rows, for the rows of the measured events.
+    let rows: Vec<u32> = measured
+        .iter()
+        .flat_map(|batch| {
+            let b = dec.decode(batch.messages(), now, &mut out.rejects);
+            let c = b.columns();
+            (0..b.len())
+                .filter_map(|i| shard.row_of(c.location.value(i), c.sku.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let st = shard.state();
+    let mut pools = Pools::rebuild(cfg.model.horizon_hours, st.rows(), st.key_dict());
+    let (keys_of, rows_of) = (st.key_dict(), st.rows());
+    let zero = PoolSums::default();
+    let mut seen = 0u64;
+    let t0 = Instant::now();
+    for &r in &rows {
+        let (location, sku) = keys_of.parts(r);
+        let g = pools.groups(location, sku);
+        let row = rows_of.get(r as usize);
+        let before = pools.contribution(row);
+        pools.update(g, &before, &zero);
+        let own = pools.contribution(row);
+        pools.update(g, &zero, &own);
+        seen += u64::from(std::hint::black_box(pools.others(g, &own)).location.keys);
+    }
+    let tp = t0.elapsed();
+    std::hint::black_box(seen);
+    let (locations, skus) = pools.groups_len();
+    println!(
+        "pools: maintain + read {:.0} ns per event ({} events; {} locations, {} SKUs, {} bytes of \
+         pools)",
+        tp.as_nanos() as f64 / rows.len().max(1) as f64,
+        rows.len(),
+        locations,
+        skus,
+        pools.heap_bytes(),
+    );
 }

@@ -29,8 +29,10 @@
 //!   changelog read and write.
 //! - [`alert`]: the alert contract v1 and the hysteresis/cool-down policy.
 //! - [`schema`]: JSON Schemas of both contracts, generated from the types (`schemas/`).
-//! - [`engine`]: the shard (a `ShardState` plus scratch: apply → score → alert), the
-//!   multi-shard engine, and a shard to snapshot / changelog and back (`engine::persist`).
+//! - [`engine`]: the shard (a `ShardState` plus scratch: apply → score → alert), its pools
+//!   of locations and SKUs (`engine::pool`, the pooled features' state, derived from the
+//!   rows), the multi-shard engine, and a shard to snapshot / changelog and back
+//!   (`engine::persist`).
 //! - [`source`] / [`sink`]: reading events (files, Kafka), writing alerts, rejects and reports.
 //! - [`service`]: the Kafka service — consume, process, produce, commit, rebalance, restore.
 //! - [`eval`]: offline prequential evaluation on real data (`stockwatch evaluate`): dataset

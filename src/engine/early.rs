@@ -98,6 +98,7 @@ pub fn same_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
         demand_last_3h,
         count_gap,
         utc_offset_ms,
+        pools,
     } = *a;
     let d = &b.demand;
     now_ms == b.now_ms
@@ -120,6 +121,7 @@ pub fn same_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
         && f(demand_last_3h, b.demand_last_3h)
         && of(count_gap, b.count_gap)
         && utc_offset_ms == b.utc_offset_ms
+        && pools == b.pools
 }
 
 /// A key's entry in the index: its shadow's slot, its events not yet applied by the watermark,

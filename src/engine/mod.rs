@@ -9,6 +9,7 @@ pub mod early;
 #[cfg(feature = "testing")]
 pub mod exercise;
 pub mod persist;
+pub mod pool;
 pub mod shard;
 #[cfg(test)]
 mod tests;

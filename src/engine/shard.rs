@@ -26,6 +26,7 @@ use crate::state::order::{id_hash, PendingEvent, Refused};
 use crate::state::{ShardCounters, ShardState};
 
 use super::early::{EarlyBook, Scored, Shadows};
+use super::pool::Pools;
 
 mod alerts;
 mod view;
@@ -82,6 +83,9 @@ pub struct Shard {
     master: std::sync::Arc<MasterData>,
     /// Per location, the cached UTC offset.
     clock: LocalClock,
+    /// Pooled state of the shard's locations and SKUs (derived from the rows, not persisted:
+    /// see [`super::pool`]).
+    pools: Pools,
 }
 
 /// One scoring of one key, recorded for offline evaluation (see [`Shard::record_scores`]).
@@ -113,7 +117,9 @@ impl Shard {
 
     /// A shard over a restored state (fresh scratch, telemetry-only measures empty).
     pub fn from_state(cfg: EngineConfig, state: ShardState) -> Self {
+        let pools = Pools::rebuild(cfg.model.horizon_hours, &state.rows, &state.keys);
         Shard {
+            pools,
             state,
             rolling_auc: RollingAuc::default(),
             challenger_auc: RollingAuc::default(),
@@ -300,6 +306,17 @@ impl Shard {
         )
     }
 
+    /// Heap bytes of the pooled state (per location and per SKU, apart from the keys': see
+    /// [`super::pool`]).
+    pub fn pool_bytes(&self) -> usize {
+        self.pools.heap_bytes()
+    }
+
+    /// Locations and SKUs pooled.
+    pub fn pool_groups(&self) -> (usize, usize) {
+        self.pools.groups_len()
+    }
+
     /// Admits a decoded batch into the reorder buffer. `source_of(index)` gives the opaque
     /// source position of the batch's message `index` (carried through to the pending event).
     pub fn ingest(
@@ -475,6 +492,7 @@ impl Shard {
                 if let Some(r) = self.challenger_risks.get(next.row as usize) {
                     crate::state::mem::prefetch_ref(r);
                 }
+                self.state.keys.prefetch_row(next.row);
             }
             if !self.shadows.is_empty() {
                 if let Some(next) = self.state.order.peek_ahead(AHEAD / 2) {
@@ -560,10 +578,17 @@ impl Shard {
         let hour = hour_of(e.time_ms);
         let h = self.horizon_ms();
         let c = self.state.rows.get_mut(row);
+        let (location, sku) = self.state.keys.parts(e.row);
+        let groups = self.pools.groups(location, sku);
+        let before = self.pools.contribution(c);
         let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
+        // The key's part of its pools moves with its row (see `super::pool`).
+        let own = self.pools.contribution(c);
+        self.pools.update(groups, &before, &own);
         // Score.
         let mut inputs = c.inputs(&sched, e.time_ms, h);
+        inputs.pools = self.pools.others(groups, &own);
         if self.master.has_locations() {
             inputs.utc_offset_ms =
                 self.clock
@@ -789,6 +814,14 @@ impl Shard {
             }
             None => self.spec_row.inputs(&self.spec_sched, e.time_ms, h),
         };
+        // The other keys' pools as they are now: what the apply of this event will read
+        // unless another key of the pools moves first.
+        let (location, sku) = self.state.keys.parts(e.row);
+        inputs.pools = self.pools.others_of(
+            location,
+            sku,
+            &self.pools.contribution(self.state.rows.get(e.row as usize)),
+        );
         if self.master.has_locations() {
             inputs.utc_offset_ms =
                 self.clock

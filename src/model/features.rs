@@ -6,7 +6,7 @@ use super::prior::stockout_prior;
 use crate::event::HOUR_MS;
 
 /// Number of features, bias included.
-pub const NF: usize = 27;
+pub const NF: usize = 37;
 
 /// Feature names, index = position in the vector (used in alert reasons and model reports).
 pub const NAMES: [&str; NF] = [
@@ -37,6 +37,16 @@ pub const NAMES: [&str; NF] = [
     "pace_3h",
     "log_daily_rate",
     "since_stockout",
+    "loc_oos_hours_24h",
+    "loc_oos_window_yesterday",
+    "loc_oos_now",
+    "loc_oos_days_7d",
+    "loc_pace_today",
+    "sku_oos_hours_24h",
+    "sku_oos_window_yesterday",
+    "sku_oos_now",
+    "sku_oos_days_7d",
+    "sku_pace_today",
 ];
 
 /// Index of the prior's logit.
@@ -51,6 +61,10 @@ pub const IN_STOCKOUT: usize = 14;
 pub const HOUR_OF_DAY: usize = 21;
 /// Index of the day of week (Monday = 0, / 7).
 pub const DAY_OF_WEEK: usize = 22;
+/// Index of the first pooled feature of the key's location (five: see [`pool_features`]).
+pub const LOC_POOL: usize = 27;
+/// Index of the first pooled feature of the key's SKU (five, as [`LOC_POOL`]).
+pub const SKU_POOL: usize = 32;
 
 /// The features that come from availability observations (the "no availability history"
 /// baseline of `stockwatch evaluate` zeroes them).
@@ -67,6 +81,14 @@ pub const AVAILABILITY_HISTORY: &[usize] = &[
     19,
     20,
     26,
+    LOC_POOL,
+    LOC_POOL + 1,
+    LOC_POOL + 2,
+    LOC_POOL + 3,
+    SKU_POOL,
+    SKU_POOL + 1,
+    SKU_POOL + 2,
+    SKU_POOL + 3,
 ];
 
 /// A feature vector.
@@ -87,6 +109,77 @@ pub struct DemandStats {
     pub complete_days: u32,
     /// Demand so far today.
     pub today: f64,
+}
+
+/// Sums over a group of keys (a pool: the keys of one location, of one SKU, or of the whole
+/// shard) of what each key says about availability and demand, as of the key's last event.
+/// Integers (demand in fixed point), so that adding and removing a key's part is exact and
+/// the sums do not depend on the order of the updates: a pool rebuilt from the key rows equals
+/// the one maintained event by event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolSums {
+    /// Keys with at least one availability observation.
+    pub keys: u32,
+    /// Out-of-stock hours in the last 24 hours.
+    pub oos_hours: u32,
+    /// Out-of-stock hours in the horizon's window one day earlier (see `oos_window_yesterday`).
+    pub oos_window: u32,
+    /// Keys whose stockout episode is open.
+    pub oos_now: u32,
+    /// Out-of-stock days among the 7 days before today.
+    pub oos_days: u32,
+    /// Demand today, in units of [`PoolSums::QTY_SCALE`]⁻¹, over keys with a complete day.
+    pub today: i64,
+    /// Mean daily demand over the complete days of the window, same units and keys.
+    pub usual: i64,
+}
+
+impl PoolSums {
+    /// Fixed-point scale of the demand sums (1/1000 of a unit).
+    pub const QTY_SCALE: f64 = 1000.0;
+
+    /// `self + o`.
+    #[inline]
+    pub fn add(&mut self, o: &PoolSums) {
+        self.keys += o.keys;
+        self.oos_hours += o.oos_hours;
+        self.oos_window += o.oos_window;
+        self.oos_now += o.oos_now;
+        self.oos_days += o.oos_days;
+        self.today += o.today;
+        self.usual += o.usual;
+    }
+
+    /// `self − o` (`o` a part of `self`: never below zero).
+    #[inline]
+    pub fn sub(&mut self, o: &PoolSums) {
+        self.keys -= o.keys;
+        self.oos_hours -= o.oos_hours;
+        self.oos_window -= o.oos_window;
+        self.oos_now -= o.oos_now;
+        self.oos_days -= o.oos_days;
+        self.today -= o.today;
+        self.usual -= o.usual;
+    }
+
+    /// `self − o`, a new value.
+    #[inline]
+    pub fn minus(mut self, o: &PoolSums) -> PoolSums {
+        self.sub(o);
+        self
+    }
+}
+
+/// The pools a key is scored with, each **without the key itself** (leave-one-out: a key's
+/// own history is in its own features already, and its label must not leak into its pool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolInputs {
+    /// The other keys of the key's location.
+    pub location: PoolSums,
+    /// The other keys of the key's SKU (at other locations).
+    pub sku: PoolSums,
+    /// The other keys of the shard: what a small pool is shrunk towards.
+    pub shard: PoolSums,
 }
 
 /// What the features are computed from: the model's one read view of a key, filled by the
@@ -126,6 +219,8 @@ pub struct KeyInputs {
     /// UTC offset of the key's location at `now_ms` (its time zone in the master data; 0 for
     /// a location it does not know): hour of day and day of week are local.
     pub utc_offset_ms: i64,
+    /// The key's pools (set by the shard; empty for a key scored apart from one).
+    pub pools: PoolInputs,
 }
 
 /// Derived quantities that alerts report next to the risk.
@@ -213,7 +308,7 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
     let hours24 = k.oos_hours & 0x00ff_ffff;
     x[15] = hours24.count_ones() as f32 / 24.0;
     // The horizon's window one day earlier: hours (24 - H)..=23 ago (all 24 if H >= 24).
-    let w = horizon_h.round().clamp(1.0, 24.0) as u32;
+    let w = window_hours(k.horizon_ms);
     let window = hours24 >> (24 - w);
     x[16] = window.count_ones() as f32 / w as f32;
     x[17] = if k.oos_hours == 0 {
@@ -243,7 +338,61 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
         Some(h) => (h.max(0.0).ln_1p() / (24.0f64 * 28.0).ln_1p()).min(1.0) as f32,
         None => 1.0,
     };
+    let frac_today = (hod + 1) as f64 / 24.0;
+    let p = &k.pools;
+    pool_features(
+        &p.location,
+        &p.shard,
+        w,
+        frac_today,
+        &mut x[LOC_POOL..LOC_POOL + 5],
+    );
+    pool_features(
+        &p.sku,
+        &p.shard,
+        w,
+        frac_today,
+        &mut x[SKU_POOL..SKU_POOL + 5],
+    );
     out
+}
+
+/// Pseudo-keys of the shard's mean that a pool is shrunk towards: a pool of one other key says
+/// about a third of what it would alone, an empty pool gives the shard's mean.
+const POOL_PSEUDO_KEYS: f64 = 2.0;
+
+/// The five pooled features of one pool `o` (the other keys of a location or of a SKU):
+/// out-of-stock share of the last 24 hours, of the horizon's window yesterday (`w` hours), of
+/// keys now out of stock and of the 7 days before today — each shrunk towards the shard's
+/// share (`t`) with [`POOL_PSEUDO_KEYS`] — and the pool's sell-through today against its usual
+/// pace (`frac_today`: the share of the day elapsed), as `pace_today` is for the key.
+fn pool_features(o: &PoolSums, t: &PoolSums, w: u32, frac_today: f64, x: &mut [f32]) {
+    let share = |own: u32, all: u32, per_key: f64| {
+        let prior = if t.keys > 0 {
+            f64::from(all) / (per_key * f64::from(t.keys))
+        } else {
+            0.0
+        };
+        ((f64::from(own) + POOL_PSEUDO_KEYS * per_key * prior)
+            / (per_key * (f64::from(o.keys) + POOL_PSEUDO_KEYS))) as f32
+    };
+    x[0] = share(o.oos_hours, t.oos_hours, 24.0);
+    x[1] = share(o.oos_window, t.oos_window, f64::from(w));
+    x[2] = share(o.oos_now, t.oos_now, 1.0);
+    x[3] = share(o.oos_days, t.oos_days, 7.0);
+    let (today, usual) = (
+        o.today as f64 / PoolSums::QTY_SCALE,
+        o.usual as f64 / PoolSums::QTY_SCALE,
+    );
+    x[4] = ((today + 0.1) / (usual * frac_today + 0.1))
+        .ln()
+        .clamp(-3.0, 3.0) as f32;
+}
+
+/// Hours of the horizon's window one day earlier that `oos_window_yesterday` and its pooled
+/// counterparts count: the horizon in whole hours, 1 to 24.
+pub fn window_hours(horizon_ms: i64) -> u32 {
+    (horizon_ms as f64 / 3_600_000.0).round().clamp(1.0, 24.0) as u32
 }
 
 /// Cut points of each feature for the binned learner (`v >= cut` moves up one bin; empty: the
@@ -286,7 +435,11 @@ pub const fn bin_edges(i: usize) -> &'static [f32] {
     const UNIT: [f32; 6] = [0.05, 0.2, 0.4, 0.6, 0.8, 0.95];
     const LOGIT: [f32; 7] = [-6.0, -3.0, -1.5, -0.5, 0.5, 1.5, 3.0];
     const RATIO: [f32; 6] = [-1.5, -0.7, -0.2, 0.2, 0.7, 1.5];
+    // Pooled shares: means over many keys, so finer where they concentrate.
+    const POOLED: [f32; 8] = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.7];
     match i {
+        LOC_POOL..=30 | SKU_POOL..=35 => &POOLED,
+        31 | 36 => &RATIO,
         PRIOR_LOGIT => &LOGIT,
         3 | 6 | 25 => &UNIT,
         4 | 23 | 24 => &RATIO,
@@ -319,4 +472,59 @@ pub const CROSSES: [(usize, usize); 10] = [
 #[inline]
 pub fn bin_of(v: f32, edges: &[f32]) -> usize {
     edges.iter().map(|&c| usize::from(v >= c)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sums(keys: u32, oos_hours: u32, oos_now: u32, today: i64, usual: i64) -> PoolSums {
+        PoolSums {
+            keys,
+            oos_hours,
+            oos_window: oos_hours,
+            oos_now,
+            oos_days: 0,
+            today,
+            usual,
+        }
+    }
+
+    #[test]
+    fn a_pool_is_shrunk_towards_the_shard_and_paced_against_its_usual() {
+        // The shard: 100 keys, a quarter of the hours out of stock, one key in ten empty now.
+        let shard = sums(100, 600, 10, 0, 0);
+        let mut x = [0.0f32; 5];
+        // No other key in the pool: the shard's shares.
+        pool_features(&PoolSums::default(), &shard, 24, 0.5, &mut x);
+        assert!(
+            (x[0] - 0.25).abs() < 1e-6 && (x[2] - 0.1).abs() < 1e-6,
+            "{x:?}"
+        );
+        // Many other keys, all out of stock: close to 1, not quite (two pseudo-keys).
+        pool_features(&sums(98, 98 * 24, 98, 0, 0), &shard, 24, 0.5, &mut x);
+        assert!(x[0] > 0.98 && x[0] < 1.0 && x[2] > 0.98, "{x:?}");
+        // One other key out of stock all day: between the shard and the key.
+        pool_features(&sums(1, 24, 1, 0, 0), &shard, 24, 0.5, &mut x);
+        assert!((x[0] - 0.5).abs() < 1e-6, "{x:?}");
+        // Half a day gone, the pool sold its usual daily demand: twice its pace.
+        pool_features(&sums(5, 0, 0, 50_000, 50_000), &shard, 24, 0.5, &mut x);
+        assert!(
+            (f64::from(x[4]) - (50.1f64 / 25.1).ln()).abs() < 1e-5,
+            "{x:?}"
+        );
+        // Nothing known at all: neutral.
+        pool_features(&PoolSums::default(), &PoolSums::default(), 24, 0.5, &mut x);
+        assert_eq!(x, [0.0; 5]);
+    }
+
+    #[test]
+    fn pooled_features_come_from_the_pools_and_are_history() {
+        assert_eq!(NAMES[LOC_POOL], "loc_oos_hours_24h");
+        assert_eq!(NAMES[SKU_POOL + 4], "sku_pace_today");
+        for i in [LOC_POOL, LOC_POOL + 3, SKU_POOL, SKU_POOL + 3] {
+            assert!(AVAILABILITY_HISTORY.contains(&i), "{}", NAMES[i]);
+        }
+        assert!(!AVAILABILITY_HISTORY.contains(&(SKU_POOL + 4)));
+    }
 }

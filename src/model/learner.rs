@@ -51,7 +51,7 @@ impl Default for LearnerConfig {
     fn default() -> Self {
         LearnerConfig {
             kind: LearnerKind::Binned,
-            learning_rate: 0.02,
+            learning_rate: 0.01,
             l2: 1e-4,
             learning_rate_floor: 1e-4,
         }

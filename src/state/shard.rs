@@ -234,6 +234,16 @@ impl ShardState {
     pub fn challenger(&self) -> Option<&Challenger> {
         self.challenger.as_ref()
     }
+
+    /// The key rows.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// The key dictionary.
+    pub fn key_dict(&self) -> &KeyDict {
+        &self.keys
+    }
 }
 
 /// Imports `saved` into `m`; `false` (and a warning) for another model version.

@@ -189,6 +189,8 @@ impl KeyRow {
             count_gap: self.count_gap(),
             // Set by the shard from the master data (see `Shard::apply`).
             utc_offset_ms: 0,
+            // Set by the shard from its pools (see `Shard::apply`).
+            pools: Default::default(),
         }
     }
 }
