@@ -83,6 +83,30 @@ pub(crate) fn expected(dir: &Path, seed: &str) -> Expected {
     expected_for(dir, &sim_args(seed))
 }
 
+/// The alert ids `replay --partitions` raises on the stream `simulate` writes with `sim`
+/// (the stream is left in `dir/events.jsonl`).
+fn replay_alert_ids(dir: &Path, sim: &[&str]) -> BTreeSet<String> {
+    let file = dir.join("events.jsonl");
+    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
+    args.extend_from_slice(sim);
+    stockwatch(&args);
+    let alerts_file = dir.join("alerts.jsonl");
+    stockwatch(&[
+        "replay",
+        "--quiet",
+        "--input",
+        file.to_str().unwrap(),
+        "--alerts-out",
+        alerts_file.to_str().unwrap(),
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ]);
+    lines(&alerts_file)
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// [`expected`] for any simulate arguments.
 fn expected_for(dir: &Path, sim: &[&str]) -> Expected {
     let file = dir.join("events.jsonl");
@@ -785,25 +809,7 @@ fn backlog(prefix: &str, group: &str, extra: &[(&str, &str)]) -> Option<f64> {
         "--bad-ratio",
         "0.01",
     ];
-    let file = dir.path().join("events.jsonl");
-    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
-    args.extend(sim);
-    stockwatch(&args);
-    let alerts_file = dir.path().join("alerts.jsonl");
-    stockwatch(&[
-        "replay",
-        "--quiet",
-        "--input",
-        file.to_str().unwrap(),
-        "--alerts-out",
-        alerts_file.to_str().unwrap(),
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ]);
-    let want_ids: BTreeSet<String> = lines(&alerts_file)
-        .iter()
-        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
-        .collect();
+    let want_ids = replay_alert_ids(dir.path(), &sim);
 
     create_topics(&bootstrap, prefix);
     Producer::start(&bootstrap, prefix, PARTITIONS, &sim).wait(Duration::from_secs(60));
@@ -1226,25 +1232,7 @@ fn a_long_restore_racing_a_rebalance_keeps_the_member_and_alerts_equal_replay() 
         "--bad-ratio",
         "0.01",
     ];
-    let file = dir.path().join("events.jsonl");
-    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
-    args.extend(sim);
-    stockwatch(&args);
-    let alerts_file = dir.path().join("alerts.jsonl");
-    stockwatch(&[
-        "replay",
-        "--quiet",
-        "--input",
-        file.to_str().unwrap(),
-        "--alerts-out",
-        alerts_file.to_str().unwrap(),
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ]);
-    let want_ids: BTreeSet<String> = lines(&alerts_file)
-        .iter()
-        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
-        .collect();
+    let want_ids = replay_alert_ids(dir.path(), &sim);
     assert!(want_ids.len() > 100, "the stream should raise alerts");
     create_topics(&bootstrap, prefix);
     Producer::start(&bootstrap, prefix, PARTITIONS, &sim).wait(Duration::from_secs(120));
