@@ -1505,9 +1505,19 @@ fn zombie(prefix: &str, group: &str, seed: &str, static_ids: bool) {
     let complete = alerts.poll_until(Duration::from_secs(90), Duration::from_secs(3), |r| {
         distinct_ids(r).is_superset(&want_ids)
     });
+    // A fenced by A2 must end by itself; its abort of the fenced transaction may wait out
+    // the service's 30 s flush deadline before the process exits non-zero.
+    let fenced = static_ids && fencing.same_id;
+    let a_exit = if fenced {
+        a.wait_exit(Duration::from_secs(75))
+    } else {
+        a.exit_status()
+    };
     let after_thaw = a.log()[log_before..].to_owned();
-    let a_exit = a.exit_status();
     let a_partitions = a.partitions();
+    if fenced && a.is_running() {
+        a.sigkill(); // the assertion on `a_exit` below fails and shows its log
+    }
     for inst in [Some(&mut a), Some(&mut b), replacement.as_mut()]
         .into_iter()
         .flatten()
