@@ -19,12 +19,15 @@ pub struct Accounting {
     pub pending: u64,
     /// Rejections (decode, validation, late, duplicate, miskeyed).
     pub rejected: u64,
+    /// Shipment revisions refused when applied: their shipment's closure was applied after
+    /// they were admitted (`ShardCounters::shipments_refused`).
+    pub refused_at_apply: u64,
 }
 
 impl Accounting {
     /// Whether every message is accounted for exactly once.
     pub fn balanced(&self) -> bool {
-        self.applied + self.pending + self.rejected == self.messages
+        self.applied + self.pending + self.rejected + self.refused_at_apply == self.messages
     }
 }
 
@@ -62,6 +65,7 @@ pub fn exercise(
         applied: shard.counters().applied.iter().sum(),
         pending: shard.pending_events() as u64,
         rejected,
+        refused_at_apply: shard.counters().shipments_refused,
     };
     (accounting, shard)
 }
