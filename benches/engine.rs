@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
 use stockwatch::engine::{BatchOutput, EngineConfig, Shard};
-use stockwatch::sim::{load, DemandSource, SimConfig, Simulator};
+use stockwatch::sim::load;
 
 const KEYS: u32 = 1_000_000;
 const BATCH: usize = 4096;
@@ -54,29 +54,6 @@ fn warm_shard(load: &mut load::Load, events: u64, early: bool) -> (Shard, Decode
         done += BATCH as u64;
     }
     (shard, dec)
-}
-
-/// The real-shaped stream (see the module doc), in batches.
-fn real_shaped() -> Vec<load::Batch> {
-    let cfg = SimConfig {
-        stores: 100,
-        dcs: 2,
-        skus: 300,
-        days: 4,
-        seed: 17,
-        demand: DemandSource::Frn50kSample,
-        ..SimConfig::default()
-    };
-    let mut batches = vec![load::Batch::default()];
-    for r in Simulator::new(cfg).expect("a valid simulator config") {
-        let b = batches.last_mut().expect("one batch at least");
-        b.buf.extend_from_slice(&r.value);
-        b.ends.push(b.buf.len());
-        if b.ends.len() == BATCH {
-            batches.push(load::Batch::default());
-        }
-    }
-    batches
 }
 
 fn engine(c: &mut Criterion) {
@@ -146,7 +123,7 @@ fn engine(c: &mut Criterion) {
     }
 
     // The real-shaped stream, replayed from the start on a fresh shard whenever it ends.
-    let stream = real_shaped();
+    let stream = load::real_shaped(BATCH).expect("a valid simulator config");
     let events: usize = stream.iter().map(|b| b.ends.len()).sum();
     eprintln!(
         "real_shaped_30k_keys: {events} events in {} batches",

@@ -6,6 +6,10 @@
 //! linear learner at its prior; `early` is accepted and changes nothing, for scripts that run
 //! older builds too).
 //!
+//! `real`: the bench's real-shaped stream instead (`sim::load::real_shaped`: ~1.25 M events
+//! over 30 600 keys, many alerts), replayed once from an empty shard and all of it measured
+//! (KEYS is then ignored; `early-off` still applies).
+//!
 //! Warm-up is 3 × KEYS events, or `PHASES_WARM_EVENTS` (criterion's runs go on for ~15 M events,
 //! so a long warm-up shows the state those runs end in).
 //!
@@ -14,7 +18,11 @@
 //! over the measured events' keys, timed apart.
 //!
 //! The measured events are generated before the timed loop, so a profile of this program
-//! (`perf record -e cpu-clock`) shows the engine, not the generator, for its last part.
+//! (`perf record -e cpu-clock`) shows the engine, not the generator, for its last part. With
+//! `PHASES_PERF_CTL=FIFO` it writes `enable` / `disable` to perf's control FIFO around the
+//! timed loop, so only the engine is sampled:
+//! `mkfifo /tmp/ctl && PHASES_PERF_CTL=/tmp/ctl perf record --control fifo:/tmp/ctl --delay=-1
+//! -e cpu-clock target/release/examples/phases 1000000`.
 use std::time::{Duration, Instant};
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
 use stockwatch::engine::pool::Pools;
@@ -46,6 +54,10 @@ fn main() {
         let a = ModelArtifact::at_prior(learner, m.horizon_hours, m.label_sample_hours, "phases");
         cfg.model.challenger = Some(InitialModel::from_artifact("phases".into(), a));
     }
+    if flag("real") {
+        real(cfg);
+        return;
+    }
     let mut shard = Shard::new(cfg);
     let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
     let mut out = BatchOutput::default();
@@ -72,6 +84,7 @@ fn main() {
         .collect();
     let (mut td, mut ti, mut ta) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut alerts = 0;
+    perf_ctl("enable");
     for batch in &measured {
         shard.recycle_alerts(out.alerts.drain(..).chain(out.early.drain(..)));
         out.clear();
@@ -88,6 +101,7 @@ fn main() {
         ta += t3 - t2;
         alerts += out.alerts.len() + out.early.len();
     }
+    perf_ctl("disable");
     let m = (measured.len() * BATCH) as f64;
     println!("per event: decode {:.0} ns, ingest {:.0} ns, advance {:.0} ns, total {:.0} ns => {:.0} k/s ({:.3} alerts per event)",
         td.as_nanos() as f64 / m, ti.as_nanos() as f64 / m, ta.as_nanos() as f64 / m,
@@ -136,4 +150,51 @@ fn main() {
         skus,
         pools.heap_bytes(),
     );
+}
+
+/// The `real` mode: the real-shaped stream, from an empty shard, every event measured.
+fn real(cfg: EngineConfig) {
+    let stream = load::real_shaped(BATCH).expect("a valid simulator config");
+    let mut shard = Shard::new(cfg);
+    let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+    let mut out = BatchOutput::default();
+    let (mut td, mut ti, mut ta) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut alerts, mut early, mut events) = (0, 0, 0);
+    perf_ctl("enable");
+    for batch in &stream {
+        shard.recycle_alerts(out.alerts.drain(..).chain(out.early.drain(..)));
+        out.clear();
+        let t0 = Instant::now();
+        let b = dec.decode(batch.messages(), 1_800_000_000_000, &mut out.rejects);
+        let t1 = Instant::now();
+        shard.ingest(&b, u64::from, &mut out.rejects);
+        let t2 = Instant::now();
+        shard.advance(false, None, &mut out.alerts);
+        out.early.extend(shard.drain_early());
+        let t3 = Instant::now();
+        td += t1 - t0;
+        ti += t2 - t1;
+        ta += t3 - t2;
+        alerts += out.alerts.len();
+        early += out.early.len();
+        events += batch.ends.len();
+    }
+    perf_ctl("disable");
+    let m = events as f64;
+    println!("per event: decode {:.0} ns, ingest {:.0} ns, advance {:.0} ns, total {:.0} ns => {:.0} k/s ({:.3} alerts per event: {alerts} confirmed, {early} early over {events} events, {} keys)",
+        td.as_nanos() as f64 / m, ti.as_nanos() as f64 / m, ta.as_nanos() as f64 / m,
+        (td + ti + ta).as_nanos() as f64 / m, m / (td + ti + ta).as_secs_f64() / 1e3,
+        (alerts + early) as f64 / m, shard.keys());
+}
+
+/// Writes `cmd` to perf's control FIFO named by `PHASES_PERF_CTL`, if set.
+fn perf_ctl(cmd: &str) {
+    if let Ok(path) = std::env::var("PHASES_PERF_CTL") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("PHASES_PERF_CTL names perf's control FIFO");
+        writeln!(f, "{cmd}").expect("perf reads its control FIFO");
+    }
 }

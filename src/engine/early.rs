@@ -49,8 +49,10 @@ pub struct Shadow {
 }
 
 /// One feature computation: its inputs and what [`crate::model::features::compute`] made of
-/// them. The apply of an event whose inputs are bit for bit the same takes the features from
-/// here instead of computing them again (the function is pure, so the result is identical).
+/// them. The apply of an event whose inputs are bit for bit the same but for the pools takes
+/// the features from here instead of computing them again, and rewrites only the pooled ones
+/// if the pools moved in between ([`crate::model::features::set_pooled`]; both are pure, so
+/// the result is identical).
 #[derive(Debug, Clone, Copy)]
 pub struct Scored {
     /// The inputs.
@@ -61,9 +63,10 @@ pub struct Scored {
     pub derived: Derived,
 }
 
-/// Whether two inputs are the same bit for bit (`==` would equate `0.0` and `-0.0`, and never
-/// NaN with itself). Every field is named, so a new input cannot be forgotten here.
-pub fn same_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
+/// Whether two inputs are the same bit for bit but for their pools (`==` would equate `0.0`
+/// and `-0.0`, and never NaN with itself). Every field is named, so a new input cannot be
+/// forgotten here.
+pub fn same_own_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
     fn f(a: f64, b: f64) -> bool {
         a.to_bits() == b.to_bits()
     }
@@ -98,7 +101,7 @@ pub fn same_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
         demand_last_3h,
         count_gap,
         utc_offset_ms,
-        pools,
+        pools: _,
     } = *a;
     let d = &b.demand;
     now_ms == b.now_ms
@@ -121,7 +124,6 @@ pub fn same_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
         && f(demand_last_3h, b.demand_last_3h)
         && of(count_gap, b.count_gap)
         && utc_offset_ms == b.utc_offset_ms
-        && pools == b.pools
 }
 
 /// A key's entry in the index: its shadow's slot, its events not yet applied by the watermark,
@@ -229,7 +231,8 @@ impl Shadows {
         }
     }
 
-    /// The features of `row`'s shadow's last scoring, if its inputs are bit for bit `inputs`.
+    /// `row`'s shadow's last scoring, if its inputs are bit for bit `inputs` but for the pools
+    /// (see [`Scored`]).
     pub fn scored(&self, row: u32, inputs: &KeyInputs) -> Option<&Scored> {
         if self.index.is_empty() {
             return None;
@@ -241,7 +244,7 @@ impl Shadows {
         self.slab[e.slot as usize]
             .scored
             .as_ref()
-            .filter(|s| same_inputs(&s.inputs, inputs))
+            .filter(|s| same_own_inputs(&s.inputs, inputs))
     }
 
     /// An event of `row` was applied by the watermark: the shadow goes with the last of its

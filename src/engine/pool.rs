@@ -21,12 +21,7 @@ use crate::model::features::{PoolInputs, PoolSums};
 use crate::state::columns::{flag, KeyRow, Rows, DAYS, NO_HOUR};
 use crate::state::keys::KeyDict;
 
-/// The pools' group ids of one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Groups {
-    location: u32,
-    sku: u32,
-}
+pub use crate::state::order::Groups;
 
 /// The pools of one shard.
 #[derive(Debug, Clone, Default)]
@@ -125,7 +120,8 @@ impl Pools {
         }
     }
 
-    /// The key's pools without the key itself (`own`: its current part).
+    /// The key's pools without the key itself (`own`: its current part). `g` must be resolved
+    /// ([`Pools::groups`]).
     #[inline]
     pub fn others(&self, g: Groups, own: &PoolSums) -> PoolInputs {
         PoolInputs {

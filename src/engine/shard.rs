@@ -390,6 +390,9 @@ impl Shard {
                 self.state.rows.push_key();
             }
             self.changed.mark(row);
+            // The key's pools, by the names in hand (its cell may be cold by the time the
+            // event is speculated and applied).
+            let groups = self.pools.groups(c.location.value(i), c.sku.value(i));
             let kind = EventType::from_code(c.kind.value(i)).unwrap_or(EventType::Sale);
             let shipment_hash = if c.shipment_id.is_valid(i) {
                 id_hash(c.shipment_id.value(i))
@@ -411,6 +414,7 @@ impl Shard {
                 shipment_hash,
                 sub: if c.sub.is_valid(i) { c.sub.value(i) } else { 0 },
                 source: source_of(index),
+                groups,
             };
             // A revision or cancellation of a shipment closed at an applied (earlier) event
             // time is refused here, where the record can still be dead-lettered; its id and
@@ -577,9 +581,13 @@ impl Shard {
         let row = e.row as usize;
         let hour = hour_of(e.time_ms);
         let h = self.horizon_ms();
+        let groups = if e.groups.resolved() {
+            e.groups
+        } else {
+            let (location, sku) = self.state.keys.parts(e.row);
+            self.pools.groups(location, sku)
+        };
         let c = self.state.rows.get_mut(row);
-        let (location, sku) = self.state.keys.parts(e.row);
-        let groups = self.pools.groups(location, sku);
         let before = self.pools.contribution(c);
         let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
@@ -613,10 +621,14 @@ impl Shard {
         self.state.counters.shipments_dropped = self.state.inbound.dropped;
 
         // The early view of this very state computed these features already when nothing
-        // else of the key arrived in between (same inputs, bit for bit: same features).
+        // else of the key arrived in between (same inputs, bit for bit: same features); other
+        // keys may have moved its pools since, the pooled features are then written anew.
         let derived = match self.shadows.scored(e.row, &inputs) {
             Some(s) => {
                 self.x = s.x;
+                if s.inputs.pools != inputs.pools {
+                    features::set_pooled(&inputs, &mut self.x);
+                }
                 s.derived
             }
             None => features::compute(&inputs, &mut self.x),
@@ -816,12 +828,13 @@ impl Shard {
         };
         // The other keys' pools as they are now: what the apply of this event will read
         // unless another key of the pools moves first.
-        let (location, sku) = self.state.keys.parts(e.row);
-        inputs.pools = self.pools.others_of(
-            location,
-            sku,
-            &self.pools.contribution(self.state.rows.get(e.row as usize)),
-        );
+        let own = self.pools.contribution(self.state.rows.get(e.row as usize));
+        inputs.pools = if e.groups.resolved() {
+            self.pools.others(e.groups, &own)
+        } else {
+            let (location, sku) = self.state.keys.parts(e.row);
+            self.pools.others_of(location, sku, &own)
+        };
         if self.master.has_locations() {
             inputs.utc_offset_ms =
                 self.clock

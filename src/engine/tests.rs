@@ -4,7 +4,7 @@ use super::{EngineConfig, Shard};
 use crate::event::EventType;
 use crate::state::columns::{flag, HOUR_MS};
 use crate::state::inbound::KeySchedule;
-use crate::state::order::PendingEvent;
+use crate::state::order::{Groups, PendingEvent};
 
 /// A copy of a key's row with a standalone schedule, advanced event by event, stays equal to
 /// the shard's own row (apart from what scoring and the alert policy write) and gives the
@@ -41,6 +41,7 @@ fn a_copied_row_with_a_vec_schedule_follows_the_shard() {
                 shipment_hash: next() % 24,
                 // Shipments: one in four cancels.
                 sub: u8::from(next() % 4 == 0),
+                groups: Groups::UNRESOLVED,
                 source: n,
             }
         })
@@ -110,6 +111,7 @@ fn events_of_keys(keys: u32, n: u64, seed: u64, rows: &[u32]) -> Vec<PendingEven
                 eta_ms: t,
                 shipment_hash: 0,
                 sub: 0,
+                groups: Groups::UNRESOLVED,
                 source: i,
             }
         })

@@ -338,6 +338,17 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
         Some(h) => (h.max(0.0).ln_1p() / (24.0f64 * 28.0).ln_1p()).min(1.0) as f32,
         None => 1.0,
     };
+    set_pooled(k, x);
+    out
+}
+
+/// Writes the pooled features of `x` (those from `k.pools`; [`compute`] writes them too): a
+/// function of `k.pools`, `k.now_ms` and `k.horizon_ms` only, so features computed from
+/// inputs that differ in their pools alone become the ones [`compute`] gives for the new
+/// inputs once this rewrites them.
+pub fn set_pooled(k: &KeyInputs, x: &mut Features) {
+    let w = window_hours(k.horizon_ms);
+    let hod = k.now_ms.div_euclid(HOUR_MS).rem_euclid(24);
     let frac_today = (hod + 1) as f64 / 24.0;
     let p = &k.pools;
     pool_features(
@@ -354,7 +365,6 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
         frac_today,
         &mut x[SKU_POOL..SKU_POOL + 5],
     );
-    out
 }
 
 /// Pseudo-keys of the shard's mean that a pool is shrunk towards: a pool of one other key says
@@ -516,6 +526,64 @@ mod tests {
         // Nothing known at all: neutral.
         pool_features(&PoolSums::default(), &PoolSums::default(), 24, 0.5, &mut x);
         assert_eq!(x, [0.0; 5]);
+    }
+
+    /// `set_pooled` on features computed from other pools gives, bit for bit, the features
+    /// computed from the new pools (the apply's reuse of the early view's features relies on
+    /// it).
+    #[test]
+    fn rewriting_the_pooled_features_equals_computing_them() {
+        let k = KeyInputs {
+            now_ms: 1_700_000_000_000 + 13 * HOUR_MS + 1234,
+            horizon_ms: 24 * HOUR_MS,
+            on_hand: Some(7.0),
+            demand: DemandStats {
+                rate_per_hour: 0.4,
+                recent_per_hour: 0.6,
+                dispersion: 1.7,
+                zero_day_fraction: 0.2,
+                complete_days: 9,
+                today: 3.0,
+            },
+            inbound_in_horizon: 4.0,
+            next_eta_ms: Some(1_700_000_000_000 + 20 * HOUR_MS),
+            hours_since_receipt: Some(30.0),
+            oos_hours: 0b1011,
+            oos_days: 0b101,
+            last_obs_oos: false,
+            in_stockout: false,
+            hours_since_stockout: Some(50.0),
+            demand_last_3h: 1.0,
+            count_gap: None,
+            utc_offset_ms: 0,
+            pools: PoolInputs::default(),
+        };
+        let mut a = [0.0f32; NF];
+        compute(&k, &mut a);
+        for (n, (loc, sku)) in [
+            (sums(3, 20, 1, 9_000, 12_000), sums(40, 100, 2, 0, 5_000)),
+            (sums(0, 0, 0, 0, 0), sums(1, 24, 1, 1_000, 0)),
+            (sums(500, 9_000, 90, 77_000, 70_000), sums(2, 0, 0, 10, 10)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut moved = k;
+            moved.now_ms += n as i64 * 5 * HOUR_MS;
+            moved.pools = PoolInputs {
+                location: loc,
+                sku,
+                shard: sums(900, 5_000, 50, 300_000, 280_000),
+            };
+            let (mut want, mut got) = ([0.0f32; NF], [0.0f32; NF]);
+            compute(&moved, &mut want);
+            let mut own = k;
+            own.now_ms = moved.now_ms;
+            compute(&own, &mut got);
+            set_pooled(&moved, &mut got);
+            assert_eq!(want.map(f32::to_bits), got.map(f32::to_bits), "case {n}");
+            assert_ne!(a.map(f32::to_bits), got.map(f32::to_bits), "case {n} moved nothing");
+        }
     }
 
     #[test]

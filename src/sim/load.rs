@@ -4,7 +4,8 @@
 //! shipments (2 %) on uniformly random keys. Event time advances `ms_per_event` per event.
 //!
 //! Used by `benches/engine.rs`, `examples/phases.rs` and `tests/alloc.rs`: a fixed, cheap
-//! workload for measuring the engine, unlike the store-network simulator around it.
+//! workload for measuring the engine, unlike the store-network simulator around it (whose
+//! stream the same users measure as [`real_shaped`]).
 
 use std::io::Write;
 
@@ -121,4 +122,32 @@ impl Batch {
             }
         })
     }
+}
+
+/// The real-shaped stream of the engine bench and `examples/phases` (`real`), in batches of
+/// `batch` events: the store-network simulator, seed 17, 100 stores and 2 DCs × 300 SKUs, real
+/// FreshRetailNet-50K demand, 4 days (about 1.25 M events over 30 600 keys, skewed by real
+/// demand, with availability observations, receipts naming their shipments, and thousands of
+/// alerts).
+pub fn real_shaped(batch: usize) -> Result<Vec<Batch>, super::SimError> {
+    let cfg = super::SimConfig {
+        stores: 100,
+        dcs: 2,
+        skus: 300,
+        days: 4,
+        seed: 17,
+        demand: super::DemandSource::Frn50kSample,
+        ..super::SimConfig::default()
+    };
+    let mut batches = vec![Batch::default()];
+    for r in super::Simulator::new(cfg)? {
+        let b = batches.last_mut().expect("one batch at least");
+        b.buf.extend_from_slice(&r.value);
+        b.ends.push(b.buf.len());
+        if b.ends.len() == batch {
+            batches.push(Batch::default());
+        }
+    }
+    batches.retain(|b| !b.ends.is_empty());
+    Ok(batches)
 }

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::columns::{KeyRow, Rows, DAYS, HOURS};
-use super::order::{Clocks, PendingEvent};
+use super::order::{Clocks, Groups, PendingEvent};
 use super::shard::{SavedModel, ShardCounters, ShardState, StateConfig};
 use crate::event::EventType;
 use crate::model::features::NF;
@@ -527,6 +527,7 @@ pub fn restore_shard(
                 eta_ms: e.eta_ms,
                 shipment_hash: e.shipment_hash,
                 sub: e.sub,
+                groups: Groups::UNRESOLVED,
                 source: e.source,
             });
         }

@@ -41,6 +41,41 @@ pub struct PendingEvent {
     pub shipment_hash: u64,
     /// Opaque source position given by the caller (e.g. topic and offset), carried through.
     pub source: u64,
+    /// The key's group ids in the shard's pools, resolved at admission from the names in hand
+    /// (`engine::pool`), so that neither the early view nor the apply reads the key's names
+    /// again. Not persisted: a restored event carries [`Groups::UNRESOLVED`].
+    pub groups: Groups,
+}
+
+/// A key's dense group ids in its shard's pools (`engine::pool::Pools`): its location's and its
+/// SKU's. Ids are the shard's own, never persisted nor shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Groups {
+    /// The location's id.
+    pub location: u32,
+    /// The SKU's id.
+    pub sku: u32,
+}
+
+impl Groups {
+    /// Not resolved (an event restored from the changelog): the engine looks the key's groups
+    /// up by name instead.
+    pub const UNRESOLVED: Groups = Groups {
+        location: u32::MAX,
+        sku: u32::MAX,
+    };
+
+    /// Whether these are ids, not [`Groups::UNRESOLVED`].
+    #[inline]
+    pub fn resolved(self) -> bool {
+        self != Groups::UNRESOLVED
+    }
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        Groups::UNRESOLVED
+    }
 }
 
 impl PendingEvent {
@@ -663,6 +698,7 @@ mod tests {
             shipment_hash: 0,
             sub: 0,
             source: 0,
+            groups: Groups::UNRESOLVED,
         }
     }
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{KeyRow, Rows, DAYS, HOURS};
 use super::keys::KeyDict;
-use super::order::PendingEvent;
+use super::order::{Groups, PendingEvent};
 use super::shard::{ShardCounters, ShardState, StateConfig};
 use crate::event::EventType;
 use crate::model::features::NF;
@@ -516,6 +516,7 @@ pub fn shard_from_batch(
             eta_ms: cols.5.value(i),
             shipment_hash: cols.6.value(i),
             sub: cols.8.value(i),
+            groups: Groups::UNRESOLVED,
             source: cols.7.value(i),
         });
     }

@@ -200,6 +200,7 @@ mod tests {
     use super::*;
     use crate::event::AdjustmentReason;
     use crate::state::inbound::VecSchedule;
+    use crate::state::order::Groups;
 
     fn adjustment(hour: i64, qty: f64, reason: AdjustmentReason) -> PendingEvent {
         PendingEvent {
@@ -212,6 +213,7 @@ mod tests {
             qty,
             eta_ms: 0,
             shipment_hash: 0,
+            groups: Groups::UNRESOLVED,
             source: 0,
         }
     }
