@@ -82,31 +82,13 @@ fn main() {
             b
         })
         .collect();
-    let (mut td, mut ti, mut ta) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut alerts = 0;
+    let mut t = Timed::default();
     perf_ctl("enable");
     for batch in &measured {
-        shard.recycle_alerts(out.alerts.drain(..).chain(out.early.drain(..)));
-        out.clear();
-        let t0 = Instant::now();
-        let b = dec.decode(batch.messages(), now, &mut out.rejects);
-        let t1 = Instant::now();
-        shard.ingest(&b, u64::from, &mut out.rejects);
-        let t2 = Instant::now();
-        shard.advance(false, None, &mut out.alerts);
-        out.early.extend(shard.drain_early());
-        let t3 = Instant::now();
-        td += t1 - t0;
-        ti += t2 - t1;
-        ta += t3 - t2;
-        alerts += out.alerts.len() + out.early.len();
+        t.batch(&mut shard, &mut dec, &mut out, batch, now);
     }
     perf_ctl("disable");
-    let m = (measured.len() * BATCH) as f64;
-    println!("per event: decode {:.0} ns, ingest {:.0} ns, advance {:.0} ns, total {:.0} ns => {:.0} k/s ({:.3} alerts per event)",
-        td.as_nanos() as f64 / m, ti.as_nanos() as f64 / m, ta.as_nanos() as f64 / m,
-        (td + ti + ta).as_nanos() as f64 / m, m / (td + ti + ta).as_secs_f64() / 1e3,
-        alerts as f64 / m);
+    println!("{}", t.line());
 
     // The pools' part of `advance`, per event: the key's group ids from its names, its part of
     // the pools before and after the event, the update, and the leave-one-out read. Done twice
@@ -158,33 +140,77 @@ fn real(cfg: EngineConfig) {
     let mut shard = Shard::new(cfg);
     let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
     let mut out = BatchOutput::default();
-    let (mut td, mut ti, mut ta) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let (mut alerts, mut early, mut events) = (0, 0, 0);
+    let mut t = Timed::default();
     perf_ctl("enable");
     for batch in &stream {
+        t.batch(&mut shard, &mut dec, &mut out, batch, 1_800_000_000_000);
+    }
+    perf_ctl("disable");
+    println!(
+        "{}: {} confirmed, {} early over {} events, {} keys",
+        t.line(),
+        t.alerts,
+        t.early,
+        t.events,
+        shard.keys()
+    );
+}
+
+/// Time spent per phase over the measured batches, and what they gave.
+#[derive(Default)]
+struct Timed {
+    decode: Duration,
+    ingest: Duration,
+    advance: Duration,
+    events: usize,
+    alerts: usize,
+    early: usize,
+}
+
+impl Timed {
+    /// Runs one batch through decode, ingest and advance, timing each.
+    fn batch(
+        &mut self,
+        shard: &mut Shard,
+        dec: &mut Decoder,
+        out: &mut BatchOutput,
+        batch: &load::Batch,
+        now: i64,
+    ) {
         shard.recycle_alerts(out.alerts.drain(..).chain(out.early.drain(..)));
         out.clear();
         let t0 = Instant::now();
-        let b = dec.decode(batch.messages(), 1_800_000_000_000, &mut out.rejects);
+        let b = dec.decode(batch.messages(), now, &mut out.rejects);
         let t1 = Instant::now();
         shard.ingest(&b, u64::from, &mut out.rejects);
         let t2 = Instant::now();
         shard.advance(false, None, &mut out.alerts);
         out.early.extend(shard.drain_early());
         let t3 = Instant::now();
-        td += t1 - t0;
-        ti += t2 - t1;
-        ta += t3 - t2;
-        alerts += out.alerts.len();
-        early += out.early.len();
-        events += batch.ends.len();
+        self.decode += t1 - t0;
+        self.ingest += t2 - t1;
+        self.advance += t3 - t2;
+        self.events += batch.ends.len();
+        self.alerts += out.alerts.len();
+        self.early += out.early.len();
     }
-    perf_ctl("disable");
-    let m = events as f64;
-    println!("per event: decode {:.0} ns, ingest {:.0} ns, advance {:.0} ns, total {:.0} ns => {:.0} k/s ({:.3} alerts per event: {alerts} confirmed, {early} early over {events} events, {} keys)",
-        td.as_nanos() as f64 / m, ti.as_nanos() as f64 / m, ta.as_nanos() as f64 / m,
-        (td + ti + ta).as_nanos() as f64 / m, m / (td + ti + ta).as_secs_f64() / 1e3,
-        (alerts + early) as f64 / m, shard.keys());
+
+    /// The per-event line.
+    fn line(&self) -> String {
+        let m = self.events as f64;
+        let per = |d: Duration| d.as_nanos() as f64 / m;
+        let total = self.decode + self.ingest + self.advance;
+        format!(
+            "per event: decode {:.0} ns, ingest {:.0} ns, advance {:.0} ns, total {:.0} ns => \
+             {:.0} k/s ({:.3} alerts per event)",
+            per(self.decode),
+            per(self.ingest),
+            per(self.advance),
+            per(total),
+            m / total.as_secs_f64() / 1e3,
+            (self.alerts + self.early) as f64 / m
+        )
+    }
 }
 
 /// Writes `cmd` to perf's control FIFO named by `PHASES_PERF_CTL`, if set.

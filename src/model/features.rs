@@ -582,7 +582,11 @@ mod tests {
             compute(&own, &mut got);
             set_pooled(&moved, &mut got);
             assert_eq!(want.map(f32::to_bits), got.map(f32::to_bits), "case {n}");
-            assert_ne!(a.map(f32::to_bits), got.map(f32::to_bits), "case {n} moved nothing");
+            assert_ne!(
+                a.map(f32::to_bits),
+                got.map(f32::to_bits),
+                "case {n} moved nothing"
+            );
         }
     }
 
