@@ -1364,14 +1364,14 @@ fn a_long_restore_racing_a_rebalance_keeps_the_member_and_alerts_equal_replay() 
 ///
 /// And which of the records a `read_committed` reader then sees (Kafka: none).
 #[derive(Debug)]
-struct Fencing {
+pub(crate) struct Fencing {
     same_id: bool,
     timed_out: bool,
-    aborted_hidden: bool,
+    pub(crate) aborted_hidden: bool,
     visible: Vec<String>,
 }
 
-fn probe_fencing(bootstrap: &str, topic: &str) -> Fencing {
+pub(crate) fn probe_fencing(bootstrap: &str, topic: &str) -> Fencing {
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
     let t = Duration::from_secs(10);

@@ -850,19 +850,19 @@ const ALERTS_OUTAGE: Duration = Duration::from_secs(90);
 /// The service's librdkafka queues in [`alerts_topic_unavailable`], set small so that they
 /// bound its memory: the producer's local queue (`queue.buffering.max.kbytes`) and the
 /// consumer's prefetch queue (`queued.max.messages.kbytes`), KiB each.
-const QUEUE_KB: u64 = 2048;
+pub(crate) const QUEUE_KB: u64 = 2048;
 /// Its reorder buffers' bound (`kafka.max_pending_events`), events; ~64 bytes each
 /// (config/default.toml).
-const MAX_PENDING: u64 = 100_000;
+pub(crate) const MAX_PENDING: u64 = 100_000;
 /// How far its resident set may grow over its size when the leaders went: both queues full
 /// ([`QUEUE_KB`] each), the reorder buffers full ([`MAX_PENDING`] × 64 bytes), and 16 MiB for
 /// librdkafka's request buffers, the retries and allocator slack: ~26 MiB. With the defaults
 /// (a 1 GiB producer queue, 64 MiB of prefetch, 1 000 000 pending events) the bound would be
 /// over 1 GiB.
-const RSS_BOUND: u64 = 2 * QUEUE_KB * 1024 + MAX_PENDING * 64 + 16 * 1024 * 1024;
+pub(crate) const RSS_BOUND: u64 = 2 * QUEUE_KB * 1024 + MAX_PENDING * 64 + 16 * 1024 * 1024;
 
 /// `VmRSS` of process `pid`, bytes (`None` once it has exited).
-fn rss_of(pid: u32) -> Option<u64> {
+pub(crate) fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
