@@ -25,6 +25,9 @@
 //!    `ERR__AUTO_OFFSET_RESET` to the consumer and does not fetch that partition; the service counts it
 //!    (`stockwatch_consumer_errors_total{kind="offset_out_of_range"}`), logs it and goes on
 //!    with every other partition.
+//! 7. **the alerts topic without a leader** for 90 s, every other topic served: the service,
+//!    run as its own process here so that its resident set can be measured, waits, reads
+//!    nothing more, stays within a memory bound derived from its queues, and loses nothing.
 //!
 //! Inputs come from `stockwatch simulate --bootstrap-servers <mock>` (the mock brokers listen
 //! on loopback sockets), the expected alerts from `stockwatch replay` on the same events.
