@@ -7,6 +7,8 @@
 //! - `failpoints`: crashes at named points (commit, restore, dead letters), in both delivery
 //!   modes; the restart's alerts, dead letters and changelog state equal `replay`'s.
 //! - `outage`: broker down, request errors, latency, a full producer queue (mock cluster).
+//! - `alerts_topic`: the alerts topic deleted and recreated under a running instance; ignored
+//!   (tansu acknowledges and drops records produced to a deleted topic).
 //! - `bad_input`: the bad-input catalogue through the service.
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
 //! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.
@@ -24,6 +26,7 @@
 mod support;
 
 mod kafka {
+    mod alerts_topic;
     mod bad_input;
     mod changelog_adversity;
     mod failover;

@@ -1364,14 +1364,14 @@ fn a_long_restore_racing_a_rebalance_keeps_the_member_and_alerts_equal_replay() 
 ///
 /// And which of the records a `read_committed` reader then sees (Kafka: none).
 #[derive(Debug)]
-struct Fencing {
+pub(crate) struct Fencing {
     same_id: bool,
     timed_out: bool,
-    aborted_hidden: bool,
+    pub(crate) aborted_hidden: bool,
     visible: Vec<String>,
 }
 
-fn probe_fencing(bootstrap: &str, topic: &str) -> Fencing {
+pub(crate) fn probe_fencing(bootstrap: &str, topic: &str) -> Fencing {
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
     let t = Duration::from_secs(10);
@@ -1420,6 +1420,12 @@ fn probe_fencing(bootstrap: &str, topic: &str) -> Fencing {
         visible,
     }
 }
+
+/// How soon after its thaw a fenced instance must have exited: its next transactional call
+/// fails as fenced, and it stops at once, without an abort or a flush that cannot succeed.
+/// Under the service's 30 s flush deadline (what such a wait would last), with room for a
+/// loaded machine (its first poll after a 15 s freeze; the process exit).
+const FENCED_EXIT_WITHIN: Duration = Duration::from_secs(20);
 
 /// Zombie fencing in `exactly_once`: A and B split the partitions, A is frozen (SIGSTOP) for
 /// 15 s — past its 6 s session timeout and its 10 s `transaction.timeout.ms` — while input
@@ -1500,19 +1506,22 @@ fn zombie(prefix: &str, group: &str, seed: &str, static_ids: bool) {
     std::thread::sleep(Duration::from_secs(15).saturating_sub(frozen.elapsed()));
     a.thaw();
     let thawed = Instant::now();
-    producer.wait(Duration::from_secs(90));
-    let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
-    let complete = alerts.poll_until(Duration::from_secs(90), Duration::from_secs(3), |r| {
-        distinct_ids(r).is_superset(&want_ids)
-    });
-    // A fenced by A2 must end by itself; its abort of the fenced transaction may wait out
-    // the service's 30 s flush deadline before the process exits non-zero.
+    // A fenced by A2 ends by itself at its next transactional call, at once: it neither
+    // aborts nor flushes (nothing it holds can be delivered), so it does not wait out the
+    // service's 30 s flush deadline. Measured from the thaw.
     let fenced = static_ids && fencing.same_id;
     let a_exit = if fenced {
         a.wait_exit(Duration::from_secs(75))
     } else {
         a.exit_status()
     };
+    let a_exit_after = thawed.elapsed();
+    producer.wait(Duration::from_secs(90));
+    let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
+    let complete = alerts.poll_until(Duration::from_secs(90), Duration::from_secs(3), |r| {
+        distinct_ids(r).is_superset(&want_ids)
+    });
+    let a_exit = a_exit.or_else(|| a.exit_status());
     let after_thaw = a.log()[log_before..].to_owned();
     let a_partitions = a.partitions();
     if fenced && a.is_running() {
@@ -1547,11 +1556,12 @@ fn zombie(prefix: &str, group: &str, seed: &str, static_ids: bool) {
         .take(12)
         .collect();
     eprintln!(
-        "zombie (exactly_once, instance ids: {static_ids}): broker fencing {fencing:?} (aborts a timed-out transaction: {}); {} took A's partitions {a_parts:?} {:.1} s after the freeze; A thawed after {:.1} s; A then: exit {a_exit:?}, partitions {a_partitions:?}, lines {interesting:#?}; {} alerts expected, {} distinct, {} raw, {} raw duplicates, {} missing, {} extra; total {:.1} s",
+        "zombie (exactly_once, instance ids: {static_ids}): broker fencing {fencing:?} (aborts a timed-out transaction: {}); {} took A's partitions {a_parts:?} {:.1} s after the freeze; A thawed after {:.1} s; A then: exit {a_exit:?} ({:.1} s after the thaw), partitions {a_partitions:?}, lines {interesting:#?}; {} alerts expected, {} distinct, {} raw, {} raw duplicates, {} missing, {} extra; total {:.1} s",
         fencing.timed_out,
         if static_ids { "A2" } else { "B" },
         takeover.as_secs_f64(),
         thawed.duration_since(frozen).as_secs_f64(),
+        a_exit_after.as_secs_f64(),
         want.alerts.len(),
         f.distinct,
         f.raw,
@@ -1568,6 +1578,15 @@ fn zombie(prefix: &str, group: &str, seed: &str, static_ids: bool) {
         assert!(
             a_exit.is_some_and(|s| !s.success()),
             "A was fenced by A2 but did not exit non-zero ({a_exit:?}):\n{after_thaw}"
+        );
+        assert!(
+            a_exit_after < FENCED_EXIT_WITHIN,
+            "A exited {a_exit_after:?} after the thaw, not within {FENCED_EXIT_WITHIN:?}: it \
+             waited on its fenced producer (abort or flush) instead of stopping:\n{after_thaw}"
+        );
+        assert!(
+            after_thaw.to_lowercase().contains("fenc"),
+            "A's error does not name the fence:\n{after_thaw}"
         );
     }
     // No alert twice where the records of a fenced or aborted transaction stay hidden from

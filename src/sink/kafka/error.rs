@@ -81,7 +81,7 @@ pub enum ProduceError {
     },
     /// The idempotent producer hit a fatal error (e.g. a sequence gap): it cannot go on
     /// without risking duplicates or reordering.
-    #[error("fatal producer error {code}: {reason}")]
+    #[error("fatal producer error {code}: {reason}{}", fatal_suffix(*.code))]
     Fatal {
         /// The error code.
         code: RDKafkaErrorCode,
@@ -169,6 +169,18 @@ impl ProduceError {
                     ..
                 }
         )
+    }
+}
+
+/// Appended to a fenced producer's fatal error: what it means for the process.
+const FENCED: &str = " (fenced: a newer instance initialised this transactional id and owns \
+     its partitions; this one stops without aborting or flushing)";
+
+/// What a fatal error means for the process, where the code says more than librdkafka's text.
+fn fatal_suffix(code: RDKafkaErrorCode) -> &'static str {
+    match code {
+        RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced => FENCED,
+        _ => "",
     }
 }
 

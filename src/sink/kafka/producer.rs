@@ -485,6 +485,10 @@ impl EventProducer {
     pub fn flush(&mut self, deadline: Duration) -> Result<DeliveryStats, ProduceError> {
         let start = Instant::now();
         while self.producer.in_flight_count() > 0 {
+            // A fatal producer (fenced) never delivers what it still holds: no point waiting.
+            if let Some(e) = self.fatal() {
+                return Err(e);
+            }
             if start.elapsed() >= deadline {
                 self.check()?;
                 return Err(ProduceError::FlushTimeout {
@@ -576,10 +580,18 @@ impl EventProducer {
         self.producer.context().last_error()
     }
 
+    /// The fatal error librdkafka raised, if any (e.g. fenced: another producer initialised
+    /// the same `transactional.id`): nothing this producer sends, commits or aborts can
+    /// succeed any more, so nothing should wait for it.
+    pub fn fatal(&self) -> Option<ProduceError> {
+        let (code, reason) = self.producer.client().fatal_error()?;
+        Some(ProduceError::Fatal { code, reason })
+    }
+
     /// Fails on a fatal error or a failed delivery.
     pub(super) fn check(&self) -> Result<(), ProduceError> {
-        if let Some((code, reason)) = self.producer.client().fatal_error() {
-            return Err(ProduceError::Fatal { code, reason });
+        if let Some(e) = self.fatal() {
+            return Err(e);
         }
         let ctx = self.producer.context();
         let failed = ctx.failed.load(Ordering::Relaxed);

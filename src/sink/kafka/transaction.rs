@@ -98,9 +98,16 @@ impl EventProducer {
 
     /// Aborts the open transaction: its records are never seen by read_committed consumers.
     /// Delivery failures counted so far belong to it and are forgotten.
+    ///
+    /// A fatal producer (fenced by a newer one with the same `transactional.id`) cannot abort:
+    /// the fatal error is returned at once, without waiting for its records (which it will
+    /// never deliver) or asking the coordinator (which refuses it).
     pub fn abort_transaction(&mut self, timeout: Duration) -> Result<(), ProduceError> {
         self.commit_resumes = None;
         self.began = None;
+        if let Some(e) = self.fatal() {
+            return Err(e);
+        }
         // librdkafka's abort waits for the delivery reports of every outstanding record, and
         // this thread is the one that serves them: drop what is still queued, serve the
         // reports of what is in flight, then abort (otherwise the abort fails with "the event
@@ -109,6 +116,9 @@ impl EventProducer {
         let started = Instant::now();
         while self.producer.in_flight_count() > 0 && started.elapsed() < timeout {
             self.producer.poll(Duration::from_millis(1));
+            if let Some(e) = self.fatal() {
+                return Err(e);
+            }
         }
         self.producer
             .abort_transaction(timeout)
@@ -254,5 +264,60 @@ mod tests {
         p.send("t", b"k", b"next").expect("send");
         p.commit_transaction(&none, None, Duration::from_secs(10))
             .expect("the next one commits");
+    }
+
+    /// A producer fenced by a newer one with the same `transactional.id`: its abort and its
+    /// flush return the fatal error at once instead of waiting up to their timeout for records
+    /// it will never deliver (the service aborts with a 30 s deadline).
+    #[test]
+    fn a_fenced_producer_aborts_at_once_with_the_fatal_error() {
+        let cluster: MockCluster<'static, DefaultProducerContext> =
+            MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 2, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let mut settings = ProducerSettings::new(bootstrap.as_str());
+        settings
+            .properties
+            .push(("transactional.id".into(), "fence-test".into()));
+        let mut old = EventProducer::new(settings).expect("producer");
+        old.init_transactions(Duration::from_secs(10))
+            .expect("init");
+        old.begin_transaction().expect("begin");
+        old.send_to_partition("t", 0, b"k", b"before", &[])
+            .expect("send");
+        old.flush(Duration::from_secs(10)).expect("delivered");
+        // The producer sends on, to a partition new to its transaction: the coordinator
+        // refuses to add it as fenced (`PRODUCER_FENCED`, what tansu answers once another
+        // instance initialised the id, see the failover zombie test; the mock cluster itself
+        // does not fence a stale producer: measured, no fatal error within 10 s).
+        cluster.request_errors(
+            RDKafkaApiKey::AddPartitionsToTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        let _ = old.send_to_partition("t", 1, b"k", b"after", &[]);
+        let seen = Instant::now();
+        while old.fatal().is_none() {
+            assert!(
+                seen.elapsed() < Duration::from_secs(10),
+                "the old producer never learnt it was fenced"
+            );
+            old.poll(Duration::from_millis(10));
+        }
+        let timeout = Duration::from_secs(30);
+        let started = Instant::now();
+        let e = old.abort_transaction(timeout).expect_err("fenced");
+        let took = started.elapsed();
+        assert!(matches!(e, ProduceError::Fatal { .. }), "{e}");
+        assert!(!e.is_abortable(), "{e}");
+        assert!(e.to_string().contains("fenced"), "{e}");
+        assert!(
+            took < Duration::from_secs(1),
+            "the abort of a fenced producer took {took:?} (timeout {timeout:?})"
+        );
+        // Flushing does not wait either, for whatever it still holds.
+        let started = Instant::now();
+        let e = old.flush(timeout).expect_err("fenced");
+        assert!(matches!(e, ProduceError::Fatal { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -1,0 +1,294 @@
+//! The alerts topic unavailable for a minute on a real broker, every other topic served: the
+//! topic is deleted under a running instance while input flows, and recreated [`OUTAGE`]
+//! later, in both delivery modes.
+//!
+//! **Ignored: it fails on tansu, the only broker of the test harness.** tansu (0.6.0) deletes
+//! the topic but then acknowledges every record produced to it and keeps none, where Kafka
+//! answers `UNKNOWN_TOPIC_OR_PARTITION`: the service sees no error and the alerts raised while
+//! the topic was gone are lost at the broker (measured, docs/reliability.md). Kept to
+//! reproduce that (`cargo test --test kafka alerts_topic:: -- --ignored --nocapture`) and for a
+//! broker that refuses such records.
+//!
+//! What "no loss" can mean when the topic's data is deleted with it: the instance is frozen
+//! (SIGSTOP, well under its session and transaction timeouts) while the test reads the alerts
+//! topic to its end and deletes it, so nothing commits between the last read and the deletion.
+//! The alerts read before the deletion (`before`) and those on the recreated topic (`after`)
+//! together must then equal `replay`'s, none missing and none extra: whatever the service
+//! could not deliver while the topic was gone it delivered once the topic was back (in
+//! `exactly_once`: its transactions aborted and were redone; in `at_least_once`: nothing
+//! committed before it was acknowledged). An alert in both, or twice in `after`, is a
+//! duplicate: refused in `exactly_once` where the broker hides aborted transactions from
+//! `read_committed` readers (probed first, as in the zombie tests; tansu does not), counted and
+//! printed otherwise and in `at_least_once`.
+//!
+//! The instance may stay up or end (non-zero, naming the cause) during the outage; if it ends
+//! the test restarts it after [`RESTART_BACKOFF`], as an orchestrator does. Asserted either
+//! way: `/healthz` answers 200 while it runs, no panic, its memory stays bounded (see
+//! [`RSS_BOUND`]), and it recovers by itself: ready with every partition and the alerts
+//! complete after the topic is back.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::failover::{
+    create_topics, distinct_ids, expected, partitions_of, probe_fencing, sim_args, stop_gracefully,
+    ALL, PARTITIONS, WAIT,
+};
+use super::outage::{rss_of, MAX_PENDING, QUEUE_KB, RSS_BOUND};
+use crate::support::broker::Broker;
+use crate::support::consume::Tail;
+use crate::support::service::{topics, Instance, Producer};
+
+/// How long the alerts topic stays deleted: past every bound of the service's own (the 5 s
+/// stall report; in `exactly_once` the 10 s `transaction.timeout.ms` and the abort backoffs;
+/// librdkafka's 30 s `topic.metadata.propagation.max.ms`).
+const OUTAGE: Duration = Duration::from_secs(60);
+/// An orchestrator's wait before restarting an instance that ended (Kubernetes' first
+/// crash-loop backoff).
+const RESTART_BACKOFF: Duration = Duration::from_secs(10);
+
+fn delete_topic(bootstrap: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results =
+        futures_executor::block_on(admin.delete_topics(&[topic], &opts)).expect("delete topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("deleting {t}: {e}"));
+    }
+}
+
+/// Whether the broker's metadata lists `topic` with every partition.
+fn topic_exists(probe: &BaseConsumer, topic: &str) -> bool {
+    probe
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()
+        .and_then(|m| {
+            m.topics()
+                .first()
+                .map(|t| t.error().is_none() && t.partitions().len() == PARTITIONS as usize)
+        })
+        .unwrap_or(false)
+}
+
+fn alerts_topic_deleted(prefix: &str, group: &str, seed: &str, delivery: &'static str) {
+    let t0 = Instant::now();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics(prefix);
+    let alerts_topic = t[4].clone();
+    let want = expected(dir.path(), seed);
+    let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
+    create_topics(&bootstrap, prefix);
+    let eos = delivery == "exactly_once";
+    let hides_aborted = eos && probe_fencing(&bootstrap, &format!("{prefix}probe")).aborted_hidden;
+    // ~60 s of production (30 000 events at 500 a second): before, through and after the
+    // deletion.
+    let mut args = sim_args(seed);
+    args.extend(["--rate", "500"]);
+    let mut producer = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
+    let (queue_kb, max_pending) = (QUEUE_KB.to_string(), MAX_PENDING.to_string());
+    let env = [
+        (
+            "STOCKWATCH__KAFKA__MAX_PENDING_EVENTS",
+            max_pending.as_str(),
+        ),
+        ("STOCKWATCH__SERVICE__DELIVERY", delivery),
+        (
+            "STOCKWATCH__KAFKA__PRODUCER__QUEUE__BUFFERING__MAX__KBYTES",
+            queue_kb.as_str(),
+        ),
+        (
+            "STOCKWATCH__KAFKA__CONSUMER__QUEUED__MAX__MESSAGES__KBYTES",
+            queue_kb.as_str(),
+        ),
+    ];
+    let start = |n: usize| {
+        Instance::start(
+            &format!("A{n}"),
+            &bootstrap,
+            prefix,
+            group,
+            dir.path(),
+            &env,
+        )
+    };
+    let mut a = start(0);
+    a.wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
+    // Alerts flow before the deletion.
+    let mut tail = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    assert!(
+        tail.poll_until(WAIT, Duration::ZERO, |r| r.len() >= 20),
+        "no alerts before the deletion:\n{}",
+        a.log()
+    );
+    assert!(
+        producer.is_running(),
+        "production ended before the deletion"
+    );
+    // Frozen, nothing commits: what the topic holds now is all it will ever have held.
+    a.freeze();
+    tail.poll_for(Duration::from_secs(2));
+    let before = distinct_ids(&tail.records);
+    let before_raw = tail.records.len();
+    drop(tail);
+    let rss_at_delete = rss_of(a.pid()).expect("rss");
+    delete_topic(&bootstrap, &alerts_topic);
+    let deleted = Instant::now();
+    a.thaw();
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("metadata probe");
+    let mut max_rss = rss_at_delete;
+    let (mut exits, mut restarts) = (Vec::new(), 0usize);
+    let mut ended_at: Option<Instant> = None;
+    let mut topic_back: Option<(f64, &str)> = None;
+    let (mut waiting_seen, mut samples, mut healthz_not_ok) = (false, 0usize, 0usize);
+    let mut last_topic_check = Instant::now();
+    while deleted.elapsed() < OUTAGE || !topic_exists(&probe, &alerts_topic) {
+        if deleted.elapsed() >= OUTAGE && topic_back.is_none() {
+            create_topics(&bootstrap, prefix);
+            topic_back = Some((deleted.elapsed().as_secs_f64(), "the test"));
+            continue;
+        }
+        if a.is_running() {
+            if let Some(rss) = rss_of(a.pid()) {
+                max_rss = max_rss.max(rss);
+            }
+            samples += 1;
+            match a.get("/healthz") {
+                Some((200, _)) => {}
+                Some(_) => healthz_not_ok += 1,
+                None => {} // not listening yet (a restart) or already gone
+            }
+            if a.readiness()
+                .is_some_and(|r| r["waiting_for_brokers"] == true)
+            {
+                waiting_seen = true;
+            }
+        } else {
+            let at = *ended_at.get_or_insert_with(Instant::now);
+            if at.elapsed() >= RESTART_BACKOFF {
+                let log = a.log();
+                exits.push((
+                    deleted.elapsed().as_secs_f64() - at.elapsed().as_secs_f64(),
+                    a.exit_status(),
+                    log.lines()
+                        .rev()
+                        .find(|l| l.contains("Error") || l.contains("ERROR"))
+                        .unwrap_or("")
+                        .to_owned(),
+                ));
+                assert!(!log.contains("panicked"), "{} panicked:\n{log}", a.name);
+                restarts += 1;
+                a = start(restarts);
+                ended_at = None;
+            }
+        }
+        if topic_back.is_none() && last_topic_check.elapsed() >= Duration::from_secs(1) {
+            last_topic_check = Instant::now();
+            if topic_exists(&probe, &alerts_topic) {
+                topic_back = Some((deleted.elapsed().as_secs_f64(), "the service"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let back = Instant::now();
+    if !a.is_running() {
+        // Ended as the topic came back: the orchestrator restarts it.
+        restarts += 1;
+        exits.push((
+            deleted.elapsed().as_secs_f64(),
+            a.exit_status(),
+            String::new(),
+        ));
+        a = start(restarts);
+    }
+    a.wait_ready(Duration::from_secs(120), |r| {
+        partitions_of(r) == ALL && r["ready"] == true
+    });
+    let ready_after = back.elapsed();
+    producer.wait(Duration::from_secs(120));
+    let need: BTreeSet<String> = want_ids.difference(&before).cloned().collect();
+    let mut after = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    let complete = after.poll_until(Duration::from_secs(90), Duration::from_secs(3), |r| {
+        distinct_ids(r).is_superset(&need)
+    });
+    let complete_after = back.elapsed();
+    let log = a.log();
+    stop_gracefully(&mut a, Duration::from_secs(30));
+    after.poll_for(Duration::from_secs(1));
+    let after_ids = distinct_ids(&after.records);
+    let all: BTreeSet<String> = before.union(&after_ids).cloned().collect();
+    let missing: Vec<&String> = want_ids.difference(&all).collect();
+    let extra: Vec<&String> = all.difference(&want_ids).collect();
+    let both = before.intersection(&after_ids).count();
+    let raw_dups = after.records.len() - after_ids.len();
+    eprintln!(
+        "alerts topic deleted ({delivery}) for {:.0} s, back by {:?}: exits {exits:?}, {restarts} restarts; /healthz non-200 {healthz_not_ok} of {samples} samples, waiting_for_brokers seen: {waiting_seen}; RSS {:.1} MiB at the deletion, max {:.1} MiB (bound +{:.0} MiB); ready {:.1} s after the topic was back, alerts complete {:.1} s after; alerts: {} expected, {} read before the deletion ({before_raw} raw), {} after ({} raw), {raw_dups} raw duplicates after, {both} in both, {} missing, {} extra; broker hides aborted: {hides_aborted}; total {:.1} s",
+        OUTAGE.as_secs_f64(),
+        topic_back,
+        rss_at_delete as f64 / 1048576.0,
+        max_rss as f64 / 1048576.0,
+        RSS_BOUND as f64 / 1048576.0,
+        ready_after.as_secs_f64(),
+        complete_after.as_secs_f64(),
+        want_ids.len(),
+        before.len(),
+        after_ids.len(),
+        after.records.len(),
+        missing.len(),
+        extra.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(!before.is_empty(), "no alert before the deletion");
+    assert!(
+        complete && missing.is_empty() && extra.is_empty(),
+        "alerts lost or extra: missing e.g. {:?}, extra e.g. {:?}\n{log}",
+        &missing[..missing.len().min(5)],
+        &extra[..extra.len().min(5)]
+    );
+    assert_eq!(healthz_not_ok, 0, "/healthz not 200 while the instance ran");
+    assert!(!log.contains("panicked"), "panicked:\n{log}");
+    for (at, status, _) in &exits {
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "an instance ended {at:.1} s into the outage with {status:?}"
+        );
+    }
+    assert!(
+        max_rss <= rss_at_delete + RSS_BOUND,
+        "memory grew {:.1} MiB during the outage, over the {:.0} MiB bound",
+        (max_rss - rss_at_delete) as f64 / 1048576.0,
+        RSS_BOUND as f64 / 1048576.0
+    );
+    if hides_aborted {
+        assert_eq!(
+            (both, raw_dups),
+            (0, 0),
+            "alerts published twice across the deletion"
+        );
+    }
+    drop(broker);
+}
+
+#[test]
+#[ignore = "fails on tansu: it acknowledges and drops records produced to a deleted topic"]
+fn alerts_topic_deleted_for_a_minute_exactly_once_loses_and_doubles_nothing() {
+    alerts_topic_deleted("at-deleted-eos.", "alerts-topic-eos", "41", "exactly_once");
+}
+
+#[test]
+#[ignore = "fails on tansu: it acknowledges and drops records produced to a deleted topic"]
+fn alerts_topic_deleted_for_a_minute_at_least_once_loses_nothing() {
+    alerts_topic_deleted("at-deleted-alo.", "alerts-topic-alo", "43", "at_least_once");
+}
