@@ -117,7 +117,12 @@ impl Shard {
 
     /// A shard over a restored state (fresh scratch, telemetry-only measures empty).
     pub fn from_state(cfg: EngineConfig, state: ShardState) -> Self {
-        let pools = Pools::rebuild(cfg.model.horizon_hours, &state.rows, &state.keys);
+        let pools = Pools::rebuild(
+            cfg.model.horizon_hours,
+            &state.rows,
+            &state.keys,
+            &MasterData::default(),
+        );
         Shard {
             pools,
             state,
@@ -149,8 +154,17 @@ impl Shard {
     }
 
     /// Uses `master` for the locations' time zones from the next event on (the model's local
-    /// hour of day and day of week).
+    /// hour of day and day of week), and for the SKUs' categories: a changed item table
+    /// rebuilds the pools from the rows (see [`super::pool`]).
     pub fn set_master(&mut self, master: std::sync::Arc<MasterData>) {
+        if master.items_version() != self.master.items_version() {
+            self.pools = Pools::rebuild(
+                self.cfg.model.horizon_hours,
+                &self.state.rows,
+                &self.state.keys,
+                &master,
+            );
+        }
         self.master = master;
     }
 
@@ -312,9 +326,15 @@ impl Shard {
         self.pools.heap_bytes()
     }
 
-    /// Locations and SKUs pooled.
-    pub fn pool_groups(&self) -> (usize, usize) {
+    /// Locations, SKUs and categories pooled.
+    pub fn pool_groups(&self) -> (usize, usize, usize) {
         self.pools.groups_len()
+    }
+
+    /// The pools (tests compare them).
+    #[cfg(test)]
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
     }
 
     /// Admits a decoded batch into the reorder buffer. `source_of(index)` gives the opaque
@@ -579,7 +599,7 @@ impl Shard {
         let h = self.horizon_ms();
         let c = self.state.rows.get_mut(row);
         let (location, sku) = self.state.keys.parts(e.row);
-        let groups = self.pools.groups(location, sku);
+        let groups = self.pools.groups(location, sku, &self.master);
         let before = self.pools.contribution(c);
         let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
@@ -820,6 +840,7 @@ impl Shard {
         inputs.pools = self.pools.others_of(
             location,
             sku,
+            &self.master,
             &self.pools.contribution(self.state.rows.get(e.row as usize)),
         );
         if self.master.has_locations() {

@@ -138,6 +138,68 @@ fn run_shard(cfg: EngineConfig, keys: u32, n: u64) -> (Shard, Vec<crate::alert::
     (s, alerts)
 }
 
+/// An item table gives category pools: a shard that gets it after its events rebuilds its
+/// pools to what a shard that had it from the start maintained event by event (replay = run),
+/// and a shard without one has none (its keys read an empty category pool).
+#[test]
+fn an_item_table_gives_category_pools_rebuilt_when_it_changes() {
+    use crate::engine::pool::contribution;
+    use crate::model::features::window_hours;
+    let (keys, n) = (24u32, 6_000u64);
+    let mut m = crate::master::MasterData::default();
+    // Three categories; K0 has none.
+    for k in 1..keys {
+        let record = format!(r#"{{"sku":"K{k}","category":"c{}/x/y"}}"#, k % 3);
+        m.apply_item(&format!("K{k}"), Some(record.as_bytes()))
+            .unwrap();
+    }
+    let m = std::sync::Arc::new(m);
+    let cfg = EngineConfig::default();
+    let (mut late, _) = run_shard(cfg, keys, n);
+    assert_eq!(late.pool_groups(), (1, keys as usize, 0));
+    let early = {
+        let mut s = Shard::new(cfg);
+        s.set_master(m.clone());
+        let rows: Vec<u32> = (0..keys)
+            .map(|k| {
+                let (row, _) = s.state.keys.get_or_insert("S1", &format!("K{k}"));
+                s.state.rows.push_key();
+                row
+            })
+            .collect();
+        let mut alerts = Vec::new();
+        for chunk in events_of_keys(keys, n, 0x9e37_79b9_7f4a_7c15, &rows).chunks(500) {
+            for e in chunk {
+                assert!(s.state.order.accept_from(0, *e).is_ok());
+            }
+            s.advance(false, None, &mut alerts);
+        }
+        s.advance(true, None, &mut alerts);
+        s
+    };
+    late.set_master(m.clone());
+    assert_eq!(late.pool_groups(), (1, keys as usize, 3));
+    let window = window_hours(i64::from(cfg.model.horizon_hours) * HOUR_MS);
+    let mut categorised = 0;
+    for k in 0..keys {
+        let sku = format!("K{k}");
+        let row = late.state.keys.get("S1", &sku).expect("a key");
+        let own = contribution(late.state.rows.get(row as usize), window);
+        let a = late.pools().others_of("S1", &sku, &m, &own);
+        let b = early.pools().others_of("S1", &sku, &m, &own);
+        assert_eq!(a, b, "{sku}");
+        if k == 0 {
+            assert_eq!(a.category, Default::default());
+        } else if a.category.keys > 0 {
+            categorised += 1;
+        }
+    }
+    assert!(
+        categorised > 0,
+        "some keys read a category pool with history"
+    );
+}
+
 fn with_challenger(cfg: EngineConfig) -> EngineConfig {
     use crate::model::learner::{LearnerConfig, LearnerKind};
     use crate::model::{InitialModel, ModelArtifact};
