@@ -11,10 +11,9 @@
 //!
 //! The pools are kept beside the key rows, not in them: one [`PoolSums`] per location, per SKU
 //! and per category in small side tables indexed by dense group ids, so a key's state does not
-//! grow. A key's
-//! part of its pools is a pure function of its row ([`contribution`]); the shard removes the
-//! part before an event and adds it back after, so the pools are always the sums of the rows'
-//! parts. They are therefore not persisted: a restored shard rebuilds them from its rows
+//! grow. A key's part of its pools is a pure function of its row ([`contribution`]); the shard
+//! removes the part before an event and adds it back after, so the pools are always the sums of
+//! the rows' parts. They are therefore not persisted: a restored shard rebuilds them from its rows
 //! ([`Pools::rebuild`]) and gets the very sums it had (integers, so the order of the
 //! additions does not matter): replay = run.
 //!
