@@ -91,7 +91,7 @@ fn engine(c: &mut Criterion) {
         eprintln!(
             "{name}: {} keys, per-key state {:.1} B/key (rows + index), key strings {:.1} MiB, \
              shard-level (inbound, reorder buffer {} events, dedupe {} ids, labels {}, early \
-             alerts' shadows) {:.1} MiB, pools ({} locations, {} SKUs) {:.1} KiB",
+             alerts' shadows) {:.1} MiB, pools ({} locations, {} SKUs, {} categories) {:.1} KiB",
             shard.keys(),
             per_key as f64 / shard.keys() as f64,
             strings as f64 / 1048576.0,
@@ -101,6 +101,7 @@ fn engine(c: &mut Criterion) {
             shard_level as f64 / 1048576.0,
             shard.pool_groups().0,
             shard.pool_groups().1,
+            shard.pool_groups().2,
             shard.pool_bytes() as f64 / 1024.0
         );
         let mut out = BatchOutput::default();

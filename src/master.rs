@@ -164,6 +164,8 @@ pub struct MasterData {
     /// A new process-unique value at every change of a location (clocks drop their cached
     /// offsets); 0 for a table that never had one.
     version: u64,
+    /// The same for the items (shards rebuild their category pools); 0: never had one.
+    items_version: u64,
 }
 
 fn check_id(id: &str, key: &str) -> Result<(), MasterError> {
@@ -192,6 +194,10 @@ impl MasterData {
         self.version = NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    fn bump_items(&mut self) {
+        self.items_version = NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// No locations, no items: every event is UTC, with no category.
     pub fn is_empty(&self) -> bool {
         self.locations.is_empty() && self.items.is_empty()
@@ -213,6 +219,12 @@ impl MasterData {
     /// between two tables unless one is a copy of the other (0: never had a location).
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The item table's version: changes at every change of an item, as [`MasterData::version`]
+    /// for the locations (0: never had an item).
+    pub fn items_version(&self) -> u64 {
+        self.items_version
     }
 
     /// The location `id`, if known.
@@ -264,7 +276,9 @@ impl MasterData {
     /// `key`, `None` deletes it.
     pub fn apply_item(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), MasterError> {
         let Some(value) = value else {
-            self.items.remove(key);
+            if self.items.remove(key).is_some() {
+                self.bump_items();
+            }
             return Ok(());
         };
         let r: ItemRecord =
@@ -274,13 +288,14 @@ impl MasterData {
 
     fn upsert_item(&mut self, key: &str, r: ItemRecord) -> Result<(), MasterError> {
         check_id(&r.sku, key)?;
-        self.items.insert(
-            key.to_owned(),
-            Item {
-                category: r.category.filter(|s| !s.is_empty()),
-                case_pack: r.case_pack,
-            },
-        );
+        let item = Item {
+            category: r.category.filter(|s| !s.is_empty()),
+            case_pack: r.case_pack,
+        };
+        if self.items.get(key) != Some(&item) {
+            self.items.insert(key.to_owned(), item);
+            self.bump_items();
+        }
         Ok(())
     }
 

@@ -1,14 +1,19 @@
-//! Pooled (hierarchical) state of a shard: for every location and every SKU of the shard's
-//! keys, the sums of what those keys say about availability and demand ([`PoolSums`]), and the
-//! same over the whole shard. The model reads a key's pools with the key itself left out
-//! ([`Pools::others`]): how the other products of the store and the same product in the other
-//! stores are doing.
+//! Pooled (hierarchical) state of a shard: for every location, every SKU and every item
+//! category of the shard's keys, the sums of what those keys say about availability and demand
+//! ([`PoolSums`]), and the same over the whole shard. The model reads a key's pools with the
+//! key itself left out ([`Pools::others`]): how the other products of the store, the same
+//! product in the other stores and the products of its category everywhere are doing.
 //!
-//! The pools are kept beside the key rows, not in them: one [`PoolSums`] per location and per
-//! SKU in small side tables indexed by dense group ids, so a key's state does not grow. A key's
-//! part of its pools is a pure function of its row ([`contribution`]); the shard removes the
-//! part before an event and adds it back after, so the pools are always the sums of the rows'
-//! parts. They are therefore not persisted: a restored shard rebuilds them from its rows
+//! A SKU's category is the first [`CATEGORY_LEVEL`] levels of its category path in the item
+//! table (`master`), read when the shard first sees the SKU; a SKU without a category (or not
+//! in the table) is in no category pool, and its key reads an empty one. A change of the item
+//! table rebuilds the pools ([`Pools::rebuild`], from `Shard::set_master`).
+//!
+//! The pools are kept beside the key rows, not in them: one [`PoolSums`] per location, per SKU
+//! and per category in small side tables indexed by dense group ids, so a key's state does not
+//! grow. A key's part of its pools is a pure function of its row ([`contribution`]); the shard
+//! removes the part before an event and adds it back after, so the pools are always the sums of
+//! the rows' parts. They are therefore not persisted: a restored shard rebuilds them from its rows
 //! ([`Pools::rebuild`]) and gets the very sums it had (integers, so the order of the
 //! additions does not matter): replay = run.
 //!
@@ -17,21 +22,42 @@
 
 use hashbrown::HashMap;
 
-use crate::model::features::{PoolInputs, PoolSums};
+use crate::master::MasterData;
+use crate::model::features::{PoolInputs, PoolSums, CATEGORY_LEVEL};
 use crate::state::columns::{flag, KeyRow, Rows, DAYS, NO_HOUR};
 use crate::state::keys::KeyDict;
 
 pub use crate::state::order::Groups;
+
+/// The group id of "no category".
+const NO_CATEGORY: u32 = u32::MAX;
+
+/// The first `level` levels of a `/`-separated category path (all of it if it has fewer),
+/// `None` for an empty one.
+pub fn category_prefix(path: &str, level: usize) -> Option<&str> {
+    let end = path
+        .match_indices('/')
+        .nth(level.saturating_sub(1))
+        .map_or(path.len(), |(i, _)| i);
+    let prefix = &path[..end];
+    (!prefix.is_empty()).then_some(prefix)
+}
+
+type Ids = HashMap<Box<str>, u32, foldhash::fast::FixedState>;
 
 /// The pools of one shard.
 #[derive(Debug, Clone, Default)]
 pub struct Pools {
     /// Hours of the horizon's window yesterday ([`crate::model::features::window_hours`]).
     window: u32,
-    location_ids: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
-    sku_ids: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    location_ids: Ids,
+    sku_ids: Ids,
+    category_ids: Ids,
     locations: Vec<PoolSums>,
     skus: Vec<PoolSums>,
+    categories: Vec<PoolSums>,
+    /// Category id of each SKU id ([`NO_CATEGORY`]: none).
+    sku_category: Vec<u32>,
     total: PoolSums,
 }
 
@@ -77,11 +103,41 @@ impl Pools {
         }
     }
 
-    /// The pools of the given rows (a restored shard's): every key's [`contribution`] added.
-    pub fn rebuild(horizon_hours: u32, rows: &Rows, keys: &KeyDict) -> Self {
+    /// The pools of the given rows (a restored shard's): every key's [`contribution`] added,
+    /// the SKUs' categories from `master`'s item table.
+    pub fn rebuild(horizon_hours: u32, rows: &Rows, keys: &KeyDict, master: &MasterData) -> Self {
         let mut p = Pools::new(horizon_hours);
         for (r, row) in rows.as_slice().iter().enumerate() {
-            let g = p.groups(keys.location(r as u32), keys.sku(r as u32));
+            let g = p.groups(keys.location(r as u32), keys.sku(r as u32), master);
+            let c = p.contribution(row);
+            p.update(g, &PoolSums::default(), &c);
+        }
+        p
+    }
+
+    /// These pools under another item table (`Shard::set_master`): the same location and SKU
+    /// ids (admitted events carry them, see [`Groups`]), the SKUs' categories read anew from
+    /// `master`, every sum rebuilt from the rows. Equal, but for the ids of the categories, to
+    /// [`Pools::rebuild`] with `master`.
+    pub fn recategorised(&self, rows: &Rows, keys: &KeyDict, master: &MasterData) -> Self {
+        let mut p = Pools {
+            window: self.window,
+            location_ids: self.location_ids.clone(),
+            sku_ids: self.sku_ids.clone(),
+            locations: vec![PoolSums::default(); self.locations.len()],
+            skus: vec![PoolSums::default(); self.skus.len()],
+            ..Pools::default()
+        };
+        let mut skus: Vec<(&str, u32)> = self.sku_ids.iter().map(|(n, &i)| (&**n, i)).collect();
+        skus.sort_unstable_by_key(|&(_, i)| i);
+        for (sku, _) in skus {
+            let c = category_of(master, sku).map_or(NO_CATEGORY, |c| {
+                id_of(&mut p.category_ids, &mut p.categories, c)
+            });
+            p.sku_category.push(c);
+        }
+        for (r, row) in rows.as_slice().iter().enumerate() {
+            let g = p.groups(keys.location(r as u32), keys.sku(r as u32), master);
             let c = p.contribution(row);
             p.update(g, &PoolSums::default(), &c);
         }
@@ -94,14 +150,29 @@ impl Pools {
         contribution(row, self.window)
     }
 
-    /// The group ids of a key; a location or SKU seen for the first time gets the next id (and
-    /// its name is stored: the one allocation, once per group).
+    /// The group ids of a key; a location, SKU or category seen for the first time gets the
+    /// next id (and its name is stored: the one allocation, once per group). A new SKU's
+    /// category is looked up in `master`'s item table.
     #[inline]
-    pub fn groups(&mut self, location: &str, sku: &str) -> Groups {
-        Groups {
-            location: id_of(&mut self.location_ids, &mut self.locations, location),
-            sku: id_of(&mut self.sku_ids, &mut self.skus, sku),
+    pub fn groups(&mut self, location: &str, sku: &str, master: &MasterData) -> Groups {
+        let location = id_of(&mut self.location_ids, &mut self.locations, location);
+        let sku_id = id_of(&mut self.sku_ids, &mut self.skus, sku);
+        if sku_id as usize == self.sku_category.len() {
+            let c = category_of(master, sku).map_or(NO_CATEGORY, |c| {
+                id_of(&mut self.category_ids, &mut self.categories, c)
+            });
+            self.sku_category.push(c);
         }
+        Groups {
+            location,
+            sku: sku_id,
+        }
+    }
+
+    /// The category id of the key's SKU ([`NO_CATEGORY`]: none).
+    #[inline]
+    fn category(&self, g: Groups) -> u32 {
+        self.sku_category[g.sku as usize]
     }
 
     /// Replaces a key's part `old` by `new` in its pools.
@@ -118,6 +189,11 @@ impl Pools {
             s.sub(old);
             s.add(new);
         }
+        let category = self.category(g);
+        if let Some(s) = self.categories.get_mut(category as usize) {
+            s.sub(old);
+            s.add(new);
+        }
     }
 
     /// The key's pools without the key itself (`own`: its current part). `g` must be resolved
@@ -127,50 +203,72 @@ impl Pools {
         PoolInputs {
             location: self.locations[g.location as usize].minus(own),
             sku: self.skus[g.sku as usize].minus(own),
+            category: self
+                .categories
+                .get(self.category(g) as usize)
+                .map_or_else(PoolSums::default, |c| c.minus(own)),
             shard: self.total.minus(own),
         }
     }
 
     /// As [`Pools::others`], by name and without adding groups (a key whose first event is
-    /// not applied yet: its location or SKU may be new, an empty pool).
-    pub fn others_of(&self, location: &str, sku: &str, own: &PoolSums) -> PoolInputs {
-        let of = |ids: &HashMap<Box<str>, u32, foldhash::fast::FixedState>,
-                  sums: &[PoolSums],
-                  name: &str| {
+    /// not applied yet: its location, SKU or category may be new, an empty pool).
+    pub fn others_of(
+        &self,
+        location: &str,
+        sku: &str,
+        master: &MasterData,
+        own: &PoolSums,
+    ) -> PoolInputs {
+        let of = |ids: &Ids, sums: &[PoolSums], name: &str| {
             ids.get(name)
                 .map_or_else(PoolSums::default, |&i| sums[i as usize].minus(own))
+        };
+        let category = match self.sku_ids.get(sku) {
+            Some(&i) => self
+                .categories
+                .get(self.sku_category[i as usize] as usize)
+                .map_or_else(PoolSums::default, |c| c.minus(own)),
+            None => category_of(master, sku).map_or_else(PoolSums::default, |c| {
+                of(&self.category_ids, &self.categories, c)
+            }),
         };
         PoolInputs {
             location: of(&self.location_ids, &self.locations, location),
             sku: of(&self.sku_ids, &self.skus, sku),
+            category,
             shard: self.total.minus(own),
         }
     }
 
-    /// Locations and SKUs pooled.
-    pub fn groups_len(&self) -> (usize, usize) {
-        (self.locations.len(), self.skus.len())
+    /// Locations, SKUs and categories pooled.
+    pub fn groups_len(&self) -> (usize, usize, usize) {
+        (self.locations.len(), self.skus.len(), self.categories.len())
     }
 
-    /// Heap bytes of the pools (the sums, the name-to-id maps and their names).
+    /// Heap bytes of the pools (the sums, the name-to-id maps and their names, the SKUs'
+    /// categories).
     pub fn heap_bytes(&self) -> usize {
-        fn map_bytes(m: &HashMap<Box<str>, u32, foldhash::fast::FixedState>) -> usize {
+        fn map_bytes(m: &Ids) -> usize {
             // A slot (the name's box and the id) and a control byte per bucket, and the names.
             m.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
                 + m.keys().map(|k| k.len()).sum::<usize>()
         }
         let sums = std::mem::size_of::<PoolSums>();
-        (self.locations.capacity() + self.skus.capacity()) * sums
+        (self.locations.capacity() + self.skus.capacity() + self.categories.capacity()) * sums
+            + self.sku_category.capacity() * std::mem::size_of::<u32>()
             + map_bytes(&self.location_ids)
             + map_bytes(&self.sku_ids)
+            + map_bytes(&self.category_ids)
     }
 }
 
-fn id_of(
-    ids: &mut HashMap<Box<str>, u32, foldhash::fast::FixedState>,
-    sums: &mut Vec<PoolSums>,
-    name: &str,
-) -> u32 {
+/// The pooled category of `sku` in `master`'s item table, if it has one.
+fn category_of<'a>(master: &'a MasterData, sku: &str) -> Option<&'a str> {
+    category_prefix(master.item(sku)?.category.as_deref()?, CATEGORY_LEVEL)
+}
+
+fn id_of(ids: &mut Ids, sums: &mut Vec<PoolSums>, name: &str) -> u32 {
     if let Some(&id) = ids.get(name) {
         return id;
     }
@@ -221,46 +319,90 @@ mod tests {
         assert_eq!(contribution(&KeyRow::default(), 6), PoolSums::default());
     }
 
+    /// Items A (category `fresh/dairy`, pooled as `fresh`), C (`fresh/bakery/bread`) and D
+    /// (`fresh/fish`), also `fresh`, and B (no category).
+    fn master() -> MasterData {
+        let mut m = MasterData::default();
+        m.apply_item("A", Some(br#"{"sku":"A","category":"fresh/dairy"}"#))
+            .unwrap();
+        m.apply_item("C", Some(br#"{"sku":"C","category":"fresh/bakery/bread"}"#))
+            .unwrap();
+        m.apply_item("D", Some(br#"{"sku":"D","category":"fresh/fish"}"#))
+            .unwrap();
+        m.apply_item("B", Some(br#"{"sku":"B"}"#)).unwrap();
+        m
+    }
+
+    #[test]
+    fn a_category_is_a_prefix_of_the_path() {
+        assert_eq!(category_prefix("fresh/dairy/milk", 1), Some("fresh"));
+        assert_eq!(category_prefix("fresh/dairy/milk", 2), Some("fresh/dairy"));
+        assert_eq!(
+            category_prefix("fresh/dairy/milk", 3),
+            Some("fresh/dairy/milk")
+        );
+        assert_eq!(category_prefix("fresh", 2), Some("fresh"));
+        assert_eq!(category_prefix("", 1), None);
+        assert_eq!(category_prefix("/x", 1), None);
+    }
+
     #[test]
     fn others_leave_the_key_out_and_a_rebuild_equals_the_updates() {
+        let master = master();
         let mut keys = KeyDict::default();
         let mut rows = Rows::default();
         let mut p = Pools::new(24);
-        let specs = [("L1", "A", 0b1), ("L1", "B", 0b11), ("L2", "A", 0b111)];
+        let specs = [
+            ("L1", "A", 0b1),
+            ("L1", "B", 0b11),
+            ("L2", "A", 0b111),
+            ("L2", "C", 0b1_1111),
+        ];
         for (loc, sku, bits) in specs {
             keys.get_or_insert(loc, sku);
             rows.push_key();
-            let g = p.groups(loc, sku);
+            let g = p.groups(loc, sku, &master);
             let new = p.contribution(&row_with(bits, false));
             p.update(g, &PoolSums::default(), &new);
             *rows.get_mut(rows.len() - 1) = row_with(bits, false);
         }
-        // L1|A: location L1 without it is L1|B, SKU A without it is L2|A.
-        let g = p.groups("L1", "A");
+        // L1|A: location L1 without it is L1|B, SKU A without it is L2|A, category `fresh`
+        // without it is L2|A and L2|C.
+        let g = p.groups("L1", "A", &master);
         let own = p.contribution(rows.get(0));
         let o = p.others(g, &own);
         assert_eq!((o.location.keys, o.location.oos_hours), (1, 2));
         assert_eq!((o.sku.keys, o.sku.oos_hours), (1, 3));
-        assert_eq!((o.shard.keys, o.shard.oos_hours), (2, 5));
+        assert_eq!((o.category.keys, o.category.oos_hours), (2, 8));
+        assert_eq!((o.shard.keys, o.shard.oos_hours), (3, 10));
+        // By name (a key not applied yet), the same.
+        assert_eq!(p.others_of("L1", "A", &master, &own), o);
+        // A SKU new to the shard, of a known category: that category's pool.
+        let n = p.others_of("L3", "D", &master, &PoolSums::default());
+        assert_eq!(n.category.keys, 3);
         // An update moves the key's part; the others do not see the key's change.
         let changed = row_with(0b1111, true);
         let new = p.contribution(&changed);
         p.update(g, &own, &new);
         *rows.get_mut(0) = changed;
         assert_eq!(p.others(g, &new), o);
-        let g2 = p.groups("L1", "B");
-        assert_eq!(
-            p.others(g2, &p.contribution(rows.get(1)))
-                .location
-                .oos_hours,
-            4
-        );
+        // L1|B has no category: an empty category pool, the rest as usual.
+        let g2 = p.groups("L1", "B", &master);
+        let o2 = p.others(g2, &p.contribution(rows.get(1)));
+        assert_eq!(o2.location.oos_hours, 4);
+        assert_eq!(o2.category, PoolSums::default());
+        assert_eq!(o2.shard.keys, 3);
         // A rebuild from the rows gives the same sums.
-        let r = Pools::rebuild(24, &rows, &keys);
+        let r = Pools::rebuild(24, &rows, &keys, &master);
         assert_eq!(r.locations, p.locations);
         assert_eq!(r.skus, p.skus);
+        assert_eq!(r.categories, p.categories);
         assert_eq!(r.total, p.total);
-        assert_eq!(p.groups_len(), (2, 2));
+        assert_eq!(p.groups_len(), (2, 3, 1));
         assert!(p.heap_bytes() > 0);
+        // Without the item table, no category pools.
+        let bare = Pools::rebuild(24, &rows, &keys, &MasterData::default());
+        assert_eq!(bare.groups_len(), (2, 3, 0));
+        assert_eq!(bare.total, p.total);
     }
 }

@@ -117,7 +117,12 @@ impl Shard {
 
     /// A shard over a restored state (fresh scratch, telemetry-only measures empty).
     pub fn from_state(cfg: EngineConfig, state: ShardState) -> Self {
-        let pools = Pools::rebuild(cfg.model.horizon_hours, &state.rows, &state.keys);
+        let pools = Pools::rebuild(
+            cfg.model.horizon_hours,
+            &state.rows,
+            &state.keys,
+            &MasterData::default(),
+        );
         Shard {
             pools,
             state,
@@ -149,8 +154,14 @@ impl Shard {
     }
 
     /// Uses `master` for the locations' time zones from the next event on (the model's local
-    /// hour of day and day of week).
+    /// hour of day and day of week), and for the SKUs' categories: a changed item table
+    /// rebuilds the pools from the rows (see [`super::pool`]).
     pub fn set_master(&mut self, master: std::sync::Arc<MasterData>) {
+        if master.items_version() != self.master.items_version() {
+            self.pools = self
+                .pools
+                .recategorised(&self.state.rows, &self.state.keys, &master);
+        }
         self.master = master;
     }
 
@@ -312,9 +323,15 @@ impl Shard {
         self.pools.heap_bytes()
     }
 
-    /// Locations and SKUs pooled.
-    pub fn pool_groups(&self) -> (usize, usize) {
+    /// Locations, SKUs and categories pooled.
+    pub fn pool_groups(&self) -> (usize, usize, usize) {
         self.pools.groups_len()
+    }
+
+    /// The pools (tests compare them).
+    #[cfg(test)]
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
     }
 
     /// Admits a decoded batch into the reorder buffer. `source_of(index)` gives the opaque
@@ -392,7 +409,9 @@ impl Shard {
             self.changed.mark(row);
             // The key's pools, by the names in hand (its cell may be cold by the time the
             // event is speculated and applied).
-            let groups = self.pools.groups(c.location.value(i), c.sku.value(i));
+            let groups = self
+                .pools
+                .groups(c.location.value(i), c.sku.value(i), &self.master);
             let kind = EventType::from_code(c.kind.value(i)).unwrap_or(EventType::Sale);
             let shipment_hash = if c.shipment_id.is_valid(i) {
                 id_hash(c.shipment_id.value(i))
@@ -585,7 +604,7 @@ impl Shard {
             e.groups
         } else {
             let (location, sku) = self.state.keys.parts(e.row);
-            self.pools.groups(location, sku)
+            self.pools.groups(location, sku, &self.master)
         };
         let c = self.state.rows.get_mut(row);
         let before = self.pools.contribution(c);
@@ -833,7 +852,7 @@ impl Shard {
             self.pools.others(e.groups, &own)
         } else {
             let (location, sku) = self.state.keys.parts(e.row);
-            self.pools.others_of(location, sku, &own)
+            self.pools.others_of(location, sku, &self.master, &own)
         };
         if self.master.has_locations() {
             inputs.utc_offset_ms =

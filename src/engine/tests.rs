@@ -140,6 +140,68 @@ fn run_shard(cfg: EngineConfig, keys: u32, n: u64) -> (Shard, Vec<crate::alert::
     (s, alerts)
 }
 
+/// An item table gives category pools: a shard that gets it after its events rebuilds its
+/// pools to what a shard that had it from the start maintained event by event (replay = run),
+/// and a shard without one has none (its keys read an empty category pool).
+#[test]
+fn an_item_table_gives_category_pools_rebuilt_when_it_changes() {
+    use crate::engine::pool::contribution;
+    use crate::model::features::window_hours;
+    let (keys, n) = (24u32, 6_000u64);
+    let mut m = crate::master::MasterData::default();
+    // Three categories; K0 has none.
+    for k in 1..keys {
+        let record = format!(r#"{{"sku":"K{k}","category":"c{}/x/y"}}"#, k % 3);
+        m.apply_item(&format!("K{k}"), Some(record.as_bytes()))
+            .unwrap();
+    }
+    let m = std::sync::Arc::new(m);
+    let cfg = EngineConfig::default();
+    let (mut late, _) = run_shard(cfg, keys, n);
+    assert_eq!(late.pool_groups(), (1, keys as usize, 0));
+    let early = {
+        let mut s = Shard::new(cfg);
+        s.set_master(m.clone());
+        let rows: Vec<u32> = (0..keys)
+            .map(|k| {
+                let (row, _) = s.state.keys.get_or_insert("S1", &format!("K{k}"));
+                s.state.rows.push_key();
+                row
+            })
+            .collect();
+        let mut alerts = Vec::new();
+        for chunk in events_of_keys(keys, n, 0x9e37_79b9_7f4a_7c15, &rows).chunks(500) {
+            for e in chunk {
+                assert!(s.state.order.accept_from(0, *e).is_ok());
+            }
+            s.advance(false, None, &mut alerts);
+        }
+        s.advance(true, None, &mut alerts);
+        s
+    };
+    late.set_master(m.clone());
+    assert_eq!(late.pool_groups(), (1, keys as usize, 3));
+    let window = window_hours(i64::from(cfg.model.horizon_hours) * HOUR_MS);
+    let mut categorised = 0;
+    for k in 0..keys {
+        let sku = format!("K{k}");
+        let row = late.state.keys.get("S1", &sku).expect("a key");
+        let own = contribution(late.state.rows.get(row as usize), window);
+        let a = late.pools().others_of("S1", &sku, &m, &own);
+        let b = early.pools().others_of("S1", &sku, &m, &own);
+        assert_eq!(a, b, "{sku}");
+        if k == 0 {
+            assert_eq!(a.category, Default::default());
+        } else if a.category.keys > 0 {
+            categorised += 1;
+        }
+    }
+    assert!(
+        categorised > 0,
+        "some keys read a category pool with history"
+    );
+}
+
 fn with_challenger(cfg: EngineConfig) -> EngineConfig {
     use crate::model::learner::{LearnerConfig, LearnerKind};
     use crate::model::{InitialModel, ModelArtifact};
@@ -253,4 +315,78 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
     let after = shard_record(&p);
     let encoded: serde_json::Value = serde_json::from_slice(&after.encode()[1..]).unwrap();
     assert_eq!(encoded["model_origin"], art.id());
+}
+
+/// Events admitted before the item table arrives carry their keys' group ids (resolved at
+/// admission); the pools keep those ids when the table recategorises them, so the events
+/// applied after it give what a shard that had the table from the start gives: the same
+/// features and risks for every applied event, the same pools.
+#[test]
+fn events_admitted_before_an_item_table_apply_to_its_pools() {
+    use crate::decode::{DecodeLimits, Decoder, KeyPolicy};
+    use crate::sim::load;
+    // 600 keys (one store's SKUs 0..599, a receipt each first), an event a minute: 40 h of
+    // event time.
+    let mut l = load::Load::new(600, 60_000.0);
+    let batches: Vec<load::Batch> = (0..6)
+        .map(|_| {
+            let mut b = load::Batch::default();
+            b.fill(&mut l, 400);
+            b
+        })
+        .collect();
+    let mut m = crate::master::MasterData::default();
+    for sku in 0..1_000 {
+        let name = format!("SKU-{sku:06}");
+        let record = format!(r#"{{"sku":"{name}","category":"c{}/x"}}"#, sku % 7);
+        m.apply_item(&name, Some(record.as_bytes())).unwrap();
+    }
+    let m = std::sync::Arc::new(m);
+    let run = |table_after_first: bool| {
+        let mut s = Shard::new(EngineConfig::default());
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        if !table_after_first {
+            s.set_master(m.clone());
+        }
+        s.record_scores(true);
+        let (mut alerts, mut rejects) = (Vec::new(), Vec::new());
+        let mut scores = Vec::new();
+        for (i, b) in batches.iter().enumerate() {
+            let d = dec.decode(b.messages(), 1_800_000_000_000, &mut rejects);
+            s.ingest(&d, u64::from, &mut rejects);
+            if i == 0 && table_after_first {
+                s.set_master(m.clone());
+            }
+            s.advance(false, None, &mut alerts);
+            scores.extend(s.drain_scores().map(|r| (r.row, r.time_ms, r.risk, r.x)));
+        }
+        s.advance(true, None, &mut alerts);
+        scores.extend(s.drain_scores().map(|r| (r.row, r.time_ms, r.risk, r.x)));
+        assert!(rejects.is_empty(), "{rejects:?}");
+        (s, alerts, scores)
+    };
+    let (a, alerts_a, scores_a) = run(false);
+    let (b, alerts_b, scores_b) = run(true);
+    assert_eq!(scores_a.len(), 2_400);
+    assert_eq!(scores_a, scores_b);
+    assert_eq!(alerts_a, alerts_b);
+    // The category pools are read: some event saw other keys of its category.
+    let cat = crate::model::features::CAT_POOL;
+    assert!(scores_a
+        .iter()
+        .any(|s| s.3[cat..cat + 5] != scores_a[0].3[cat..cat + 5]));
+    assert_eq!(a.pool_groups(), (1, 600, 7));
+    assert_eq!(b.pool_groups(), a.pool_groups());
+    let window = crate::model::features::window_hours(
+        i64::from(EngineConfig::default().model.horizon_hours) * HOUR_MS,
+    );
+    for row in 0..a.keys() as u32 {
+        let (location, sku) = a.state.keys.parts(row);
+        let own = crate::engine::pool::contribution(a.state.rows.get(row as usize), window);
+        assert_eq!(
+            a.pools().others_of(location, sku, &m, &own),
+            b.pools().others_of(location, sku, &m, &own),
+            "{location}|{sku}"
+        );
+    }
 }

@@ -69,6 +69,10 @@ pub struct Panel {
     pub sales: Vec<f32>,
     /// Out-of-stock flag per series and hour, if the data has them.
     pub oos: Option<Vec<bool>>,
+    /// Category path (`a/b/c`) of each SKU that has one in the data (FRN CSV: its first,
+    /// second and third category ids), sorted by SKU: the item table evaluate gives the engine
+    /// (its category pools) unless `--items` gives one.
+    pub categories: Vec<(String, String)>,
 }
 
 impl Panel {
@@ -92,6 +96,9 @@ impl Panel {
         self.locations.extend(other.locations);
         self.skus.extend(other.skus);
         self.sales.extend(other.sales);
+        self.categories.extend(other.categories);
+        self.categories.sort();
+        self.categories.dedup();
         Ok(())
     }
 
@@ -185,6 +192,7 @@ pub(crate) fn assemble(
         hours,
         sales,
         oos,
+        categories: Vec::new(),
     })
 }
 
@@ -276,6 +284,14 @@ pub fn read_frn50k(
     let c_dt = csv.column("dt")?;
     let c_flags = csv.column("hours_stock_status")?;
     let c_sales = csv.column("hours_sale")?;
+    // Optional: the category levels of the product.
+    let c_category = [
+        "first_category_id",
+        "second_category_id",
+        "third_category_id",
+    ]
+    .map(|name| csv.column(name).ok());
+    let mut categories: HashMap<u32, String> = HashMap::new();
     let mut index: HashMap<(u32, u32), u32> = HashMap::new();
     let mut keys = Vec::new();
     let mut rows = Vec::new();
@@ -326,6 +342,15 @@ pub fn read_frn50k(
             keys.push((format!("STORE-{store}"), format!("SKU-{product}")));
             next
         });
+        if c_category[0].is_some() && !categories.contains_key(&product) {
+            let levels: Vec<&str> = c_category
+                .iter()
+                .map_while(|c| c.map(|i| f[i].trim()).filter(|v| !v.is_empty()))
+                .collect();
+            if !levels.is_empty() {
+                categories.insert(product, levels.join("/"));
+            }
+        }
         rows.push(DayRow {
             series,
             day,
@@ -334,7 +359,13 @@ pub fn read_frn50k(
         });
         Ok(())
     })?;
-    assemble(keys, rows, true)
+    let mut panel = assemble(keys, rows, true)?;
+    panel.categories = categories
+        .into_iter()
+        .map(|(p, c)| (format!("SKU-{p}"), c))
+        .collect();
+    panel.categories.sort();
+    Ok(panel)
 }
 
 /// Reads a `date, location, sku, units` table (CSV, gzip ok).
@@ -437,9 +468,33 @@ mod tests {
         assert_eq!(p.sales_of(0)[27], 0.5);
         let oos = p.oos.as_ref().unwrap();
         assert!(oos[47] && !oos[46] && !oos[48 + 47]);
+        assert!(p.categories.is_empty(), "no category columns");
         // The fold keeps store 8 only.
         let p = read_frn50k(f.path(), Some(StoreFold::parse("0/2").unwrap()), |_| {}).unwrap();
         assert_eq!(p.locations, vec!["STORE-8".to_owned()]);
+    }
+
+    #[test]
+    fn reads_the_products_category_paths() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "store_id,first_category_id,second_category_id,third_category_id,product_id,dt,\
+             hours_stock_status,hours_sale"
+        )
+        .unwrap();
+        let day = format!("{},{}", "0".repeat(24), vec!["0"; 24].join(" "));
+        writeln!(f, "1,3,14,159,9,2024-03-28,{day}").unwrap();
+        writeln!(f, "2,3,14,159,9,2024-03-28,{day}").unwrap();
+        writeln!(f, "1,2,71,,8,2024-03-28,{day}").unwrap();
+        let p = read_frn50k(f.path(), None, |_| {}).unwrap();
+        assert_eq!(
+            p.categories,
+            vec![
+                ("SKU-8".to_owned(), "2/71".to_owned()),
+                ("SKU-9".to_owned(), "3/14/159".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -183,6 +183,7 @@ mod tests {
             hours,
             sales,
             oos: None,
+            categories: Vec::new(),
         }
     }
 

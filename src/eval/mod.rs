@@ -448,6 +448,24 @@ fn next_oos(oos: &[bool], hours: usize) -> Vec<u32> {
     next
 }
 
+/// `master` with the panel's category paths as its item table (the engine's category pools),
+/// unless it has an item table already (`--items`).
+fn with_categories(
+    master: &std::sync::Arc<crate::master::MasterData>,
+    categories: &[(String, String)],
+) -> Result<std::sync::Arc<crate::master::MasterData>, EvalError> {
+    if categories.is_empty() || master.len().1 > 0 {
+        return Ok(master.clone());
+    }
+    let mut m = crate::master::MasterData::clone(master);
+    for (sku, category) in categories {
+        let record = serde_json::json!({ "sku": sku, "category": category }).to_string();
+        m.apply_item(sku, Some(record.as_bytes()))
+            .map_err(|e| EvalError::Argument(format!("item {sku:?}: {e}")))?;
+    }
+    Ok(std::sync::Arc::new(m))
+}
+
 /// Runs the evaluation. `progress(hours_done, hours_total)` is called once per hour of data.
 pub fn evaluate(
     panel: &Panel,
@@ -486,10 +504,11 @@ pub fn evaluate_with_features(
     let train_from = opts.train_from.filter(|&k| k < n);
     // The training series' shard (the last one): its model is never read.
     let train_part = train_from.map(|_| partitions);
+    let master = with_categories(&opts.master, &panel.categories)?;
     let mut parts: Vec<Part> = (0..partitions + u32::from(train_from.is_some()))
         .map(|_| {
             let mut shard = Shard::new(cfg);
-            shard.set_master(opts.master.clone());
+            shard.set_master(master.clone());
             shard.record_scores(true);
             Part {
                 shard,

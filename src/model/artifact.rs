@@ -18,7 +18,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{bin_edges, CROSSES, NAMES, NF};
+use super::features::{bin_edges, CATEGORY_LEVEL, CROSSES, NAMES, NF};
 use super::learner::LearnerConfig;
 use super::ModelError;
 
@@ -44,6 +44,7 @@ pub fn fingerprint() -> String {
         h.update(&(a as u64).to_le_bytes());
         h.update(&(b as u64).to_le_bytes());
     }
+    h.update(&(CATEGORY_LEVEL as u64).to_le_bytes());
     format!("{:016x}", h.digest())
 }
 

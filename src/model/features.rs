@@ -6,7 +6,7 @@ use super::prior::stockout_prior;
 use crate::event::HOUR_MS;
 
 /// Number of features, bias included.
-pub const NF: usize = 37;
+pub const NF: usize = 42;
 
 /// Feature names, index = position in the vector (used in alert reasons and model reports).
 pub const NAMES: [&str; NF] = [
@@ -47,6 +47,11 @@ pub const NAMES: [&str; NF] = [
     "sku_oos_now",
     "sku_oos_days_7d",
     "sku_pace_today",
+    "cat_oos_hours_24h",
+    "cat_oos_window_yesterday",
+    "cat_oos_now",
+    "cat_oos_days_7d",
+    "cat_pace_today",
 ];
 
 /// Index of the prior's logit.
@@ -65,6 +70,13 @@ pub const DAY_OF_WEEK: usize = 22;
 pub const LOC_POOL: usize = 27;
 /// Index of the first pooled feature of the key's SKU (five, as [`LOC_POOL`]).
 pub const SKU_POOL: usize = 32;
+/// Levels of the item table's category path (`a/b/c`) that name the key's category pool
+/// (`engine::pool`): 1, the top level (chosen on the development data: `docs/model.md`,
+/// "Category pools"). Part of the feature set's fingerprint.
+pub const CATEGORY_LEVEL: usize = 1;
+/// Index of the first pooled feature of the key's item category (five, as [`LOC_POOL`]; a key
+/// whose SKU has no category reads an empty pool: the shard's shares, pace 0).
+pub const CAT_POOL: usize = 37;
 
 /// The features that come from availability observations (the "no availability history"
 /// baseline of `stockwatch evaluate` zeroes them).
@@ -89,6 +101,10 @@ pub const AVAILABILITY_HISTORY: &[usize] = &[
     SKU_POOL + 1,
     SKU_POOL + 2,
     SKU_POOL + 3,
+    CAT_POOL,
+    CAT_POOL + 1,
+    CAT_POOL + 2,
+    CAT_POOL + 3,
 ];
 
 /// A feature vector.
@@ -178,6 +194,9 @@ pub struct PoolInputs {
     pub location: PoolSums,
     /// The other keys of the key's SKU (at other locations).
     pub sku: PoolSums,
+    /// The other keys of the key's item category (its SKU's category in the item table, at
+    /// the pooled level: see `engine::pool`); empty when the SKU has no category.
+    pub category: PoolSums,
     /// The other keys of the shard: what a small pool is shrunk towards.
     pub shard: PoolSums,
 }
@@ -365,6 +384,13 @@ pub fn set_pooled(k: &KeyInputs, x: &mut Features) {
         frac_today,
         &mut x[SKU_POOL..SKU_POOL + 5],
     );
+    pool_features(
+        &p.category,
+        &p.shard,
+        w,
+        frac_today,
+        &mut x[CAT_POOL..CAT_POOL + 5],
+    );
 }
 
 /// Pseudo-keys of the shard's mean that a pool is shrunk towards: a pool of one other key says
@@ -448,8 +474,8 @@ pub const fn bin_edges(i: usize) -> &'static [f32] {
     // Pooled shares: means over many keys, so finer where they concentrate.
     const POOLED: [f32; 8] = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.7];
     match i {
-        LOC_POOL..=30 | SKU_POOL..=35 => &POOLED,
-        31 | 36 => &RATIO,
+        LOC_POOL..=30 | SKU_POOL..=35 | CAT_POOL..=40 => &POOLED,
+        31 | 36 | 41 => &RATIO,
         PRIOR_LOGIT => &LOGIT,
         3 | 6 | 25 => &UNIT,
         4 | 23 | 24 => &RATIO,
@@ -573,6 +599,7 @@ mod tests {
             moved.pools = PoolInputs {
                 location: loc,
                 sku,
+                category: sums(60 + n as u32, 300, 4, 20_000, 21_000),
                 shard: sums(900, 5_000, 50, 300_000, 280_000),
             };
             let (mut want, mut got) = ([0.0f32; NF], [0.0f32; NF]);
@@ -594,9 +621,19 @@ mod tests {
     fn pooled_features_come_from_the_pools_and_are_history() {
         assert_eq!(NAMES[LOC_POOL], "loc_oos_hours_24h");
         assert_eq!(NAMES[SKU_POOL + 4], "sku_pace_today");
-        for i in [LOC_POOL, LOC_POOL + 3, SKU_POOL, SKU_POOL + 3] {
+        assert_eq!(NAMES[CAT_POOL], "cat_oos_hours_24h");
+        assert_eq!(NAMES[CAT_POOL + 4], "cat_pace_today");
+        for i in [
+            LOC_POOL,
+            LOC_POOL + 3,
+            SKU_POOL,
+            SKU_POOL + 3,
+            CAT_POOL,
+            CAT_POOL + 3,
+        ] {
             assert!(AVAILABILITY_HISTORY.contains(&i), "{}", NAMES[i]);
         }
         assert!(!AVAILABILITY_HISTORY.contains(&(SKU_POOL + 4)));
+        assert!(!AVAILABILITY_HISTORY.contains(&(CAT_POOL + 4)));
     }
 }
