@@ -18,9 +18,9 @@ for ((i = 1; i <= runs; i++)); do
     for bin in "$@"; do
         # shellcheck disable=SC2086 # PHASES_ARGS is a list of words
         if [[ -n ${PHASES_CPU:-} ]]; then
-            line=$(taskset -c "$PHASES_CPU" "$bin" "$keys" ${PHASES_ARGS:-})
+            line=$(taskset -c "$PHASES_CPU" "$bin" "$keys" ${PHASES_ARGS:-} | grep '^per event')
         else
-            line=$("$bin" "$keys" ${PHASES_ARGS:-})
+            line=$("$bin" "$keys" ${PHASES_ARGS:-} | grep '^per event')
         fi
         echo "$bin $line" | tee -a "$out" >&2
     done
