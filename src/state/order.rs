@@ -47,6 +47,9 @@ pub struct PendingEvent {
     pub groups: Groups,
 }
 
+// One cache line: the pool ids took the padding's place and 4 bytes more (56 before them).
+const _: () = assert!(std::mem::size_of::<PendingEvent>() == 64);
+
 /// A key's dense group ids in its shard's pools (`engine::pool::Pools`): its location's and its
 /// SKU's. Ids are the shard's own, never persisted nor shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
