@@ -120,7 +120,20 @@ fn events_of_keys(keys: u32, n: u64, seed: u64, rows: &[u32]) -> Vec<PendingEven
 
 /// A shard with `keys` keys fed `events`; its alerts.
 fn run_shard(cfg: EngineConfig, keys: u32, n: u64) -> (Shard, Vec<crate::alert::Alert>) {
+    run_shard_with(cfg, keys, n, None)
+}
+
+/// As [`run_shard`], the shard given `master` first if any.
+fn run_shard_with(
+    cfg: EngineConfig,
+    keys: u32,
+    n: u64,
+    master: Option<std::sync::Arc<crate::master::MasterData>>,
+) -> (Shard, Vec<crate::alert::Alert>) {
     let mut s = Shard::new(cfg);
+    if let Some(m) = master {
+        s.set_master(m);
+    }
     s.track_changes(true);
     let rows: Vec<u32> = (0..keys)
         .map(|k| {
@@ -159,26 +172,7 @@ fn an_item_table_gives_category_pools_rebuilt_when_it_changes() {
     let cfg = EngineConfig::default();
     let (mut late, _) = run_shard(cfg, keys, n);
     assert_eq!(late.pool_groups(), (1, keys as usize, 0));
-    let early = {
-        let mut s = Shard::new(cfg);
-        s.set_master(m.clone());
-        let rows: Vec<u32> = (0..keys)
-            .map(|k| {
-                let (row, _) = s.state.keys.get_or_insert("S1", &format!("K{k}"));
-                s.state.rows.push_key();
-                row
-            })
-            .collect();
-        let mut alerts = Vec::new();
-        for chunk in events_of_keys(keys, n, 0x9e37_79b9_7f4a_7c15, &rows).chunks(500) {
-            for e in chunk {
-                assert!(s.state.order.accept_from(0, *e).is_ok());
-            }
-            s.advance(false, None, &mut alerts);
-        }
-        s.advance(true, None, &mut alerts);
-        s
-    };
+    let (early, _) = run_shard_with(cfg, keys, n, Some(m.clone()));
     late.set_master(m.clone());
     assert_eq!(late.pool_groups(), (1, keys as usize, 3));
     let window = window_hours(i64::from(cfg.model.horizon_hours) * HOUR_MS);
