@@ -18,7 +18,7 @@
 //! Each test starts its own broker and uses its own topics and group.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use broker::Broker;
@@ -83,15 +83,17 @@ pub(crate) fn expected(dir: &Path, seed: &str) -> Expected {
     expected_for(dir, &sim_args(seed))
 }
 
-/// The alert ids `replay --partitions` raises on the stream `simulate` writes with `sim`
-/// (the stream is left in `dir/events.jsonl`).
-fn replay_alert_ids(dir: &Path, sim: &[&str]) -> BTreeSet<String> {
+/// Writes the stream `simulate` makes with `sim` to `dir/events.jsonl` and the alerts `replay
+/// --partitions` raises on it to `dir/alerts.jsonl` (with `replay_extra` added to its
+/// arguments); the stream's path.
+fn simulate_and_replay(dir: &Path, sim: &[&str], replay_extra: &[&str]) -> PathBuf {
     let file = dir.join("events.jsonl");
     let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
     args.extend_from_slice(sim);
     stockwatch(&args);
     let alerts_file = dir.join("alerts.jsonl");
-    stockwatch(&[
+    let partitions = PARTITIONS.to_string();
+    let mut args = vec![
         "replay",
         "--quiet",
         "--input",
@@ -99,9 +101,18 @@ fn replay_alert_ids(dir: &Path, sim: &[&str]) -> BTreeSet<String> {
         "--alerts-out",
         alerts_file.to_str().unwrap(),
         "--partitions",
-        &PARTITIONS.to_string(),
-    ]);
-    lines(&alerts_file)
+        &partitions,
+    ];
+    args.extend_from_slice(replay_extra);
+    stockwatch(&args);
+    file
+}
+
+/// The alert ids `replay --partitions` raises on the stream `simulate` writes with `sim`
+/// (the stream is left in `dir/events.jsonl`).
+fn replay_alert_ids(dir: &Path, sim: &[&str]) -> BTreeSet<String> {
+    simulate_and_replay(dir, sim, &[]);
+    lines(&dir.join("alerts.jsonl"))
         .iter()
         .map(|a| a["alert_id"].as_str().unwrap().to_owned())
         .collect()
@@ -109,24 +120,9 @@ fn replay_alert_ids(dir: &Path, sim: &[&str]) -> BTreeSet<String> {
 
 /// [`expected`] for any simulate arguments.
 fn expected_for(dir: &Path, sim: &[&str]) -> Expected {
-    let file = dir.join("events.jsonl");
-    let mut args = vec!["simulate", "--quiet", "--out", file.to_str().unwrap()];
-    args.extend_from_slice(sim);
-    stockwatch(&args);
-    let alerts_file = dir.join("alerts.jsonl");
     let rejects_file = dir.join("rejects.jsonl");
-    stockwatch(&[
-        "replay",
-        "--quiet",
-        "--input",
-        file.to_str().unwrap(),
-        "--alerts-out",
-        alerts_file.to_str().unwrap(),
-        "--rejects-out",
-        rejects_file.to_str().unwrap(),
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ]);
+    let file = simulate_and_replay(dir, sim, &["--rejects-out", rejects_file.to_str().unwrap()]);
+    let alerts_file = dir.join("alerts.jsonl");
     let mut alerts = BTreeMap::new();
     for a in lines(&alerts_file) {
         let id = a["alert_id"].as_str().unwrap().to_owned();
