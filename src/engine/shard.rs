@@ -589,6 +589,8 @@ impl Shard {
 
     /// Applies one event in order, then scores its key.
     fn apply(&mut self, e: &PendingEvent, processing_ms: Option<i64>, alerts: &mut Vec<Alert>) {
+        // The event left the key's reorder buffer: the key changed even if it is refused.
+        self.changed.mark(e.row);
         if e.kind == EventType::Shipment && self.state.inbound.is_closed(e.row, e.shipment_hash) {
             // Refused (its closure was applied after it was admitted): nothing at all happens,
             // exactly as when it is refused on arrival.
@@ -596,7 +598,6 @@ impl Shard {
             return;
         }
         self.mature_labels(e.time_ms);
-        self.changed.mark(e.row);
         let row = e.row as usize;
         let hour = hour_of(e.time_ms);
         let h = self.horizon_ms();
