@@ -1417,14 +1417,13 @@ pub(crate) fn probe_fencing(bootstrap: &str, topic: &str) -> Fencing {
     }
 }
 
-/// How soon after its thaw a fenced instance must have exited. When the fence reaches it as a
-/// fatal producer error (e.g. on AddPartitionsToTxn) it stops at once (measured 0.3–0.4 s);
-/// when it reaches it first on a ProduceRequest, librdkafka reports `PRODUCER_FENCED` as an
-/// abortable transaction error, and the service's abort waits out its 30 s deadline before
-/// the process ends (measured 30.3 s after the thaw in a clean-clone run). Both must end the
-/// process, so the bound is that deadline with room for a loaded machine; stopping at once in
-/// the second case too is an open defect (see docs/reliability.md).
-const FENCED_EXIT_WITHIN: Duration = Duration::from_secs(60);
+/// How soon after its thaw a fenced instance must have exited. The fence reaches it as a fatal
+/// producer error (e.g. on AddPartitionsToTxn) or first as a delivery refused with
+/// `PRODUCER_FENCED` (a ProduceRequest, which librdkafka reports as abortable): either way the
+/// producer is fatal and the process stops without aborting (measured 0.3–0.4 s; before the
+/// second path was fatal too, its abort waited out the 30 s deadline: 30.3 s in a clean-clone
+/// run). The bound leaves room for a loaded machine and stays under that deadline.
+const FENCED_EXIT_WITHIN: Duration = Duration::from_secs(20);
 
 /// Zombie fencing in `exactly_once`: A and B split the partitions, A is frozen (SIGSTOP) for
 /// 15 s — past its 6 s session timeout and its 10 s `transaction.timeout.ms` — while input

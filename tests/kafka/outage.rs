@@ -454,7 +454,8 @@ impl Running {
             assert!(self.is_running(), "the service stopped");
             assert!(
                 started.elapsed() < WAIT,
-                "{n} messages not read in {WAIT:?}"
+                "{n} messages not read in {WAIT:?}: {} read",
+                self.snapshot().stats.messages
             );
             std::thread::sleep(Duration::from_millis(5));
         }

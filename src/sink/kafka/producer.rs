@@ -103,6 +103,10 @@ pub(super) struct Deliveries {
     pub(super) first_failure: Mutex<Option<String>>,
     /// `first_failure` is a purge (a later failure of another kind replaces it).
     first_purged: std::sync::atomic::AtomicBool,
+    /// A delivery refused because a newer producer owns the `transactional.id`: fatal for
+    /// this one, although librdkafka raises it as abortable when it arrives on a
+    /// ProduceRequest ([`EventProducer::fatal`]).
+    fenced: Mutex<Option<(RDKafkaErrorCode, String)>>,
     last_client_error: Mutex<Option<String>>,
     /// `(tag, acknowledged at, ms)` of delivered records sent with a non-zero tag.
     acked: Mutex<Vec<(usize, i64)>>,
@@ -154,8 +158,16 @@ impl ProducerContext for Deliveries {
                 // The cause, not the records librdkafka purged because of it (a failed
                 // transaction purges its queue; their reports may come first): a purge is
                 // the first failure only until another one arrives.
+                let code = e.rdkafka_error_code();
+                if let Some(c @ (RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced)) =
+                    code
+                {
+                    if let Ok(mut f) = self.fenced.lock() {
+                        f.get_or_insert_with(|| (c, e.to_string()));
+                    }
+                }
                 let purged = matches!(
-                    e.rdkafka_error_code(),
+                    code,
                     Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
                 );
                 if let Ok(mut first) = self.first_failure.lock() {
@@ -582,9 +594,15 @@ impl EventProducer {
 
     /// The fatal error librdkafka raised, if any (e.g. fenced: another producer initialised
     /// the same `transactional.id`): nothing this producer sends, commits or aborts can
-    /// succeed any more, so nothing should wait for it.
+    /// succeed any more, so nothing should wait for it. A delivery refused as fenced counts
+    /// too: librdkafka raises the fence as abortable when it arrives on a ProduceRequest, and
+    /// its abort then retries bumping the epoch of an id another instance owns until the
+    /// deadline.
     pub fn fatal(&self) -> Option<ProduceError> {
-        let (code, reason) = self.producer.client().fatal_error()?;
+        let (code, reason) = self.producer.client().fatal_error().or_else(|| {
+            let fenced = self.producer.context().fenced.lock().ok()?;
+            fenced.clone()
+        })?;
         Some(ProduceError::Fatal { code, reason })
     }
 

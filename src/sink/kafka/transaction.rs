@@ -320,4 +320,47 @@ mod tests {
         assert!(matches!(e, ProduceError::Fatal { .. }), "{e}");
         assert!(started.elapsed() < Duration::from_secs(1));
     }
+
+    /// The fence reaching the producer first on a ProduceRequest: librdkafka reports
+    /// `PRODUCER_FENCED` there as an abortable transaction error, not a fatal one, and its
+    /// abort then tries to bump the epoch of an id another instance owns, until its deadline
+    /// (30.3 s in the zombie test on tansu). The producer takes the fenced delivery as fatal:
+    /// the abort returns the fence at once.
+    #[test]
+    fn a_fence_on_a_produce_request_is_fatal_too() {
+        let cluster: MockCluster<'static, DefaultProducerContext> =
+            MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 1, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let mut settings = ProducerSettings::new(bootstrap.as_str());
+        settings
+            .properties
+            .push(("transactional.id".into(), "produce-fence-test".into()));
+        let mut old = EventProducer::new(settings).expect("producer");
+        old.init_transactions(Duration::from_secs(10))
+            .expect("init");
+        old.begin_transaction().expect("begin");
+        old.send_to_partition("t", 0, b"k", b"before", &[])
+            .expect("send");
+        old.flush(Duration::from_secs(10)).expect("delivered");
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        old.send_to_partition("t", 0, b"k", b"after", &[])
+            .expect("send");
+        let e = old.flush(Duration::from_secs(10)).expect_err("fenced");
+        assert!(matches!(e, ProduceError::Fatal { .. }), "{e}");
+        assert!(e.to_string().contains("fenced"), "{e}");
+        let timeout = Duration::from_secs(30);
+        let started = Instant::now();
+        let e = old.abort_transaction(timeout).expect_err("fenced");
+        let took = started.elapsed();
+        assert!(matches!(e, ProduceError::Fatal { .. }), "{e}");
+        assert!(!e.is_abortable(), "{e}");
+        assert!(
+            took < Duration::from_secs(1),
+            "the abort of a fenced producer took {took:?} (timeout {timeout:?})"
+        );
+    }
 }
