@@ -319,11 +319,36 @@ impl Mock {
                 )
             })
             .collect();
-        assert_eq!(
-            sources.len(),
-            want.rejects,
-            "distinct dead letters (by source) != the replay's rejects"
-        );
+        if sources.len() != want.rejects {
+            // Whether the records are on the topic (its end offsets) or were never stored.
+            let probe: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &self.bootstrap)
+                .create()
+                .expect("consumer");
+            let ends: Vec<i64> = (0..PARTITIONS)
+                .map(|p| {
+                    probe
+                        .fetch_watermarks(&n[5], p, Duration::from_secs(10))
+                        .map_or(-1, |(_, high)| high)
+                })
+                .collect();
+            let mut read = vec![0usize; PARTITIONS as usize];
+            for m in &dead {
+                if let Some(r) = usize::try_from(m.partition)
+                    .ok()
+                    .and_then(|p| read.get_mut(p))
+                {
+                    *r += 1;
+                }
+            }
+            panic!(
+                "distinct dead letters (by source) != the replay's rejects: {} != {}; {} raw \
+                 records read, per partition {read:?}; the topic's end offsets {ends:?}",
+                sources.len(),
+                want.rejects,
+                dead.len()
+            );
+        }
         (alerts.len(), alerts.len() - got.len())
     }
 }
@@ -454,11 +479,35 @@ impl Running {
             assert!(self.is_running(), "the service stopped");
             assert!(
                 started.elapsed() < WAIT,
-                "{n} messages not read in {WAIT:?}: {} read",
-                self.snapshot().stats.messages
+                "{n} messages not read in {WAIT:?}: {} read; {}",
+                self.snapshot().stats.messages,
+                self.diagnosis()
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// What a failed wait reports: `/readyz` and the consumer's progress series of `/metrics`.
+    fn diagnosis(&self) -> String {
+        let ready = self.get("/readyz").map(|(_, b)| b).unwrap_or_default();
+        let (_, metrics) = self.get("/metrics").unwrap_or_default();
+        let series: Vec<&str> = metrics
+            .lines()
+            .filter(|l| {
+                !l.starts_with('#')
+                    && [
+                        "lag",
+                        "assigned",
+                        "paused",
+                        "restor",
+                        "consumer_errors",
+                        "pending",
+                    ]
+                    .iter()
+                    .any(|k| l.contains(k))
+            })
+            .collect();
+        format!("/readyz {ready}; {}", series.join("; "))
     }
 
     /// Stops the service; its final stats (panics if it failed).
