@@ -308,17 +308,15 @@ impl Mock {
             want.rejects,
             READ_BACK,
         );
-        let sources: BTreeSet<(Vec<u8>, Vec<u8>, Vec<u8>)> = dead
-            .iter()
-            .map(|m| {
-                let h = |k| m.header(k).unwrap_or_default().to_vec();
-                (
-                    h("__connect.errors.topic"),
-                    h("__connect.errors.partition"),
-                    h("__connect.errors.offset"),
-                )
-            })
-            .collect();
+        let source = |m: &consume::Consumed| {
+            let h = |k| m.header(k).unwrap_or_default().to_vec();
+            (
+                h("__connect.errors.topic"),
+                h("__connect.errors.partition"),
+                h("__connect.errors.offset"),
+            )
+        };
+        let sources: BTreeSet<(Vec<u8>, Vec<u8>, Vec<u8>)> = dead.iter().map(source).collect();
         if sources.len() != want.rejects {
             // Whether the records are on the topic (its end offsets) or were never stored.
             let probe: BaseConsumer = ClientConfig::new()
@@ -341,12 +339,34 @@ impl Mock {
                     *r += 1;
                 }
             }
-            panic!(
+            // Read again, uncommitted records too (nothing here is transactional, so the same
+            // records): tells a reader that stopped short from records that are not there.
+            let again = consume::consume_uncommitted_until(
+                &self.bootstrap,
+                &n[5..6],
+                PARTITIONS,
+                want.rejects,
+                READ_BACK,
+            );
+            let again_sources: BTreeSet<_> = again.iter().map(source).collect();
+            assert_eq!(
+                again_sources.len(),
+                want.rejects,
                 "distinct dead letters (by source) != the replay's rejects: {} != {}; {} raw \
-                 records read, per partition {read:?}; the topic's end offsets {ends:?}",
+                 records read, per partition {read:?}; the topic's end offsets {ends:?}; read \
+                 again (read_uncommitted): {} distinct of {} raw",
                 sources.len(),
                 want.rejects,
-                dead.len()
+                dead.len(),
+                again_sources.len(),
+                again.len()
+            );
+            eprintln!(
+                "dead letters: the first read-back found {} of {} (end offsets {ends:?}); all \
+                 {} on the topic when read again with read_uncommitted",
+                sources.len(),
+                want.rejects,
+                want.rejects
             );
         }
         (alerts.len(), alerts.len() - got.len())

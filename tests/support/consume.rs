@@ -65,9 +65,20 @@ fn from_beginning(
     topics: &[String],
     partitions: i32,
 ) -> BaseConsumer {
+    from_beginning_with(bootstrap, group, topics, partitions, "read_committed")
+}
+
+fn from_beginning_with(
+    bootstrap: &str,
+    group: &str,
+    topics: &[String],
+    partitions: i32,
+    isolation: &str,
+) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
+        .set("isolation.level", isolation)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "6000")
@@ -107,6 +118,24 @@ pub fn consume_until(
 ) -> Vec<Consumed> {
     let group = format!("kafka-simulate-test-{}", std::process::id());
     let consumer = from_beginning(bootstrap, &group, topics, partitions);
+    read_until(consumer, expected, deadline)
+}
+
+/// [`consume_until`] reading uncommitted records too (`isolation.level = read_uncommitted`):
+/// for outputs written without transactions (`at_least_once`), where it reads the same records.
+pub fn consume_uncommitted_until(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: i32,
+    expected: usize,
+    deadline: Duration,
+) -> Vec<Consumed> {
+    let group = format!("kafka-simulate-test-uncommitted-{}", std::process::id());
+    let consumer = from_beginning_with(bootstrap, &group, topics, partitions, "read_uncommitted");
+    read_until(consumer, expected, deadline)
+}
+
+fn read_until(consumer: BaseConsumer, expected: usize, deadline: Duration) -> Vec<Consumed> {
     let started = Instant::now();
     let mut got = Vec::with_capacity(expected);
     let mut complete_at: Option<Instant> = None;
