@@ -151,6 +151,14 @@ mod tests {
         assert!(!label(0, 10, i64::MIN));
     }
 
+    /// What a waiting snapshot costs (docs/model.md, "Calibration" and "Champion and
+    /// challenger"): the features, the key, the time and four 4-byte risks and margins.
+    #[test]
+    fn a_snapshot_is_its_features_and_32_bytes() {
+        let nf = super::super::features::NF;
+        assert!(std::mem::size_of::<Snapshot>() <= 4 * nf + 32);
+    }
+
     #[test]
     fn fifo_matures_in_order_and_is_bounded() {
         let mut q = PendingLabels::default();
