@@ -73,11 +73,6 @@ impl Default for LearnerConfig {
 }
 
 impl LearnerConfig {
-    /// The calibration layer of a fresh model: the identity.
-    fn platt(&self) -> Platt {
-        Platt::IDENTITY
-    }
-
     /// One matured label scored at margin `margin` for the calibration layer `p` (nothing
     /// without one).
     fn calibrate(&self, p: &mut Platt, margin: f64, positive: bool) {
@@ -167,7 +162,7 @@ impl AdaGradLogistic {
             w0,
             g2: [0.0; NF],
             updates: 0,
-            platt: cfg.platt(),
+            platt: Platt::IDENTITY,
         }
     }
 
@@ -436,7 +431,7 @@ impl BinnedLogistic {
             g2: vec![0.0; layout.len],
             w0,
             updates: 0,
-            platt: cfg.platt(),
+            platt: Platt::IDENTITY,
         }
     }
 
