@@ -23,7 +23,8 @@
 //!   per-location local clock.
 //! - [`partition`]: Kafka's default partitioner (murmur2), for key → shard routing.
 //! - [`model`]: the model's read view of a key (`KeyInputs`), features, analytic prior,
-//!   online learner, delayed labels and the model's rolling quality (Brier, log loss, ROC AUC).
+//!   online learner and its calibration layer, delayed labels and the model's rolling quality
+//!   (Brier, log loss, ROC AUC).
 //! - [`state`]: per-shard state — key dictionary, per-key rows, inbound schedule, event order;
 //!   [`state::ShardState`] is everything persisted of a shard, which snapshots and the
 //!   changelog read and write.

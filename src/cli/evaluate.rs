@@ -168,6 +168,8 @@ struct Details {
     partitions: u32,
     model_version: String,
     model_config: crate::model::ModelConfig,
+    /// Each shard's calibration layer at the end of the data (null without one).
+    calibration: Vec<serde_json::Value>,
     read_seconds: f64,
     evaluate_seconds: f64,
     reliability: std::collections::BTreeMap<&'static str, Vec<ReliabilityBin>>,
@@ -364,6 +366,11 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         partitions: a.partitions,
         model_version,
         model_config: model_cfg,
+        calibration: outcome
+            .model_states
+            .iter()
+            .map(|s| s.get("calibration").cloned().unwrap_or_default())
+            .collect(),
         read_seconds,
         evaluate_seconds,
         reliability: outcome

@@ -475,6 +475,12 @@ impl Config {
                 m.learner.learning_rate
             ));
         }
+        let rate = m.learner.calibration_rate;
+        if !(rate > 0.0 && rate.is_finite()) {
+            return bad(format!(
+                "model.learner.calibration_rate must be > 0, got {rate}"
+            ));
+        }
         m.check()
             .map_err(|e| ConfigError::Invalid(format!("model.initial: {e}")))?;
         m.check_challenger()

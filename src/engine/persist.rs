@@ -215,6 +215,86 @@ mod tests {
         assert_eq!(out[0], out[2]);
     }
 
+    /// Hours `from..to` of three keys from 2026-01-01: a sale every hour, and each key out of
+    /// stock for an hour in turn (so snapshots mature with both outcomes); decoded on 2026-01-05.
+    fn hours(from: u32, to: u32) -> crate::decode::DecodedBatch {
+        let mut m = Vec::new();
+        for h in from..to {
+            let t = |min: u32| format!("2026-01-{:02}T{:02}:{min:02}:00Z", 1 + h / 24, h % 24);
+            for k in 1..=3 {
+                m.push(format!(
+                    r#"{{"event_id":"h{h}-s{k}","type":"sale","sku":"K{k}","location":"S1","qty":1,"event_time":"{}"}}"#,
+                    t(10 + k)
+                ));
+                let out = (h + k) % 3 == 0 && (h / 3 + k) % 2 == 0;
+                m.push(format!(
+                    r#"{{"event_id":"h{h}-a{k}","type":"availability","sku":"K{k}","location":"S1","in_stock":{},"event_time":"{}"}}"#,
+                    !out,
+                    t(40 + k)
+                ));
+            }
+        }
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        let mut rejects = Vec::new();
+        let b = dec.decode(
+            m.iter().map(|m| MessageRef {
+                key: None,
+                value: m.as_bytes(),
+            }),
+            1_767_600_000_000,
+            &mut rejects,
+        );
+        assert!(rejects.is_empty(), "{rejects:?}");
+        b
+    }
+
+    /// The calibration layer learns from the margins kept in the label snapshots, and a shard
+    /// restored from the changelog or a snapshot, with snapshots still waiting, continues
+    /// exactly as the original: same layer, same weights, same risks.
+    #[test]
+    fn the_calibration_layer_and_the_snapshots_margins_survive_a_restore() {
+        let mut cfg = EngineConfig::default();
+        cfg.model.horizon_hours = 2;
+        cfg.model.label_sample_hours = 1;
+        cfg.model.learner.calibration_rate = 0.05;
+        let mut s = Shard::new(cfg);
+        s.track_changes(true);
+        s.process(
+            &hours(0, 48),
+            u64::from,
+            None,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+        s.advance(true, None, &mut Vec::new());
+        assert!(s.label_backlog() > 0, "snapshots wait across the restore");
+        assert!(s
+            .state()
+            .labels
+            .iter()
+            .all(|l| l.margin.is_finite() && l.challenger_margin.is_nan()));
+        let layer = s.model().export()["calibration"].clone();
+        assert!(layer["updates"].as_u64().unwrap_or(0) > 0, "{layer}");
+        assert_ne!(layer["a"].as_f64(), Some(1.0), "{layer}");
+        let (meta, keys) = records(&mut s);
+        let mut r = restore_shard(cfg, &meta, keys).unwrap();
+        let batch = shard_to_batch(&s, 0).unwrap();
+        let mut from_snapshot =
+            shard_from_batch(&batch, &shard_meta(&batch).unwrap(), cfg).unwrap();
+        let next = hours(48, 72);
+        let mut out = Vec::new();
+        for shard in [&mut s, &mut r, &mut from_snapshot] {
+            let mut a = Vec::new();
+            shard.process(&next, u64::from, None, &mut Vec::new(), &mut a);
+            shard.advance(true, None, &mut a);
+            let risks: Vec<f64> = a.iter().map(|a| a.risk).collect();
+            out.push((shard.model().export(), risks));
+        }
+        assert_ne!(out[0].0["calibration"], layer, "the layer kept learning");
+        assert_eq!(out[0], out[1], "restored from the changelog");
+        assert_eq!(out[0], out[2], "restored from a snapshot");
+    }
+
     #[test]
     fn another_model_version_restarts_the_model_and_keeps_the_inventory() {
         let mut v1 = EngineConfig::default();

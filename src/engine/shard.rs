@@ -573,14 +573,20 @@ impl Shard {
                 .quality
                 .observe(f64::from(s.risk), y, 1.0 / 2000.0);
             self.rolling_auc.push(f64::from(s.risk), y);
+            // The calibration layer learns from the margin scored then, the weights from the
+            // features (see `crate::model::calibration`).
+            self.state.model.learn_calibration(f64::from(s.margin), y);
             self.state.model.learn(&s.x, y);
             if let Some(ch) = &mut self.state.challenger {
                 // Scored when the snapshot was taken, as the champion's risk: a snapshot
-                // restored without it teaches the challenger but is not in its quality.
+                // restored without it teaches the challenger's weights but neither its
+                // quality nor its calibration layer.
                 if !s.challenger_risk.is_nan() {
                     ch.quality
                         .observe(f64::from(s.challenger_risk), y, 1.0 / 2000.0);
                     self.challenger_auc.push(f64::from(s.challenger_risk), y);
+                    ch.model
+                        .learn_calibration(f64::from(s.challenger_margin), y);
                 }
                 ch.model.learn(&s.x, y);
             }
@@ -653,19 +659,20 @@ impl Shard {
             }
             None => features::compute(&inputs, &mut self.x),
         };
-        let risk = self.state.model.score(&self.x);
-        let challenger_risk = match &self.state.challenger {
+        let (risk, margin) = self.state.model.score_margin(&self.x);
+        let (challenger_risk, challenger_margin) = match &self.state.challenger {
             Some(ch) => {
-                let r = ch.model.score(&self.x) as f32;
+                let (r, m) = ch.model.score_margin(&self.x);
+                let r = r as f32;
                 if row >= self.challenger_risks.len() {
                     // Amortised: grows with the keys, not per event.
                     self.challenger_risks
                         .resize(self.state.keys.len().max(row + 1), f32::NAN);
                 }
                 self.challenger_risks[row] = r;
-                r
+                (r, m as f32)
             }
-            None => f32::NAN,
+            None => (f32::NAN, f32::NAN),
         };
         let lost = alerts::lost_units(&inputs);
         let c = self.state.rows.get_mut(row);
@@ -696,7 +703,9 @@ impl Shard {
                 time_ms: e.time_ms,
                 x: self.x,
                 risk: risk as f32,
+                margin: margin as f32,
                 challenger_risk,
+                challenger_margin,
             };
             if self.state.labels.push(s, self.cfg.model.max_pending_labels) {
                 c.last_sample_hour = hour;

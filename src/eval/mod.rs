@@ -284,6 +284,9 @@ struct Waiting {
     mature_ms: i64,
     y: bool,
     x: Features,
+    /// The `online_no_availability` model's margin at the point (its calibration layer learns
+    /// from it, as the engine's from a snapshot's).
+    margin: f64,
     persistence: bool,
     cover_cell: usize,
     /// Cells of the seasonal (yesterday, 7 days) and hour-of-day tables.
@@ -729,6 +732,7 @@ pub fn evaluate_with_features(
                     break;
                 }
                 if let Some(w) = waiting.pop_front() {
+                    shadow.learn_calibration(w.margin, w.y);
                     shadow.learn(&w.x, w.y);
                     persistence.learn(usize::from(w.persistence), w.y);
                     cover.learn(w.cover_cell, w.y);
@@ -765,6 +769,7 @@ pub fn evaluate_with_features(
                 x_noav[i] = 0.0;
             }
             let share_cells = counts.cells(s, g, h_hours as usize);
+            let (shadow_risk, shadow_margin) = shadow.score_margin(&x_noav);
             let scores: [f64; MODELS.len()] = [
                 f64::from(r.risk),
                 persistence.p(usize::from(persist)),
@@ -773,7 +778,7 @@ pub fn evaluate_with_features(
                     Some(p) => f64::from(p),
                     None => base.p(0),
                 },
-                shadow.score(&x_noav),
+                shadow_risk,
                 shares[0].p(usize::from(share_cells[0])),
                 shares[1].p(usize::from(share_cells[1])),
                 shares[2].p(usize::from(share_cells[2])),
@@ -785,6 +790,7 @@ pub fn evaluate_with_features(
                 mature_ms: r.time_ms + horizon_ms,
                 y,
                 x: x_noav,
+                margin: shadow_margin,
                 persistence: persist,
                 cover_cell,
                 share_cells,

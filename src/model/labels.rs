@@ -20,9 +20,15 @@ pub struct Snapshot {
     pub x: Features,
     /// The risk predicted then (for prequential metrics).
     pub risk: f32,
+    /// The margin that risk came from, before the calibration layer (the layer learns from
+    /// it: [`super::calibration`]); NaN for a snapshot restored from a record written before
+    /// margins were kept.
+    pub margin: f32,
     /// The challenger's risk then (`model.challenger`; NaN without one, and for snapshots
     /// restored from a snapshot file or the changelog, which keep only the champion's).
     pub challenger_risk: f32,
+    /// The challenger's margin then (NaN as `challenger_risk`).
+    pub challenger_margin: f32,
 }
 
 /// Snapshots awaiting maturity, oldest first, bounded.
@@ -145,6 +151,14 @@ mod tests {
         assert!(!label(0, 10, i64::MIN));
     }
 
+    /// What a waiting snapshot costs (docs/model.md, "Calibration" and "Champion and
+    /// challenger"): the features, the key, the time and four 4-byte risks and margins.
+    #[test]
+    fn a_snapshot_is_its_features_and_32_bytes() {
+        let nf = super::super::features::NF;
+        assert!(std::mem::size_of::<Snapshot>() <= 4 * nf + 32);
+    }
+
     #[test]
     fn fifo_matures_in_order_and_is_bounded() {
         let mut q = PendingLabels::default();
@@ -153,7 +167,9 @@ mod tests {
             time_ms: t,
             x: [0.0; super::super::features::NF],
             risk: 0.5,
+            margin: 0.0,
             challenger_risk: f32::NAN,
+            challenger_margin: f32::NAN,
         };
         assert!(q.push(s(0), 2));
         assert!(q.push(s(5), 2));

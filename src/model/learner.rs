@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::calibration::{CalibrationKind, Platt};
 use super::features::{
     bin_edges, bin_of, Features, CROSSES, HOUR_OF_DAY, IN_STOCKOUT, LAST_OBS_OOS, NAMES, NF,
     ON_HAND_UNKNOWN, PRIOR_LOGIT,
@@ -45,6 +46,17 @@ pub struct LearnerConfig {
     /// AdaGrad.
     #[serde(default)]
     pub learning_rate_floor: f64,
+    /// The calibration layer on the final margin ([`super::calibration`]).
+    #[serde(default)]
+    pub calibration: CalibrationKind,
+    /// AdaGrad base learning rate of the calibration layer (plain AdaGrad: no floor).
+    #[serde(default = "default_calibration_rate")]
+    pub calibration_rate: f64,
+}
+
+/// The default `calibration_rate`.
+pub fn default_calibration_rate() -> f64 {
+    0.003
 }
 
 impl Default for LearnerConfig {
@@ -54,6 +66,36 @@ impl Default for LearnerConfig {
             learning_rate: 0.01,
             l2: 1e-4,
             learning_rate_floor: 1e-4,
+            calibration: CalibrationKind::default(),
+            calibration_rate: default_calibration_rate(),
+        }
+    }
+}
+
+impl LearnerConfig {
+    /// One matured label scored at margin `margin` for the calibration layer `p` (nothing
+    /// without one).
+    fn calibrate(&self, p: &mut Platt, margin: f64, positive: bool) {
+        if self.calibration == CalibrationKind::Platt {
+            p.learn(margin, positive, self.calibration_rate);
+        }
+    }
+
+    /// The layer a state carries, as exported (none without a layer: the state is then what
+    /// it was before layers existed).
+    fn export_platt(&self, p: &Platt) -> Option<Platt> {
+        (self.calibration != CalibrationKind::None).then_some(*p)
+    }
+
+    /// The layer of an imported state: its own, checked, or the identity for a state without
+    /// one (written before layers, or without a layer); always the identity without a layer.
+    fn import_platt(&self, p: Option<Platt>) -> Result<Platt, ModelError> {
+        match p {
+            Some(p) if self.calibration != CalibrationKind::None => {
+                p.check()?;
+                Ok(p)
+            }
+            _ => Ok(Platt::IDENTITY),
         }
     }
 }
@@ -69,6 +111,9 @@ pub struct LearnerState {
     pub grad_sq: Vec<f64>,
     /// Labels learned from.
     pub updates: u64,
+    /// The calibration layer (absent without one, and in states written before layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Platt>,
 }
 
 /// AdaGrad logistic regression.
@@ -79,6 +124,7 @@ pub struct AdaGradLogistic {
     w0: [f64; NF],
     g2: [f64; NF],
     updates: u64,
+    platt: Platt,
 }
 
 /// The version string of the default model (v2, [`BinnedLogistic`]); alerts carry it.
@@ -116,6 +162,7 @@ impl AdaGradLogistic {
             w0,
             g2: [0.0; NF],
             updates: 0,
+            platt: Platt::IDENTITY,
         }
     }
 
@@ -136,6 +183,19 @@ fn step(lr: f64, floor: f64, g2: f64) -> f64 {
     (lr / (g2.sqrt() + 1e-8)).max(floor)
 }
 
+/// Contributions to the margin made contributions to the calibrated logit `a·m + b`: each
+/// scaled by the layer's slope (their order and signs unchanged, `a > 0`), the offset on the
+/// bias. Exact (unchanged) for the identity.
+#[inline]
+fn calibrate_contributions(p: &Platt, out: &mut [f64; NF]) {
+    if p.a != 1.0 || p.b != 0.0 {
+        for o in out.iter_mut() {
+            *o *= p.a;
+        }
+        out[0] += p.b;
+    }
+}
+
 /// Logistic function, safe for any finite input.
 pub fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
@@ -151,12 +211,13 @@ impl RiskModel for AdaGradLogistic {
         MODEL_VERSION_V1
     }
 
-    fn score(&self, x: &Features) -> f64 {
-        sigmoid(self.margin(x).clamp(-30.0, 30.0))
+    fn score_margin(&self, x: &Features) -> (f64, f64) {
+        let m = self.margin(x);
+        (self.platt.risk(m), m)
     }
 
     fn learn(&mut self, x: &Features, positive: bool) {
-        let p = self.score(x);
+        let p = sigmoid(self.margin(x).clamp(-30.0, 30.0));
         let err = p - f64::from(u8::from(positive));
         let (lr, l2, floor) = (
             self.cfg.learning_rate,
@@ -174,10 +235,15 @@ impl RiskModel for AdaGradLogistic {
         self.updates += 1;
     }
 
+    fn learn_calibration(&mut self, margin: f64, positive: bool) {
+        self.cfg.calibrate(&mut self.platt, margin, positive);
+    }
+
     fn contributions(&self, x: &Features, out: &mut [f64; NF]) {
         for ((o, w), &v) in out.iter_mut().zip(&self.w).zip(x) {
             *o = w * f64::from(v);
         }
+        calibrate_contributions(&self.platt, out);
     }
 
     fn updates(&self) -> u64 {
@@ -190,6 +256,7 @@ impl RiskModel for AdaGradLogistic {
             weights: self.w.to_vec(),
             grad_sq: self.g2.to_vec(),
             updates: self.updates,
+            calibration: self.cfg.export_platt(&self.platt),
         })
         .unwrap_or(serde_json::Value::Null)
     }
@@ -210,9 +277,11 @@ impl RiskModel for AdaGradLogistic {
                 s.weights.len()
             )));
         }
+        let platt = self.cfg.import_platt(s.calibration)?;
         self.w.copy_from_slice(&s.weights);
         self.g2.copy_from_slice(&s.grad_sq);
         self.updates = s.updates;
+        self.platt = platt;
         Ok(())
     }
 }
@@ -346,6 +415,7 @@ pub struct BinnedLogistic {
     w0: Vec<f64>,
     g2: Vec<f64>,
     updates: u64,
+    platt: Platt,
 }
 
 impl BinnedLogistic {
@@ -361,7 +431,13 @@ impl BinnedLogistic {
             g2: vec![0.0; layout.len],
             w0,
             updates: 0,
+            platt: Platt::IDENTITY,
         }
+    }
+
+    /// The calibration layer (the identity without one).
+    pub fn calibration(&self) -> &Platt {
+        &self.platt
     }
 
     /// Number of weights.
@@ -402,8 +478,9 @@ impl RiskModel for BinnedLogistic {
         MODEL_VERSION
     }
 
-    fn score(&self, x: &Features) -> f64 {
-        sigmoid(self.margin(x, &Layout::bins_of(x)).clamp(-30.0, 30.0))
+    fn score_margin(&self, x: &Features) -> (f64, f64) {
+        let m = self.margin(x, &Layout::bins_of(x));
+        (self.platt.risk(m), m)
     }
 
     fn learn(&mut self, x: &Features, positive: bool) {
@@ -428,9 +505,14 @@ impl RiskModel for BinnedLogistic {
         self.updates += 1;
     }
 
+    fn learn_calibration(&mut self, margin: f64, positive: bool) {
+        self.cfg.calibrate(&mut self.platt, margin, positive);
+    }
+
     /// Each feature's linear and bin weights, and half of the cell weight of each crossed
-    /// pair it belongs to (the other half to the other feature): the contributions sum to the
-    /// margin, and an interaction is credited to both of its features.
+    /// pair it belongs to (the other half to the other feature), times the calibration
+    /// layer's slope, its offset on the bias: the contributions sum to the calibrated logit,
+    /// and an interaction is credited to both of its features.
     fn contributions(&self, x: &Features, out: &mut [f64; NF]) {
         out.fill(0.0);
         let (l, bin) = (&self.layout, Layout::bins_of(x));
@@ -447,6 +529,7 @@ impl RiskModel for BinnedLogistic {
             out[a] += half;
             out[b] += half;
         }
+        calibrate_contributions(&self.platt, out);
     }
 
     fn updates(&self) -> u64 {
@@ -459,6 +542,7 @@ impl RiskModel for BinnedLogistic {
             weights: self.w.clone(),
             grad_sq: self.g2.clone(),
             updates: self.updates,
+            calibration: self.cfg.export_platt(&self.platt),
         })
         .unwrap_or(serde_json::Value::Null)
     }
@@ -482,9 +566,11 @@ impl RiskModel for BinnedLogistic {
         if s.weights.iter().chain(&s.grad_sq).any(|v| !v.is_finite()) {
             return Err(ModelError::BadState("non-finite weight".into()));
         }
+        let platt = self.cfg.import_platt(s.calibration)?;
         self.w.copy_from_slice(&s.weights);
         self.g2.copy_from_slice(&s.grad_sq);
         self.updates = s.updates;
+        self.platt = platt;
         Ok(())
     }
 }
@@ -611,6 +697,89 @@ mod tests {
             AdaGradLogistic::new(cfg).import(&m.export()).is_err(),
             "versions differ"
         );
+    }
+
+    /// The calibration layer learns from scored margins only, is part of the exported state
+    /// (and round-trips), keeps the contributions summing to the served logit, and changes
+    /// nothing (state nor score, bit for bit) when off.
+    #[test]
+    fn the_calibration_layer_round_trips_and_keeps_contributions_exact() {
+        // Weights that learn slowly stay over-confident for the layer to correct.
+        let cfg = LearnerConfig {
+            learning_rate: 1e-3,
+            learning_rate_floor: 0.0,
+            calibration_rate: 0.05,
+            ..LearnerConfig::default()
+        };
+        assert_eq!(cfg.calibration, CalibrationKind::Platt);
+        let off = LearnerConfig {
+            calibration: CalibrationKind::None,
+            ..cfg
+        };
+        let (mut m, mut plain) = (BinnedLogistic::new(cfg), BinnedLogistic::new(off));
+        let mut next = crate::xorshift(3);
+        let mut draw = || {
+            let mut x = [0.0f32; NF];
+            x[0] = 1.0;
+            x[HOUR_OF_DAY] = (next() % 24) as f32 / 24.0;
+            x[PRIOR_LOGIT] = (next() % 400) as f32 / 100.0 - 2.0;
+            // Labels noisier than the prior says: an over-confident margin.
+            let y = next() % 100 < 30 + 40 * u64::from(x[PRIOR_LOGIT] > 0.0);
+            (x, y)
+        };
+        for _ in 0..20_000 {
+            let (x, y) = draw();
+            for m in [&mut m, &mut plain] {
+                let (_, margin) = m.score_margin(&x);
+                m.learn_calibration(margin, y);
+                m.learn(&x, y);
+            }
+        }
+        assert_eq!(m.w, plain.w, "the layer does not touch the weights");
+        assert_eq!(*plain.calibration(), Platt::IDENTITY);
+        let p = *m.calibration();
+        assert!(p.a < 0.9 && p.updates == 20_000, "{p:?}");
+        let state = m.export();
+        assert!(state.get("calibration").is_some());
+        assert!(
+            plain.export().get("calibration").is_none(),
+            "off: the state is as before layers"
+        );
+        let mut back = BinnedLogistic::new(cfg);
+        back.import(&state).unwrap();
+        assert_eq!(back, m);
+        // A state without a layer (off, or written before layers) starts at the identity.
+        let mut from_plain = BinnedLogistic::new(cfg);
+        from_plain.import(&plain.export()).unwrap();
+        assert_eq!(*from_plain.calibration(), Platt::IDENTITY);
+        let mut bad = state.clone();
+        bad["calibration"]["a"] = serde_json::json!(-1.0);
+        assert!(BinnedLogistic::new(cfg).import(&bad).is_err());
+        for _ in 0..100 {
+            let (x, _) = draw();
+            let mut c = [0.0; NF];
+            m.contributions(&x, &mut c);
+            let total: f64 = c.iter().sum();
+            let r = m.score(&x);
+            assert!(((r / (1.0 - r)).ln() - total).abs() < 1e-9, "{total} {r}");
+            let bins = Layout::bins_of(&x);
+            assert_eq!(
+                plain.score(&x).to_bits(),
+                sigmoid(plain.margin(&x, &bins).clamp(-30.0, 30.0)).to_bits()
+            );
+        }
+        // The same for v1.
+        let mut v1 = AdaGradLogistic::new(cfg);
+        for _ in 0..5_000 {
+            let (x, y) = draw();
+            let (_, margin) = v1.score_margin(&x);
+            v1.learn_calibration(margin, y);
+            v1.learn(&x, y);
+        }
+        assert_ne!(v1.platt, Platt::IDENTITY);
+        let mut back = AdaGradLogistic::new(cfg);
+        back.import(&v1.export()).unwrap();
+        assert_eq!(back, v1);
     }
 
     /// A crossed pair's cell weight is credited half to each of its features, and the

@@ -5,6 +5,8 @@
 //! - [`prior`]: the analytic prior P(demand over the horizon > available stock).
 //! - [`learner`]: the online learners (AdaGrad logistic regressions starting at the prior):
 //!   v1 linear, v2 (default) with binned and crossed features.
+//! - [`calibration`]: the calibration layer on the learners' final margin (online Platt
+//!   scaling, learned from the margins the label snapshots were scored with).
 //! - [`labels`]: delayed labels — snapshots mature in event time into training examples, and
 //!   the rolling prequential quality ([`labels::RollingQuality`]).
 //! - [`auc`]: the windowed prequential ROC AUC ([`RollingAuc`]).
@@ -18,6 +20,7 @@
 
 pub mod artifact;
 pub mod auc;
+pub mod calibration;
 pub mod features;
 pub mod labels;
 pub mod learner;
@@ -79,11 +82,21 @@ pub enum ModelError {
 pub trait RiskModel: Send + std::fmt::Debug {
     /// Version string carried by every alert.
     fn version(&self) -> &str;
-    /// P(stockout within the horizon), in [0, 1].
-    fn score(&self, x: &Features) -> f64;
-    /// One matured label.
+    /// P(stockout within the horizon), in [0, 1]: the calibrated risk (the margin through the
+    /// calibration layer, [`calibration`]).
+    fn score(&self, x: &Features) -> f64 {
+        self.score_margin(x).0
+    }
+    /// The risk and the margin it came from (the weights' logit, before the calibration layer:
+    /// what a label snapshot keeps for the layer to learn from).
+    fn score_margin(&self, x: &Features) -> (f64, f64);
+    /// One matured label: the weights learn from it (on their own margin, before calibration).
     fn learn(&mut self, x: &Features, positive: bool);
-    /// Per-feature contributions to the score's logit (for alert reasons).
+    /// One matured label of a snapshot scored at margin `margin` (its [`RiskModel::score_margin`]
+    /// then): the calibration layer learns from it (nothing without a layer, nor for NaN).
+    fn learn_calibration(&mut self, margin: f64, positive: bool);
+    /// Per-feature contributions to the score's logit (for alert reasons): they sum to
+    /// `logit(score)`, the calibration layer's offset on the bias.
     fn contributions(&self, x: &Features, out: &mut [f64; NF]);
     /// Labels learned from so far.
     fn updates(&self) -> u64;

@@ -283,8 +283,9 @@ impl Writer {
 /// A shard record's value.
 fn shard_value(value: &[u8]) -> Result<ShardValue, ChangelogError> {
     match value.split_first() {
-        // Version 1 (before contract v2) reads into the same value (see `ShardRecord::decode`).
-        Some((&CHANGELOG_VERSION | &1, body)) => serde_json::from_slice(body)
+        // Versions 1 (before contract v2) and 2 (before label margins) read into the same
+        // value (see `ShardRecord::decode`).
+        Some((&CHANGELOG_VERSION | &1 | &2, body)) => serde_json::from_slice(body)
             .map_err(|e| ChangelogError::Layout(format!("shard record: {e}"))),
         _ => Err(ChangelogError::Layout(
             "shard record of another version".into(),

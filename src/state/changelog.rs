@@ -23,11 +23,14 @@ use crate::model::labels::{RollingQuality, Snapshot};
 
 /// Version byte that starts every changelog value. 2 (contract v2): key records carry the
 /// count discrepancy, closed shipments and the pending events' `sub` code; shard records count
-/// six event types. Version 1 values are still read (an upgrade restores from them).
-pub const CHANGELOG_VERSION: u8 = 2;
+/// six event types. 3: label snapshots carry the margin they were scored with (the calibration
+/// layer learns from it, `crate::model::calibration`). Versions 1 and 2 are still read (an
+/// upgrade restores from them; their snapshots' margins are unknown).
+pub const CHANGELOG_VERSION: u8 = 3;
 
-/// The previous version, still read.
+/// The previous versions, still read.
 const CHANGELOG_V1: u8 = 1;
+const CHANGELOG_V2: u8 = 2;
 
 /// Errors decoding changelog records or rebuilding a shard from them.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,28 @@ pub struct LabelRecord {
     time_ms: i64,
     risk: f32,
     x: Vec<f32>,
+    margin: f32,
+}
+
+/// A [`LabelRecord`] of changelog versions 1 and 2 (no margin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LabelRecordV2 {
+    position: u64,
+    time_ms: i64,
+    risk: f32,
+    x: Vec<f32>,
+}
+
+impl From<LabelRecordV2> for LabelRecord {
+    fn from(l: LabelRecordV2) -> Self {
+        LabelRecord {
+            position: l.position,
+            time_ms: l.time_ms,
+            risk: l.risk,
+            x: l.x,
+            margin: f32::NAN,
+        }
+    }
 }
 
 /// Everything of one key.
@@ -134,7 +159,63 @@ struct KeyRecordV1 {
     inbound: Vec<(u64, f64, i64)>,
     seen: Vec<(u64, i64, u64)>,
     pending: Vec<PendingRecordV1>,
-    labels: Vec<LabelRecord>,
+    labels: Vec<LabelRecordV2>,
+}
+
+/// A [`KeyRecord`] of changelog version 2 (its label snapshots without margins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyRecordV2 {
+    location: String,
+    sku: String,
+    on_hand: f64,
+    in_transit: f64,
+    flags: u8,
+    last_stockout_ms: i64,
+    last_alert_ms: i64,
+    first_hour: i32,
+    ring_hour: i32,
+    last_receipt_hour: i32,
+    last_sample_hour: i32,
+    hourly: Vec<f32>,
+    daily: Vec<f32>,
+    oos_hours: u32,
+    oos_days: u32,
+    risk: f32,
+    alert_risk: f32,
+    inbound: Vec<(u64, f64, i64, bool)>,
+    seen: Vec<(u64, i64, u64)>,
+    pending: Vec<PendingRecord>,
+    labels: Vec<LabelRecordV2>,
+    count_gap: i16,
+}
+
+impl From<KeyRecordV2> for KeyRecord {
+    fn from(k: KeyRecordV2) -> Self {
+        KeyRecord {
+            location: k.location,
+            sku: k.sku,
+            on_hand: k.on_hand,
+            in_transit: k.in_transit,
+            flags: k.flags,
+            last_stockout_ms: k.last_stockout_ms,
+            last_alert_ms: k.last_alert_ms,
+            first_hour: k.first_hour,
+            ring_hour: k.ring_hour,
+            last_receipt_hour: k.last_receipt_hour,
+            last_sample_hour: k.last_sample_hour,
+            hourly: k.hourly,
+            daily: k.daily,
+            oos_hours: k.oos_hours,
+            oos_days: k.oos_days,
+            risk: k.risk,
+            alert_risk: k.alert_risk,
+            inbound: k.inbound,
+            seen: k.seen,
+            pending: k.pending,
+            labels: k.labels.into_iter().map(LabelRecord::from).collect(),
+            count_gap: k.count_gap,
+        }
+    }
 }
 
 impl From<KeyRecordV1> for KeyRecord {
@@ -178,7 +259,7 @@ impl From<KeyRecordV1> for KeyRecord {
                     sub: 0,
                 })
                 .collect(),
-            labels: k.labels,
+            labels: k.labels.into_iter().map(LabelRecord::from).collect(),
             count_gap: super::columns::NO_GAP,
         }
     }
@@ -250,11 +331,14 @@ impl KeyRecord {
         }
     }
 
-    /// Reads a value written by [`KeyRecord::encode`] (or by a version 1 build).
+    /// Reads a value written by [`KeyRecord::encode`] (or by a version 1 or 2 build).
     pub fn decode(value: &[u8]) -> Result<Self, ChangelogError> {
         let err = |e: postcard::Error| layout(format!("key record: {e}"));
         match value.split_first() {
             Some((&CHANGELOG_V1, body)) => postcard::from_bytes::<KeyRecordV1>(body)
+                .map(KeyRecord::from)
+                .map_err(err),
+            Some((&CHANGELOG_V2, body)) => postcard::from_bytes::<KeyRecordV2>(body)
                 .map(KeyRecord::from)
                 .map_err(err),
             _ => postcard::from_bytes(versioned(value)?).map_err(err),
@@ -273,10 +357,10 @@ impl ShardRecord {
     }
 
     /// Reads a value written by [`ShardRecord::encode`] (or by a version 1 build: its counters
-    /// lack the v2 ones, which start at 0).
+    /// lack the v2 ones, which start at 0; a version 2 shard record is this one's).
     pub fn decode(value: &[u8]) -> Result<Self, ChangelogError> {
         let body = match value.split_first() {
-            Some((&CHANGELOG_V1, body)) => body,
+            Some((&CHANGELOG_V1 | &CHANGELOG_V2, body)) => body,
             _ => versioned(value)?,
         };
         serde_json::from_slice(body).map_err(|e| layout(format!("shard record: {e}")))
@@ -413,6 +497,7 @@ pub fn take_changes(
                 time_ms: sn.time_ms,
                 risk: sn.risk,
                 x: sn.x.to_vec(),
+                margin: sn.margin,
             });
         }
     }
@@ -543,7 +628,9 @@ pub fn restore_shard(
                     time_ms: l.time_ms,
                     x,
                     risk: l.risk,
+                    margin: l.margin,
                     challenger_risk: f32::NAN,
+                    challenger_margin: f32::NAN,
                 },
             ));
         }
@@ -632,6 +719,56 @@ mod tests {
         assert_eq!(KeyRecord::decode(&v2).unwrap(), k);
         value[0] = 9;
         assert!(KeyRecord::decode(&value).is_err());
+    }
+
+    /// A key record of version 2 still restores, its label snapshots' margins unknown (NaN:
+    /// the calibration layer skips them); this version's keep them.
+    #[test]
+    fn version_2_key_records_are_read_without_margins() {
+        let label = LabelRecordV2 {
+            position: 4,
+            time_ms: 900,
+            risk: 0.3,
+            x: vec![0.5; NF],
+        };
+        let v2 = KeyRecordV2 {
+            location: "S1".into(),
+            sku: "K1".into(),
+            on_hand: 7.0,
+            in_transit: 0.0,
+            flags: 0,
+            last_stockout_ms: i64::MIN,
+            last_alert_ms: i64::MIN,
+            first_hour: 10,
+            ring_hour: 12,
+            last_receipt_hour: 11,
+            last_sample_hour: 0,
+            hourly: vec![0.0; HOURS],
+            daily: vec![0.0; DAYS],
+            oos_hours: 0,
+            oos_days: 0,
+            risk: 0.3,
+            alert_risk: 0.0,
+            inbound: vec![(42, 5.0, 1_000, true)],
+            seen: Vec::new(),
+            pending: Vec::new(),
+            labels: vec![label.clone()],
+            count_gap: 3,
+        };
+        let mut value = vec![CHANGELOG_V2];
+        value.extend(postcard::to_allocvec(&v2).unwrap());
+        let k = KeyRecord::decode(&value).unwrap();
+        assert_eq!((k.count_gap, k.inbound.clone()), (3, v2.inbound.clone()));
+        assert_eq!(k.labels.len(), 1);
+        let l = &k.labels[0];
+        assert_eq!((l.position, l.time_ms, l.risk), (4, 900, 0.3));
+        assert!(l.margin.is_nan());
+        let mut k3 = k.clone();
+        k3.labels[0].margin = -0.75;
+        let mut v3 = Vec::new();
+        k3.encode(&mut v3);
+        assert_eq!(v3[0], CHANGELOG_VERSION);
+        assert_eq!(KeyRecord::decode(&v3).unwrap().labels[0].margin, -0.75);
     }
 
     /// A version 1 shard record's counters (four event types, no v2 counters) read as v2's.

@@ -285,6 +285,12 @@ pub fn shard_to_batch(s: &ShardState, partition: u32) -> Result<RecordBatch, Sna
                 )),
             ),
             ("x", fsl(flat.iter().flat_map(|e| e.1.x).collect(), NF)),
+            (
+                "margin",
+                Arc::new(Float32Array::from(
+                    flat.iter().map(|e| e.1.margin).collect::<Vec<_>>(),
+                )),
+            ),
         ],
         &counts,
     );
@@ -528,6 +534,11 @@ pub fn shard_from_batch(
         struct_child::<Float32Array>(st, "risk")?,
     );
     let x = f32_rows(struct_child::<FixedSizeListArray>(st, "x")?, NF)?;
+    // Files written before label margins were kept have none: unknown (NaN).
+    let margin = match st.column_by_name("margin") {
+        Some(_) => Some(struct_child::<Float32Array>(st, "margin")?),
+        None => None,
+    };
     let mut snaps: Vec<(u64, Snapshot)> = Vec::with_capacity(st.len());
     for (row, i) in list_entries(l) {
         let mut xs = [0.0f32; NF];
@@ -539,7 +550,9 @@ pub fn shard_from_batch(
                 time_ms: t.value(i),
                 x: xs,
                 risk: risk.value(i),
+                margin: margin.map_or(f32::NAN, |m| m.value(i)),
                 challenger_risk: f32::NAN,
+                challenger_margin: f32::NAN,
             },
         ));
     }

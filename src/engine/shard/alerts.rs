@@ -234,7 +234,7 @@ mod tests {
     use crate::model::RiskModel;
 
     /// The listed reasons (the top ones and `other`) sum to the logit of the risk minus the
-    /// prior's logit, for a model that learned crossed cells.
+    /// prior's logit, for a model that learned crossed cells and a calibration layer.
     #[test]
     fn reasons_sum_to_the_margin_above_the_prior() {
         let mut m = BinnedLogistic::new(LearnerConfig {
@@ -253,8 +253,11 @@ mod tests {
         };
         for i in 0..3000 {
             let x = draw();
+            m.learn_calibration(m.score_margin(&x).1, i % 3 == 0);
             m.learn(&x, i % 3 == 0);
         }
+        let layer = m.calibration();
+        assert!(layer.a != 1.0 && layer.b != 0.0, "{layer:?}");
         let mut reasons = Vec::new();
         for max in [0usize, 1, 3, NF] {
             for _ in 0..50 {
