@@ -159,4 +159,48 @@ fn steady_state_allocations_do_not_grow_with_events_or_alerts() {
     budgeted.alerts.max_raised_per_location_per_day = 1;
     let c = measure(budgeted);
     check("a raise budget consulted on every event", &c);
+
+    changelog_allocations_do_not_grow_with_the_changed_keys();
+}
+
+/// The state changelog (`persist::take_changes`, every `service.commit_interval_ms` in the
+/// service, over every key changed since): a constant number of allocations per call, however
+/// many keys changed (each key's record is borrowed from the shard and encoded into the
+/// caller's buffer). Before, each changed key cost a dozen (its record's owned vectors).
+fn changelog_allocations_do_not_grow_with_the_changed_keys() {
+    let mut shard = Shard::new(EngineConfig::default());
+    shard.track_changes(true);
+    let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+    let mut l = load::Load::new(2_000, 60_000.0);
+    let mut batch = load::Batch::default();
+    let mut value = Vec::with_capacity(1 << 16);
+    let mut cost = |events: usize, shard: &mut Shard| -> (usize, f64) {
+        batch.fill(&mut l, events);
+        let d = dec.decode(batch.messages(), NOW, &mut Vec::new());
+        shard.process(&d, u64::from, None, &mut Vec::new(), &mut Vec::new());
+        let keys = shard.changed_keys();
+        let before = dhat::HeapStats::get().total_blocks;
+        stockwatch::engine::persist::take_changes(shard, |_, r| {
+            value.clear();
+            r.encode(&mut value);
+        });
+        (keys, (dhat::HeapStats::get().total_blocks - before) as f64)
+    };
+    // Warm up: pending events, remembered ids, shipments and label snapshots on most keys.
+    for _ in 0..20 {
+        cost(2_000, &mut shard);
+    }
+    let (few, few_blocks) = cost(100, &mut shard);
+    let (many, many_blocks) = cost(8_000, &mut shard);
+    let per_key = (many_blocks - few_blocks) / (many - few) as f64;
+    eprintln!(
+        "changelog: {few_blocks} allocations for {few} changed keys, {many_blocks} for {many}; \
+         marginal per key: {per_key:.3}"
+    );
+    assert!(many > 5 * few, "{many} vs {few} changed keys");
+    assert!(per_key < 0.05, "{per_key} allocations per changed key");
+    assert!(
+        many_blocks < 64.0,
+        "{many_blocks} allocations for {many} changed keys"
+    );
 }

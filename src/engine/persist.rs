@@ -7,7 +7,7 @@ use std::path::Path;
 use arrow::array::RecordBatch;
 
 use super::{Engine, EngineConfig, Shard};
-use crate::state::changelog::{self, ChangelogError, KeyRecord, ShardRecord};
+use crate::state::changelog::{self, ChangelogError, KeyRecord, KeyRecordRef, ShardRecord};
 use crate::state::snapshot::{self, SnapshotError};
 use crate::state::ShardState;
 
@@ -54,7 +54,7 @@ pub fn shard_record(s: &Shard) -> ShardRecord {
 
 /// Takes the keys changed since the last call (see [`Shard::track_changes`]) and calls
 /// `emit(message key, record)` for each (see [`changelog::take_changes`]).
-pub fn take_changes(s: &mut Shard, emit: impl FnMut(&str, &KeyRecord)) {
+pub fn take_changes(s: &mut Shard, emit: impl FnMut(&str, &KeyRecordRef<'_>)) {
     changelog::take_changes(&s.state, &mut s.changed, emit);
 }
 
@@ -98,8 +98,44 @@ mod tests {
 
     fn records(s: &mut Shard) -> (ShardRecord, Vec<KeyRecord>) {
         let mut keys = Vec::new();
-        take_changes(s, |_, r| keys.push(r.clone()));
+        take_changes(s, |_, r| keys.push(r.to_record()));
         (shard_record(s), keys)
+    }
+
+    /// The borrowed record `take_changes` hands out encodes to the bytes of the owned record
+    /// it decodes as, on a shard holding every part of a key's state (pending events,
+    /// remembered ids, open shipments, label snapshots).
+    #[test]
+    fn a_borrowed_record_encodes_as_the_owned_one() {
+        let mut s = Shard::new(EngineConfig::default());
+        s.track_changes(true);
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        let mut l = crate::sim::load::Load::new(300, 60_000.0);
+        let mut batch = crate::sim::load::Batch::default();
+        for _ in 0..20 {
+            batch.fill(&mut l, 1000);
+            let b = dec.decode(batch.messages(), 1_800_000_000_000, &mut Vec::new());
+            s.process(&b, u64::from, None, &mut Vec::new(), &mut Vec::new());
+        }
+        let (mut records, mut parts) = (0, [0usize; 4]);
+        take_changes(&mut s, |_, r| {
+            let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+            r.encode(&mut borrowed);
+            let rec = r.to_record();
+            rec.encode(&mut owned);
+            assert_eq!(borrowed, owned);
+            assert_eq!(KeyRecord::decode(&borrowed).unwrap(), rec);
+            records += 1;
+            let counts = rec.part_counts();
+            for (p, c) in parts.iter_mut().zip(counts) {
+                *p += usize::from(c > 0);
+            }
+        });
+        assert_eq!(records, 300);
+        assert!(
+            parts.iter().all(|&p| p > 0),
+            "parts present in some key: {parts:?}"
+        );
     }
 
     #[test]

@@ -252,7 +252,7 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
 
     // The changelog: both models come back.
     let mut key_records = Vec::new();
-    take_changes(&mut s, |_, r| key_records.push(r.clone()));
+    take_changes(&mut s, |_, r| key_records.push(r.to_record()));
     let meta = shard_record(&s);
     let back = restore_shard(ch_cfg, &meta, key_records.clone()).unwrap();
     assert_eq!(back.model().export(), s.model().export());
