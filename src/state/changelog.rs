@@ -179,11 +179,7 @@ impl KeyRecordRef<'_> {
     /// Appends the record's changelog value (version byte, then postcard) to `out`, as
     /// [`KeyRecord::encode`] does.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(CHANGELOG_VERSION);
-        // Serialising plain data into a Vec cannot fail.
-        if let Ok(v) = postcard::to_extend(self, std::mem::take(out)) {
-            *out = v;
-        }
+        encode_versioned(self, out);
     }
 
     /// The owned record (what a decode of [`KeyRecordRef::encode`]'s bytes gives).
@@ -222,6 +218,15 @@ impl KeyRecordRef<'_> {
                 .collect(),
             count_gap: self.count_gap,
         }
+    }
+}
+
+/// Appends a key record's changelog value to `out`: the version byte, then postcard.
+fn encode_versioned(record: &impl Serialize, out: &mut Vec<u8>) {
+    out.push(CHANGELOG_VERSION);
+    // Serialising plain data into a Vec cannot fail.
+    if let Ok(v) = postcard::to_extend(record, std::mem::take(out)) {
+        *out = v;
     }
 }
 
@@ -423,11 +428,7 @@ impl KeyRecord {
 
     /// `[CHANGELOG_VERSION]` + postcard, appended to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(CHANGELOG_VERSION);
-        // Serialising plain data into a Vec cannot fail.
-        if let Ok(v) = postcard::to_extend(self, std::mem::take(out)) {
-            *out = v;
-        }
+        encode_versioned(self, out);
     }
 
     /// Reads a value written by [`KeyRecord::encode`] (or by a version 1 or 2 build).

@@ -341,12 +341,13 @@ impl Mock {
             }
             // Read again, uncommitted records too (nothing here is transactional, so the same
             // records): tells a reader that stopped short from records that are not there.
-            let again = consume::consume_uncommitted_until(
+            let again = consume::consume_isolated(
                 &self.bootstrap,
                 &n[5..6],
                 PARTITIONS,
                 want.rejects,
                 READ_BACK,
+                "read_uncommitted",
             );
             let again_sources: BTreeSet<_> = again.iter().map(source).collect();
             assert_eq!(

@@ -116,22 +116,29 @@ pub fn consume_until(
     expected: usize,
     deadline: Duration,
 ) -> Vec<Consumed> {
-    let group = format!("kafka-simulate-test-{}", std::process::id());
-    let consumer = from_beginning(bootstrap, &group, topics, partitions);
-    read_until(consumer, expected, deadline)
+    consume_isolated(
+        bootstrap,
+        topics,
+        partitions,
+        expected,
+        deadline,
+        "read_committed",
+    )
 }
 
-/// [`consume_until`] reading uncommitted records too (`isolation.level = read_uncommitted`):
-/// for outputs written without transactions (`at_least_once`), where it reads the same records.
-pub fn consume_uncommitted_until(
+/// [`consume_until`] with `isolation.level` = `isolation`: `read_uncommitted` reads
+/// uncommitted records too, for outputs written without transactions (`at_least_once`), where
+/// it reads the same records.
+pub fn consume_isolated(
     bootstrap: &str,
     topics: &[String],
     partitions: i32,
     expected: usize,
     deadline: Duration,
+    isolation: &str,
 ) -> Vec<Consumed> {
-    let group = format!("kafka-simulate-test-uncommitted-{}", std::process::id());
-    let consumer = from_beginning_with(bootstrap, &group, topics, partitions, "read_uncommitted");
+    let group = format!("kafka-simulate-test-{isolation}-{}", std::process::id());
+    let consumer = from_beginning_with(bootstrap, &group, topics, partitions, isolation);
     read_until(consumer, expected, deadline)
 }
 

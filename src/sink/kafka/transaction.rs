@@ -266,26 +266,34 @@ mod tests {
             .expect("the next one commits");
     }
 
+    /// A mock cluster with topic `t` of `partitions`, and a producer with transactional id
+    /// `id` in an open transaction holding one delivered record (partition 0).
+    fn in_a_transaction(
+        id: &str,
+        partitions: i32,
+    ) -> (MockCluster<'static, DefaultProducerContext>, EventProducer) {
+        let cluster: MockCluster<'static, DefaultProducerContext> =
+            MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", partitions, 1).expect("topic");
+        let mut settings = ProducerSettings::new(cluster.bootstrap_servers().as_str());
+        settings
+            .properties
+            .push(("transactional.id".into(), id.into()));
+        let mut p = EventProducer::new(settings).expect("producer");
+        p.init_transactions(Duration::from_secs(10)).expect("init");
+        p.begin_transaction().expect("begin");
+        p.send_to_partition("t", 0, b"k", b"before", &[])
+            .expect("send");
+        p.flush(Duration::from_secs(10)).expect("delivered");
+        (cluster, p)
+    }
+
     /// A producer fenced by a newer one with the same `transactional.id`: its abort and its
     /// flush return the fatal error at once instead of waiting up to their timeout for records
     /// it will never deliver (the service aborts with a 30 s deadline).
     #[test]
     fn a_fenced_producer_aborts_at_once_with_the_fatal_error() {
-        let cluster: MockCluster<'static, DefaultProducerContext> =
-            MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("t", 2, 1).expect("topic");
-        let bootstrap = cluster.bootstrap_servers();
-        let mut settings = ProducerSettings::new(bootstrap.as_str());
-        settings
-            .properties
-            .push(("transactional.id".into(), "fence-test".into()));
-        let mut old = EventProducer::new(settings).expect("producer");
-        old.init_transactions(Duration::from_secs(10))
-            .expect("init");
-        old.begin_transaction().expect("begin");
-        old.send_to_partition("t", 0, b"k", b"before", &[])
-            .expect("send");
-        old.flush(Duration::from_secs(10)).expect("delivered");
+        let (cluster, mut old) = in_a_transaction("fence-test", 2);
         // The producer sends on, to a partition new to its transaction: the coordinator
         // refuses to add it as fenced (`PRODUCER_FENCED`, what tansu answers once another
         // instance initialised the id, see the failover zombie test; the mock cluster itself
@@ -328,21 +336,7 @@ mod tests {
     /// the abort returns the fence at once.
     #[test]
     fn a_fence_on_a_produce_request_is_fatal_too() {
-        let cluster: MockCluster<'static, DefaultProducerContext> =
-            MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("t", 1, 1).expect("topic");
-        let bootstrap = cluster.bootstrap_servers();
-        let mut settings = ProducerSettings::new(bootstrap.as_str());
-        settings
-            .properties
-            .push(("transactional.id".into(), "produce-fence-test".into()));
-        let mut old = EventProducer::new(settings).expect("producer");
-        old.init_transactions(Duration::from_secs(10))
-            .expect("init");
-        old.begin_transaction().expect("begin");
-        old.send_to_partition("t", 0, b"k", b"before", &[])
-            .expect("send");
-        old.flush(Duration::from_secs(10)).expect("delivered");
+        let (cluster, mut old) = in_a_transaction("produce-fence-test", 1);
         cluster.request_errors(
             RDKafkaApiKey::Produce,
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
