@@ -20,6 +20,11 @@ pub const RESTORE_BETWEEN_PASSES: &str = "restore_between_passes";
 /// A batch's rejects of one input partition: at least one dead letter sent, the next not yet.
 pub const DEAD_LETTER_BATCH_MIDDLE: &str = "dead_letter_batch_middle";
 
+/// Not a crash point: `slow_restore=return(MS)` makes each pass of a restore over a changelog
+/// partition last at least `MS` milliseconds, serving the group consumer as it waits (a slow
+/// changelog, so that a test can make a rebalance reach a restore half-way).
+pub const SLOW_RESTORE: &str = "slow_restore";
+
 /// Every crash point.
 pub const ALL: [&str; 4] = [
     BEFORE_OFFSETS_COMMIT,
@@ -53,6 +58,22 @@ pub(crate) use crash_point;
 pub fn crash(name: &str) -> ! {
     eprintln!("failpoint {name}: aborting the process");
     std::process::abort()
+}
+
+/// The duration failpoint `name` asks for (`name=return(MS)`), if it is set.
+#[cfg(feature = "failpoints")]
+pub fn duration(name: &str) -> Option<std::time::Duration> {
+    fail::eval(name, |arg| {
+        arg.and_then(|a| a.parse::<u64>().ok())
+            .map(std::time::Duration::from_millis)
+    })
+    .flatten()
+}
+
+/// Without the `failpoints` feature: never set.
+#[cfg(not(feature = "failpoints"))]
+pub fn duration(_name: &str) -> Option<std::time::Duration> {
+    None
 }
 
 /// Reads `FAILPOINTS` (see the module doc); keep the guard for the life of the process.

@@ -657,6 +657,21 @@ fn scan(
             Some(Err(e)) => tracing::warn!(partition = p, error = %e, "reading the changelog"),
         }
     };
+    let result = match (
+        result,
+        crate::failpoint::duration(crate::failpoint::SLOW_RESTORE),
+    ) {
+        (Ok(records), Some(at_least)) => loop {
+            if keep_alive() {
+                break Err(RestoreError::Interrupted { partition: p });
+            }
+            if started.elapsed() >= at_least {
+                break Ok(records);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        },
+        (result, _) => result,
+    };
     let _ = reader.unassign();
     result
 }
