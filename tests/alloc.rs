@@ -2,12 +2,15 @@
 //! once buffers have grown, a batch costs a constant number of allocations (Arrow's output
 //! buffers, the schema), however many events it holds. The same holds with an alert on
 //! (nearly) every event, as long as the caller hands published alerts back
-//! (`Shard::recycle_alerts`): an alert is then rebuilt in the strings of a spent one.
+//! (`Shard::recycle_alerts`): an alert is then rebuilt in the strings of a spent one, and its
+//! record (key, JSON, headers) is written into the service's reused buffers (`AlertEncoder`).
 //! Rejections allocate (their message), by design; these streams have none.
 
 use stockwatch::decode::{DecodeLimits, Decoder, KeyPolicy};
 use stockwatch::engine::{BatchOutput, EngineConfig, Shard};
 use stockwatch::sim::load;
+use stockwatch::sink::record::AlertEncoder;
+use stockwatch::telemetry::Stage;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -34,6 +37,10 @@ fn measure(cfg: EngineConfig) -> Cost {
     let mut batch = load::Batch::default();
     let mut out = BatchOutput::default();
     let mut alerts = 0usize;
+    // The service's alert records (key, JSON value, CloudEvents headers, open-alerts key),
+    // written into reused buffers.
+    let mut encoder = AlertEncoder::default();
+    let mut encoded = 0usize;
     let mut process = |b: &load::Batch, shard: &mut Shard, alerts: &mut usize| {
         shard.recycle_alerts(out.alerts.drain(..).chain(out.early.drain(..)));
         out.clear();
@@ -42,6 +49,12 @@ fn measure(cfg: EngineConfig) -> Cost {
         out.early.extend(shard.drain_early());
         assert!(out.rejects.is_empty());
         *alerts += out.alerts.len() + out.early.len();
+        let staged = (out.alerts.iter().map(|a| (Stage::Confirmed, a)))
+            .chain(out.early.iter().map(|a| (Stage::Early, a)));
+        for (stage, a) in staged {
+            let r = encoder.encode(a, stage, "stockwatch/alloc");
+            encoded += r.key.len() + r.value.len() + r.open_key.len() + r.headers.len();
+        }
     };
     // Warm up well past the lateness window so every buffer has reached its working size (the
     // batches as large as the largest measured: as many spare alerts as it emits).
@@ -70,6 +83,7 @@ fn measure(cfg: EngineConfig) -> Cost {
     let small = measure(&small_batches, &mut shard, &mut alerts);
     alerts = 0;
     let large = measure(&large_batches, &mut shard, &mut alerts);
+    std::hint::black_box(encoded);
     Cost {
         per_batch_small: small / 20.0,
         per_batch_large: large / 20.0,

@@ -52,7 +52,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertStatus};
 use crate::config::MAX_INPUTS;
 use crate::config::{Config, Delivery, KafkaSection};
 use crate::decode::{Decoder, MessageRef, TopicTypes};
@@ -61,8 +61,8 @@ use crate::event::EventType;
 use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError};
 use crate::sink::record::{
-    alert_record, dead_letter_record, open_alert_key, opens_row, DeadLetterLimits, EncodeError,
-    HeaderSizes, Rejected,
+    dead_letter_record, opens_row, AlertEncoder, DeadLetterLimits, EncodeError, HeaderSizes,
+    Rejected,
 };
 use crate::source::consumer_error::ConsumerErrorKind;
 use crate::source::kafka::{raw_headers, GroupConsumer, RawHeader, SourceError};
@@ -235,6 +235,8 @@ struct Core {
     latencies: Vec<usize>,
     /// `at_least_once`: acknowledged latency tags with their acknowledgement times.
     acked: Vec<(usize, i64)>,
+    /// Reused by [`Core::publish_alerts`]: no allocation per alert.
+    publishing: Publishing,
     /// When the changelog was last written and the offsets committed.
     last_commit: Instant,
     /// `at_least_once`: offsets to commit once the producer's checkpoint before them is
@@ -626,24 +628,30 @@ impl Core {
     fn publish_alerts(&mut self) -> Result<(), ServiceError> {
         let eos = self.exactly_once();
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let mut alerts: Vec<Alert> = Vec::new();
+        let Publishing {
+            encoder,
+            early,
+            confirmed,
+        } = &mut self.publishing;
         for (&p, slot) in self.slots.iter_mut() {
-            slot.shard.advance(false, Some(now_ms), &mut alerts);
+            // Empty but after a failed send (the batch is then redone from the changelog).
+            early.clear();
+            confirmed.clear();
+            slot.shard.advance(false, Some(now_ms), confirmed);
             for src in slot.shard.drain_applied() {
                 let (t, off) = offsets::unpack(src);
                 if let Some(tr) = slot.trackers.get_mut(t) {
                     tr.done(off);
                 }
             }
-            let early: Vec<Alert> = slot.shard.drain_early().collect();
-            let staged = (early.into_iter().map(|a| (Stage::Early, a)))
-                .chain(alerts.drain(..).map(|a| (Stage::Confirmed, a)));
-            // Published alerts go back to the shard, whose next alerts reuse their strings.
-            let mut spent: Vec<Alert> = Vec::new();
+            early.extend(slot.shard.drain_early());
+            let staged = (early.iter().map(|a| (Stage::Early, a)))
+                .chain(confirmed.iter().map(|a| (Stage::Confirmed, a)));
             for (stage, a) in staged {
                 let (t, off) = offsets::unpack(a.trigger_source);
                 let times = slot.trackers.get(t).and_then(|tr| tr.times(off));
-                let tag = latency_tag(times, stage);
+                let timed = timed_as(stage, a);
+                let tag = latency_tag(times, timed);
                 let tag = if eos {
                     self.latencies.extend(tag);
                     0
@@ -654,35 +662,29 @@ impl Core {
                     Stage::Early => &self.cfg.kafka.topics.early_alerts,
                     Stage::Confirmed => &self.cfg.kafka.topics.alerts,
                 };
-                let record = alert_record(&a, stage, &self.source_name)?;
+                let record = encoder.encode(a, stage, &self.source_name);
                 begin(&mut self.producer, &mut self.in_transaction, eos)?;
-                self.producer.send_tagged(
-                    topic,
-                    &record.key,
-                    &record.value,
-                    &record.header_refs(),
-                    tag,
-                )?;
+                self.producer
+                    .send_tagged(topic, record.key, record.value, &record.headers, tag)?;
                 if let Some((_, consumed)) = times {
                     let handed = (wall_ms() - consumed) as f64 / 1000.0;
-                    (self.observe.metrics).service_latency(stage, LatencyStep::Handed, handed);
+                    (self.observe.metrics).service_latency(timed, LatencyStep::Handed, handed);
                 }
                 if stage == Stage::Confirmed {
                     // The open-alerts table, on the shard's own partition (co-partitioned with
                     // the inputs, whatever its key hashes to), in the same transaction.
                     let table = &self.cfg.kafka.topics.open_alerts;
-                    let key = open_alert_key(&a);
-                    if opens_row(&a) {
+                    if opens_row(a) {
                         self.producer.send_to_partition(
                             table,
                             p,
-                            key.as_bytes(),
-                            &record.value,
-                            &record.header_refs(),
+                            record.open_key,
+                            record.value,
+                            &record.headers,
                         )?;
                     } else {
                         self.producer
-                            .send_tombstone_to_partition(table, p, key.as_bytes())?;
+                            .send_tombstone_to_partition(table, p, record.open_key)?;
                     }
                 }
                 match stage {
@@ -692,9 +694,10 @@ impl Core {
                     }
                     Stage::Confirmed => self.stats.alerts_published += 1,
                 }
-                spent.push(a);
             }
-            slot.shard.recycle_alerts(spent);
+            // Published alerts go back to the shard, whose next alerts reuse their strings.
+            slot.shard
+                .recycle_alerts(early.drain(..).chain(confirmed.drain(..)));
         }
         Ok(())
     }
@@ -749,6 +752,28 @@ impl Core {
         }
         .emit(&self.observe.metrics);
         Ok(())
+    }
+}
+
+/// What publishing alerts reuses from one batch to the next.
+#[derive(Debug, Default)]
+pub(super) struct Publishing {
+    /// The alert records' buffers.
+    encoder: AlertEncoder,
+    /// A shard's early alerts, then published.
+    early: Vec<Alert>,
+    /// A shard's confirmed alerts, then published.
+    confirmed: Vec<Alert>,
+}
+
+/// The stage an alert's latency is counted under: when it was made. An early alert's
+/// retraction (an early `resolved`) is published on the early topic but made when the
+/// watermark applies its event, as confirmed alerts are: its wait is the watermark's, and
+/// counted with theirs, the early stage's latency is that of the alerts scored on arrival.
+fn timed_as(stage: Stage, a: &Alert) -> Stage {
+    match (stage, a.status) {
+        (Stage::Early, AlertStatus::Resolved) => Stage::Confirmed,
+        _ => stage,
     }
 }
 

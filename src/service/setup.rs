@@ -102,6 +102,7 @@ impl Service {
                 in_transaction: false,
                 latencies: Vec::new(),
                 acked: Vec::new(),
+                publishing: Default::default(),
                 last_commit: Instant::now(),
                 commits: Default::default(),
                 acks_waiting_since: None,

@@ -48,36 +48,95 @@ pub enum EncodeError {
     },
 }
 
+/// Buffers the service's alert records are written into, reused from one alert to the next:
+/// once they have grown to an alert's size, encoding an alert allocates nothing.
+#[derive(Debug, Default)]
+pub struct AlertEncoder {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    open_key: Vec<u8>,
+}
+
+/// One alert's record, borrowed from an [`AlertEncoder`] and the alert: the same key, value
+/// and headers as [`alert_record`], and the key of its open-alerts row ([`open_alert_key`]).
+#[derive(Debug)]
+pub struct EncodedAlert<'a> {
+    /// The record key, `{location}|{sku}`.
+    pub key: &'a [u8],
+    /// The alert JSON.
+    pub value: &'a [u8],
+    /// The CloudEvents headers, in the order they are sent.
+    pub headers: [(&'static str, &'a [u8]); 7],
+    /// The key of the alert's row in the open-alerts table.
+    pub open_key: &'a [u8],
+}
+
+impl AlertEncoder {
+    /// Encodes `alert`, published by `source` on the `stage`'s topic.
+    pub fn encode<'a>(
+        &'a mut self,
+        alert: &'a Alert,
+        stage: Stage,
+        source: &'a str,
+    ) -> EncodedAlert<'a> {
+        let (location, sku, kind) = (&alert.location, &alert.sku, alert.kind.as_str());
+        self.key.clear();
+        self.key.extend_from_slice(location.as_bytes());
+        self.key.push(b'|');
+        self.key.extend_from_slice(sku.as_bytes());
+        self.open_key.clear();
+        self.open_key.extend_from_slice(&self.key);
+        self.open_key.push(b'|');
+        self.open_key.extend_from_slice(kind.as_bytes());
+        write_alert_json(alert, &mut self.value);
+        let key = self.key.as_slice();
+        EncodedAlert {
+            key,
+            value: &self.value,
+            headers: ce_headers(alert, stage, source, key),
+            open_key: &self.open_key,
+        }
+    }
+}
+
+/// The CloudEvents (binary mode) headers of `alert` with record key `key`.
+fn ce_headers<'a>(
+    alert: &'a Alert,
+    stage: Stage,
+    source: &'a str,
+    key: &'a [u8],
+) -> [(&'static str, &'a [u8]); 7] {
+    let ce_type = match stage {
+        Stage::Early => EARLY_ALERT_CE_TYPE,
+        Stage::Confirmed => ALERT_CE_TYPE,
+    };
+    [
+        ("ce_specversion", b"1.0".as_slice()),
+        ("ce_id", alert.alert_id.as_bytes()),
+        ("ce_type", ce_type.as_bytes()),
+        ("ce_source", source.as_bytes()),
+        ("ce_time", alert.emitted_at.as_bytes()),
+        ("ce_subject", key),
+        ("content-type", b"application/json".as_slice()),
+    ]
+}
+
 /// The CloudEvents record of `alert`, published by `source` (`ce_source`) on the `stage`'s
-/// topic: key `{location}|{sku}`, the alert JSON as the value.
+/// topic: key `{location}|{sku}`, the alert JSON as the value. (The service writes the same
+/// record into reused buffers: [`AlertEncoder`].)
 pub fn alert_record<'a>(
     alert: &'a Alert,
     stage: Stage,
     source: &'a str,
 ) -> Result<OutRecord<'a>, EncodeError> {
-    let key = crate::event::message_key(&alert.location, &alert.sku).into_bytes();
-    let mut value = Vec::with_capacity(512);
-    write_alert_json(alert, &mut value);
-    let ce_type = match stage {
-        Stage::Early => EARLY_ALERT_CE_TYPE,
-        Stage::Confirmed => ALERT_CE_TYPE,
-    };
-    let headers = vec![
-        ("ce_specversion", Cow::Borrowed(b"1.0".as_slice())),
-        ("ce_id", Cow::Borrowed(alert.alert_id.as_bytes())),
-        ("ce_type", Cow::Borrowed(ce_type.as_bytes())),
-        ("ce_source", Cow::Borrowed(source.as_bytes())),
-        ("ce_time", Cow::Borrowed(alert.emitted_at.as_bytes())),
-        ("ce_subject", Cow::Owned(key.clone())),
-        (
-            "content-type",
-            Cow::Borrowed(b"application/json".as_slice()),
-        ),
-    ];
+    let mut buffers = AlertEncoder::default();
+    let e = buffers.encode(alert, stage, source);
     Ok(OutRecord {
-        key: Cow::Owned(key),
-        value: Cow::Owned(value),
-        headers,
+        key: Cow::Owned(e.key.to_vec()),
+        value: Cow::Owned(e.value.to_vec()),
+        headers: (e.headers.iter())
+            .map(|&(k, v)| (k, Cow::Owned(v.to_vec())))
+            .collect(),
     })
 }
 

@@ -122,7 +122,7 @@ pub(super) const SERVICE_LATENCY: MetricSpec = MetricSpec {
     name: "stockwatch_service_latency_seconds",
     kind: MetricKind::Histogram,
     labels: &["stage", "step"],
-    help: "From the triggering record consumed (returned by poll) to its alert handed to the producer (step=handed) and acknowledged or committed (step=acknowledged), by stage (early, confirmed).",
+    help: "From the triggering record consumed (returned by poll) to its alert handed to the producer (step=handed) and acknowledged or committed (step=acknowledged), by stage: early (scored on arrival), confirmed (made when the watermark applied the record: confirmed alerts, and the retractions of early alerts).",
     buckets: SERVICE_LATENCY_BUCKETS,
 };
 pub(super) const EARLY_ALERTS: MetricSpec = spec(
