@@ -128,6 +128,8 @@ pub struct OpenSet {
     pub duplicates: u64,
     /// Records of a type this client does not know, skipped.
     pub unknown: u64,
+    /// Records delivered again at an offset already read (table and alert topics), skipped.
+    pub reread: u64,
 }
 
 impl OpenSet {
@@ -232,26 +234,40 @@ fn partitions(c: &BaseConsumer, topic: &str) -> Result<Vec<i32>, SubscriberError
 }
 
 /// Reads what is assigned until every partition is at its end (an end-of-partition event, or
-/// nothing new for `quiet`), handing each record to `f`; `forever`: never stops.
+/// nothing new for `quiet`), handing each record to `f` once; `forever`: never stops. A record
+/// at an offset already read (a client that fetches a range again) is skipped and counted:
+/// the returned number.
 fn drain(
     c: &BaseConsumer,
     assigned: usize,
     quiet: Duration,
     forever: bool,
     mut f: impl FnMut(&BorrowedMessage<'_>),
-) -> Result<(), SubscriberError> {
+) -> Result<u64, SubscriberError> {
     // Partitions only: with one topic assigned, that names them (several topics wait for
     // `quiet`, see `follow`).
     let mut at_end: HashSet<i32> = HashSet::new();
+    let mut next: HashMap<String, HashMap<i32, i64>> = HashMap::new();
+    let mut reread = 0;
     let mut last = Instant::now();
     loop {
         if !forever && (at_end.len() >= assigned || last.elapsed() >= quiet) {
-            return Ok(());
+            return Ok(reread);
         }
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last = Instant::now();
                 at_end.remove(&m.partition());
+                let topic = match next.get_mut(m.topic()) {
+                    Some(t) => t,
+                    None => next.entry(m.topic().to_owned()).or_default(),
+                };
+                let at = topic.entry(m.partition()).or_insert(i64::MIN);
+                if m.offset() < *at {
+                    reread += 1;
+                    continue;
+                }
+                *at = m.offset() + 1;
                 f(&m);
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -276,11 +292,12 @@ pub fn bootstrap(o: &Options, set: &mut OpenSet) -> Result<(), SubscriberError> 
     c.assign(&tpl)
         .map_err(|e| SubscriberError::Kafka("assigning the table", e))?;
     let quiet = Duration::from_millis(o.quiet_ms);
-    drain(&c, parts.len(), quiet, false, |m| {
+    set.reread += drain(&c, parts.len(), quiet, false, |m| {
         let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
         let value = m.payload().and_then(|v| serde_json::from_slice(v).ok());
         set.apply_table(&key, value);
-    })
+    })?;
+    Ok(())
 }
 
 /// The CloudEvents type of a record, if it has one.
@@ -322,7 +339,7 @@ pub fn follow(o: &Options, start: Offset, set: &mut OpenSet) -> Result<(), Subsc
     } else {
         assigned
     };
-    drain(&c, assigned, quiet, !o.until_caught_up, |m| {
+    set.reread += drain(&c, assigned, quiet, !o.until_caught_up, |m| {
         let early = Some(m.topic()) == o.early_topic.as_deref() && m.topic() != o.topic;
         let want = if early { EARLY_TYPE } else { CONFIRMED_TYPE };
         match ce_type(m) {
@@ -336,7 +353,8 @@ pub fn follow(o: &Options, start: Offset, set: &mut OpenSet) -> Result<(), Subsc
             Some(alert) => set.apply_alert(alert, early),
             None => set.unknown += 1,
         }
-    })
+    })?;
+    Ok(())
 }
 
 /// Bootstraps (unless `--from-beginning`), then follows: the open set so far.
@@ -374,11 +392,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     out.flush().map_err(SubscriberError::Io)?;
     eprintln!(
-        "{} table records, {} alerts applied, {} copies skipped, {} unknown skipped; {} open, {} early",
+        "{} table records, {} alerts applied, {} copies skipped, {} unknown skipped, {} re-read records skipped; {} open, {} early",
         set.table_records,
         set.applied,
         set.duplicates,
         set.unknown,
+        set.reread,
         set.open.len(),
         set.early.len()
     );

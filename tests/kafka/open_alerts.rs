@@ -276,8 +276,8 @@ fn table_after_a_kill(delivery: &str) {
         "the subscriber that started from the table"
     );
     eprintln!(
-        "{delivery}: subscribers: full applied {} alerts, skipped {} copies, {} early open; late read {} table records and applied {} alerts",
-        full.applied, full.duplicates, full.early.len(), late.table_records, late.applied
+        "{delivery}: subscribers: full applied {} alerts, skipped {} copies, {} early open; late read {} table records and applied {} alerts; records delivered again and skipped: full {}, late {}",
+        full.applied, full.duplicates, full.early.len(), late.table_records, late.applied, full.reread, late.reread
     );
 
     // B holds every partition: once ready on all of them, its /v1/alerts/open lists the
