@@ -111,7 +111,7 @@ pub(super) const LATENCY: MetricSpec = histogram_spec(
 );
 pub(super) const EARLY_LATENCY: MetricSpec = histogram_spec(
     "stockwatch_early_alert_latency_seconds",
-    "From the input record's timestamp to the publication of the early alert it caused.",
+    "From the input record's timestamp to the publication of the early alert it caused (scored on arrival; retractions are timed with the confirmed alerts).",
     LATENCY_SECONDS_BUCKETS,
 );
 /// The service's own share of an alert's latency, apart from the broker's: from the triggering
