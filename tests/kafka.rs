@@ -21,6 +21,9 @@
 //!   (`/readyz`, metric, log), the partition waits, and `reset-state` resolves each.
 //! - `warm_start`: the service started from a model file publishes the warm replay's alerts.
 //!
+//! The tests run one at a time (`support::one_at_a_time`): each runs a broker and service
+//! processes of its own, and two at once on a small machine starve each other's timers.
+//!
 //! Run one group with a filter: `cargo test --test kafka failover::`.
 
 mod support;

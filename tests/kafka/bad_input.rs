@@ -476,6 +476,7 @@ fn send_raw_headers(
 
 #[test]
 fn every_bad_input_kind_is_dead_lettered_once_and_changes_nothing() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();

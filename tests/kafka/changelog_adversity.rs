@@ -237,6 +237,7 @@ fn copy_truncated(bootstrap: &str, from: &str, to: &str) {
 
 #[test]
 fn expired_offsets_a_deleted_and_a_truncated_changelog_are_reported_and_reset() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();

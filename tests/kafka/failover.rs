@@ -416,6 +416,7 @@ pub(crate) fn stop_gracefully(inst: &mut Instance, deadline: Duration) -> Durati
 
 #[test]
 fn two_instances_one_killed_mid_stream_the_survivor_takes_over_and_alerts_equal_replay() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let t0 = Instant::now();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
@@ -549,6 +550,7 @@ fn two_instances_one_killed_mid_stream_the_survivor_takes_over_and_alerts_equal_
 
 #[test]
 fn sigterm_under_load_exits_zero_and_a_restart_publishes_exactly_the_missing_alerts() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let t0 = Instant::now();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
@@ -685,6 +687,7 @@ fn sigterm_under_load_exits_zero_and_a_restart_publishes_exactly_the_missing_ale
 /// (`FLUSH_DEADLINE`, then exit 1), and closing the consumer waits 5 s for LeaveGroup.
 #[test]
 fn sigterm_with_a_frozen_broker_still_exits_within_the_deadline() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let mut broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();
@@ -764,6 +767,7 @@ fn late_rejections(inst: &Instance) -> Option<f64> {
 /// up to the partition end it had at assignment.
 #[test]
 fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     backlog("fo-backlog.", "failover-backlog", &[]);
 }
 
@@ -771,6 +775,7 @@ fn an_instance_starting_on_a_backlog_publishes_the_replay_alerts() {
 /// ahead-running inputs (docs/architecture.md#event-time) and resume them, losing and reordering nothing.
 #[test]
 fn a_backlog_larger_than_the_reorder_buffers_pauses_inputs_and_still_equals_replay() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let pauses = backlog(
         "fo-backlog-tight.",
         "failover-backlog-tight",
@@ -889,6 +894,7 @@ fn metric(inst: &Instance, name: &str) -> Option<f64> {
 /// rebuilt from the changelog equals `replay --state-out`.
 #[test]
 fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     chaos("exactly_once");
 }
 
@@ -897,6 +903,7 @@ fn chaos_kills_rescaling_and_a_stalled_broker_lose_and_add_no_alert() {
 /// publishes it again, so a check that never saw a duplicate here could not see one anywhere.
 #[test]
 fn chaos_in_at_least_once_loses_no_alert_and_its_republished_alerts_are_counted() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let figures = chaos("at_least_once");
     assert!(
         figures.duplicates > 0,
@@ -1239,6 +1246,7 @@ fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value) {
 /// the group after 2 s, and every rejoin restored again.
 #[test]
 fn a_long_restore_racing_a_rebalance_keeps_the_member_and_alerts_equal_replay() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let t0 = Instant::now();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
@@ -1658,10 +1666,12 @@ fn zombie(prefix: &str, group: &str, seed: &str, static_ids: bool) {
 
 #[test]
 fn a_frozen_instance_with_an_instance_id_is_fenced_and_nothing_is_doubled() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     zombie("fo-zombie-static.", "failover-zombie-static", "31", true);
 }
 
 #[test]
 fn a_frozen_instance_without_an_instance_id_is_fenced_and_nothing_is_doubled() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     zombie("fo-zombie-dynamic.", "failover-zombie-dynamic", "37", false);
 }

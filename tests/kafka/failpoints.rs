@@ -285,36 +285,43 @@ fn dead_letter_batch_middle(exactly_once: bool, seed: &str) {
 
 #[test]
 fn at_least_once_crash_before_the_offsets_commit() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     before_offsets_commit(false, "41");
 }
 
 #[test]
 fn exactly_once_crash_before_the_offsets_are_sent_to_the_transaction() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     before_offsets_commit(true, "42");
 }
 
 #[test]
 fn exactly_once_crash_between_send_offsets_and_commit() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let crash = Crash::after(failpoint::BETWEEN_SEND_OFFSETS_AND_COMMIT, 1);
     crash_and_recover("sent-eos", true, "43", &[crash]);
 }
 
 #[test]
 fn at_least_once_crash_between_the_two_restore_passes() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     restore_between_passes(false, "44");
 }
 
 #[test]
 fn exactly_once_crash_between_the_two_restore_passes() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     restore_between_passes(true, "45");
 }
 
 #[test]
 fn at_least_once_crash_in_the_middle_of_a_dead_letter_batch() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     dead_letter_batch_middle(false, "46");
 }
 
 #[test]
 fn exactly_once_crash_in_the_middle_of_a_dead_letter_batch() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     dead_letter_batch_middle(true, "47");
 }

@@ -23,6 +23,7 @@ fn stockwatch(args: &[&str]) -> Output {
 
 #[test]
 fn positions_are_produced_like_the_file_and_a_reload_repeats_the_ids() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("positions.csv");
     let mut csv = String::from("location,sku,on_hand,as_of\n");

@@ -83,6 +83,7 @@ fn local(view: &serde_json::Value, tz: chrono_tz::Tz) -> String {
 
 #[test]
 fn master_data_is_read_before_the_inputs_followed_live_and_bad_records_are_dead_lettered() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();
@@ -287,6 +288,7 @@ fn master_data_is_read_before_the_inputs_followed_live_and_bad_records_are_dead_
 
 #[test]
 fn load_master_and_simulate_v2_write_the_tables() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();

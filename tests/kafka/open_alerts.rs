@@ -63,6 +63,7 @@ fn ids<'a>(
 
 #[test]
 fn at_least_once_the_table_equals_replay_after_a_kill_and_bootstraps_a_late_subscriber() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     table_after_a_kill("at_least_once");
 }
 
@@ -71,6 +72,7 @@ fn at_least_once_the_table_equals_replay_after_a_kill_and_bootstraps_a_late_subs
 /// open transaction at once.
 #[test]
 fn exactly_once_the_table_equals_replay_after_a_kill_and_bootstraps_a_late_subscriber() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     table_after_a_kill("exactly_once");
 }
 

@@ -620,6 +620,7 @@ fn outage(mock: &Mock, svc: &Running, at: u64) -> OutageFigures {
 
 #[test]
 fn broker_down_mid_run_waits_not_ready_then_resumes_with_the_replays_alerts() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let started = Instant::now();
     let mock = Mock::with_inputs("down.");
     let group = "outage-down";
@@ -669,6 +670,7 @@ fn produce_once(bootstrap: &str, topic: &str) -> Result<(), String> {
 
 #[test]
 fn retriable_produce_errors_are_retried_without_loss() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let started = Instant::now();
     let mock = Mock::with_inputs("errors.");
     let group = "outage-errors";
@@ -714,6 +716,7 @@ fn retriable_produce_errors_are_retried_without_loss() {
 
 #[test]
 fn added_latency_slows_acknowledgements_but_loses_nothing() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let started = Instant::now();
     let mock = Mock::with_inputs("rtt.");
     let group = "outage-rtt";
@@ -760,6 +763,7 @@ fn added_latency_slows_acknowledgements_but_loses_nothing() {
 
 #[test]
 fn a_full_producer_queue_in_an_outage_blocks_and_reports_not_ready() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let started = Instant::now();
     let mock = Mock::with_inputs("queue.");
     let group = "outage-queue";
@@ -799,6 +803,7 @@ fn a_full_producer_queue_in_an_outage_blocks_and_reports_not_ready() {
 
 #[test]
 fn a_repeating_delivery_failure_ends_the_service_naming_the_cause() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let started = Instant::now();
     let mock = Mock::with_inputs("livelock.");
     let mut cfg = mock.config("outage-livelock", &[("KAFKA__POLL_MAX_MESSAGES", "500")]);
@@ -852,6 +857,7 @@ fn metric(svc: &Running, series: &str) -> Option<f64> {
 
 #[test]
 fn a_consumer_error_is_counted_and_the_other_partitions_go_on() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let started = Instant::now();
     let mock = Mock::with_inputs("cerr.");
     let group = "outage-consumer-error";
@@ -1100,5 +1106,6 @@ fn alerts_topic_unavailable(prefix: &str, group: &str) {
 
 #[test]
 fn alerts_topic_unavailable_at_least_once_waits_bounded_and_loses_nothing() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     alerts_topic_unavailable("noalerts-alo.", "outage-noalerts-alo");
 }

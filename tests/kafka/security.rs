@@ -129,6 +129,7 @@ fn tail(s: &str) -> &str {
 
 #[test]
 fn check_config_masks_the_password() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     for from in [Source::Env, Source::File] {
         let env = sasl_env(dir.path(), from, "sasl_ssl", "SCRAM-SHA-512", "text");
@@ -151,6 +152,7 @@ fn check_config_masks_the_password() {
 
 #[test]
 fn a_failed_start_does_not_print_the_password() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     // SCRAM towards a loopback port nothing listens on: librdkafka initialises SCRAM, dumps
     // its configuration, retries connecting, and the service gives up (after its 10 s metadata
     // timeout) with an error. Both sources of the password and both log formats, at once.
@@ -626,11 +628,13 @@ fn running_service(from: Source, format: &str) {
 
 #[test]
 fn running_service_password_from_env_text_logs() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     running_service(Source::Env, "text");
 }
 
 #[test]
 fn running_service_password_from_file_json_logs() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     running_service(Source::File, "json");
 }
 
@@ -641,6 +645,7 @@ const DENIED_LABELS: [&str; 6] = ["sku", "location", "key", "store", "product", 
 
 #[test]
 fn no_metric_has_a_sku_or_location_label() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     for (name, _, labels) in stockwatch::telemetry::CATALOGUE {
         for l in *labels {
             let l = l.to_ascii_lowercase();
@@ -675,6 +680,7 @@ fn assert_metric_labels_are_bounded(metrics: &str) {
 
 #[test]
 fn http_binds_loopback_by_default() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let d = stockwatch::config::Config::defaults();
     assert!(d.http.listen.ip().is_loopback(), "{}", d.http.listen);
     assert!(!d.http.allow_non_loopback);
@@ -693,6 +699,7 @@ fn http_binds_loopback_by_default() {
 
 #[test]
 fn debug_output_of_config_and_clients_hides_the_password() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw");
     std::fs::write(&pw, CANARY).unwrap();
@@ -906,6 +913,7 @@ fn simulate_over_tls(bootstrap: &str, prefix: &str, ca: &Path) {
 
 #[test]
 fn over_tls_with_the_right_ca_the_service_runs_end_to_end_with_sasl_plain() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     // service ──TLS──> stunnel ──> SASL/PLAIN proxy ──> tansu (advertising stunnel)
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
@@ -1029,6 +1037,7 @@ fn over_tls_with_the_right_ca_the_service_runs_end_to_end_with_sasl_plain() {
 
 #[test]
 fn over_tls_a_wrong_ca_and_an_unknown_scram_user_are_refused_with_a_clear_error() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     // Two brokers behind TLS: a plain one, and one with tansu's SCRAM authentication (no user
     // stored: tansu creates users only through an unauthenticated connection to a broker
     // without --authentication, and its memory store is per process).

@@ -38,6 +38,7 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn service_alerts_equal_replay_and_bad_records_are_dead_lettered_once() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();

@@ -55,6 +55,7 @@ fn topic_of_body(value: &[u8]) -> Option<&'static str> {
 
 #[test]
 fn simulate_produces_the_file_stream_keyed_and_partitioned_like_kafka() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.jsonl");
@@ -170,6 +171,7 @@ fn simulate_produces_the_file_stream_keyed_and_partitioned_like_kafka() {
 
 #[test]
 fn existing_topics_must_have_the_partition_count() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let base = [
@@ -199,6 +201,7 @@ fn existing_topics_must_have_the_partition_count() {
 
 #[test]
 fn rate_limit_paces_production() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let started = Instant::now();
@@ -224,6 +227,7 @@ fn rate_limit_paces_production() {
 
 #[test]
 fn unreachable_cluster_fails_naming_the_flag() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -251,6 +255,7 @@ fn unreachable_cluster_fails_naming_the_flag() {
 /// arrive as sent, and the delivery counts add up.
 #[test]
 fn event_producer_sends_headers_and_counts_deliveries() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let mut p = EventProducer::new(ProducerSettings::new(broker.bootstrap())).unwrap();
     let status = p

@@ -29,6 +29,7 @@ fn by_id(values: impl Iterator<Item = serde_json::Value>) -> BTreeMap<String, se
 
 #[test]
 fn the_service_started_from_a_model_file_publishes_the_warm_replays_alerts() {
+    let _one_at_a_time = crate::support::one_at_a_time();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();
