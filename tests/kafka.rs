@@ -7,8 +7,9 @@
 //! - `failpoints`: crashes at named points (commit, restore, dead letters), in both delivery
 //!   modes; the restart's alerts, dead letters and changelog state equal `replay`'s.
 //! - `outage`: broker down, request errors, latency, a full producer queue (mock cluster).
-//! - `alerts_topic`: the alerts topic deleted and recreated under a running instance; ignored
-//!   (tansu acknowledges and drops records produced to a deleted topic).
+//! - `alerts_topic`: the alerts topic without a leader for a minute (a Kafka-protocol proxy in
+//!   front of the broker), both delivery modes; deleted and recreated under a running
+//!   instance, ignored (tansu acknowledges and drops records produced to a deleted topic).
 //! - `bad_input`: the bad-input catalogue through the service.
 //! - `simulate`: `simulate --bootstrap-servers` writes what `simulate --out` writes.
 //! - `load_positions`: `load-positions --bootstrap-servers` writes what `--out` writes.

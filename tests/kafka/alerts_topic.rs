@@ -1,8 +1,16 @@
-//! The alerts topic unavailable for a minute on a real broker, every other topic served: the
-//! topic is deleted under a running instance while input flows, and recreated [`OUTAGE`]
-//! later, in both delivery modes.
+//! The alerts topic unavailable for a minute on a real broker, every other topic served, in
+//! both delivery modes, two ways:
 //!
-//! **Ignored: it fails on tansu, the only broker of the test harness.** tansu (0.6.0) deletes
+//! - **Leaderless** (run): the broker advertises a Kafka-protocol proxy
+//!   (`support::proxy::LeaderProxy`) whose Metadata responses give every partition of the
+//!   alerts topic `LEADER_NOT_AVAILABLE` and no leader for [`OUTAGE`], while input flows. The
+//!   topic keeps its records: in the end every alert of `replay` is on it, none extra, the
+//!   instance's memory stayed bounded, `/healthz` answered 200 while it ran, and any end of
+//!   the instance was non-zero and named its cause (it is restarted as an orchestrator would).
+//! - **Deleted** and recreated [`OUTAGE`] later (below).
+//!
+//! **The deleted-topic tests are ignored: they fail on tansu, the only broker of the test
+//! harness.** tansu (0.6.0) deletes
 //! the topic but then acknowledges every record produced to it and keeps none, where Kafka
 //! answers `UNKNOWN_TOPIC_OR_PARTITION`: the service sees no error and the alerts raised while
 //! the topic was gone are lost at the broker (measured, docs/reliability.md). Kept to
@@ -42,12 +50,15 @@ use super::failover::{
 use super::outage::{rss_of, MAX_PENDING, QUEUE_KB, RSS_BOUND};
 use crate::support::broker::Broker;
 use crate::support::consume::Tail;
+use crate::support::proxy::{self, LeaderProxy};
 use crate::support::service::{topics, Instance, Producer};
 
 /// How long the alerts topic stays deleted: past every bound of the service's own (the 5 s
 /// stall report; in `exactly_once` the 10 s `transaction.timeout.ms` and the abort backoffs;
 /// librdkafka's 30 s `topic.metadata.propagation.max.ms`).
 const OUTAGE: Duration = Duration::from_secs(60);
+/// The changelog reader's prefetch bound: librdkafka's default `queued.max.messages.kbytes`.
+const RESTORE_READER_QUEUE: u64 = 64 * 1024 * 1024;
 /// An orchestrator's wait before restarting an instance that ended (Kubernetes' first
 /// crash-loop backoff).
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
@@ -293,4 +304,236 @@ fn alerts_topic_deleted_for_a_minute_exactly_once_loses_and_doubles_nothing() {
 fn alerts_topic_deleted_for_a_minute_at_least_once_loses_nothing() {
     let _one_at_a_time = crate::support::one_at_a_time();
     alerts_topic_deleted("at-deleted-alo.", "alerts-topic-alo", "43", "at_least_once");
+}
+
+/// An instance restarted [`RESTART_BACKOFF`] after it ends, as an orchestrator does; each
+/// end noted (seconds from `since`, exit status, its last error line). A panic fails the test.
+struct Supervised {
+    a: Instance,
+    exits: Vec<(f64, Option<std::process::ExitStatus>, String)>,
+    restarts: usize,
+    ended_at: Option<Instant>,
+}
+
+impl Supervised {
+    fn restart_if_ended(&mut self, start: &dyn Fn(usize) -> Instance, since: Instant) {
+        if self.a.is_running() {
+            return;
+        }
+        let at = *self.ended_at.get_or_insert_with(Instant::now);
+        if at.elapsed() < RESTART_BACKOFF {
+            return;
+        }
+        let log = self.a.log();
+        assert!(
+            !log.contains("panicked"),
+            "{} panicked:\n{log}",
+            self.a.name
+        );
+        self.exits.push((
+            at.duration_since(since).as_secs_f64(),
+            self.a.exit_status(),
+            (log.lines().rev())
+                .find(|l| l.contains("error") || l.contains("ERROR"))
+                .unwrap_or("")
+                .to_owned(),
+        ));
+        self.restarts += 1;
+        self.a = start(self.restarts);
+        self.ended_at = None;
+    }
+}
+
+/// The alerts topic without a leader for [`OUTAGE`] on the real broker, every other topic
+/// served: the broker advertises a Kafka-protocol proxy ([`LeaderProxy`]) whose Metadata
+/// responses then give every partition of the alerts topic `LEADER_NOT_AVAILABLE` and no
+/// leader, while input flows. Unlike a deleted topic its records stay: every alert of
+/// `replay` must be on it in the end, none extra, whatever the service did meanwhile (waited,
+/// or ended and was restarted after [`RESTART_BACKOFF`] as an orchestrator would).
+fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'static str) {
+    let t0 = Instant::now();
+    let listener = proxy::listener();
+    let proxy_port = listener.local_addr().expect("proxy address").port();
+    let broker = Broker::start_behind(proxy_port);
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics(prefix);
+    let proxy = LeaderProxy::start(listener, broker.port(), &t[4]);
+    let bootstrap = proxy.bootstrap();
+    let want = expected(dir.path(), seed);
+    let want_ids: BTreeSet<String> = want.alerts.keys().cloned().collect();
+    create_topics(&bootstrap, prefix);
+    let eos = delivery == "exactly_once";
+    let hides_aborted = eos && probe_fencing(&bootstrap, &format!("{prefix}probe")).aborted_hidden;
+    // ~60 s of production (30 000 events at 500 a second): before, through and after.
+    let mut args = sim_args(seed);
+    args.extend(["--rate", "500"]);
+    let mut producer = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
+    let (queue_kb, max_pending) = (QUEUE_KB.to_string(), MAX_PENDING.to_string());
+    let env = [
+        (
+            "STOCKWATCH__KAFKA__MAX_PENDING_EVENTS",
+            max_pending.as_str(),
+        ),
+        ("STOCKWATCH__SERVICE__DELIVERY", delivery),
+        (
+            "STOCKWATCH__KAFKA__PRODUCER__QUEUE__BUFFERING__MAX__KBYTES",
+            queue_kb.as_str(),
+        ),
+        (
+            "STOCKWATCH__KAFKA__CONSUMER__QUEUED__MAX__MESSAGES__KBYTES",
+            queue_kb.as_str(),
+        ),
+        // The proxy cannot refuse records the way a broker that lost leadership does (which
+        // makes a client ask for metadata again): the producer asks every second instead of
+        // every 5 minutes, and learns of the outage from that.
+        (
+            "STOCKWATCH__KAFKA__PRODUCER__TOPIC__METADATA__REFRESH__INTERVAL__MS",
+            "1000",
+        ),
+    ];
+    let start = |n: usize| {
+        Instance::start(
+            &format!("A{n}"),
+            &bootstrap,
+            prefix,
+            group,
+            dir.path(),
+            &env,
+        )
+    };
+    let mut sup = Supervised {
+        a: start(0),
+        exits: Vec::new(),
+        restarts: 0,
+        ended_at: None,
+    };
+    (sup.a).wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
+    let mut tail = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    assert!(
+        tail.poll_until(WAIT, Duration::ZERO, |r| r.len() >= 20),
+        "no alerts before the outage:\n{}",
+        sup.a.log()
+    );
+    drop(tail);
+    assert!(producer.is_running(), "production ended before the outage");
+    let rss_at_down = rss_of(sup.a.pid()).expect("rss");
+    proxy.set_leaderless(true);
+    let down = Instant::now();
+    let mut max_rss = rss_at_down;
+    // The resident set every 10 s of the outage, MiB over its size when the leaders went.
+    let mut rss_every_10s: Vec<f64> = Vec::new();
+    let (mut waiting_after, mut samples, mut healthz_not_ok) = (None, 0usize, 0usize);
+    while down.elapsed() < OUTAGE {
+        if sup.a.is_running() {
+            if let Some(rss) = rss_of(sup.a.pid()) {
+                max_rss = max_rss.max(rss);
+                if down.elapsed().as_secs() >= 10 * rss_every_10s.len() as u64 {
+                    rss_every_10s.push((rss as f64 - rss_at_down as f64) / 1048576.0);
+                }
+            }
+            samples += 1;
+            match sup.a.get("/healthz") {
+                Some((200, _)) => {}
+                Some(_) => healthz_not_ok += 1,
+                None => {} // not listening yet (a restart) or already gone
+            }
+            if (sup.a.readiness()).is_some_and(|r| r["waiting_for_brokers"] == true) {
+                waiting_after.get_or_insert(down.elapsed().as_secs_f64());
+            }
+        }
+        sup.restart_if_ended(&start, down);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // `exactly_once` also restores every shard after each abort: the changelog reader's
+    // prefetch (librdkafka's `queued.max.messages.kbytes`, 64 MiB: the reader takes no
+    // `[kafka.consumer]` setting) comes on top of the queues of the bound.
+    let bound = RSS_BOUND + if eos { RESTORE_READER_QUEUE } else { 0 };
+    let (patched, unparsed) = (proxy.patched(), proxy.unparsed());
+    let restarts_in_outage = sup.restarts;
+    proxy.set_leaderless(false);
+    let back = Instant::now();
+    // Every alert of replay on the topic, the instance restarted whenever it ends.
+    producer.wait(Duration::from_secs(120));
+    let mut all = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
+    let mut complete = false;
+    while !complete && back.elapsed() < Duration::from_secs(240) {
+        sup.restart_if_ended(&start, down);
+        complete = all.poll_until(Duration::from_secs(1), Duration::ZERO, |r| {
+            distinct_ids(r).is_superset(&want_ids)
+        });
+    }
+    let complete_after = back.elapsed();
+    sup.a.wait_ready(Duration::from_secs(60), |r| {
+        partitions_of(r) == ALL && r["ready"] == true
+    });
+    let log = sup.a.log();
+    stop_gracefully(&mut sup.a, Duration::from_secs(30));
+    all.poll_for(Duration::from_secs(1));
+    let got = distinct_ids(&all.records);
+    let missing: Vec<&String> = want_ids.difference(&got).collect();
+    let extra: Vec<&String> = got.difference(&want_ids).collect();
+    let raw_dups = all.records.len() - got.len();
+    let exits = &sup.exits;
+    eprintln!(
+        "alerts topic leaderless ({delivery}) for {:.0} s ({patched} metadata responses patched, {unparsed} unparsed): exits {exits:?} (s from the outage's start, status, last error line), {} restarts ({restarts_in_outage} during the outage); /healthz non-200 {healthz_not_ok} of {samples} samples; waiting_for_brokers {waiting_after:?} s into it; RSS {:.1} MiB at the start, max {:.1} MiB (bound +{:.0} MiB; every 10 s: {rss_every_10s:.1?} MiB over the start); alerts complete {:.1} s after the leaders returned; alerts: {} expected, {} distinct, {} raw, {raw_dups} raw duplicates, {} missing, {} extra; broker hides aborted: {hides_aborted}; total {:.1} s",
+        OUTAGE.as_secs_f64(),
+        sup.restarts,
+        rss_at_down as f64 / 1048576.0,
+        max_rss as f64 / 1048576.0,
+        bound as f64 / 1048576.0,
+        complete_after.as_secs_f64(),
+        want_ids.len(),
+        got.len(),
+        all.records.len(),
+        missing.len(),
+        extra.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(patched > 0, "no Metadata response named the alerts topic");
+    assert!(
+        complete && missing.is_empty() && extra.is_empty(),
+        "alerts lost or extra: missing e.g. {:?}, extra e.g. {:?}\n{log}",
+        &missing[..missing.len().min(5)],
+        &extra[..extra.len().min(5)]
+    );
+    assert_eq!(healthz_not_ok, 0, "/healthz not 200 while the instance ran");
+    for (at, status, line) in exits {
+        assert!(
+            status.is_some_and(|s| !s.success()) && line.contains("the service stopped"),
+            "an instance ended {at:.1} s after the outage began with {status:?}, not naming why: {line}"
+        );
+    }
+    assert!(
+        max_rss <= rss_at_down + bound,
+        "memory grew {:.1} MiB during the outage, over the {:.0} MiB bound",
+        (max_rss - rss_at_down) as f64 / 1048576.0,
+        bound as f64 / 1048576.0
+    );
+    if hides_aborted {
+        assert_eq!(raw_dups, 0, "alerts published twice");
+    }
+    drop(proxy);
+    drop(broker);
+}
+
+#[test]
+fn alerts_topic_leaderless_for_a_minute_exactly_once_loses_nothing() {
+    let _one_at_a_time = crate::support::one_at_a_time();
+    alerts_topic_leaderless(
+        "at-leaderless-eos.",
+        "alerts-leaderless-eos",
+        "47",
+        "exactly_once",
+    );
+}
+
+#[test]
+fn alerts_topic_leaderless_for_a_minute_at_least_once_loses_nothing() {
+    let _one_at_a_time = crate::support::one_at_a_time();
+    alerts_topic_leaderless(
+        "at-leaderless-alo.",
+        "alerts-leaderless-alo",
+        "53",
+        "at_least_once",
+    );
 }

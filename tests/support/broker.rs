@@ -95,10 +95,20 @@ impl Broker {
     /// Starts a broker on a free loopback port and waits until it accepts connections.
     /// Panics (failing the test) with the broker's output if it cannot.
     pub fn start() -> Broker {
+        Self::start_advertising(None)
+    }
+
+    /// Starts a broker that advertises loopback port `port` to its clients (a proxy's, see
+    /// [`super::proxy`]) while it listens on a port of its own ([`Broker::port`]).
+    pub fn start_behind(port: u16) -> Broker {
+        Self::start_advertising(Some(port))
+    }
+
+    fn start_advertising(advertised: Option<u16>) -> Broker {
         let tansu = tansu();
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(tansu) {
+            match Self::try_start(tansu, advertised) {
                 Ok(b) => return b,
                 Err(e) => last = e,
             }
@@ -106,9 +116,10 @@ impl Broker {
         panic!("tansu did not start: {last}");
     }
 
-    fn try_start(tansu: &Path) -> Result<Broker, String> {
+    fn try_start(tansu: &Path, advertised: Option<u16>) -> Result<Broker, String> {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{}", advertised.unwrap_or(port));
         let log = std::env::temp_dir().join(format!(
             "stockwatch-tansu-{}-{port}.log",
             std::process::id()
@@ -117,7 +128,7 @@ impl Broker {
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(tansu)
             .args(["broker", "--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
+            .args(["--advertised-listener-url", &advertised_url])
             .args(["--storage-engine", "memory://tansu/", "--silent"])
             // Settings tansu would otherwise take from the environment.
             .env_remove("SCHEMA_REGISTRY")
@@ -156,6 +167,11 @@ impl Broker {
     /// `bootstrap.servers` for clients: `127.0.0.1:PORT`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The broker's process id.

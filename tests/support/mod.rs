@@ -2,10 +2,12 @@
 //!
 //! - [`broker`]: a tansu broker per test on its own loopback port, killed when dropped.
 //! - [`consume`]: reading topics back by counting records (tansu's high watermarks are wrong).
+//! - [`proxy`]: a Kafka-protocol proxy that can take one topic's leaders away.
 //! - [`service`]: `stockwatch run` / `simulate` as child processes, HTTP probes, free ports.
 
 pub mod broker;
 pub mod consume;
+pub mod proxy;
 pub mod service;
 
 use std::sync::{Mutex, MutexGuard};
