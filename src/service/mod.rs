@@ -61,8 +61,7 @@ use crate::event::EventType;
 use crate::reject::{RejectReason, Rejection};
 use crate::sink::kafka::{EventProducer, ProduceError};
 use crate::sink::record::{
-    dead_letter_record, opens_row, AlertEncoder, DeadLetterLimits, EncodeError, HeaderSizes,
-    Rejected,
+    dead_letter_record, opens_row, AlertEncoder, DeadLetterLimits, HeaderSizes, Rejected,
 };
 use crate::source::consumer_error::ConsumerErrorKind;
 use crate::source::kafka::{raw_headers, GroupConsumer, RawHeader, SourceError};
@@ -101,9 +100,6 @@ pub enum ServiceError {
     /// The master-data reader could not be started.
     #[error("master-data reader: {0}")]
     MasterData(rdkafka::error::KafkaError),
-    /// An alert could not be encoded (it is not published).
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
     /// The metrics could not be registered.
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),

@@ -34,20 +34,6 @@ impl OutRecord<'_> {
     }
 }
 
-/// An output that could not be encoded.
-#[derive(Debug, thiserror::Error)]
-pub enum EncodeError {
-    /// The alert did not serialize: it is not published (an empty value on a keyed topic
-    /// would be a tombstone, deleting the key's last alert under compaction).
-    #[error("alert {alert_id}: cannot encode it as JSON: {error}")]
-    Alert {
-        /// The alert's id.
-        alert_id: String,
-        /// What serde_json said.
-        error: serde_json::Error,
-    },
-}
-
 /// Buffers the service's alert records are written into, reused from one alert to the next:
 /// once they have grown to an alert's size, encoding an alert allocates nothing.
 #[derive(Debug, Default)]
@@ -57,8 +43,9 @@ pub struct AlertEncoder {
     open_key: Vec<u8>,
 }
 
-/// One alert's record, borrowed from an [`AlertEncoder`] and the alert: the same key, value
-/// and headers as [`alert_record`], and the key of its open-alerts row ([`open_alert_key`]).
+/// One alert's CloudEvents record (binary mode), borrowed from an [`AlertEncoder`] and the
+/// alert: key `{location}|{sku}`, the alert JSON as the value, the `ce_*` headers, and the key
+/// of its open-alerts row ([`open_alert_key`]).
 #[derive(Debug)]
 pub struct EncodedAlert<'a> {
     /// The record key, `{location}|{sku}`.
@@ -72,7 +59,7 @@ pub struct EncodedAlert<'a> {
 }
 
 impl AlertEncoder {
-    /// Encodes `alert`, published by `source` on the `stage`'s topic.
+    /// Encodes `alert`, published by `source` (`ce_source`) on the `stage`'s topic.
     pub fn encode<'a>(
         &'a mut self,
         alert: &'a Alert,
@@ -119,25 +106,6 @@ fn ce_headers<'a>(
         ("ce_subject", key),
         ("content-type", b"application/json".as_slice()),
     ]
-}
-
-/// The CloudEvents record of `alert`, published by `source` (`ce_source`) on the `stage`'s
-/// topic: key `{location}|{sku}`, the alert JSON as the value. (The service writes the same
-/// record into reused buffers: [`AlertEncoder`].)
-pub fn alert_record<'a>(
-    alert: &'a Alert,
-    stage: Stage,
-    source: &'a str,
-) -> Result<OutRecord<'a>, EncodeError> {
-    let mut buffers = AlertEncoder::default();
-    let e = buffers.encode(alert, stage, source);
-    Ok(OutRecord {
-        key: Cow::Owned(e.key.to_vec()),
-        value: Cow::Owned(e.value.to_vec()),
-        headers: (e.headers.iter())
-            .map(|&(k, v)| (k, Cow::Owned(v.to_vec())))
-            .collect(),
-    })
 }
 
 /// The key of `alert`'s row in the open-alerts table (`kafka.topics.open_alerts`):
@@ -442,9 +410,8 @@ mod tests {
         }
     }
 
-    fn text_headers<'a>(r: &'a OutRecord<'_>) -> Vec<(&'a str, &'a str)> {
-        r.headers
-            .iter()
+    fn text_headers<'a>(headers: &[(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a str)> {
+        (headers.iter())
             .map(|(k, v)| (*k, std::str::from_utf8(v).unwrap()))
             .collect()
     }
@@ -452,14 +419,16 @@ mod tests {
     #[test]
     fn a_confirmed_alert_is_a_cloudevent_keyed_by_location_and_sku() {
         let a = alert("a-00ff");
-        let r = alert_record(&a, Stage::Confirmed, "stockwatch/g").unwrap();
-        assert_eq!(&*r.key, b"S01|SKU-1");
+        let mut encoder = AlertEncoder::default();
+        let r = encoder.encode(&a, Stage::Confirmed, "stockwatch/g");
+        assert_eq!(r.key, b"S01|SKU-1");
+        assert_eq!(r.open_key, open_alert_key(&a).as_bytes());
         assert_eq!(
-            std::str::from_utf8(&r.value).unwrap(),
+            std::str::from_utf8(r.value).unwrap(),
             r#"{"alert_id":"a-00ff","schema_version":"1","kind":"stockout_risk","status":"raised","sku":"SKU-1","location":"S01","risk":0.75,"horizon_hours":72,"on_hand":3.0,"in_transit":0.0,"expected_demand":4.5,"days_of_cover":null,"expected_lost_units":1.5,"priority":"high","reasons":[{"feature":"on_hand_over_demand","contribution":-1.25}],"model_version":"m1","event_time":"2026-01-02T03:04:05Z","emitted_at":"2026-01-02T03:04:06Z"}"#
         );
         assert_eq!(
-            text_headers(&r),
+            text_headers(&r.headers),
             [
                 ("ce_specversion", "1.0"),
                 ("ce_id", "a-00ff"),
@@ -494,12 +463,9 @@ mod tests {
             ("e-1", Stage::Early, EARLY_ALERT_CE_TYPE),
         ] {
             let a = alert(id);
-            let r = alert_record(&a, stage, "s").unwrap();
-            assert_eq!(
-                r.headers[2],
-                ("ce_type", Cow::Borrowed(ty.as_bytes())),
-                "{id}"
-            );
+            let mut encoder = AlertEncoder::default();
+            let r = encoder.encode(&a, stage, "s");
+            assert_eq!(r.headers[2], ("ce_type", ty.as_bytes()), "{id}");
         }
     }
 
@@ -594,7 +560,7 @@ mod tests {
         assert_eq!(&*r.key, b"S01|SKU-1");
         assert_eq!(&*r.value, b"{\"type\":\"sale\"}");
         assert_eq!(
-            text_headers(&r),
+            text_headers(&r.header_refs()),
             [
                 ("__connect.errors.topic", "sales"),
                 ("__connect.errors.partition", "3"),
@@ -628,7 +594,7 @@ mod tests {
         };
         let r = dead_letter_record(rec, &rej, limits(10)).record;
         assert_eq!(&*r.value, b"0123456789");
-        let h = text_headers(&r);
+        let h = text_headers(&r.header_refs());
         assert_eq!(
             h[..3],
             [
@@ -666,7 +632,7 @@ mod tests {
         let d = dead_letter_record(rec(65), &rej, LIMITS);
         assert!(!d.keep_input_headers);
         assert_eq!(&*d.record.value, b"v");
-        let h = text_headers(&d.record);
+        let h = text_headers(&d.record.header_refs());
         assert_eq!(
             h[..3],
             [

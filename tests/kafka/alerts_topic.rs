@@ -63,6 +63,31 @@ const RESTORE_READER_QUEUE: u64 = 64 * 1024 * 1024;
 /// crash-loop backoff).
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 
+/// The instance's settings for an outage: `delivery`, the small queues and reorder buffers
+/// the memory bound is derived from ([`RSS_BOUND`]), and `extra`.
+fn bounded_env(
+    delivery: &'static str,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("STOCKWATCH__SERVICE__DELIVERY", delivery.to_owned()),
+        (
+            "STOCKWATCH__KAFKA__MAX_PENDING_EVENTS",
+            MAX_PENDING.to_string(),
+        ),
+        (
+            "STOCKWATCH__KAFKA__PRODUCER__QUEUE__BUFFERING__MAX__KBYTES",
+            QUEUE_KB.to_string(),
+        ),
+        (
+            "STOCKWATCH__KAFKA__CONSUMER__QUEUED__MAX__MESSAGES__KBYTES",
+            QUEUE_KB.to_string(),
+        ),
+    ];
+    env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
+    env
+}
+
 fn delete_topic(bootstrap: &str, topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -106,22 +131,8 @@ fn alerts_topic_deleted(prefix: &str, group: &str, seed: &str, delivery: &'stati
     let mut args = sim_args(seed);
     args.extend(["--rate", "500"]);
     let mut producer = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
-    let (queue_kb, max_pending) = (QUEUE_KB.to_string(), MAX_PENDING.to_string());
-    let env = [
-        (
-            "STOCKWATCH__KAFKA__MAX_PENDING_EVENTS",
-            max_pending.as_str(),
-        ),
-        ("STOCKWATCH__SERVICE__DELIVERY", delivery),
-        (
-            "STOCKWATCH__KAFKA__PRODUCER__QUEUE__BUFFERING__MAX__KBYTES",
-            queue_kb.as_str(),
-        ),
-        (
-            "STOCKWATCH__KAFKA__CONSUMER__QUEUED__MAX__MESSAGES__KBYTES",
-            queue_kb.as_str(),
-        ),
-    ];
+    let env = bounded_env(delivery, &[]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let start = |n: usize| {
         Instance::start(
             &format!("A{n}"),
@@ -132,38 +143,35 @@ fn alerts_topic_deleted(prefix: &str, group: &str, seed: &str, delivery: &'stati
             &env,
         )
     };
-    let mut a = start(0);
-    a.wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
+    let mut sup = Supervised::new(start(0));
+    (sup.a).wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
     // Alerts flow before the deletion.
     let mut tail = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
     assert!(
         tail.poll_until(WAIT, Duration::ZERO, |r| r.len() >= 20),
         "no alerts before the deletion:\n{}",
-        a.log()
+        sup.a.log()
     );
     assert!(
         producer.is_running(),
         "production ended before the deletion"
     );
     // Frozen, nothing commits: what the topic holds now is all it will ever have held.
-    a.freeze();
+    sup.a.freeze();
     tail.poll_for(Duration::from_secs(2));
     let before = distinct_ids(&tail.records);
     let before_raw = tail.records.len();
     drop(tail);
-    let rss_at_delete = rss_of(a.pid()).expect("rss");
+    let rss_at_delete = rss_of(sup.a.pid()).expect("rss");
+    sup.max_rss = rss_at_delete;
     delete_topic(&bootstrap, &alerts_topic);
     let deleted = Instant::now();
-    a.thaw();
+    sup.a.thaw();
     let probe: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
         .expect("metadata probe");
-    let mut max_rss = rss_at_delete;
-    let (mut exits, mut restarts) = (Vec::new(), 0usize);
-    let mut ended_at: Option<Instant> = None;
     let mut topic_back: Option<(f64, &str)> = None;
-    let (mut waiting_seen, mut samples, mut healthz_not_ok) = (false, 0usize, 0usize);
     let mut last_topic_check = Instant::now();
     while deleted.elapsed() < OUTAGE || !topic_exists(&probe, &alerts_topic) {
         if deleted.elapsed() >= OUTAGE && topic_back.is_none() {
@@ -171,40 +179,7 @@ fn alerts_topic_deleted(prefix: &str, group: &str, seed: &str, delivery: &'stati
             topic_back = Some((deleted.elapsed().as_secs_f64(), "the test"));
             continue;
         }
-        if a.is_running() {
-            if let Some(rss) = rss_of(a.pid()) {
-                max_rss = max_rss.max(rss);
-            }
-            samples += 1;
-            match a.get("/healthz") {
-                Some((200, _)) => {}
-                Some(_) => healthz_not_ok += 1,
-                None => {} // not listening yet (a restart) or already gone
-            }
-            if a.readiness()
-                .is_some_and(|r| r["waiting_for_brokers"] == true)
-            {
-                waiting_seen = true;
-            }
-        } else {
-            let at = *ended_at.get_or_insert_with(Instant::now);
-            if at.elapsed() >= RESTART_BACKOFF {
-                let log = a.log();
-                exits.push((
-                    deleted.elapsed().as_secs_f64() - at.elapsed().as_secs_f64(),
-                    a.exit_status(),
-                    log.lines()
-                        .rev()
-                        .find(|l| l.contains("Error") || l.contains("ERROR"))
-                        .unwrap_or("")
-                        .to_owned(),
-                ));
-                assert!(!log.contains("panicked"), "{} panicked:\n{log}", a.name);
-                restarts += 1;
-                a = start(restarts);
-                ended_at = None;
-            }
-        }
+        sup.watch(&start, deleted);
         if topic_back.is_none() && last_topic_check.elapsed() >= Duration::from_secs(1) {
             last_topic_check = Instant::now();
             if topic_exists(&probe, &alerts_topic) {
@@ -214,17 +189,17 @@ fn alerts_topic_deleted(prefix: &str, group: &str, seed: &str, delivery: &'stati
         std::thread::sleep(Duration::from_millis(250));
     }
     let back = Instant::now();
-    if !a.is_running() {
+    if !sup.a.is_running() {
         // Ended as the topic came back: the orchestrator restarts it.
-        restarts += 1;
-        exits.push((
+        sup.restarts += 1;
+        sup.exits.push((
             deleted.elapsed().as_secs_f64(),
-            a.exit_status(),
+            sup.a.exit_status(),
             String::new(),
         ));
-        a = start(restarts);
+        sup.a = start(sup.restarts);
     }
-    a.wait_ready(Duration::from_secs(120), |r| {
+    sup.a.wait_ready(Duration::from_secs(120), |r| {
         partitions_of(r) == ALL && r["ready"] == true
     });
     let ready_after = back.elapsed();
@@ -235,9 +210,19 @@ fn alerts_topic_deleted(prefix: &str, group: &str, seed: &str, delivery: &'stati
         distinct_ids(r).is_superset(&need)
     });
     let complete_after = back.elapsed();
-    let log = a.log();
-    stop_gracefully(&mut a, Duration::from_secs(30));
+    let log = sup.a.log();
+    stop_gracefully(&mut sup.a, Duration::from_secs(30));
     after.poll_for(Duration::from_secs(1));
+    let Supervised {
+        exits,
+        restarts,
+        max_rss,
+        samples,
+        healthz_not_ok,
+        waiting_after,
+        ..
+    } = sup;
+    let waiting_seen = waiting_after.is_some();
     let after_ids = distinct_ids(&after.records);
     let all: BTreeSet<String> = before.union(&after_ids).cloned().collect();
     let missing: Vec<&String> = want_ids.difference(&all).collect();
@@ -306,16 +291,57 @@ fn alerts_topic_deleted_for_a_minute_at_least_once_loses_nothing() {
     alerts_topic_deleted("at-deleted-alo.", "alerts-topic-alo", "43", "at_least_once");
 }
 
-/// An instance restarted [`RESTART_BACKOFF`] after it ends, as an orchestrator does; each
-/// end noted (seconds from `since`, exit status, its last error line). A panic fails the test.
+/// An instance watched through an outage: while it runs, its resident set, `/healthz` and
+/// `/readyz`; once it ends, restarted [`RESTART_BACKOFF`] later as an orchestrator does, each
+/// end noted (seconds from the outage's start, exit status, its last error line). A panic fails
+/// the test.
 struct Supervised {
     a: Instance,
     exits: Vec<(f64, Option<std::process::ExitStatus>, String)>,
     restarts: usize,
     ended_at: Option<Instant>,
+    /// Largest resident set seen (set to the size at the outage's start first).
+    max_rss: u64,
+    /// `/healthz` samples, and those that were not 200.
+    samples: usize,
+    healthz_not_ok: usize,
+    /// When `/readyz` first said `waiting_for_brokers`, seconds into the outage.
+    waiting_after: Option<f64>,
 }
 
 impl Supervised {
+    fn new(a: Instance) -> Self {
+        Supervised {
+            a,
+            exits: Vec::new(),
+            restarts: 0,
+            ended_at: None,
+            max_rss: 0,
+            samples: 0,
+            healthz_not_ok: 0,
+            waiting_after: None,
+        }
+    }
+
+    /// One look at the instance, `since` the outage began.
+    fn watch(&mut self, start: &dyn Fn(usize) -> Instance, since: Instant) {
+        if self.a.is_running() {
+            if let Some(rss) = rss_of(self.a.pid()) {
+                self.max_rss = self.max_rss.max(rss);
+            }
+            self.samples += 1;
+            match self.a.get("/healthz") {
+                Some((200, _)) => {}
+                Some(_) => self.healthz_not_ok += 1,
+                None => {} // not listening yet (a restart) or already gone
+            }
+            if (self.a.readiness()).is_some_and(|r| r["waiting_for_brokers"] == true) {
+                (self.waiting_after).get_or_insert(since.elapsed().as_secs_f64());
+            }
+        }
+        self.restart_if_ended(start, since);
+    }
+
     fn restart_if_ended(&mut self, start: &dyn Fn(usize) -> Instance, since: Instant) {
         if self.a.is_running() {
             return;
@@ -334,7 +360,7 @@ impl Supervised {
             at.duration_since(since).as_secs_f64(),
             self.a.exit_status(),
             (log.lines().rev())
-                .find(|l| l.contains("error") || l.contains("ERROR"))
+                .find(|l| l.to_lowercase().contains("error"))
                 .unwrap_or("")
                 .to_owned(),
         ));
@@ -368,29 +394,17 @@ fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'st
     let mut args = sim_args(seed);
     args.extend(["--rate", "500"]);
     let mut producer = Producer::start(&bootstrap, prefix, PARTITIONS, &args);
-    let (queue_kb, max_pending) = (QUEUE_KB.to_string(), MAX_PENDING.to_string());
-    let env = [
-        (
-            "STOCKWATCH__KAFKA__MAX_PENDING_EVENTS",
-            max_pending.as_str(),
-        ),
-        ("STOCKWATCH__SERVICE__DELIVERY", delivery),
-        (
-            "STOCKWATCH__KAFKA__PRODUCER__QUEUE__BUFFERING__MAX__KBYTES",
-            queue_kb.as_str(),
-        ),
-        (
-            "STOCKWATCH__KAFKA__CONSUMER__QUEUED__MAX__MESSAGES__KBYTES",
-            queue_kb.as_str(),
-        ),
-        // The proxy cannot refuse records the way a broker that lost leadership does (which
-        // makes a client ask for metadata again): the producer asks every second instead of
-        // every 5 minutes, and learns of the outage from that.
-        (
+    // The proxy cannot refuse records the way a broker that lost leadership does (which
+    // makes a client ask for metadata again): the producer asks every second instead of
+    // every 5 minutes, and learns of the outage from that.
+    let env = bounded_env(
+        delivery,
+        &[(
             "STOCKWATCH__KAFKA__PRODUCER__TOPIC__METADATA__REFRESH__INTERVAL__MS",
             "1000",
-        ),
-    ];
+        )],
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let start = |n: usize| {
         Instance::start(
             &format!("A{n}"),
@@ -401,12 +415,7 @@ fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'st
             &env,
         )
     };
-    let mut sup = Supervised {
-        a: start(0),
-        exits: Vec::new(),
-        restarts: 0,
-        ended_at: None,
-    };
+    let mut sup = Supervised::new(start(0));
     (sup.a).wait_ready(WAIT, |r| partitions_of(r) == ALL && r["ready"] == true);
     let mut tail = Tail::new(&bootstrap, &t[4..5], PARTITIONS as i32);
     assert!(
@@ -419,29 +428,16 @@ fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'st
     let rss_at_down = rss_of(sup.a.pid()).expect("rss");
     proxy.set_leaderless(true);
     let down = Instant::now();
-    let mut max_rss = rss_at_down;
+    sup.max_rss = rss_at_down;
     // The resident set every 10 s of the outage, MiB over its size when the leaders went.
     let mut rss_every_10s: Vec<f64> = Vec::new();
-    let (mut waiting_after, mut samples, mut healthz_not_ok) = (None, 0usize, 0usize);
     while down.elapsed() < OUTAGE {
-        if sup.a.is_running() {
-            if let Some(rss) = rss_of(sup.a.pid()) {
-                max_rss = max_rss.max(rss);
-                if down.elapsed().as_secs() >= 10 * rss_every_10s.len() as u64 {
-                    rss_every_10s.push((rss as f64 - rss_at_down as f64) / 1048576.0);
-                }
-            }
-            samples += 1;
-            match sup.a.get("/healthz") {
-                Some((200, _)) => {}
-                Some(_) => healthz_not_ok += 1,
-                None => {} // not listening yet (a restart) or already gone
-            }
-            if (sup.a.readiness()).is_some_and(|r| r["waiting_for_brokers"] == true) {
-                waiting_after.get_or_insert(down.elapsed().as_secs_f64());
+        sup.watch(&start, down);
+        if down.elapsed().as_secs() >= 10 * rss_every_10s.len() as u64 {
+            if let Some(rss) = rss_of(sup.a.pid()).filter(|_| sup.a.is_running()) {
+                rss_every_10s.push((rss as f64 - rss_at_down as f64) / 1048576.0);
             }
         }
-        sup.restart_if_ended(&start, down);
         std::thread::sleep(Duration::from_millis(250));
     }
     // `exactly_once` also restores every shard after each abort: the changelog reader's
@@ -473,11 +469,19 @@ fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'st
     let missing: Vec<&String> = want_ids.difference(&got).collect();
     let extra: Vec<&String> = got.difference(&want_ids).collect();
     let raw_dups = all.records.len() - got.len();
-    let exits = &sup.exits;
+    let Supervised {
+        exits,
+        restarts,
+        max_rss,
+        samples,
+        healthz_not_ok,
+        waiting_after,
+        ..
+    } = sup;
     eprintln!(
         "alerts topic leaderless ({delivery}) for {:.0} s ({patched} metadata responses patched, {unparsed} unparsed): exits {exits:?} (s from the outage's start, status, last error line), {} restarts ({restarts_in_outage} during the outage); /healthz non-200 {healthz_not_ok} of {samples} samples; waiting_for_brokers {waiting_after:?} s into it; RSS {:.1} MiB at the start, max {:.1} MiB (bound +{:.0} MiB; every 10 s: {rss_every_10s:.1?} MiB over the start); alerts complete {:.1} s after the leaders returned; alerts: {} expected, {} distinct, {} raw, {raw_dups} raw duplicates, {} missing, {} extra; broker hides aborted: {hides_aborted}; total {:.1} s",
         OUTAGE.as_secs_f64(),
-        sup.restarts,
+        restarts,
         rss_at_down as f64 / 1048576.0,
         max_rss as f64 / 1048576.0,
         bound as f64 / 1048576.0,
@@ -497,7 +501,7 @@ fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'st
         &extra[..extra.len().min(5)]
     );
     assert_eq!(healthz_not_ok, 0, "/healthz not 200 while the instance ran");
-    for (at, status, line) in exits {
+    for (at, status, line) in &exits {
         assert!(
             status.is_some_and(|s| !s.success()) && line.contains("the service stopped"),
             "an instance ended {at:.1} s after the outage began with {status:?}, not naming why: {line}"
