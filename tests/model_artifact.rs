@@ -224,6 +224,30 @@ fn a_saved_model_round_trips_warm_starts_replay_and_is_refused_at_another_horizo
         "{err}"
     );
 
+    // An artifact trained at the horizon evaluate is told to run is accepted, though the
+    // file's (here the default) horizon differs: the flag is checked, not the file alone.
+    let file6 = train(dir.path(), 6);
+    let warm6 = write_config(
+        dir.path(),
+        "warm6.toml",
+        &format!("[model]\ninitial = {:?}\n", file6.to_str().unwrap()),
+    );
+    ok(&[
+        "evaluate",
+        "--quiet",
+        "--no-plots",
+        "--dataset",
+        "frn50k",
+        "--input",
+        "data/frn50k_sample.csv",
+        "--out",
+        dir.path().join("warm6").to_str().unwrap(),
+        "--config",
+        warm6.to_str().unwrap(),
+        "--horizon-hours",
+        "6",
+    ]);
+
     // Another feature set: refused, naming both fingerprints.
     let mut other = a.clone();
     other.fingerprint = "0123456789abcdef".into();

@@ -179,22 +179,24 @@ struct Details {
 
 /// Runs `evaluate`.
 pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
-    let cfg = Config::load(a.config.as_deref())?;
-    let horizon_hours = a.horizon_hours.unwrap_or(cfg.model.horizon_hours);
-    let label_sample_hours = a.label_sample_hours.unwrap_or(cfg.model.label_sample_hours);
+    // The configuration as evaluate runs it, checked as such: a `model.initial` must fit the
+    // horizon run, whether that comes from the file or from --horizon-hours.
+    let cfg = Config::load_adjusted(a.config.as_deref(), |c| {
+        if let Some(h) = a.horizon_hours {
+            c.model.horizon_hours = h;
+        }
+        if let Some(s) = a.label_sample_hours {
+            c.model.label_sample_hours = s;
+        }
+    })?;
+    let (horizon_hours, label_sample_hours) =
+        (cfg.model.horizon_hours, cfg.model.label_sample_hours);
     if a.save_model.is_some() && a.partitions != 1 {
         anyhow::bail!(
             "--save-model writes one model trained on all the series: use --partitions 1 (got {})",
             a.partitions
         );
     }
-    // The configuration as evaluate runs it: a `model.initial` must fit the horizon run.
-    crate::model::ModelConfig {
-        horizon_hours,
-        ..cfg.model
-    }
-    .check()
-    .context("model.initial")?;
     let fold = a.stores.as_deref().map(StoreFold::parse).transpose()?;
     let train = train_fold(&a, fold)?;
     let runner = ev::reference::Runner {

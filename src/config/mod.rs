@@ -381,6 +381,27 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
+        Self::load_inner(file, vars, |_| {})
+    }
+
+    /// [`Config::load`], with `adjust` applied before the checks: a command's own flags that
+    /// override settings (`evaluate --horizon-hours`) are checked with the rest, as if they had
+    /// been in the file.
+    pub fn load_adjusted(
+        file: Option<&Path>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Config, ConfigError> {
+        Self::load_inner(file, env::process_vars()?, adjust)
+    }
+
+    fn load_inner<I>(
+        file: Option<&Path>,
+        vars: I,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
         let defaults = Figment::from(Toml::string(DEFAULT_TOML));
         let mut fig = defaults.clone();
         if let Some(f) = file {
@@ -407,6 +428,7 @@ impl Config {
         let (fig, password) = env::merge_vars(fig, &defaults, vars);
         let mut cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.kafka.security.sasl_password = read_sasl_password(&cfg.kafka.security, password)?;
+        adjust(&mut cfg);
         cfg.validate()?;
         Ok(cfg)
     }
