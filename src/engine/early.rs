@@ -126,28 +126,45 @@ pub fn same_own_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
         && utc_offset_ms == b.utc_offset_ms
 }
 
-/// A key's entry in the index: its shadow's slot, its events not yet applied by the watermark,
-/// and the time of its stored scoring (kept here, not in the slab, so that the apply loop
-/// touches the slab, which is too large for the cache, only when the scoring may be reused).
+/// A shadow's entry beside the slab: its events not yet applied by the watermark and the time
+/// of its stored scoring (kept here, not in the slab, so that the apply loop touches the slab,
+/// which is too large for the cache, only when the scoring may be reused).
 #[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    slot: u32,
+struct SlotMeta {
     pending: u32,
     /// `Scored::inputs.now_ms` of the shadow's scoring ([`NO_TIME`]: none).
     scored_ms: i64,
 }
 
+/// [`Shadows::slot_of`]'s marker of a key without a shadow.
+const NO_SHADOW: u32 = u32::MAX;
+
 /// The shadows of one shard (see the module doc): a slab of shadows that stay in place (a
-/// slot and its shipment buffer are reused), and a small index from key row to slot, so
-/// steady state neither allocates nor moves rows around.
+/// slot and its shipment buffer are reused), the slots' [`SlotMeta`], and each key row's slot,
+/// so steady state neither allocates nor moves rows around. The key-to-slot index is a plain
+/// array by key row (4 bytes per key, grown with the keys): the apply and ingest loops read it
+/// for every event, and a hash table's probe was a cache miss each time.
 #[derive(Debug, Default)]
 pub struct Shadows {
-    index: HashMap<u32, IndexEntry>,
+    /// Slot of each key row ([`NO_SHADOW`]: none); rows past its end have none.
+    slot_of: Vec<u32>,
+    /// Shadows held.
+    held: usize,
+    meta: Vec<SlotMeta>,
     slab: Vec<Shadow>,
     free: Vec<u32>,
 }
 
 impl Shadows {
+    /// The slot of `row`'s shadow, if it has one.
+    #[inline]
+    fn slot(&self, row: u32) -> Option<u32> {
+        self.slot_of
+            .get(row as usize)
+            .copied()
+            .filter(|&s| s != NO_SHADOW)
+    }
+
     /// The slot of `row`'s shadow, made from `init` (the applied row; it fills the schedule)
     /// if it has none; `None` when there is none and the bound is reached. The caller applies
     /// the arriving event to it (counted as waiting).
@@ -157,13 +174,12 @@ impl Shadows {
         time_ms: i64,
         init: impl FnOnce(&mut VecSchedule) -> KeyRow,
     ) -> Option<u32> {
-        let full = self.index.len() >= MAX_SHADOWS;
-        let slot = match self.index.get_mut(&row) {
-            Some(e) => {
-                e.pending += 1;
-                e.slot
+        let slot = match self.slot(row) {
+            Some(slot) => {
+                self.meta[slot as usize].pending += 1;
+                slot
             }
-            None if full => return None,
+            None if self.held >= MAX_SHADOWS => return None,
             None => {
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
@@ -174,6 +190,10 @@ impl Shadows {
                             latest_ms: i64::MIN,
                             scored: None,
                         });
+                        self.meta.push(SlotMeta {
+                            pending: 0,
+                            scored_ms: NO_TIME,
+                        });
                         (self.slab.len() - 1) as u32
                     }
                 };
@@ -181,14 +201,16 @@ impl Shadows {
                 s.row = init(&mut s.sched);
                 s.latest_ms = i64::MIN;
                 s.scored = None;
-                self.index.insert(
-                    row,
-                    IndexEntry {
-                        slot,
-                        pending: 1,
-                        scored_ms: NO_TIME,
-                    },
-                );
+                self.meta[slot as usize] = SlotMeta {
+                    pending: 1,
+                    scored_ms: NO_TIME,
+                };
+                if row as usize >= self.slot_of.len() {
+                    // Amortised: grows with the keys, not per event.
+                    self.slot_of.resize(row as usize + 1, NO_SHADOW);
+                }
+                self.slot_of[row as usize] = slot;
+                self.held += 1;
                 slot
             }
         };
@@ -202,11 +224,9 @@ impl Shadows {
         &mut self.slab[slot as usize]
     }
 
-    /// Stores `scored`, the scoring of the shadow in `slot` of `row` (for [`Shadows::scored`]).
-    pub fn store(&mut self, row: u32, slot: u32, scored: Scored) {
-        if let Some(e) = self.index.get_mut(&row) {
-            e.scored_ms = scored.inputs.now_ms;
-        }
+    /// Stores `scored`, the scoring of the shadow in `slot` (for [`Shadows::scored`]).
+    pub fn store(&mut self, slot: u32, scored: Scored) {
+        self.meta[slot as usize].scored_ms = scored.inputs.now_ms;
         self.slab[slot as usize].scored = Some(scored);
     }
 
@@ -215,18 +235,16 @@ impl Shadows {
     /// scoring at that time. No effect on contents.
     #[inline]
     pub fn prefetch(&self, row: u32, scored_at: Option<i64>) {
-        if self.index.is_empty() {
+        let Some(slot) = self.slot(row) else {
+            return;
+        };
+        if scored_at.is_some_and(|t| t != self.meta[slot as usize].scored_ms) {
             return;
         }
-        if let Some(e) = self.index.get(&row) {
-            if scored_at.is_some_and(|t| t != e.scored_ms) {
-                return;
-            }
-            if let Some(s) = self.slab.get(e.slot as usize) {
-                let p = (s as *const Shadow).cast::<u8>();
-                for off in (0..std::mem::size_of::<Shadow>()).step_by(64) {
-                    crate::state::mem::prefetch(p.wrapping_add(off));
-                }
+        if let Some(s) = self.slab.get(slot as usize) {
+            let p = (s as *const Shadow).cast::<u8>();
+            for off in (0..std::mem::size_of::<Shadow>()).step_by(64) {
+                crate::state::mem::prefetch(p.wrapping_add(off));
             }
         }
     }
@@ -234,14 +252,11 @@ impl Shadows {
     /// `row`'s shadow's last scoring, if its inputs are bit for bit `inputs` but for the pools
     /// (see [`Scored`]).
     pub fn scored(&self, row: u32, inputs: &KeyInputs) -> Option<&Scored> {
-        if self.index.is_empty() {
+        let slot = self.slot(row)? as usize;
+        if self.meta[slot].scored_ms != inputs.now_ms {
             return None;
         }
-        let e = self.index.get(&row)?;
-        if e.scored_ms != inputs.now_ms {
-            return None;
-        }
-        self.slab[e.slot as usize]
+        self.slab[slot]
             .scored
             .as_ref()
             .filter(|s| same_own_inputs(&s.inputs, inputs))
@@ -250,28 +265,28 @@ impl Shadows {
     /// An event of `row` was applied by the watermark: the shadow goes with the last of its
     /// waiting events.
     pub fn applied(&mut self, row: u32) {
-        if self.index.is_empty() {
-            return;
-        }
-        let Some(e) = self.index.get_mut(&row) else {
+        let Some(slot) = self.slot(row) else {
             return;
         };
-        e.pending = e.pending.saturating_sub(1);
-        if e.pending == 0 {
-            let slot = e.slot;
-            self.index.remove(&row);
+        let m = &mut self.meta[slot as usize];
+        m.pending = m.pending.saturating_sub(1);
+        if m.pending == 0 {
+            self.slot_of[row as usize] = NO_SHADOW;
+            self.held -= 1;
             self.free.push(slot);
         }
     }
 
     /// Shadows held.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.held
     }
 
-    /// Heap bytes: the index, the slab and the shipment buffers.
+    /// Heap bytes: the key-to-slot index, the slots' entries, the slab and the shipment
+    /// buffers.
     pub fn heap_bytes(&self) -> usize {
-        self.index.capacity() * (1 + std::mem::size_of::<(u32, IndexEntry)>())
+        self.slot_of.capacity() * 4
+            + self.meta.capacity() * std::mem::size_of::<SlotMeta>()
             + self.slab.capacity() * std::mem::size_of::<Shadow>()
             + self
                 .slab
@@ -283,7 +298,7 @@ impl Shadows {
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.held == 0
     }
 }
 

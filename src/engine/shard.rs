@@ -878,7 +878,7 @@ impl Shard {
                 x: self.spec_x,
                 derived,
             };
-            self.shadows.store(e.row, slot, scored);
+            self.shadows.store(slot, scored);
         }
         let risk = self.state.model.score(&self.spec_x);
         if kind == AlertKind::StockoutRisk
