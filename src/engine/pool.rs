@@ -79,9 +79,15 @@ pub fn contribution(row: &KeyRow, window: u32) -> PoolSums {
         let day = i64::from(row.ring_hour).div_euclid(24);
         let complete = (day - i64::from(row.first_hour).div_euclid(24)).clamp(0, DAYS as i64 - 1);
         if complete > 0 {
-            let bucket = |d: i64| f64::from(row.daily[d.rem_euclid(DAYS as i64) as usize]);
-            let past: f64 = (1..=complete).map(|k| bucket(day - k)).sum();
-            s.today = fixed(bucket(day));
+            // Today's bucket, then the complete days before it, newest first (one remainder,
+            // not one per day).
+            let mut i = day.rem_euclid(DAYS as i64) as usize;
+            s.today = fixed(f64::from(row.daily[i]));
+            let mut past = 0.0f64;
+            for _ in 0..complete {
+                i = if i == 0 { DAYS - 1 } else { i - 1 };
+                past += f64::from(row.daily[i]);
+            }
             s.usual = fixed(past / complete as f64);
         }
     }
@@ -91,7 +97,12 @@ pub fn contribution(row: &KeyRow, window: u32) -> PoolSums {
 /// A demand in [`PoolSums`]' fixed point (negative demand, from returns, counts as none).
 #[inline]
 fn fixed(q: f64) -> i64 {
-    (q.max(0.0) * PoolSums::QTY_SCALE).round() as i64
+    // `v.round() as i64` for `v >= 0` (NaN: 0) without the libm call: the cast truncates, and
+    // below 2^53 the fraction `v - t` is exact; above, `v` is whole; past `i64::MAX` both
+    // saturate.
+    let v = q.max(0.0) * PoolSums::QTY_SCALE;
+    let t = v as i64;
+    t.saturating_add(i64::from(v - t as f64 >= 0.5))
 }
 
 impl Pools {
@@ -296,6 +307,40 @@ mod tests {
         r.daily[(9 % DAYS as i64) as usize] = 2.0;
         r.daily[(8 % DAYS as i64) as usize] = 4.0;
         r
+    }
+
+    #[test]
+    fn fixed_point_rounds_as_round_does() {
+        let mut next = crate::xorshift(7);
+        let edge = [
+            0.0,
+            -0.0,
+            -1.0,
+            0.0004999,
+            0.0005,
+            0.0015,
+            2.5e-3,
+            0.5f64.next_down() / 1000.0,
+            1e13,
+            9.3e15,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let random = (0..100_000).map(|_| {
+            let bits = next();
+            // Whole thousandths and halves, and arbitrary quantities.
+            match bits % 3 {
+                0 => (bits >> 12) as f64 % 1e6 / 1000.0,
+                1 => ((bits >> 12) % 1_000_000) as f64 / 2000.0,
+                _ => f64::from(f32::from_bits((bits >> 32) as u32)),
+            }
+        });
+        for q in edge.into_iter().chain(random) {
+            let want = (q.max(0.0) * PoolSums::QTY_SCALE).round() as i64;
+            assert_eq!(fixed(q), want, "{q:e}");
+        }
     }
 
     #[test]

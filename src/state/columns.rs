@@ -300,10 +300,13 @@ impl KeyRow {
         let complete = (day - first.div_euclid(24)).clamp(0, DAYS as i64 - 1) as usize;
         let db = &self.daily;
         let hb = &self.hourly;
-        let today = f64::from(db[day.rem_euclid(DAYS as i64) as usize]);
+        let mut i = day.rem_euclid(DAYS as i64) as usize;
+        let today = f64::from(db[i]);
         let (mut sum, mut sumsq, mut zeros) = (0.0f64, 0.0f64, 0u32);
-        for k in 1..=complete as i64 {
-            let v = f64::from(db[(day - k).rem_euclid(DAYS as i64) as usize]);
+        // The complete days before today, newest first (one remainder, not one per day).
+        for _ in 0..complete {
+            i = if i == 0 { DAYS - 1 } else { i - 1 };
+            let v = f64::from(db[i]);
             sum += v;
             sumsq += v * v;
             zeros += u32::from(v <= 0.0);
