@@ -249,6 +249,16 @@ impl Shadows {
         }
     }
 
+    /// Hints the CPU to load the entry of `row`'s shadow, if it has one: what
+    /// [`Shadows::prefetch`] with a time reads, a few events before that. No effect on
+    /// contents.
+    #[inline]
+    pub fn prefetch_entry(&self, row: u32) {
+        if let Some(m) = self.slot(row).and_then(|slot| self.meta.get(slot as usize)) {
+            crate::state::mem::prefetch_ref(m);
+        }
+    }
+
     /// `row`'s shadow's last scoring, if its inputs are bit for bit `inputs` but for the pools
     /// (see [`Scored`]).
     pub fn scored(&self, row: u32, inputs: &KeyInputs) -> Option<&Scored> {

@@ -493,6 +493,7 @@ impl Shard {
             for (n, ev) in queue.iter().enumerate() {
                 if let Some(next) = queue.get(n + AHEAD) {
                     self.state.rows.prefetch(next.row as usize);
+                    self.shadows.prefetch_entry(next.row);
                 }
                 if let Some(next) = queue.get(n + AHEAD / 2) {
                     self.shadows.prefetch(next.row, None);
@@ -516,6 +517,7 @@ impl Shard {
                     crate::state::mem::prefetch_ref(r);
                 }
                 self.state.keys.prefetch_row(next.row);
+                self.shadows.prefetch_entry(next.row);
             }
             if !self.shadows.is_empty() {
                 if let Some(next) = self.state.order.peek_ahead(AHEAD / 2) {
