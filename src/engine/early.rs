@@ -249,6 +249,16 @@ impl Shadows {
         }
     }
 
+    /// Hints the CPU to load `row`'s slot number (the first of the three dependent loads
+    /// [`Shadows::prefetch_entry`] and [`Shadows::prefetch`] make: with a million keys the
+    /// slot array is itself too large for the cache). No effect on contents.
+    #[inline]
+    pub fn prefetch_slot(&self, row: u32) {
+        if let Some(s) = self.slot_of.get(row as usize) {
+            crate::state::mem::prefetch_ref(s);
+        }
+    }
+
     /// Hints the CPU to load the entry of `row`'s shadow, if it has one: what
     /// [`Shadows::prefetch`] with a time reads, a few events before that. No effect on
     /// contents.

@@ -491,6 +491,9 @@ impl Shard {
             const AHEAD: usize = 8;
             let queue = std::mem::take(&mut self.spec_queue);
             for (n, ev) in queue.iter().enumerate() {
+                if let Some(next) = queue.get(n + AHEAD + AHEAD / 2) {
+                    self.shadows.prefetch_slot(next.row);
+                }
                 if let Some(next) = queue.get(n + AHEAD) {
                     self.state.rows.prefetch(next.row as usize);
                     self.shadows.prefetch_entry(next.row);
@@ -510,6 +513,10 @@ impl Shard {
         /// Events between a prefetch and its use: enough to cover a memory access.
         const AHEAD: usize = 6;
         while let Some(e) = self.state.order.pop_ready(flush) {
+            // A shadow is three dependent loads (slot, its entry, the shadow), a stage apart.
+            if let Some(next) = self.state.order.peek_ahead(AHEAD + AHEAD / 2) {
+                self.shadows.prefetch_slot(next.row);
+            }
             if let Some(next) = self.state.order.peek_ahead(AHEAD) {
                 self.state.rows.prefetch(next.row as usize);
                 // The challenger's risk of that key is written too (empty without one).
