@@ -89,7 +89,7 @@ fn engine(c: &mut Criterion) {
         let (mut shard, mut dec) = warm_shard(&mut l, 3 * u64::from(KEYS), early);
         let (per_key, strings, shard_level) = shard.state_bytes();
         eprintln!(
-            "{name}: {} keys, per-key state {:.1} B/key (rows + index), key strings {:.1} MiB, \
+            "{name}: {} keys, per-key state {:.1} B/key (rows + index + early alerts' slots), key strings {:.1} MiB, \
              shard-level (inbound, reorder buffer {} events, dedupe {} ids, labels {}, early \
              alerts' shadows) {:.1} MiB, pools ({} locations, {} SKUs, {} categories) {:.1} KiB",
             shard.keys(),

@@ -212,6 +212,10 @@ simulate_cmd() {
 # Starts `run` in the background: run_pid, run_url. Args: prefix, group, logfile, knob spec.
 start_run() {
     local prefix="$1" group="$2" logf="$3" spec="$4" hport
+    # Each run writes its own output topics: a run of another configuration on the same input
+    # must start from no state, not find the previous run's changelog without its offsets
+    # (which the service refuses: `offsets_missing`).
+    local outp="${prefix}${group}."
     hport="$("${helper[@]}" port)"
     local envs=(
         "STOCKWATCH__KAFKA__BOOTSTRAP_SERVERS=$bootstrap"
@@ -224,13 +228,13 @@ start_run() {
         # topic may carry several types), so the inputs are the four topics simulate creates.
         "STOCKWATCH__KAFKA__TOPICS__INVENTORY_COUNTS=${prefix}sales"
         "STOCKWATCH__KAFKA__TOPICS__ADJUSTMENTS=${prefix}sales"
-        "STOCKWATCH__KAFKA__TOPICS__OPEN_ALERTS=${prefix}alerts-open"
+        "STOCKWATCH__KAFKA__TOPICS__OPEN_ALERTS=${outp}alerts-open"
         "STOCKWATCH__KAFKA__TOPICS__LOCATIONS=${prefix}locations"
         "STOCKWATCH__KAFKA__TOPICS__ITEMS=${prefix}items"
-        "STOCKWATCH__KAFKA__TOPICS__ALERTS=${prefix}alerts"
-        "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS=${prefix}alerts-early"
-        "STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER=${prefix}dead-letter"
-        "STOCKWATCH__KAFKA__TOPICS__CHANGELOG=${prefix}changelog"
+        "STOCKWATCH__KAFKA__TOPICS__ALERTS=${outp}alerts"
+        "STOCKWATCH__KAFKA__TOPICS__EARLY_ALERTS=${outp}alerts-early"
+        "STOCKWATCH__KAFKA__TOPICS__DEAD_LETTER=${outp}dead-letter"
+        "STOCKWATCH__KAFKA__TOPICS__CHANGELOG=${outp}changelog"
         "STOCKWATCH__HTTP__LISTEN=127.0.0.1:$hport"
         "STOCKWATCH__LOG__LEVEL=info"
     )

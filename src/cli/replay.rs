@@ -140,7 +140,8 @@ pub struct ReplayReport {
     pub unknown_fields: u64,
     /// Keys tracked.
     pub keys_tracked: u64,
-    /// Heap bytes of per-key state (rows + index), key strings, and shard-level structures.
+    /// Heap bytes of per-key state (rows, index, early alerts' slots), key strings, and
+    /// shard-level structures.
     pub state_bytes: StateBytes,
     /// Labels learned from, over all shards.
     pub model_updates: u64,

@@ -302,11 +302,10 @@ impl Shadows {
         self.held
     }
 
-    /// Heap bytes: the key-to-slot index, the slots' entries, the slab and the shipment
-    /// buffers.
+    /// Heap bytes: the slots' entries, the slab and the shipment buffers (the per-row slot
+    /// array apart: [`Shadows::slot_bytes`]).
     pub fn heap_bytes(&self) -> usize {
-        self.slot_of.capacity() * 4
-            + self.meta.capacity() * std::mem::size_of::<SlotMeta>()
+        self.meta.capacity() * std::mem::size_of::<SlotMeta>()
             + self.slab.capacity() * std::mem::size_of::<Shadow>()
             + self
                 .slab
@@ -314,6 +313,12 @@ impl Shadows {
                 .map(|s| s.sched.heap_bytes())
                 .sum::<usize>()
             + self.free.capacity() * 4
+    }
+
+    /// Heap bytes of the per-row slot array (4 bytes per key row that ever had a shadow, by
+    /// capacity): per-key state, unlike the rest of [`Shadows::heap_bytes`].
+    pub fn slot_bytes(&self) -> usize {
+        self.slot_of.capacity() * std::mem::size_of::<u32>()
     }
 
     /// Whether it holds none.

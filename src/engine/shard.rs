@@ -304,11 +304,14 @@ impl Shard {
         self.state.model.as_ref()
     }
 
-    /// Heap bytes of the state, split into (per-key rows and index, key strings, shard-level
-    /// structures: inbound table, reorder buffer and dedupe, pending labels).
+    /// Heap bytes of the state, split into (per-key: rows, index and the early alerts'
+    /// per-row shadow slots; key strings; shard-level structures: inbound table, reorder
+    /// buffer and dedupe, pending labels, shadows).
     pub fn state_bytes(&self) -> (usize, usize, usize) {
         (
-            self.state.rows.heap_bytes() + self.state.keys.index_bytes(),
+            self.state.rows.heap_bytes()
+                + self.state.keys.index_bytes()
+                + self.shadows.slot_bytes(),
             self.state.keys.string_bytes(),
             self.state.inbound.heap_bytes()
                 + self.state.order.heap_bytes()
