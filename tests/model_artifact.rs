@@ -26,11 +26,10 @@ fn ok(args: &[&str]) -> Output {
     out
 }
 
-/// Trains on the embedded FreshRetailNet-50K sample at `horizon` hours; returns the file.
-fn train(dir: &Path, horizon: u32) -> std::path::PathBuf {
-    let file = dir.join(format!("model-h{horizon}.json"));
-    let h = horizon.to_string();
-    ok(&[
+/// The arguments of `evaluate` on the embedded FreshRetailNet-50K sample into `out`, with
+/// `extra` flags.
+fn evaluate<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
         "evaluate",
         "--quiet",
         "--no-plots",
@@ -39,14 +38,28 @@ fn train(dir: &Path, horizon: u32) -> std::path::PathBuf {
         "--input",
         "data/frn50k_sample.csv",
         "--out",
-        dir.join(format!("eval-h{horizon}")).to_str().unwrap(),
-        "--horizon-hours",
-        &h,
-        "--label-sample-hours",
-        "1",
-        "--save-model",
-        file.to_str().unwrap(),
-    ]);
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Trains on the embedded FreshRetailNet-50K sample at `horizon` hours; returns the file.
+fn train(dir: &Path, horizon: u32) -> std::path::PathBuf {
+    let file = dir.join(format!("model-h{horizon}.json"));
+    let h = horizon.to_string();
+    let out = dir.join(format!("eval-h{horizon}"));
+    ok(&evaluate(
+        &out,
+        &[
+            "--horizon-hours",
+            &h,
+            "--label-sample-hours",
+            "1",
+            "--save-model",
+            file.to_str().unwrap(),
+        ],
+    ));
     file
 }
 
@@ -202,21 +215,16 @@ fn a_saved_model_round_trips_warm_starts_replay_and_is_refused_at_another_horizo
             && err.contains("model.horizon_hours = 24"),
         "{err}"
     );
-    let out = stockwatch(&[
-        "evaluate",
-        "--quiet",
-        "--no-plots",
-        "--dataset",
-        "frn50k",
-        "--input",
-        "data/frn50k_sample.csv",
-        "--out",
-        dir.path().join("never").to_str().unwrap(),
-        "--config",
-        warm_cfg.to_str().unwrap(),
-        "--horizon-hours",
-        "6",
-    ]);
+    let never = dir.path().join("never");
+    let out = stockwatch(&evaluate(
+        &never,
+        &[
+            "--config",
+            warm_cfg.to_str().unwrap(),
+            "--horizon-hours",
+            "6",
+        ],
+    ));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -232,21 +240,11 @@ fn a_saved_model_round_trips_warm_starts_replay_and_is_refused_at_another_horizo
         "warm6.toml",
         &format!("[model]\ninitial = {:?}\n", file6.to_str().unwrap()),
     );
-    ok(&[
-        "evaluate",
-        "--quiet",
-        "--no-plots",
-        "--dataset",
-        "frn50k",
-        "--input",
-        "data/frn50k_sample.csv",
-        "--out",
-        dir.path().join("warm6").to_str().unwrap(),
-        "--config",
-        warm6.to_str().unwrap(),
-        "--horizon-hours",
-        "6",
-    ]);
+    let warm6_out = dir.path().join("warm6");
+    ok(&evaluate(
+        &warm6_out,
+        &["--config", warm6.to_str().unwrap(), "--horizon-hours", "6"],
+    ));
 
     // Another feature set: refused, naming both fingerprints.
     let mut other = a.clone();

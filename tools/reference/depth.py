@@ -15,10 +15,9 @@ import time
 
 import lightgbm as lgb
 import numpy as np
-import pyarrow.parquet as pq
 from scipy.stats import rankdata
 
-from gbdt import KEY_COLUMNS, PARAMS, ROUNDS
+from gbdt import PARAMS, ROUNDS, load
 
 
 def roc_auc(y, s):
@@ -37,17 +36,7 @@ def main():
     ap.add_argument("--max-train-rows", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    table = pq.read_table(a.features)
-    names = [c for c in table.column_names if c not in KEY_COLUMNS]
-    split = table.column("split").to_numpy()
-    y = table.column("label").to_numpy().astype(np.float32)
-    x = np.column_stack([table.column(c).to_numpy().astype(np.float32) for c in names])
-    del table
-    train = np.flatnonzero(split == 0)
-    score = np.flatnonzero(split == 1)
-    if len(train) > a.max_train_rows:
-        rng = np.random.default_rng(a.seed)
-        train = np.sort(rng.choice(train, size=a.max_train_rows, replace=False))
+    names, x, y, train, score = load(a.features, a.max_train_rows, a.seed)
     print(f"{len(train)} training rows, {len(score)} scored rows, {len(names)} features", flush=True)
     for leaves in a.leaves:
         t0 = time.time()

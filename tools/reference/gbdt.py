@@ -46,8 +46,9 @@ def fit_and_score(x_train, y_train, x_score, names):
     return booster.predict(x_score).astype(np.float64)
 
 
-def run(features, scores, max_train_rows, seed):
-    t0 = time.time()
+def load(features, max_train_rows, seed):
+    """The feature rows: (names, x, label, training row indices, scored row indices), the
+    training rows sampled down to max_train_rows (seeded)."""
     table = pq.read_table(features)
     names = [c for c in table.column_names if c not in KEY_COLUMNS]
     missing = [c for c in KEY_COLUMNS if c not in table.column_names]
@@ -64,6 +65,12 @@ def run(features, scores, max_train_rows, seed):
     if len(train) > max_train_rows:
         rng = np.random.default_rng(seed)
         train = np.sort(rng.choice(train, size=max_train_rows, replace=False))
+    return names, x, label, train, score
+
+
+def run(features, scores, max_train_rows, seed):
+    t0 = time.time()
+    names, x, label, train, score = load(features, max_train_rows, seed)
     p = fit_and_score(x[train], label[train], x[score], names)
     pq.write_table(pa.table({"score": pa.array(p, type=pa.float64())}), scores)
     print(
