@@ -257,19 +257,27 @@ fn a_v2_state_round_trips_through_the_changelog_and_goes_on_alike() {
             &mut rejects,
         );
         shard.process(&b, u64::from, None, &mut rejects, &mut alerts);
-        persist::take_changes(&mut shard, |k, r| {
+        persist::take_changes(&mut shard, |k, change| {
             let mut v = Vec::new();
-            r.encode(&mut v);
-            latest.insert(k.to_string(), v);
+            if change.encode(&mut v) {
+                latest.insert(k.to_string(), v);
+            } else {
+                latest.remove(k);
+            }
         });
     }
     assert!(rejects.is_empty(), "{rejects:?}");
     let meta = changelog::ShardRecord::decode(&persist::shard_record(&shard).encode()).unwrap();
-    let keys = latest
-        .values()
-        .map(|v| changelog::KeyRecord::decode(v).unwrap())
+    let (journals, keys): (Vec<_>, Vec<_>) = latest.iter().partition(|(k, _)| k.starts_with('#'));
+    let keys = keys
+        .into_iter()
+        .map(|(_, v)| changelog::KeyRecord::decode(v).unwrap())
         .collect();
-    let mut restored = persist::restore_shard(cfg, &meta, keys).unwrap();
+    let journals = journals
+        .into_iter()
+        .map(|(_, v)| changelog::Journal::decode(v).unwrap())
+        .collect();
+    let mut restored = persist::restore_shard(cfg, &meta, keys, journals).unwrap();
     assert_eq!(
         persist::shard_to_batch(&restored, 0).unwrap(),
         persist::shard_to_batch(&shard, 0).unwrap()

@@ -356,7 +356,6 @@ proptest! {
         events in stream(100 * H, 160),
         cuts in prop::collection::vec(1usize..40, 1..6),
     ) {
-        use stockwatch::state::changelog::{KeyRecord, ShardRecord};
         let jsons: Vec<String> = events.iter().map(Ev::json).collect();
         let c = cfg();
         let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
@@ -372,16 +371,11 @@ proptest! {
             let b = dec.decode(jsons[at..end].iter().map(|s| MessageRef { key: None, value: s.as_bytes() }), NOW, &mut rejects);
             shard.ingest_rows(&b, &(0..b.len() as u32).collect::<Vec<_>>(), i % 2, u64::from, &mut rejects);
             shard.advance(false, None, &mut alerts);
-            persist::take_changes(&mut shard, |k, r| {
-                let mut v = Vec::new();
-                r.encode(&mut v);
-                latest.insert(k.to_string(), v);
-            });
+            take_into(&mut shard, &mut latest);
             meta = persist::shard_record(&shard).encode();
             at = end;
         }
-        let keys: Vec<KeyRecord> = latest.values().map(|v| KeyRecord::decode(v).unwrap()).collect();
-        let mut restored = persist::restore_shard(c, &ShardRecord::decode(&meta).unwrap(), keys).unwrap();
+        let mut restored = restore_from(c, &meta, &latest);
         let diff = state_diff(&persist::shard_to_batch(&restored, 0).unwrap(), &persist::shard_to_batch(&shard, 0).unwrap());
         prop_assert!(diff.is_none(), "restored state differs: {}", diff.unwrap_or_default());
         prop_assert_eq!(restored.input_clock(1), shard.input_clock(1));
@@ -397,5 +391,46 @@ proptest! {
         let diff = state_diff(&persist::shard_to_batch(&restored, 0).unwrap(), &persist::shard_to_batch(&shard, 0).unwrap());
         prop_assert!(diff.is_none(), "state after going on differs: {}", diff.unwrap_or_default());
         prop_assert_eq!(a1, a2);
+        // The restored shard's changes, added to the same changelog, restore it again: its
+        // journal goes on where the first shard's left off (nothing journaled twice or lost).
+        take_into(&mut restored, &mut latest);
+        let again = restore_from(c, &persist::shard_record(&restored).encode(), &latest);
+        let diff = state_diff(&persist::shard_to_batch(&again, 0).unwrap(), &persist::shard_to_batch(&shard, 0).unwrap());
+        prop_assert!(diff.is_none(), "restored twice, the state differs: {}", diff.unwrap_or_default());
     }
+}
+
+/// Adds `shard`'s changes to `latest` (message key → value) as a compacted topic keeps them: the
+/// last value per key, a tombstone deleting its key.
+fn take_into(shard: &mut Shard, latest: &mut BTreeMap<String, Vec<u8>>) {
+    persist::take_changes(shard, |k, change| {
+        let mut v = Vec::new();
+        if change.encode(&mut v) {
+            latest.insert(k.to_string(), v);
+        } else {
+            assert!(
+                latest.remove(k).is_some(),
+                "a tombstone for {k}, which was never written"
+            );
+        }
+    });
+}
+
+/// The shard rebuilt from encoded records: a shard record and the latest key and journal
+/// records, each decoded from its bytes.
+fn restore_from(c: EngineConfig, meta: &[u8], latest: &BTreeMap<String, Vec<u8>>) -> Shard {
+    use stockwatch::state::changelog::{Journal, KeyRecord, ShardRecord};
+    let (journals, keys): (Vec<_>, Vec<_>) = latest.iter().partition(|(k, _)| k.starts_with('#'));
+    let keys: Vec<KeyRecord> = keys
+        .into_iter()
+        .map(|(_, v)| KeyRecord::decode(v).unwrap())
+        .collect();
+    let journals: Vec<Journal> = journals
+        .into_iter()
+        .map(|(_, v)| Journal::decode(v).unwrap())
+        .collect();
+    let mut s =
+        persist::restore_shard(c, &ShardRecord::decode(meta).unwrap(), keys, journals).unwrap();
+    s.track_changes(true);
+    s
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use arrow::array::RecordBatch;
 
 use super::{Engine, EngineConfig, Shard};
-use crate::state::changelog::{self, ChangelogError, KeyRecord, KeyRecordRef, ShardRecord};
+use crate::state::changelog::{self, Change, ChangelogError, Journal, KeyRecord, ShardRecord};
 use crate::state::snapshot::{self, SnapshotError};
 use crate::state::ShardState;
 
@@ -52,21 +52,61 @@ pub fn shard_record(s: &Shard) -> ShardRecord {
     changelog::shard_record(s.state())
 }
 
-/// Takes the keys changed since the last call (see [`Shard::track_changes`]) and calls
-/// `emit(message key, record)` for each (see [`changelog::take_changes`]).
-pub fn take_changes(s: &mut Shard, emit: impl FnMut(&str, &KeyRecordRef<'_>)) {
+/// Takes the changes since the last call (see [`Shard::track_changes`]) and calls
+/// `emit(message key, change)` for each (see [`changelog::take_changes`]).
+pub fn take_changes(s: &mut Shard, emit: impl FnMut(&str, Change<'_>)) {
     changelog::take_changes(&s.state, &mut s.changed, emit);
 }
 
-/// Rebuilds a shard from its shard record and the latest record of each of its keys (see
-/// [`changelog::restore_shard`]).
+/// The latest changelog records of a shard as owned values, kept as a compacted topic keeps
+/// them: the last record per message key, a tombstone deleting its key. For tests and tools
+/// that need the changelog without a broker; [`ChangeLog::restore`] rebuilds the shard.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeLog {
+    keys: std::collections::BTreeMap<String, KeyRecord>,
+    journals: std::collections::BTreeMap<String, Journal>,
+}
+
+impl ChangeLog {
+    /// Takes `s`'s changes since the last call into the log (see [`take_changes`]).
+    pub fn take(&mut self, s: &mut Shard) {
+        take_changes(s, |key, change| match change {
+            Change::Key(r) => {
+                self.keys.insert(key.to_owned(), r.to_record());
+            }
+            Change::Journal(j) => {
+                self.journals.insert(key.to_owned(), j.to_record());
+            }
+            Change::Gone => {
+                self.journals.remove(key);
+            }
+        });
+    }
+
+    /// Rebuilds the shard from `meta` and the records held (see [`restore_shard`]).
+    pub fn restore(&self, cfg: EngineConfig, meta: &ShardRecord) -> Result<Shard, ChangelogError> {
+        restore_shard(
+            cfg,
+            meta,
+            self.keys.values().cloned().collect(),
+            self.journals.values().cloned().collect(),
+        )
+    }
+}
+
+/// Rebuilds a shard from its shard record, the latest record of each of its keys and its live
+/// journal records (see [`changelog::restore_shard`]).
 pub fn restore_shard(
     cfg: EngineConfig,
     meta: &ShardRecord,
     keys: Vec<KeyRecord>,
+    journals: Vec<Journal>,
 ) -> Result<Shard, ChangelogError> {
-    let state: ShardState = changelog::restore_shard(&cfg.state_config(), meta, keys)?;
-    Ok(Shard::from_state(cfg, state))
+    let (state, marks): (ShardState, _) =
+        changelog::restore_shard(&cfg.state_config(), meta, keys, journals)?;
+    let mut shard = Shard::from_state(cfg, state);
+    shard.changed.set_journal(marks);
+    Ok(shard)
 }
 
 #[cfg(test)]
@@ -74,7 +114,7 @@ mod tests {
     use super::*;
     use crate::decode::{DecodeLimits, Decoder, KeyPolicy, MessageRef};
     use crate::model::learner::LearnerKind;
-    use crate::state::changelog::{KeyRecord, ShardRecord, CHANGELOG_VERSION};
+    use crate::state::changelog::{Journal, KeyRecord, ShardRecord, CHANGELOG_VERSION};
 
     fn shard_with_keys(cfg: EngineConfig) -> Shard {
         let mut s = Shard::new(cfg);
@@ -96,10 +136,14 @@ mod tests {
         s
     }
 
-    fn records(s: &mut Shard) -> (ShardRecord, Vec<KeyRecord>) {
-        let mut keys = Vec::new();
-        take_changes(s, |_, r| keys.push(r.to_record()));
-        (shard_record(s), keys)
+    fn records(s: &mut Shard) -> (ShardRecord, Vec<KeyRecord>, Vec<Journal>) {
+        let (mut keys, mut journals) = (Vec::new(), Vec::new());
+        take_changes(s, |_, change| match change {
+            Change::Key(r) => keys.push(r.to_record()),
+            Change::Journal(j) => journals.push(j.to_record()),
+            Change::Gone => {}
+        });
+        (shard_record(s), keys, journals)
     }
 
     /// The borrowed record `take_changes` hands out encodes to the bytes of the owned record
@@ -117,31 +161,48 @@ mod tests {
             let b = dec.decode(batch.messages(), 1_800_000_000_000, &mut Vec::new());
             s.process(&b, u64::from, None, &mut Vec::new(), &mut Vec::new());
         }
-        let (mut records, mut parts) = (0, [0usize; 4]);
-        take_changes(&mut s, |_, r| {
+        let (mut records, mut parts, mut journals) = (0, [0usize; 4], [0usize; 2]);
+        take_changes(&mut s, |key, change| {
             let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
-            r.encode(&mut borrowed);
-            let rec = r.to_record();
-            rec.encode(&mut owned);
-            assert_eq!(borrowed, owned);
-            assert_eq!(KeyRecord::decode(&borrowed).unwrap(), rec);
-            records += 1;
-            let counts = rec.part_counts();
-            for (p, c) in parts.iter_mut().zip(counts) {
-                *p += usize::from(c > 0);
+            assert!(change.encode(&mut borrowed), "nothing to delete yet");
+            match change {
+                Change::Key(r) => {
+                    let rec = r.to_record();
+                    rec.encode(&mut owned);
+                    assert_eq!(KeyRecord::decode(&borrowed).unwrap(), rec);
+                    records += 1;
+                    let counts = rec.part_counts();
+                    for (p, c) in parts.iter_mut().zip(counts) {
+                        *p += usize::from(c > 0);
+                    }
+                }
+                Change::Journal(j) => {
+                    let rec = j.to_record();
+                    rec.encode(&mut owned);
+                    assert_eq!(Journal::decode(&borrowed).unwrap(), rec);
+                    assert!(!rec.is_empty() && key.ends_with(&format!("/{}", rec.first)));
+                    journals[usize::from(rec.is_labels())] += rec.len();
+                }
+                Change::Gone => unreachable!(),
             }
+            assert_eq!(borrowed, owned);
         });
         assert_eq!(records, 300);
+        // Open shipments and waiting events in the key records; remembered ids and label
+        // snapshots journaled, every one of them.
         assert!(
-            parts.iter().all(|&p| p > 0),
+            parts[0] > 0 && parts[2] > 0 && parts[1] == 0 && parts[3] == 0,
             "parts present in some key: {parts:?}"
         );
+        assert_eq!(journals[0], s.state().order.seen_ids().count());
+        assert_eq!(journals[1], s.state().labels.len());
+        assert!(journals[1] > 0, "{journals:?}");
     }
 
     #[test]
     fn values_are_versioned_and_round_trip() {
         let mut s = shard_with_keys(EngineConfig::default());
-        let (meta, keys) = records(&mut s);
+        let (meta, keys, _) = records(&mut s);
         assert_eq!(keys.len(), 2);
         let mut v = Vec::new();
         keys[0].encode(&mut v);
@@ -154,16 +215,130 @@ mod tests {
         assert!(KeyRecord::decode(&[]).is_err());
         assert!(KeyRecord::decode(&[CHANGELOG_VERSION, 0xff]).is_err());
         // Nothing changed since: no records.
-        let (_, again) = records(&mut s);
-        assert!(again.is_empty());
+        let (_, again, journals) = records(&mut s);
+        assert!(again.is_empty() && journals.is_empty());
+    }
+
+    /// A shard fed `rounds` batches of 1,000 events a minute apart over 300 keys (every part
+    /// of a key's state, remembered ids expiring after an hour, snapshots maturing after
+    /// 72 h), with `each` called after every batch.
+    fn fed(rounds: usize, mut each: impl FnMut(&mut Shard)) -> Shard {
+        let mut s = Shard::new(EngineConfig::default());
+        s.track_changes(true);
+        let mut dec = Decoder::new(DecodeLimits::default(), KeyPolicy::Derive);
+        let mut l = crate::sim::load::Load::new(300, 60_000.0);
+        let mut batch = crate::sim::load::Batch::default();
+        for _ in 0..rounds {
+            batch.fill(&mut l, 1000);
+            let b = dec.decode(batch.messages(), 1_800_000_000_000, &mut Vec::new());
+            s.process(&b, u64::from, None, &mut Vec::new(), &mut Vec::new());
+            each(&mut s);
+        }
+        s
+    }
+
+    /// Every remembered id and label snapshot is journaled once, in order, and a journal record
+    /// is deleted once its entries have all left the shard — not before: the live records hold
+    /// every live entry.
+    #[test]
+    fn journal_records_are_written_once_and_deleted_when_spent() {
+        let mut live: std::collections::BTreeMap<String, (u64, u64, bool)> = Default::default();
+        let (mut written, mut gone) = ([0u64; 2], 0);
+        let s = fed(40, |s| {
+            take_changes(s, |key, change| match change {
+                Change::Journal(j) => {
+                    let r = j.to_record();
+                    let kind = usize::from(r.is_labels());
+                    // (Entries that left before a batch ended are never written.)
+                    assert!(r.first >= written[kind], "{key}: each entry once, in order");
+                    let end = r.first + r.len() as u64;
+                    written[kind] = end;
+                    assert!(live
+                        .insert(key.to_owned(), (r.first, end, r.is_labels()))
+                        .is_none());
+                }
+                Change::Gone => {
+                    assert!(
+                        live.remove(key).is_some(),
+                        "{key} deleted once, after it was written"
+                    );
+                    gone += 1;
+                }
+                Change::Key(_) => {}
+            });
+        });
+        let st = s.state();
+        assert_eq!(written, [st.order.seen_pushed(), st.labels.pushed]);
+        assert!(gone > 0, "ids expire and snapshots mature within the run");
+        for (labels, head) in [(false, st.order.seen_head()), (true, st.labels.head())] {
+            let mut spans: Vec<(u64, u64)> = live
+                .values()
+                .filter(|v| v.2 == labels)
+                .map(|v| (v.0, v.1))
+                .collect();
+            spans.sort_unstable();
+            assert!(
+                spans.iter().all(|&(_, end)| end > head),
+                "spent records are deleted"
+            );
+            assert!(
+                spans.first().is_some_and(|&(first, _)| first <= head),
+                "{spans:?} {head}"
+            );
+            assert!(
+                spans.windows(2).all(|w| w[0].1 == w[1].0),
+                "contiguous: {spans:?}"
+            );
+        }
+    }
+
+    /// A journal record gone missing (a truncated changelog) is refused by name, not restored
+    /// into a shard that forgot ids or snapshots.
+    #[test]
+    fn a_missing_journal_record_is_refused() {
+        let mut s = fed(3, |_| {});
+        let (meta, keys, mut journals) = records(&mut s);
+        let labels = journals.iter().position(Journal::is_labels).unwrap();
+        journals.remove(labels);
+        let e = restore_shard(EngineConfig::default(), &meta, keys, journals).unwrap_err();
+        assert!(
+            matches!(e, ChangelogError::Incomplete(_)) && e.to_string().contains("label snapshots"),
+            "{e}"
+        );
+    }
+
+    /// A changelog of version 3 (journaled entries inside the key records) restores the same
+    /// shard, and the next changes journal every live entry, so that the records of both
+    /// versions then restore it too.
+    #[test]
+    fn a_version_3_changelog_restores_and_is_journaled_at_the_next_batch() {
+        let mut s = fed(3, |_| {});
+        let (meta, keys, journals) = records(&mut s);
+        let (meta3, keys3) = changelog::as_version_3(&meta, &keys, &journals);
+        let mut r =
+            restore_shard(EngineConfig::default(), &meta3, keys3.clone(), Vec::new()).unwrap();
+        let same = |a: &Shard, b: &Shard| {
+            assert_eq!(shard_to_batch(a, 0).unwrap(), shard_to_batch(b, 0).unwrap());
+        };
+        same(&r, &s);
+        r.track_changes(true);
+        let (meta4, none, journals4) = records(&mut r);
+        assert!(none.is_empty(), "no key changed");
+        let entries: usize = journals4.iter().map(Journal::len).sum();
+        assert_eq!(
+            entries,
+            s.state().order.seen_ids().count() + s.state().labels.len()
+        );
+        let again = restore_shard(EngineConfig::default(), &meta4, keys3, journals4).unwrap();
+        same(&again, &s);
     }
 
     #[test]
     fn a_missing_key_record_is_refused() {
         let mut s = shard_with_keys(EngineConfig::default());
-        let (meta, mut keys) = records(&mut s);
+        let (meta, mut keys, journals) = records(&mut s);
         keys.pop();
-        let e = restore_shard(EngineConfig::default(), &meta, keys)
+        let e = restore_shard(EngineConfig::default(), &meta, keys, journals)
             .unwrap_err()
             .to_string();
         assert!(e.contains("counts 2 keys but 1"), "{e}");
@@ -220,8 +395,8 @@ mod tests {
         };
         assert_eq!(raised(&alerts), 1, "{alerts:?}");
         assert_eq!(s.counters().raises_over_budget, 2);
-        let (meta, keys) = records(&mut s);
-        let mut r = restore_shard(cfg, &meta, keys).unwrap();
+        let (meta, keys, journals) = records(&mut s);
+        let mut r = restore_shard(cfg, &meta, keys, journals).unwrap();
         assert_eq!(
             shard_record(&r),
             meta,
@@ -312,8 +487,8 @@ mod tests {
         let layer = s.model().export()["calibration"].clone();
         assert!(layer["updates"].as_u64().unwrap_or(0) > 0, "{layer}");
         assert_ne!(layer["a"].as_f64(), Some(1.0), "{layer}");
-        let (meta, keys) = records(&mut s);
-        let mut r = restore_shard(cfg, &meta, keys).unwrap();
+        let (meta, keys, journals) = records(&mut s);
+        let mut r = restore_shard(cfg, &meta, keys, journals).unwrap();
         let batch = shard_to_batch(&s, 0).unwrap();
         let mut from_snapshot =
             shard_from_batch(&batch, &shard_meta(&batch).unwrap(), cfg).unwrap();
@@ -336,8 +511,8 @@ mod tests {
         let mut v1 = EngineConfig::default();
         v1.model.learner.kind = LearnerKind::Linear;
         let mut s = shard_with_keys(v1);
-        let (meta, keys) = records(&mut s);
-        let r = restore_shard(EngineConfig::default(), &meta, keys).unwrap();
+        let (meta, keys, journals) = records(&mut s);
+        let r = restore_shard(EngineConfig::default(), &meta, keys, journals).unwrap();
         assert_eq!(r.keys(), 2);
         assert_eq!(
             r.model().version(),

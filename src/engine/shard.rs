@@ -540,8 +540,8 @@ impl Shard {
                 self.applied.push(e.source);
             }
         }
-        let changed = &mut self.changed;
-        self.state.order.evict_seen_with(|row| changed.mark(row));
+        // Remembered ids are journaled: forgetting one changes no key's record.
+        self.state.order.evict_seen();
         let cooldown = i64::from(self.cfg.alerts.cooldown_minutes) * 60_000;
         self.early.sweep(self.state.order.watermark_ms(), cooldown);
     }
@@ -575,7 +575,7 @@ impl Shard {
                     .rows
                     .prefetch_line(r as usize, std::mem::offset_of!(KeyRow, last_stockout_ms));
             }
-            self.changed.mark(s.row);
+            // Label snapshots are journaled: a matured one changes no key's record.
             let y = labels::label(
                 s.time_ms,
                 h,

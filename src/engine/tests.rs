@@ -215,7 +215,7 @@ fn with_challenger(cfg: EngineConfig) -> EngineConfig {
 /// its artifact as `model.initial` promotes it with what it learned live.
 #[test]
 fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
-    use crate::engine::persist::{restore_shard, take_changes};
+    use crate::engine::persist::ChangeLog;
     use crate::engine::persist::{shard_from_batch, shard_meta, shard_record, shard_to_batch};
     use crate::model::ModelConfig;
     let plain_cfg = EngineConfig::default();
@@ -251,10 +251,10 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
     assert_eq!(plain.view("S1", "K0").unwrap().risk, v.risk);
 
     // The changelog: both models come back.
-    let mut key_records = Vec::new();
-    take_changes(&mut s, |_, r| key_records.push(r.to_record()));
+    let mut log = ChangeLog::default();
+    log.take(&mut s);
     let meta = shard_record(&s);
-    let back = restore_shard(ch_cfg, &meta, key_records.clone()).unwrap();
+    let back = log.restore(ch_cfg, &meta).unwrap();
     assert_eq!(back.model().export(), s.model().export());
     let bch = back.challenger().expect("restored");
     assert_eq!(bch.model().export(), ch_state);
@@ -265,7 +265,7 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
     assert_eq!(from_snap.challenger().unwrap().model().export(), ch_state);
 
     // Without `model.challenger`: dropped, the champion as it was.
-    let dropped = restore_shard(plain_cfg, &meta, key_records.clone()).unwrap();
+    let dropped = log.restore(plain_cfg, &meta).unwrap();
     assert!(dropped.challenger().is_none());
     assert_eq!(dropped.model().export(), s.model().export());
 
@@ -281,7 +281,7 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
     let mut value = vec![crate::state::changelog::CHANGELOG_VERSION];
     value.extend(serde_json::to_vec(&old).unwrap());
     let old = crate::state::changelog::ShardRecord::decode(&value).unwrap();
-    let r = restore_shard(ch_cfg, &old, key_records.clone()).unwrap();
+    let r = log.restore(ch_cfg, &old).unwrap();
     assert_eq!(r.model().export(), s.model().export());
     assert_eq!(r.challenger().unwrap().model().export(), start);
 
@@ -297,7 +297,7 @@ fn a_challenger_learns_beside_the_champion_never_alerts_and_is_persisted() {
         ..ch_cfg
     };
     promoted_cfg.model.check().expect("a valid configuration");
-    let p = restore_shard(promoted_cfg, &meta, key_records).unwrap();
+    let p = log.restore(promoted_cfg, &meta).unwrap();
     assert_eq!(
         p.model().export(),
         ch_state,

@@ -91,6 +91,22 @@ impl PendingLabels {
             .map(move |(i, s)| (base + i as u64, s))
     }
 
+    /// The position of the oldest waiting snapshot (`pushed` when none wait).
+    pub fn head(&self) -> u64 {
+        self.pushed - self.queue.len() as u64
+    }
+
+    /// Waiting snapshots from position `from` on (from the oldest if it is older), with
+    /// their positions.
+    pub fn positions_from(&self, from: u64) -> impl Iterator<Item = (u64, &Snapshot)> + '_ {
+        let head = self.head();
+        let skip = from.saturating_sub(head).min(self.queue.len() as u64);
+        self.queue
+            .range(skip as usize..)
+            .enumerate()
+            .map(move |(i, s)| (head + skip + i as u64, s))
+    }
+
     /// Waiting snapshots, oldest first (snapshots of state).
     pub fn iter(&self) -> impl Iterator<Item = &Snapshot> + '_ {
         self.queue.iter()

@@ -42,7 +42,15 @@ use serde::{Deserialize, Serialize};
 use crate::config::MAX_INPUTS;
 use crate::engine::{persist, EngineConfig, Shard};
 use crate::sink::kafka::{EventProducer, ProduceError};
-use crate::state::changelog::{ChangelogError, KeyRecord, ShardRecord, CHANGELOG_VERSION};
+use crate::state::changelog::{
+    ChangelogError, Journal, KeyRecord, ShardRecord, CHANGELOG_VERSION, LABEL_JOURNAL, SEEN_JOURNAL,
+};
+
+/// Whether a changelog message key names a journal record (see
+/// [`crate::state::changelog::Journal`]).
+fn is_journal(key: &[u8]) -> bool {
+    key.starts_with(SEEN_JOURNAL.as_bytes()) || key.starts_with(LABEL_JOURNAL.as_bytes())
+}
 
 /// Key of the shard records.
 pub const SHARD_KEY: &[u8] = b"#shard";
@@ -256,14 +264,17 @@ impl Writer {
         let mut result = Ok(());
         let mut n = 0;
         let value = &mut self.value;
-        persist::take_changes(shard, |key, rec| {
+        persist::take_changes(shard, |key, change| {
             if result.is_err() {
                 return;
             }
             value.clear();
-            rec.encode(value);
             n += 1;
-            result = producer.send_to_partition(topic, p, key.as_bytes(), value, &headers);
+            result = if change.encode(value) {
+                producer.send_to_partition(topic, p, key.as_bytes(), value, &headers)
+            } else {
+                producer.send_tombstone_to_partition(topic, p, key.as_bytes(), &headers)
+            };
         });
         result?;
         let v = ShardValue {
@@ -283,9 +294,9 @@ impl Writer {
 /// A shard record's value.
 fn shard_value(value: &[u8]) -> Result<ShardValue, ChangelogError> {
     match value.split_first() {
-        // Versions 1 (before contract v2) and 2 (before label margins) read into the same
-        // value (see `ShardRecord::decode`).
-        Some((&CHANGELOG_VERSION | &1 | &2, body)) => serde_json::from_slice(body)
+        // Versions 1 (before contract v2), 2 (before label margins) and 3 (before the
+        // journals) read into the same value (see `ShardRecord::decode`).
+        Some((&CHANGELOG_VERSION | &1 | &2 | &3, body)) => serde_json::from_slice(body)
             .map_err(|e| ChangelogError::Layout(format!("shard record: {e}"))),
         _ => Err(ChangelogError::Layout(
             "shard record of another version".into(),
@@ -535,7 +546,7 @@ pub fn restore(
             return true;
         }
         let key = m.key().unwrap_or_default();
-        if key.first() == Some(&b'#') {
+        if key.first() == Some(&b'#') && !is_journal(key) {
             return false;
         }
         if let Some(s) = stamp(m) {
@@ -555,25 +566,40 @@ pub fn restore(
         false
     })?;
     // 4. Rebuild.
-    if (latest.len() as u64) < sv.state.keys {
+    let key_records = latest.keys().filter(|k| !is_journal(k)).count();
+    if (key_records as u64) < sv.state.keys {
         return Err(inconsistent(
             Inconsistency::ChangelogTruncated,
             format!(
-                "the shard record at offset {at} counts {} keys, but only {} of their records are left",
+                "the shard record at offset {at} counts {} keys, but only {key_records} of their records are left",
                 sv.state.keys,
-                latest.len()
             ),
         ));
     }
-    let mut keys = Vec::with_capacity(latest.len());
-    for (i, v) in latest.values().enumerate() {
+    let mut keys = Vec::with_capacity(key_records);
+    let mut journals = Vec::new();
+    for (i, (k, v)) in latest.iter().enumerate() {
         if i % 1024 == 0 && keep_alive() {
             return Err(RestoreError::Interrupted { partition: p });
         }
-        keys.push(KeyRecord::decode(v).map_err(layout)?);
+        if !is_journal(k) {
+            keys.push(KeyRecord::decode(v).map_err(layout)?);
+        } else if !v.is_empty() {
+            // (Empty: a tombstone, the record's entries all spent.)
+            journals.push(Journal::decode(v).map_err(layout)?);
+        }
     }
     drop(latest);
-    let mut shard = persist::restore_shard(cfg, &sv.state, keys).map_err(layout)?;
+    let mut shard = match persist::restore_shard(cfg, &sv.state, keys, journals) {
+        Ok(shard) => shard,
+        Err(ChangelogError::Incomplete(detail)) => {
+            return Err(inconsistent(
+                Inconsistency::ChangelogTruncated,
+                format!("the shard record at offset {at}: {detail}"),
+            ))
+        }
+        Err(e) => return Err(layout(e)),
+    };
     shard.track_changes(true);
     Ok(Restored {
         shard,

@@ -679,8 +679,12 @@ impl Core {
                             &record.headers,
                         )?;
                     } else {
-                        self.producer
-                            .send_tombstone_to_partition(table, p, record.open_key)?;
+                        self.producer.send_tombstone_to_partition(
+                            table,
+                            p,
+                            record.open_key,
+                            &[],
+                        )?;
                     }
                 }
                 match stage {

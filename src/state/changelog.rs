@@ -6,11 +6,21 @@
 //! the shard-wide FIFOs (remembered ids, label snapshots) carry their absolute position, which
 //! restores their order across keys written at different times.
 //!
+//! The shard-wide FIFOs' entries (remembered ids, label snapshots) never change once made, and
+//! a key keeps dozens of them: they are *journaled*, written once in journal records of many
+//! entries (message key `#seen/{first position}` or `#labels/{first position}`, a [`Journal`])
+//! and deleted (a tombstone) once every entry of a record has left its FIFO, instead of being
+//! written again with every change of their key. (Written inside the key records, as versions
+//! 1–3 did, they were two thirds of the changelog's bytes in the load run: ~830 of ~1 260
+//! bytes a key record.) The shard record names each FIFO's first live position, so a restore
+//! knows which entries it must find.
+//!
 //! Key records are `[CHANGELOG_VERSION]` followed by the [`KeyRecord`] in postcard (a compact,
-//! stable serde format: ~300 bytes for a key with no backlog); shard records are
-//! `[CHANGELOG_VERSION]` followed by JSON (small, and readable with any Kafka tool). How the
-//! records are framed, stamped and chosen on restore is the service's business
-//! ([`crate::service::changelog`]); this module only maps a shard's state to records and back.
+//! stable serde format: ~300 bytes for a key with no backlog); journal records the same with a
+//! [`Journal`]; shard records are `[CHANGELOG_VERSION]` followed by JSON (small, and readable
+//! with any Kafka tool). How the records are framed, stamped and chosen on restore is the
+//! service's business ([`crate::service::changelog`]); this module only maps a shard's state to
+//! records and back.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,13 +34,27 @@ use crate::model::labels::{RollingQuality, Snapshot};
 /// Version byte that starts every changelog value. 2 (contract v2): key records carry the
 /// count discrepancy, closed shipments and the pending events' `sub` code; shard records count
 /// six event types. 3: label snapshots carry the margin they were scored with (the calibration
-/// layer learns from it, `crate::model::calibration`). Versions 1 and 2 are still read (an
-/// upgrade restores from them; their snapshots' margins are unknown).
-pub const CHANGELOG_VERSION: u8 = 3;
+/// layer learns from it, `crate::model::calibration`). 4: remembered ids and label snapshots
+/// are journaled ([`Journal`]); key records keep the version 3 layout with those two lists
+/// empty. Versions 1 to 3 are still read (an upgrade restores from them; version 1 and 2
+/// snapshots' margins are unknown), and the first batch after such a restore journals every
+/// live entry.
+pub const CHANGELOG_VERSION: u8 = 4;
 
 /// The previous versions, still read.
 const CHANGELOG_V1: u8 = 1;
 const CHANGELOG_V2: u8 = 2;
+const CHANGELOG_V3: u8 = 3;
+
+/// Message-key prefix of the remembered ids' journal records: `#seen/{first position}`.
+pub const SEEN_JOURNAL: &str = "#seen/";
+/// Message-key prefix of the label snapshots' journal records: `#labels/{first position}`.
+pub const LABEL_JOURNAL: &str = "#labels/";
+/// Most remembered ids in one journal record (~20 bytes each, plus their keys).
+const JOURNAL_SEEN_MAX: usize = 4096;
+/// Most label snapshots in one journal record (~190 bytes each: ~200 KB a record, well
+/// under the brokers' default 1 MB).
+const JOURNAL_LABELS_MAX: usize = 1024;
 
 /// Errors decoding changelog records or rebuilding a shard from them.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +65,9 @@ pub enum ChangelogError {
     /// The model state was refused.
     #[error("model: {0}")]
     Model(#[from] crate::model::ModelError),
+    /// Records the shard record counts on are missing (a truncated or deleted changelog).
+    #[error("incomplete changelog: {0}")]
+    Incomplete(String),
 }
 
 fn layout(m: impl Into<String>) -> ChangelogError {
@@ -221,6 +248,142 @@ impl KeyRecordRef<'_> {
     }
 }
 
+/// A journal record: consecutive entries of one of the shard-wide FIFOs, positions
+/// `first..first + len` (remembered ids or label snapshots: one of the two lists is empty),
+/// written once (see the module documentation). Entries name their key by its index in
+/// `keys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Position of the first entry.
+    pub first: u64,
+    /// `(location, sku)` of the keys the entries belong to.
+    keys: Vec<(String, String)>,
+    /// Remembered ids: (key index, event time ms, id hash).
+    seen: Vec<(u32, i64, u64)>,
+    /// Label snapshots.
+    labels: Vec<JournalLabel>,
+}
+
+/// A label snapshot in a [`Journal`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct JournalLabel {
+    key: u32,
+    time_ms: i64,
+    risk: f32,
+    x: Vec<f32>,
+    margin: f32,
+}
+
+/// A [`Journal`] borrowed from the shard: encodes to the very bytes of the owned one.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct JournalRef<'a> {
+    first: u64,
+    keys: &'a [(&'a str, &'a str)],
+    seen: &'a [(u32, i64, u64)],
+    labels: &'a [JournalLabelRef<'a>],
+}
+
+/// A [`JournalLabel`] borrowed from the shard's label queue.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct JournalLabelRef<'a> {
+    key: u32,
+    time_ms: i64,
+    risk: f32,
+    x: &'a [f32],
+    margin: f32,
+}
+
+impl JournalRef<'_> {
+    /// Appends the record's changelog value (version byte, then postcard) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_versioned(self, out);
+    }
+
+    /// The owned record (what a decode of [`JournalRef::encode`]'s bytes gives).
+    pub fn to_record(&self) -> Journal {
+        Journal {
+            first: self.first,
+            keys: self
+                .keys
+                .iter()
+                .map(|&(l, s)| (l.to_owned(), s.to_owned()))
+                .collect(),
+            seen: self.seen.to_vec(),
+            labels: self
+                .labels
+                .iter()
+                .map(|l| JournalLabel {
+                    key: l.key,
+                    time_ms: l.time_ms,
+                    risk: l.risk,
+                    x: l.x.to_vec(),
+                    margin: l.margin,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Journal {
+    /// `[CHANGELOG_VERSION]` + postcard, appended to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_versioned(self, out);
+    }
+
+    /// Reads a value written by [`Journal::encode`].
+    pub fn decode(value: &[u8]) -> Result<Self, ChangelogError> {
+        match value.split_first() {
+            Some((&CHANGELOG_VERSION, body)) => {
+                postcard::from_bytes(body).map_err(|e| layout(format!("journal record: {e}")))
+            }
+            Some((v, _)) => Err(layout(format!(
+                "journal record of version {v} (this build reads {CHANGELOG_VERSION})"
+            ))),
+            None => Err(layout("empty journal record")),
+        }
+    }
+
+    /// Entries held (remembered ids or label snapshots).
+    pub fn len(&self) -> usize {
+        self.seen.len() + self.labels.len()
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether its entries are label snapshots (else remembered ids).
+    pub fn is_labels(&self) -> bool {
+        !self.labels.is_empty()
+    }
+}
+
+/// What [`take_changes`] hands out, each under a message key.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// A changed key's record (message key `"{location}|{sku}"`).
+    Key(&'a KeyRecordRef<'a>),
+    /// New entries of a shard-wide FIFO (message key [`SEEN_JOURNAL`] or [`LABEL_JOURNAL`] and
+    /// its first position).
+    Journal(&'a JournalRef<'a>),
+    /// A journal record whose entries all left the shard: to delete (a tombstone).
+    Gone,
+}
+
+impl Change<'_> {
+    /// Appends the change's value to `out`; `false` for [`Change::Gone`] (no value: a
+    /// tombstone).
+    pub fn encode(&self, out: &mut Vec<u8>) -> bool {
+        match self {
+            Change::Key(r) => r.encode(out),
+            Change::Journal(j) => j.encode(out),
+            Change::Gone => return false,
+        }
+        true
+    }
+}
+
 /// Appends a key record's changelog value to `out`: the version byte, then postcard.
 fn encode_versioned(record: &impl Serialize, out: &mut Vec<u8>) {
     out.push(CHANGELOG_VERSION);
@@ -382,6 +545,18 @@ pub struct ShardRecord {
     /// The locations' raise budgets (absent before they existed: none).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     budgets: crate::alert::RaiseBudgets,
+    /// The first live position of each journaled FIFO (absent before version 4: the entries
+    /// are in the key records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journal: Option<JournalHeads>,
+}
+
+/// The first live position of the journaled FIFOs: a restore must find every entry from there
+/// to the FIFO's end (`Clocks::seen_pushed`, `labels_pushed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct JournalHeads {
+    seen: u64,
+    labels: u64,
 }
 
 /// The challenger's part of a [`ShardRecord`] (also in snapshots' metadata).
@@ -469,7 +644,7 @@ impl ShardRecord {
 
 fn versioned(value: &[u8]) -> Result<&[u8], ChangelogError> {
     match value.split_first() {
-        Some((&CHANGELOG_VERSION, body)) => Ok(body),
+        Some((&CHANGELOG_VERSION | &CHANGELOG_V3, body)) => Ok(body),
         Some((v, _)) => Err(layout(format!(
             "version {v} (this build reads {CHANGELOG_VERSION})"
         ))),
@@ -478,8 +653,9 @@ fn versioned(value: &[u8]) -> Result<&[u8], ChangelogError> {
 }
 
 /// Key rows changed since the changelog last took them: the engine marks a row whenever it
-/// touches anything of that key (state, reorder buffer, dedupe ids, label snapshots), and
-/// [`take_changes`] writes and forgets them. Off (marks nothing) until [`ChangedKeys::track`].
+/// touches anything of that key's record (state, reorder buffer), and [`take_changes`] writes
+/// and forgets them. Off (marks nothing) until [`ChangedKeys::track`]. Also what of the
+/// journaled FIFOs was written ([`JournalMarks`]).
 #[derive(Debug, Default)]
 pub struct ChangedKeys {
     on: bool,
@@ -487,12 +663,29 @@ pub struct ChangedKeys {
     rows: Vec<u32>,
     /// Per row: 0 if unchanged, else its position in `rows` + 1.
     slot: Vec<u32>,
+    /// The journal records written.
+    journal: JournalMarks,
+}
+
+/// What of the journaled FIFOs the changelog holds: the next position to write, and the
+/// journal records not deleted yet, `(first, end)`, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalMarks {
+    seen_written: u64,
+    labels_written: u64,
+    seen: std::collections::VecDeque<(u64, u64)>,
+    labels: std::collections::VecDeque<(u64, u64)>,
 }
 
 impl ChangedKeys {
     /// Turns tracking on or off.
     pub fn track(&mut self, on: bool) {
         self.on = on;
+    }
+
+    /// What the changelog's journal holds (a restored shard's, from [`restore_shard`]).
+    pub fn set_journal(&mut self, marks: JournalMarks) {
+        self.journal = marks;
     }
 
     /// Marks `row` changed (when tracking).
@@ -544,18 +737,28 @@ pub fn shard_record(s: &ShardState) -> ShardRecord {
         model_origin: s.origin.clone(),
         challenger: ChallengerRecord::of(s),
         budgets: s.budgets.clone(),
+        journal: Some(JournalHeads {
+            seen: s.order.seen_head(),
+            labels: s.labels.head(),
+        }),
     }
 }
 
-/// Takes the keys of `s` marked in `changed` since the last call and calls
-/// `emit(message key, record)` for each, in the order they first changed. One pass over the
-/// shard-wide structures (reorder buffer, remembered ids, label snapshots) collects the
-/// entries of the changed keys.
+/// Takes the changes of `s` since the last call and calls `emit(message key, change)` for
+/// each: the keys marked in `changed`, in the order they first changed ([`Change::Key`]); then
+/// the journaled FIFOs' new entries ([`Change::Journal`]) and the journal records whose
+/// entries all left the shard ([`Change::Gone`]). One pass over the reorder buffer collects
+/// the changed keys' waiting events; the journals read only the FIFOs' new ends.
 pub fn take_changes(
     s: &ShardState,
     changed: &mut ChangedKeys,
-    mut emit: impl FnMut(&str, &KeyRecordRef<'_>),
+    mut emit: impl FnMut(&str, Change<'_>),
 ) {
+    take_keys(s, changed, &mut emit);
+    take_journal(s, &mut changed.journal, &mut emit);
+}
+
+fn take_keys(s: &ShardState, changed: &mut ChangedKeys, emit: &mut impl FnMut(&str, Change<'_>)) {
     let n = changed.rows.len();
     if n == 0 {
         return;
@@ -567,15 +770,9 @@ pub fn take_changes(
             _ => None,
         }
     };
-    // Each entry grouped by its key's index, in one buffer per kind (a few allocations per
-    // call, none per key: at tens of thousands of changed keys a second, a record of owned
-    // vectors per key cost the service a fifth of its time in the allocator).
-    let seen = Grouped::new(
-        n,
-        s.order
-            .seen_positions()
-            .filter_map(|(pos, t, h, row)| Some((index(row)?, (pos, t, h)))),
-    );
+    // Each entry grouped by its key's index, in one buffer (a few allocations per call, none
+    // per key: at tens of thousands of changed keys a second, a record of owned vectors per
+    // key cost the service a fifth of its time in the allocator).
     let mut pending = Grouped::new(
         n,
         s.order.pending_events().filter_map(|e| {
@@ -591,19 +788,6 @@ pub fn take_changes(
                 sub: e.sub,
             };
             Some((index(e.row)?, record))
-        }),
-    );
-    let labels = Grouped::new(
-        n,
-        s.labels.positions().filter_map(|(pos, sn)| {
-            let label = LabelRef {
-                position: pos,
-                time_ms: sn.time_ms,
-                risk: sn.risk,
-                x: &sn.x[..],
-                margin: sn.margin,
-            };
-            Some((index(sn.row)?, label))
         }),
     );
     let mut inbound = Vec::new();
@@ -638,9 +822,10 @@ pub fn take_changes(
             risk: c.risk,
             alert_risk: c.alert_risk,
             inbound: &inbound,
-            seen: seen.get(i),
+            // Journaled (see the module documentation).
+            seen: &[],
             pending: p,
-            labels: labels.get(i),
+            labels: &[],
             count_gap: c.count_gap,
         };
         // `event::message_key`, into a reused buffer.
@@ -648,9 +833,108 @@ pub fn take_changes(
         key.push_str(location);
         key.push('|');
         key.push_str(sku);
-        emit(&key, &rec);
+        emit(&key, Change::Key(&rec));
     }
     changed.clear();
+}
+
+/// The journal records of the FIFOs' entries pushed since the last call (chunks of at most
+/// [`JOURNAL_SEEN_MAX`] / [`JOURNAL_LABELS_MAX`]), then tombstones for the records whose
+/// entries have all left.
+fn take_journal(s: &ShardState, marks: &mut JournalMarks, emit: &mut impl FnMut(&str, Change<'_>)) {
+    let mut name = String::new();
+    let mut keys = KeyTable::default();
+    // Remembered ids.
+    let mut seen = Vec::new();
+    let mut entries = s.order.seen_from(marks.seen_written).peekable();
+    while let Some(&(first, ..)) = entries.peek() {
+        seen.clear();
+        keys.clear();
+        for (_, t, h, row) in entries.by_ref().take(JOURNAL_SEEN_MAX) {
+            seen.push((keys.index(s, row), t, h));
+        }
+        let j = JournalRef {
+            first,
+            keys: &keys.keys,
+            seen: &seen,
+            labels: &[],
+        };
+        journal_name(&mut name, SEEN_JOURNAL, first);
+        emit(&name, Change::Journal(&j));
+        marks.seen.push_back((first, first + seen.len() as u64));
+    }
+    marks.seen_written = s.order.seen_pushed();
+    // Label snapshots.
+    let mut labels = Vec::new();
+    let mut entries = s.labels.positions_from(marks.labels_written).peekable();
+    while let Some(&(first, _)) = entries.peek() {
+        labels.clear();
+        keys.clear();
+        for (_, sn) in entries.by_ref().take(JOURNAL_LABELS_MAX) {
+            labels.push(JournalLabelRef {
+                key: keys.index(s, sn.row),
+                time_ms: sn.time_ms,
+                risk: sn.risk,
+                x: &sn.x[..],
+                margin: sn.margin,
+            });
+        }
+        let j = JournalRef {
+            first,
+            keys: &keys.keys,
+            seen: &[],
+            labels: &labels,
+        };
+        journal_name(&mut name, LABEL_JOURNAL, first);
+        emit(&name, Change::Journal(&j));
+        marks.labels.push_back((first, first + labels.len() as u64));
+    }
+    marks.labels_written = s.labels.pushed;
+    // Records every entry of which has left.
+    for (chunks, head, prefix) in [
+        (&mut marks.seen, s.order.seen_head(), SEEN_JOURNAL),
+        (&mut marks.labels, s.labels.head(), LABEL_JOURNAL),
+    ] {
+        while let Some(&(first, end)) = chunks.front() {
+            if end > head {
+                break;
+            }
+            journal_name(&mut name, prefix, first);
+            emit(&name, Change::Gone);
+            chunks.pop_front();
+        }
+    }
+}
+
+/// The keys of one journal record: each key once, entries naming it by index.
+#[derive(Default)]
+struct KeyTable<'a> {
+    index: std::collections::HashMap<u32, u32>,
+    keys: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> KeyTable<'a> {
+    fn clear(&mut self) {
+        self.index.clear();
+        self.keys.clear();
+    }
+
+    /// The index of `row`'s key, added if new.
+    fn index(&mut self, s: &'a ShardState, row: u32) -> u32 {
+        let keys = &mut self.keys;
+        *self.index.entry(row).or_insert_with(|| {
+            keys.push(s.keys.parts(row));
+            keys.len() as u32 - 1
+        })
+    }
+}
+
+/// `{prefix}{first}` into `out`.
+fn journal_name(out: &mut String, prefix: &str, first: u64) {
+    use std::fmt::Write;
+    out.clear();
+    out.push_str(prefix);
+    let _ = write!(out, "{first}");
 }
 
 /// Items grouped by a key index in `0..n`, each group in the order the items came.
@@ -678,22 +962,23 @@ impl<T: Copy> Grouped<T> {
         }
     }
 
-    fn get(&self, i: usize) -> &[T] {
-        &self.items[self.start[i]..self.start[i + 1]]
-    }
-
     fn get_mut(&mut self, i: usize) -> &mut [T] {
         &mut self.items[self.start[i]..self.start[i + 1]]
     }
 }
 
-/// Rebuilds a shard's state from its shard record and the latest record of each of its keys
-/// (in any order: rows are assigned in key order, as snapshots do).
+/// Rebuilds a shard's state from its shard record, the latest record of each of its keys (in
+/// any order: rows are assigned in key order, as snapshots do) and its live journal records
+/// (any order); also what of the journals the changelog holds, for the next
+/// [`take_changes`]. A shard record of version 4 names the first live position of each
+/// journaled FIFO: every entry from there to the FIFO's end must be found
+/// ([`ChangelogError::Incomplete`] otherwise).
 pub fn restore_shard(
     cfg: &StateConfig,
     meta: &ShardRecord,
     mut keys: Vec<KeyRecord>,
-) -> Result<ShardState, ChangelogError> {
+    journals: Vec<Journal>,
+) -> Result<(ShardState, JournalMarks), ChangelogError> {
     if keys.len() as u64 != meta.keys {
         return Err(layout(format!(
             "the shard record counts {} keys but {} key records were found",
@@ -781,14 +1066,107 @@ pub fn restore_shard(
             ));
         }
     }
+    // The journals' entries (version 4), from the first live positions on.
+    let heads = meta.journal.unwrap_or(JournalHeads { seen: 0, labels: 0 });
+    let mut marks = JournalMarks::default();
+    for j in &journals {
+        let rows = j
+            .keys
+            .iter()
+            .map(|(location, sku)| {
+                s.keys.get(location, sku).ok_or_else(|| {
+                    ChangelogError::Incomplete(format!(
+                        "journal record {} names key {location}|{sku}, which has no key record",
+                        j.first
+                    ))
+                })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        let row = |k: u32| {
+            rows.get(k as usize)
+                .copied()
+                .ok_or_else(|| layout(format!("journal record {}: key index {k}", j.first)))
+        };
+        let end = j.first + j.len() as u64;
+        if j.is_labels() {
+            marks.labels.push_back((j.first, end));
+        } else {
+            marks.seen.push_back((j.first, end));
+        }
+        for (i, &(k, t, h)) in j.seen.iter().enumerate() {
+            let pos = j.first + i as u64;
+            if pos >= heads.seen {
+                seen.push((pos, t, h, row(k)?));
+            }
+        }
+        for (i, l) in j.labels.iter().enumerate() {
+            let pos = j.first + i as u64;
+            if pos < heads.labels {
+                continue;
+            }
+            let x: [f32; NF] =
+                l.x.as_slice()
+                    .try_into()
+                    .map_err(|_| layout(format!("{} features (this build has {NF})", l.x.len())))?;
+            labels.push((
+                pos,
+                Snapshot {
+                    row: row(l.key)?,
+                    time_ms: l.time_ms,
+                    x,
+                    risk: l.risk,
+                    margin: l.margin,
+                    challenger_risk: f32::NAN,
+                    challenger_margin: f32::NAN,
+                },
+            ));
+        }
+    }
+    marks.seen.make_contiguous().sort_unstable();
+    marks.labels.make_contiguous().sort_unstable();
     seen.sort_unstable_by_key(|e| e.0);
+    seen.dedup_by_key(|e| e.0);
+    labels.sort_unstable_by_key(|e| e.0);
+    labels.dedup_by_key(|e| e.0);
+    // Restored from key records of version 3 or older (no heads), nothing is journaled yet:
+    // the next batch journals every live entry (the marks' written positions stay 0).
+    if let Some(h) = meta.journal {
+        {
+            // Every live entry must be there, each once.
+            for (what, found, head, end) in [
+                (
+                    "remembered ids",
+                    seen.iter().map(|e| e.0).collect::<Vec<_>>(),
+                    h.seen,
+                    meta.clocks.seen_pushed,
+                ),
+                (
+                    "label snapshots",
+                    labels.iter().map(|e| e.0).collect(),
+                    h.labels,
+                    meta.labels_pushed,
+                ),
+            ] {
+                let whole = found.len() as u64 == end.saturating_sub(head)
+                    && found.first().is_none_or(|&p| p == head);
+                if !whole {
+                    return Err(ChangelogError::Incomplete(format!(
+                        "{} of the {} {what} at positions {head}..{end} found in the journal",
+                        found.len(),
+                        end.saturating_sub(head)
+                    )));
+                }
+            }
+            marks.seen_written = meta.clocks.seen_pushed;
+            marks.labels_written = meta.labels_pushed;
+        }
+    }
     s.order
         .restore_clocks(&meta.clocks, seen.iter().map(|&(_, t, h, row)| (t, h, row)));
     pending.sort_by_key(|e| (e.time_ms, e.id_hash, e.source));
     for e in pending {
         s.order.restore_pending(e);
     }
-    labels.sort_unstable_by_key(|e| e.0);
     for (_, sn) in labels {
         s.labels.push(sn, usize::MAX);
     }
@@ -808,7 +1186,47 @@ pub fn restore_shard(
     )?;
     s.counters = meta.counters;
     s.budgets = meta.budgets.clone();
-    Ok(s)
+    Ok((s, marks))
+}
+
+/// The records of a version 3 changelog holding the same state: every journaled entry back in
+/// its key's record, no journal heads in the shard record.
+#[cfg(test)]
+pub(crate) fn as_version_3(
+    meta: &ShardRecord,
+    keys: &[KeyRecord],
+    journals: &[Journal],
+) -> (ShardRecord, Vec<KeyRecord>) {
+    let mut meta = meta.clone();
+    let heads = meta.journal.take().expect("a version 4 shard record");
+    let mut keys = keys.to_vec();
+    let at: std::collections::HashMap<(String, String), usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ((k.location.clone(), k.sku.clone()), i))
+        .collect();
+    for j in journals {
+        let key = |k: u32| at[&j.keys[k as usize]];
+        for (i, &(k, t, h)) in j.seen.iter().enumerate() {
+            let pos = j.first + i as u64;
+            if pos >= heads.seen {
+                keys[key(k)].seen.push((pos, t, h));
+            }
+        }
+        for (i, l) in j.labels.iter().enumerate() {
+            let pos = j.first + i as u64;
+            if pos >= heads.labels {
+                keys[key(l.key)].labels.push(LabelRecord {
+                    position: pos,
+                    time_ms: l.time_ms,
+                    risk: l.risk,
+                    x: l.x.clone(),
+                    margin: l.margin,
+                });
+            }
+        }
+    }
+    (meta, keys)
 }
 
 #[cfg(test)]

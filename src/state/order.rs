@@ -460,6 +460,26 @@ impl EventOrder {
             .map(move |(i, s)| (base + i as u64, s.time_ms, s.id_hash, s.row))
     }
 
+    /// The position of the oldest remembered id (`seen_pushed` when none is).
+    pub fn seen_head(&self) -> u64 {
+        self.seen_pushed - self.seen_fifo.len() as u64
+    }
+
+    /// Ids ever remembered: the position of the next one.
+    pub fn seen_pushed(&self) -> u64 {
+        self.seen_pushed
+    }
+
+    /// [`EventOrder::seen_positions`] from position `from` on (from the oldest if it is older).
+    pub fn seen_from(&self, from: u64) -> impl Iterator<Item = (u64, i64, u64, u32)> + '_ {
+        let head = self.seen_head();
+        let skip = from.saturating_sub(head).min(self.seen_fifo.len() as u64);
+        self.seen_fifo
+            .range(skip as usize..)
+            .enumerate()
+            .map(move |(i, s)| (head + skip + i as u64, s.time_ms, s.id_hash, s.row))
+    }
+
     /// The clocks, for the changelog.
     pub fn clocks(&self) -> Clocks {
         Clocks {

@@ -467,18 +467,23 @@ impl EventProducer {
     }
 
     /// Enqueues a tombstone (a record with a null value) for `key` on partition `partition` of
-    /// `topic`: on a compacted topic it deletes the key (the open-alerts table's `resolved`).
+    /// `topic`, with `headers`: on a compacted topic it deletes the key (the open-alerts
+    /// table's `resolved`, the changelog's spent journal records).
     pub fn send_tombstone_to_partition(
         &mut self,
         topic: &str,
         partition: i32,
         key: &[u8],
+        headers: &[(&str, &[u8])],
     ) -> Result<(), ProduceError> {
-        self.enqueue(
-            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, 0)
-                .partition(partition)
-                .key(key),
-        )
+        let record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, 0)
+            .partition(partition)
+            .key(key);
+        self.enqueue(if headers.is_empty() {
+            record
+        } else {
+            record.headers(owned_headers(headers))
+        })
     }
 
     /// Serves delivery reports, waiting up to `timeout` for one (use it instead of sleeping,
