@@ -130,9 +130,11 @@ fn main() -> anyhow::Result<()> {
     )?;
     producer.flush(Duration::from_secs(300))?;
     let write_secs = started.elapsed().as_secs_f64();
+    let [keys, journals, _, _] = written.records;
     eprintln!(
-        "wrote {written} key records in {write_secs:.1} s ({:.0} keys/s)",
-        written as f64 / write_secs
+        "wrote {keys} key records and {journals} journal records ({} bytes) in {write_secs:.1} s ({:.0} keys/s)",
+        written.bytes.iter().sum::<u64>(),
+        keys as f64 / write_secs
     );
 
     // The group's committed offsets: where the state ends.

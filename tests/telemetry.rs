@@ -42,6 +42,7 @@ fn touched_metrics() -> Metrics {
     m.state_bytes((1, 2, 3));
     m.pending_events(4);
     m.restored(Duration::from_secs(1), 10);
+    m.changelog_written([3, 1, 1, 1], [900, 4000, 0, 700]);
     m.transaction(TxOutcome::Commit);
     m.transaction(TxOutcome::Abort);
     m.commit_failed();
@@ -178,6 +179,15 @@ fn bounded_labels_take_only_their_documented_values() {
         values("stockwatch_transactions_total", "outcome"),
         set(&["committed", "aborted"])
     );
+    for metric in [
+        "stockwatch_changelog_records_total",
+        "stockwatch_changelog_bytes_total",
+    ] {
+        assert_eq!(
+            values(metric, "record"),
+            set(&["key", "journal", "tombstone", "shard"])
+        );
+    }
     assert_eq!(
         values("stockwatch_consumer_errors_total", "kind"),
         set(&[

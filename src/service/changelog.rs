@@ -43,7 +43,8 @@ use crate::config::MAX_INPUTS;
 use crate::engine::{persist, EngineConfig, Shard};
 use crate::sink::kafka::{EventProducer, ProduceError};
 use crate::state::changelog::{
-    ChangelogError, Journal, KeyRecord, ShardRecord, CHANGELOG_VERSION, LABEL_JOURNAL, SEEN_JOURNAL,
+    Change, ChangelogError, Journal, KeyRecord, ShardRecord, CHANGELOG_VERSION, LABEL_JOURNAL,
+    SEEN_JOURNAL,
 };
 
 /// Whether a changelog message key names a journal record (see
@@ -238,6 +239,28 @@ pub struct Writer {
     value: Vec<u8>,
 }
 
+/// What one [`Writer::write`] sent: records and their values' bytes, per kind (key, journal,
+/// tombstone, shard: `stockwatch_changelog_records_total{record}`'s order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Records per kind.
+    pub records: [u64; 4],
+    /// Value bytes per kind.
+    pub bytes: [u64; 4],
+}
+
+impl Written {
+    /// Records of every kind.
+    pub fn total(&self) -> u64 {
+        self.records.iter().sum()
+    }
+
+    fn add(&mut self, kind: usize, bytes: usize) {
+        self.records[kind] += 1;
+        self.bytes[kind] += bytes as u64;
+    }
+}
+
 impl Writer {
     /// Sends the records of `shard`'s changes since the last call to partition `p` of `topic`,
     /// as batch `lineage.seq + 1` (which `lineage` then is), reflecting input `offsets`.
@@ -249,7 +272,7 @@ impl Writer {
         shard: &mut Shard,
         lineage: &mut Lineage,
         offsets: [i64; MAX_INPUTS],
-    ) -> Result<usize, ProduceError> {
+    ) -> Result<Written, ProduceError> {
         lineage.seq += 1;
         let epoch = lineage.epoch.to_string();
         let seq = lineage.seq.to_string();
@@ -262,19 +285,24 @@ impl Writer {
             (H_VERSION, version.as_bytes()),
         ];
         let mut result = Ok(());
-        let mut n = 0;
+        let mut written = Written::default();
         let value = &mut self.value;
         persist::take_changes(shard, |key, change| {
             if result.is_err() {
                 return;
             }
             value.clear();
-            n += 1;
+            let kind = match change {
+                Change::Key(_) => 0,
+                Change::Journal(_) => 1,
+                Change::Gone => 2,
+            };
             result = if change.encode(value) {
                 producer.send_to_partition(topic, p, key.as_bytes(), value, &headers)
             } else {
                 producer.send_tombstone_to_partition(topic, p, key.as_bytes(), &headers)
             };
+            written.add(kind, value.len());
         });
         result?;
         let v = ShardValue {
@@ -287,7 +315,8 @@ impl Writer {
         // Plain data into a Vec: cannot fail.
         let _ = serde_json::to_writer(&mut self.value, &v);
         producer.send_to_partition(topic, p, SHARD_KEY, &self.value, &headers)?;
-        Ok(n)
+        written.add(3, self.value.len());
+        Ok(written)
     }
 }
 

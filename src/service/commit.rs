@@ -35,7 +35,7 @@ impl Core {
                 continue;
             }
             begin(&mut self.producer, &mut self.in_transaction, eos)?;
-            let n = self.writer.write(
+            let written = self.writer.write(
                 &mut self.producer,
                 topic,
                 *p,
@@ -45,7 +45,10 @@ impl Core {
             )?;
             slot.written_watermark = watermark;
             slot.to_commit = true;
-            self.stats.changelog_records += n as u64;
+            self.stats.changelog_records += written.total();
+            self.observe
+                .metrics
+                .changelog_written(written.records, written.bytes);
         }
         if eos {
             if self.in_transaction {

@@ -196,6 +196,21 @@ pub(super) const RESTORED_KEYS: MetricSpec = spec(
     &[],
     "Keys restored into state on assignment.",
 );
+pub(super) const CHANGELOG_RECORDS: MetricSpec = spec(
+    "stockwatch_changelog_records_total",
+    Counter,
+    &["record"],
+    "State changelog records written, by record: key (a changed key's state), journal (new remembered ids or label snapshots), tombstone (a spent journal record deleted), shard (one per shard and batch).",
+);
+pub(super) const CHANGELOG_BYTES: MetricSpec = spec(
+    "stockwatch_changelog_bytes_total",
+    Counter,
+    &["record"],
+    "Bytes of the state changelog records' values written, by record as stockwatch_changelog_records_total (before the producer's compression; a tombstone has none).",
+);
+/// The `record` label values of the changelog metrics, in [`crate::service::changelog::Written`]
+/// order.
+pub const CHANGELOG_RECORD_KINDS: [&str; 4] = ["key", "journal", "tombstone", "shard"];
 pub(super) const TRANSACTIONS: MetricSpec = spec(
     "stockwatch_transactions_total",
     Counter,
@@ -272,7 +287,7 @@ pub(super) const CONSUMER_ERRORS: MetricSpec = spec(
 
 /// Every metric the service exports, in catalogue order: [`Metrics::new`] registers each from
 /// its entry here, and [`CATALOGUE`] is derived from it.
-pub const METRICS: [MetricSpec; 33] = [
+pub const METRICS: [MetricSpec; 35] = [
     CONSUMED,
     APPLIED,
     REJECTED,
@@ -294,6 +309,8 @@ pub const METRICS: [MetricSpec; 33] = [
     PAUSES,
     RESTORE_SECONDS,
     RESTORED_KEYS,
+    CHANGELOG_RECORDS,
+    CHANGELOG_BYTES,
     TRANSACTIONS,
     COMMIT_FAILURES,
     MODEL_BRIER,

@@ -154,6 +154,8 @@ pub struct Metrics {
     pauses: IntCounter,
     restore_seconds: Histogram,
     restored_keys: IntCounter,
+    changelog_records: [IntCounter; 4],
+    changelog_bytes: [IntCounter; 4],
     transactions: [IntCounter; 2],
     commit_failures: IntCounter,
     model_quality: ModelQuality,
@@ -230,6 +232,8 @@ impl Metrics {
             pauses: counter(&r, &PAUSES)?,
             restore_seconds: histogram(&r, &RESTORE_SECONDS)?,
             restored_keys: counter(&r, &RESTORED_KEYS)?,
+            changelog_records: counters(&r, &CHANGELOG_RECORDS, CHANGELOG_RECORD_KINDS)?,
+            changelog_bytes: counters(&r, &CHANGELOG_BYTES, CHANGELOG_RECORD_KINDS)?,
             transactions: counters(
                 &r,
                 &TRANSACTIONS,
@@ -429,6 +433,17 @@ impl Metrics {
     pub fn restored(&self, elapsed: Duration, keys: u64) {
         self.restore_seconds.observe(elapsed.as_secs_f64());
         inc(&self.restored_keys, keys);
+    }
+
+    /// Changelog records written by one batch and their values' bytes, per record kind
+    /// ([`CHANGELOG_RECORD_KINDS`] order).
+    pub fn changelog_written(&self, records: [u64; 4], bytes: [u64; 4]) {
+        for (c, n) in self.changelog_records.iter().zip(records) {
+            c.inc_by(n);
+        }
+        for (c, n) in self.changelog_bytes.iter().zip(bytes) {
+            c.inc_by(n);
+        }
     }
 
     /// One transaction ended with `outcome`.

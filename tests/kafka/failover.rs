@@ -836,6 +836,13 @@ fn backlog(prefix: &str, group: &str, extra: &[(&str, &str)]) -> Option<f64> {
     let got = distinct_ids(&alerts.records);
     let late = late_rejections(&a);
     let pauses = metric(&a, "stockwatch_input_pauses_total");
+    // The changelog is written as key, journal and shard records, and over 60 simulated days
+    // ids expire and snapshots mature: spent journal records are deleted (tombstones).
+    for record in ["key", "journal", "tombstone", "shard"] {
+        let series = format!("stockwatch_changelog_records_total{{record=\"{record}\"}}");
+        let n = metric(&a, &series);
+        assert!(n > Some(0.0), "{series}: {n:?}");
+    }
     std::thread::sleep(Duration::from_secs(1));
     let final_lag = total_lag(&a);
     eprintln!("consumer lag: max seen {max_lag}, at the end {final_lag:?}");
