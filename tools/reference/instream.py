@@ -22,18 +22,9 @@ import time
 import lightgbm as lgb
 import numpy as np
 import pyarrow.parquet as pq
-from scipy.stats import rankdata
 
+from depth import roc_auc
 from gbdt import KEY_COLUMNS, PARAMS, ROUNDS
-
-
-def roc_auc(y, s):
-    """ROC AUC with ties counted half (the Mann-Whitney statistic)."""
-    r = rankdata(s)
-    pos = y == 1
-    n1 = pos.sum()
-    n0 = len(y) - n1
-    return (r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
 def scored_rows(features):
