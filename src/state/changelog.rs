@@ -1131,35 +1131,33 @@ pub fn restore_shard(
     // Restored from key records of version 3 or older (no heads), nothing is journaled yet:
     // the next batch journals every live entry (the marks' written positions stay 0).
     if let Some(h) = meta.journal {
-        {
-            // Every live entry must be there, each once.
-            for (what, found, head, end) in [
-                (
-                    "remembered ids",
-                    seen.iter().map(|e| e.0).collect::<Vec<_>>(),
-                    h.seen,
-                    meta.clocks.seen_pushed,
-                ),
-                (
-                    "label snapshots",
-                    labels.iter().map(|e| e.0).collect(),
-                    h.labels,
-                    meta.labels_pushed,
-                ),
-            ] {
-                let whole = found.len() as u64 == end.saturating_sub(head)
-                    && found.first().is_none_or(|&p| p == head);
-                if !whole {
-                    return Err(ChangelogError::Incomplete(format!(
-                        "{} of the {} {what} at positions {head}..{end} found in the journal",
-                        found.len(),
-                        end.saturating_sub(head)
-                    )));
-                }
+        // Every live entry must be there, each once.
+        // (Sorted and deduplicated by position: the count and the first one tell.)
+        for (what, found, first, head, end) in [
+            (
+                "remembered ids",
+                seen.len(),
+                seen.first().map(|e| e.0),
+                h.seen,
+                meta.clocks.seen_pushed,
+            ),
+            (
+                "label snapshots",
+                labels.len(),
+                labels.first().map(|e| e.0),
+                h.labels,
+                meta.labels_pushed,
+            ),
+        ] {
+            let want = end.saturating_sub(head);
+            if found as u64 != want || first.is_some_and(|p| p != head) {
+                return Err(ChangelogError::Incomplete(format!(
+                    "{found} of the {want} {what} at positions {head}..{end} found in the journal"
+                )));
             }
-            marks.seen_written = meta.clocks.seen_pushed;
-            marks.labels_written = meta.labels_pushed;
         }
+        marks.seen_written = meta.clocks.seen_pushed;
+        marks.labels_written = meta.labels_pushed;
     }
     s.order
         .restore_clocks(&meta.clocks, seen.iter().map(|&(_, t, h, row)| (t, h, row)));
