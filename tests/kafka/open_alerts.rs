@@ -192,20 +192,17 @@ fn table_after_a_kill(delivery: &str) {
     // The table, read from the beginning: latest per key, a tombstone (null value) deletes.
     // Everything before the committed offsets is acknowledged, so it is all there. Read for a
     // fixed 4 s (the count is what is checked): far more than this stream writes stops it.
-    let records = consume::consume_until(
-        &bootstrap,
-        std::slice::from_ref(&table),
-        PARTITIONS as i32,
-        READ_ALL,
-        Duration::from_secs(4),
-    );
-    let alerts = consume::consume_until(
-        &bootstrap,
-        &t[4..5],
-        PARTITIONS as i32,
-        READ_ALL,
-        Duration::from_secs(4),
-    );
+    let read_all = |topic: &String| {
+        consume::consume_until(
+            &bootstrap,
+            std::slice::from_ref(topic),
+            PARTITIONS as i32,
+            READ_ALL,
+            Duration::from_secs(4),
+        )
+    };
+    let records = read_all(&table);
+    let alerts = read_all(&t[4]);
     let partition_of: BTreeMap<Vec<u8>, i32> = alerts
         .iter()
         .map(|m| (m.key.clone(), m.partition))
@@ -273,20 +270,7 @@ fn table_after_a_kill(delivery: &str) {
     if late.table_records != records.len() as u64 {
         // Read again now, to tell a partial first read from records written since (what B
         // would write if it processed its inputs again).
-        let table_now = consume::consume_until(
-            &bootstrap,
-            std::slice::from_ref(&table),
-            PARTITIONS as i32,
-            READ_ALL,
-            Duration::from_secs(4),
-        );
-        let alerts_now = consume::consume_until(
-            &bootstrap,
-            &t[4..5],
-            PARTITIONS as i32,
-            READ_ALL,
-            Duration::from_secs(4),
-        );
+        let (table_now, alerts_now) = (read_all(&table), read_all(&t[4]));
         let per_partition = |rs: &[consume::Consumed]| {
             let mut n = BTreeMap::<i32, usize>::new();
             for r in rs {
@@ -294,8 +278,33 @@ fn table_after_a_kill(delivery: &str) {
             }
             n
         };
+        // When the copies were made (record timestamps, against the first copy's), and what
+        // B says it published.
+        let mut first_at = BTreeMap::<Vec<u8>, i64>::new();
+        let mut later_ms = Vec::new();
+        for m in &alerts_now {
+            let (Some(id), Some(ts)) = (m.header("ce_id"), m.timestamp) else {
+                continue;
+            };
+            match first_at.get(id) {
+                Some(&first) => later_ms.push(ts - first),
+                None => {
+                    first_at.insert(id.to_vec(), ts);
+                }
+            }
+        }
+        later_ms.sort_unstable();
+        let metrics = b.get("/metrics").map(|(_, text)| text).unwrap_or_default();
+        let published: Vec<&str> = metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("stockwatch_alerts_total")
+                    || l.starts_with("stockwatch_events_consumed_total")
+                    || l.starts_with("stockwatch_partitions_restored")
+            })
+            .collect();
         panic!(
-            "the late subscriber read {} table records, the test {} (per partition: {:?}); read again now: table {} {:?}, alerts topic {} (was {}); the full subscriber skipped {} alert copies\n{}",
+            "the late subscriber read {} table records, the test {} (per partition: {:?}); read again now: table {} {:?}, alerts topic {} (was {}); the full subscriber skipped {} alert copies; copies made {:?} ms after their first (min, median, max); B's metrics: {published:#?}\n{}",
             late.table_records,
             records.len(),
             per_partition(&records),
@@ -304,6 +313,11 @@ fn table_after_a_kill(delivery: &str) {
             alerts_now.len(),
             alerts.len(),
             full.duplicates,
+            (
+                later_ms.first(),
+                later_ms.get(later_ms.len() / 2),
+                later_ms.last()
+            ),
             b.log()
         );
     }
