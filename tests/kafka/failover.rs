@@ -835,12 +835,12 @@ fn backlog(prefix: &str, group: &str, extra: &[(&str, &str)]) -> Option<f64> {
     });
     let got = distinct_ids(&alerts.records);
     let late = late_rejections(&a);
-    let pauses = metric(&a, "stockwatch_input_pauses_total");
+    let pauses = a.metric("stockwatch_input_pauses_total");
     // The changelog is written as key, journal and shard records, and over 60 simulated days
     // ids expire and snapshots mature: spent journal records are deleted (tombstones).
     for record in ["key", "journal", "tombstone", "shard"] {
         let series = format!("stockwatch_changelog_records_total{{record=\"{record}\"}}");
-        let n = metric(&a, &series);
+        let n = a.metric(&series);
         assert!(n > Some(0.0), "{series}: {n:?}");
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -881,14 +881,6 @@ fn total_lag(inst: &Instance) -> Option<f64> {
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
     (!lags.is_empty()).then(|| lags.iter().sum())
-}
-
-fn metric(inst: &Instance, name: &str) -> Option<f64> {
-    let (_, body) = inst.get("/metrics")?;
-    body.lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 /// The chaos test of the recovery issue, in `exactly_once`: a fixed stream of 200 000 events
@@ -1283,7 +1275,7 @@ fn a_long_restore_racing_a_rebalance_keeps_the_member_and_alerts_equal_replay() 
     let mut a = Instance::start("A", &bootstrap, prefix, group, dir.path(), &[]);
     a.wait_ready(WAIT, |r| partitions_of(r) == ALL);
     let started = Instant::now();
-    while metric(&a, "stockwatch_tracked_keys").unwrap_or(0.0) < 200_000.0 {
+    while a.metric("stockwatch_tracked_keys").unwrap_or(0.0) < 200_000.0 {
         assert!(
             started.elapsed() < Duration::from_secs(150),
             "A never held 200 000 keys:\n{}",
@@ -1291,7 +1283,7 @@ fn a_long_restore_racing_a_rebalance_keeps_the_member_and_alerts_equal_replay() 
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let keys = metric(&a, "stockwatch_tracked_keys");
+    let keys = a.metric("stockwatch_tracked_keys");
     stop_gracefully(&mut a, Duration::from_secs(10));
     eprintln!(
         "long restore: A held {keys:?} keys, stopped {:.1} s after the start",

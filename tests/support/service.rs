@@ -226,6 +226,27 @@ impl Instance {
         http_get(self.http, path)
     }
 
+    /// The value of the unlabelled series `name` on `/metrics`, if the instance answers.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// The sum of every series of metric `name` on `/metrics` (all its labels), if the
+    /// instance answers and has one.
+    pub fn metric_sum(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics")?;
+        let values: Vec<f64> = body
+            .lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
     /// The `/readyz` report, if the instance answers.
     pub fn readiness(&self) -> Option<serde_json::Value> {
         let (_, body) = self.get("/readyz")?;
