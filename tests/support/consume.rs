@@ -23,8 +23,6 @@ pub struct Consumed {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Names and values as they are on the topic (`None`: a null value).
     pub raw_headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// The record's timestamp, ms since the epoch.
-    pub timestamp: Option<i64>,
 }
 
 impl Consumed {
@@ -47,7 +45,6 @@ impl Consumed {
                 .iter()
                 .map(|h| (h.name.to_vec(), h.value.map(<[u8]>::to_vec)))
                 .collect(),
-            timestamp: m.timestamp().to_millis(),
         }
     }
 
