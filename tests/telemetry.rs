@@ -46,6 +46,7 @@ fn touched_metrics() -> Metrics {
     m.transaction(TxOutcome::Commit);
     m.transaction(TxOutcome::Abort);
     m.commit_failed();
+    m.producer_renewed();
     for model in stockwatch::model::ModelRole::ALL {
         m.model_brier(model, 0.1);
         m.model_auc(model, Some(0.8));

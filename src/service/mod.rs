@@ -740,10 +740,24 @@ impl Core {
         self.not_assigned_warned = past;
     }
 
-    /// `exactly_once`: aborts the open transaction (a rebalance; an abortable error).
+    /// `exactly_once`: aborts the open transaction (a rebalance; an abortable error). An abort
+    /// that cannot complete (not fenced) replaces the producer: the new one's init aborts the
+    /// transaction at the coordinator, as a restart would, without leaving the group.
     fn abort_open_transaction(&mut self, error: Option<&ProduceError>) -> Result<(), ServiceError> {
         if self.in_transaction {
-            self.producer.abort_transaction(FLUSH_DEADLINE)?;
+            match self.producer.abort_transaction(FLUSH_DEADLINE) {
+                Ok(()) => {}
+                Err(e @ ProduceError::Fatal { .. }) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "the transaction's abort did not complete: replacing the producer (its init aborts the transaction at the coordinator)"
+                    );
+                    self.producer.renew(setup::init_timeout(&self.cfg))?;
+                    self.observe.metrics.producer_renewed();
+                    tracing::info!("producer replaced; the open transaction is aborted");
+                }
+            }
             self.in_transaction = false;
         }
         TransactionEnded {

@@ -64,9 +64,7 @@ impl Service {
             }
         }
         if exactly_once {
-            producer.init_transactions(Duration::from_millis(
-                cfg.service.transaction_timeout_ms.max(10_000),
-            ))?;
+            producer.init_transactions(init_timeout(&cfg))?;
         }
         let reader = changelog_reader(&cfg)?;
         let master = super::master::MasterTables::start(&cfg).map_err(ServiceError::MasterData)?;
@@ -112,6 +110,12 @@ impl Service {
             },
         })
     }
+}
+
+/// `exactly_once`: how long registering the transactional id may take (it waits for the
+/// coordinator to end what an earlier producer with the id left open).
+pub(super) fn init_timeout(cfg: &Config) -> Duration {
+    Duration::from_millis(cfg.service.transaction_timeout_ms.max(10_000))
 }
 
 /// The configuration of a consumer that reads partitions it assigns itself, outside the

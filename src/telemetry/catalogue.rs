@@ -217,6 +217,12 @@ pub(super) const TRANSACTIONS: MetricSpec = spec(
     &["outcome"],
     "Kafka transactions ended, by outcome.",
 );
+pub(super) const PRODUCER_RENEWALS: MetricSpec = spec(
+    "stockwatch_producer_renewals_total",
+    Counter,
+    &[],
+    "exactly_once: producers replaced because an abort could not complete (the new one's init aborts the transaction at the coordinator).",
+);
 pub(super) const COMMIT_FAILURES: MetricSpec = spec(
     "stockwatch_commit_failures_total",
     Counter,
@@ -287,7 +293,7 @@ pub(super) const CONSUMER_ERRORS: MetricSpec = spec(
 
 /// Every metric the service exports, in catalogue order: [`Metrics::new`] registers each from
 /// its entry here, and [`CATALOGUE`] is derived from it.
-pub const METRICS: [MetricSpec; 35] = [
+pub const METRICS: [MetricSpec; 36] = [
     CONSUMED,
     APPLIED,
     REJECTED,
@@ -312,6 +318,7 @@ pub const METRICS: [MetricSpec; 35] = [
     CHANGELOG_RECORDS,
     CHANGELOG_BYTES,
     TRANSACTIONS,
+    PRODUCER_RENEWALS,
     COMMIT_FAILURES,
     MODEL_BRIER,
     MODEL_AUC,

@@ -158,6 +158,7 @@ pub struct Metrics {
     changelog_bytes: [IntCounter; 4],
     transactions: [IntCounter; 2],
     commit_failures: IntCounter,
+    producer_renewals: IntCounter,
     model_quality: ModelQuality,
     label_backlog: IntGauge,
     model_updates: IntCounter,
@@ -240,6 +241,7 @@ impl Metrics {
                 [TxOutcome::Commit.as_str(), TxOutcome::Abort.as_str()],
             )?,
             commit_failures: counter(&r, &COMMIT_FAILURES)?,
+            producer_renewals: counter(&r, &PRODUCER_RENEWALS)?,
             model_quality: ModelQuality::new(&r)?,
             label_backlog: gauge(&r, &LABEL_BACKLOG)?,
             model_updates: counter(&r, &MODEL_UPDATES)?,
@@ -458,6 +460,11 @@ impl Metrics {
     /// An offset or transaction commit failed.
     pub fn commit_failed(&self) {
         self.commit_failures.inc();
+    }
+
+    /// `exactly_once`: the producer was replaced after an abort that could not complete.
+    pub fn producer_renewed(&self) {
+        self.producer_renewals.inc();
     }
 
     /// Sets the rolling Brier score of the champion or the challenger.

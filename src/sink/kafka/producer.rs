@@ -293,6 +293,25 @@ impl EventProducer {
     pub fn settings(&self) -> &ProducerSettings {
         &self.settings
     }
+
+    /// Replaces the librdkafka client with a new one made from the same settings, the old one
+    /// destroyed first (what it still holds purged, its threads ended). Delivery accounting
+    /// starts over, and closed generations are forgotten: their records went with the old
+    /// client. A transactional client registers its id only at `init_transactions`, so the
+    /// two never hold it at once.
+    pub(super) fn replace_client(&mut self) -> Result<(), ProduceError> {
+        let fresh = self
+            .settings
+            .producer_config()
+            .create_with_context(Deliveries::default())
+            .map_err(ProduceError::Config)?;
+        drop(std::mem::replace(&mut self.producer, fresh));
+        self.closed.clear();
+        self.acknowledged = self.generation.saturating_sub(1);
+        self.commit_resumes = None;
+        self.began = None;
+        Ok(())
+    }
 }
 
 impl EventProducer {

@@ -132,6 +132,25 @@ impl EventProducer {
     }
 }
 
+impl EventProducer {
+    /// Replaces a producer whose abort could not complete with a new one under the same
+    /// `transactional.id`, as a restarted process would: the old client is destroyed first,
+    /// and the new one's `init_transactions` aborts the open transaction at the coordinator
+    /// (and fences anything the old one left in flight). The case it is for: records that
+    /// timed out in the producer leave a gap in a partition's sequence numbers, the broker
+    /// answers the next ones `OUT_OF_ORDER_SEQUENCE_NUMBER`, and librdkafka's abort then waits
+    /// for an epoch bump that a broker without KIP-360 never grants (tansu 0.6).
+    ///
+    /// Not for a fenced (fatal) producer: another instance owns the id and its partitions.
+    pub fn renew(&mut self, timeout: Duration) -> Result<(), ProduceError> {
+        if let Some(e) = self.fatal() {
+            return Err(e);
+        }
+        self.replace_client()?;
+        self.init_transactions(timeout)
+    }
+}
+
 /// Resumes of a timed-out `commit_transaction` before giving up: with the service's 5 s per
 /// attempt, about 10 minutes of a coordinator that does not answer.
 pub const MAX_COMMIT_RESUMES: u32 = 120;
@@ -264,6 +283,32 @@ mod tests {
         p.send("t", b"k", b"next").expect("send");
         p.commit_transaction(&none, None, Duration::from_secs(10))
             .expect("the next one commits");
+    }
+
+    /// An abort that cannot complete (the coordinator answers every EndTxn with a retriable
+    /// error until the deadline) leaves the producer in the middle of its abort; renewed, a
+    /// new client under the same id starts the next transaction and commits it.
+    #[test]
+    fn a_producer_whose_abort_times_out_is_renewed_and_commits_again() {
+        let (cluster, mut p) = in_a_transaction("renew-test", 1);
+        let busy = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS; 500];
+        cluster.request_errors(RDKafkaApiKey::EndTxn, &busy);
+        let e = p
+            .abort_transaction(Duration::from_secs(2))
+            .expect_err("the abort times out");
+        assert!(!matches!(e, ProduceError::Fatal { .. }), "{e}");
+        // The old client cannot begin anew while its abort is unfinished.
+        assert!(p.begin_transaction().is_err());
+        cluster.clear_request_errors(RDKafkaApiKey::EndTxn);
+        p.renew(Duration::from_secs(10)).expect("renewed");
+        assert_eq!(p.stats().delivered, 0, "delivery accounting starts over");
+        let none = TopicPartitionList::new();
+        p.begin_transaction().expect("begin");
+        p.send_to_partition("t", 0, b"k", b"after", &[])
+            .expect("send");
+        p.commit_transaction(&none, None, Duration::from_secs(10))
+            .expect("the renewed producer commits");
+        assert_eq!(p.stats().delivered, 1);
     }
 
     /// A mock cluster with topic `t` of `partitions`, and a producer with transactional id
