@@ -12,9 +12,14 @@
 //! **Restore** of shard `p` with committed input offsets `C`:
 //! 1. write a marker record to partition `p` and read the partition from the beginning up to
 //!    it (the end, without trusting the broker's high watermark);
-//! 2. the restore point is the last shard record whose offsets are all ≤ `C`. A batch whose
-//!    commit never happened (a crash between writing and committing, an aborted transaction
-//!    that a broker still shows) has offsets beyond `C`, so its shard record is never chosen;
+//! 2. the restore point is the shard record of the batch the commit names (the offsets'
+//!    metadata, `changelog_batch={epoch}:{seq}`), else the last shard record whose offsets are
+//!    all ≤ `C`. A batch whose commit never happened (a crash between writing and committing,
+//!    an aborted transaction that a broker still shows) has offsets beyond `C` — unless it
+//!    read no input (its inputs idle, the watermark applying what waited): then only the
+//!    commit's name tells the two apart. A broker that drops the metadata of transactional
+//!    offset commits (tansu 0.6) leaves the offsets alone; after an abort the service names
+//!    the batch it last committed itself (`Committed::batch`);
 //! 3. read again up to the restore point and keep, per key, the last record whose (epoch, seq)
 //!    belongs to the restore point's lineage: the batches that led to it. Records of a batch
 //!    that never committed, written by an instance that then died, are older than the restore
@@ -398,6 +403,8 @@ pub struct Restored {
     pub lineage: Lineage,
     /// Per input: the offset to read next.
     pub offsets: [i64; MAX_INPUTS],
+    /// The batch restored, `(epoch, seq)` of the restore point (`None`: a fresh shard).
+    pub batch: Option<(u64, u64)>,
     /// Changelog records read (both passes).
     pub records_read: u64,
 }
@@ -468,6 +475,7 @@ pub fn restore(
                 shard: fresh(),
                 lineage: Lineage::fresh(),
                 offsets: [0; MAX_INPUTS],
+                batch: None,
                 records_read: 0,
             });
         }
@@ -522,6 +530,7 @@ pub fn restore(
         shard: fresh(),
         lineage: Lineage::fresh(),
         offsets: [0; MAX_INPUTS],
+        batch: None,
         records_read,
     };
     if never_committed {
@@ -632,6 +641,7 @@ pub fn restore(
     shard.track_changes(true);
     Ok(Restored {
         shard,
+        batch: Some((sv.lineage.epoch, sv.lineage.seq)),
         lineage: sv.lineage.successor(),
         offsets: sv.offsets,
         records_read: records,

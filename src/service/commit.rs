@@ -7,7 +7,7 @@ use std::time::Instant;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{changelog, Core, ServiceError, STALL_AFTER};
+use super::{changelog, Core, KnownCommit, ServiceError, STALL_AFTER};
 use crate::sink::kafka::{EventProducer, ProduceError, TAG_BITS};
 use crate::source::kafka::GroupConsumer;
 use crate::telemetry::events::{AcksStalled, BatchWaiting, TransactionEnded};
@@ -193,6 +193,10 @@ impl Core {
         for e in tpl.elements() {
             if let Some(slot) = self.slots.get_mut(&e.partition()) {
                 slot.lineage.committed = true;
+                slot.known_commit = Some(KnownCommit {
+                    batch: (slot.lineage.epoch, slot.lineage.seq),
+                    offsets: slot.committed,
+                });
             }
         }
     }

@@ -151,6 +151,20 @@ pub struct RunStats {
     pub rejected: [u64; crate::reject::RejectReason::ALL.len()],
 }
 
+/// `exactly_once`: the changelog batch `(epoch, seq)` whose state and input offsets were
+/// committed, as this instance knows it. Restore finds that batch by the committed offsets'
+/// metadata; a broker that drops the metadata of transactional offset commits leaves only the
+/// offsets, which cannot tell the committed batch from an aborted one that read no further
+/// input (inputs idle, the watermark applying what waited) and that the broker still shows.
+/// After an abort, restore is told this batch instead, while the committed offsets are its.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KnownCommit {
+    /// `(epoch, seq)` of the batch.
+    batch: (u64, u64),
+    /// Per input, the offsets committed with it.
+    offsets: [i64; MAX_INPUTS],
+}
+
 /// One assigned partition number: its shard and the progress of its four input partitions.
 struct Slot {
     shard: Shard,
@@ -166,6 +180,9 @@ struct Slot {
     next: [i64; MAX_INPUTS],
     /// Per input: what the changelog and the committed offsets last recorded.
     committed: [i64; MAX_INPUTS],
+    /// `exactly_once`: the batch whose state this instance last committed (or restored), and
+    /// its offsets: what a restore after an abort starts from (see [`KnownCommit`]).
+    known_commit: Option<KnownCommit>,
     last_seen: [Instant; MAX_INPUTS],
     /// Per input: paused by flow control (`flow`).
     paused: [bool; MAX_INPUTS],

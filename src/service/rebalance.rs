@@ -3,7 +3,7 @@
 //! restored state reflects; a revoked one is dropped. `exactly_once` after an abortable
 //! error restores every shard the same way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
@@ -13,7 +13,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::abort::AfterAbort;
 use super::changelog::{self, RestoreError};
 use super::commit::put_offset;
-use super::{is_timeout, Core, ServiceError, Slot, COMMITTED_ATTEMPTS, QUERY_TIMEOUT};
+use super::{is_timeout, Core, KnownCommit, ServiceError, Slot, COMMITTED_ATTEMPTS, QUERY_TIMEOUT};
 use crate::config::MAX_INPUTS;
 use crate::sink::kafka::ProduceError;
 use crate::source::kafka::{GroupConsumer, Rebalance};
@@ -91,7 +91,7 @@ impl Core {
             revoked: &[],
         }
         .emit(&self.observe.metrics, &self.observe.health);
-        self.restore_slots(consumer, &assigned, inputs, false)?;
+        self.restore_slots(consumer, &assigned, inputs, None)?;
         self.publish_assignment(&[]);
         Ok(())
     }
@@ -106,7 +106,7 @@ impl Core {
         consumer: &GroupConsumer,
         partitions: &[i32],
         inputs: &[String],
-        rewind: bool,
+        rewind: Option<&BTreeMap<i32, KnownCommit>>,
     ) -> Result<(), ServiceError> {
         let mut strays = BTreeSet::new();
         let mut result = Ok(());
@@ -124,7 +124,8 @@ impl Core {
                 }
                 break;
             }
-            match self.restore_slot(consumer, p, inputs, rewind, &mut strays) {
+            let known = rewind.map(|k| k.get(&p).copied());
+            match self.restore_slot(consumer, p, inputs, known, &mut strays) {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!(
@@ -204,7 +205,8 @@ impl Core {
     }
 
     /// Restores shard `p` from the changelog and positions its inputs where its state ends
-    /// (normally the committed offsets, where the consumer starts anyway; always with `rewind`).
+    /// (normally the committed offsets, where the consumer starts anyway; always with `rewind`:
+    /// after an abort, with the batch this instance last committed for `p`, if it knows one).
     /// False: abandoned for a rebalance. The partitions of records the consumer returned
     /// meanwhile are added to `strays`.
     fn restore_slot(
@@ -212,7 +214,7 @@ impl Core {
         consumer: &GroupConsumer,
         p: i32,
         inputs: &[String],
-        rewind: bool,
+        rewind: Option<Option<KnownCommit>>,
         strays: &mut BTreeSet<i32>,
     ) -> Result<bool, ServiceError> {
         let started = Instant::now();
@@ -233,7 +235,15 @@ impl Core {
             }
         };
         let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let committed = changelog::committed_of(&committed_tpl, &input_names);
+        let mut committed = changelog::committed_of(&committed_tpl, &input_names);
+        // The committed offsets name their batch; where the broker dropped that name, the
+        // batch this instance committed them with (see `KnownCommit`).
+        if let Some(Some(k)) = rewind.filter(|_| committed.batch.is_none()) {
+            if (0..inputs.len().min(MAX_INPUTS)).all(|i| committed.offsets[i] == Some(k.offsets[i]))
+            {
+                committed.batch = Some(k.batch);
+            }
+        }
         let eos = self.exactly_once();
         let mut fatal = None;
         let metrics = &self.observe.metrics;
@@ -264,7 +274,7 @@ impl Core {
         r.shard.resize_inputs(inputs.len());
         let mut seek = TopicPartitionList::new();
         for (i, t) in inputs.iter().enumerate().take(MAX_INPUTS) {
-            if rewind || committed.offsets[i].unwrap_or(0) != r.offsets[i] {
+            if rewind.is_some() || committed.offsets[i].unwrap_or(0) != r.offsets[i] {
                 // Infallible for a fresh list.
                 let _ = seek.add_partition_offset(t, p, Offset::Offset(r.offsets[i]));
             }
@@ -292,6 +302,10 @@ impl Core {
                 catch_up,
                 next: r.offsets,
                 committed: r.offsets,
+                known_commit: r.batch.map(|batch| KnownCommit {
+                    batch,
+                    offsets: r.offsets,
+                }),
                 last_seen: [now; MAX_INPUTS],
                 paused: [false; MAX_INPUTS],
                 to_commit: false,
@@ -357,11 +371,16 @@ impl Core {
         if let Err(e) = consumer.pause(&pause) {
             tracing::warn!(error = %e, "pausing the inputs of the partitions being restored");
         }
+        let known: BTreeMap<i32, KnownCommit> = self
+            .slots
+            .iter()
+            .filter_map(|(p, s)| Some((*p, s.known_commit?)))
+            .collect();
         self.slots.clear();
         for &p in &parts {
             self.observe.health.restoring(p);
         }
-        self.restore_slots(consumer, &parts, inputs, true)
+        self.restore_slots(consumer, &parts, inputs, Some(&known))
     }
 
     /// The assignment as the shards held now, after dropping `revoked`.
