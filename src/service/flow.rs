@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
-use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::Core;
+use super::rebalance::keep_member_alive;
+use super::{Core, ServiceError};
 use crate::config::MAX_INPUTS;
 use crate::source::kafka::{cached_high_watermark, GroupConsumer};
 
@@ -99,6 +100,66 @@ impl Core {
         self.observe
             .metrics
             .paused_partitions(paused.sum::<usize>() as u64, pause.count() as u64);
+    }
+
+    /// `at_least_once`, while the brokers do not acknowledge: pauses every input of the
+    /// shards (once), then polls the group consumer without waiting, which keeps the member in
+    /// the group however long the wait (`max.poll.interval.ms`) and runs the rebalance
+    /// callback (the caller applies what it recorded). A record returned anyway is dropped and
+    /// its partition noted: [`Core::release_inputs`] moves it back.
+    pub(super) fn hold_inputs(&mut self, consumer: &GroupConsumer) -> Result<(), ServiceError> {
+        let strays = match &mut self.held {
+            Some(strays) => strays,
+            None => {
+                let mut pause = TopicPartitionList::new();
+                for p in self.slots.keys() {
+                    for topic in &self.input_cstrs {
+                        if let Ok(t) = topic.to_str() {
+                            pause.add_partition(t, *p);
+                        }
+                    }
+                }
+                if let Err(e) = consumer.pause(&pause) {
+                    tracing::warn!(error = %e, "pausing the inputs while the brokers do not acknowledge");
+                }
+                self.held.insert(Default::default())
+            }
+        };
+        let mut fatal = None;
+        keep_member_alive(consumer, &self.observe.metrics, strays, &mut fatal);
+        fatal.map_or(Ok(()), Err)
+    }
+
+    /// Ends [`Core::hold_inputs`]: the inputs that returned a record meanwhile go back to where
+    /// their shard's state ends, and every input resumes but those flow control pauses.
+    pub(super) fn release_inputs(&mut self, consumer: &GroupConsumer, inputs: &[String]) {
+        let Some(strays) = self.held.take() else {
+            return;
+        };
+        let mut seek = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for (p, slot) in &self.slots {
+            for (t, topic) in inputs.iter().enumerate().take(MAX_INPUTS) {
+                if strays.contains(p) {
+                    // Infallible for a fresh list.
+                    let _ = seek.add_partition_offset(topic, *p, Offset::Offset(slot.next[t]));
+                }
+                if !slot.paused[t] {
+                    resume.add_partition(topic, *p);
+                }
+            }
+        }
+        if seek.count() > 0 {
+            tracing::warn!(partitions = ?strays, "records returned while the inputs were held; seeking back");
+            if let Err(e) = consumer.seek_partitions(seek, super::QUERY_TIMEOUT) {
+                tracing::warn!(error = %e, "seeking back after holding the inputs");
+            }
+        }
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                tracing::warn!(error = %e, "resuming the inputs after the brokers acknowledged again");
+            }
+        }
     }
 
     /// Consumer lag per assigned partition, summed over the input topics whose lag

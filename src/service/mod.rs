@@ -259,6 +259,10 @@ struct Core {
     /// progress; and whether the wait was reported (consumption paused).
     acks_waiting_since: Option<Instant>,
     acks_stalled: bool,
+    /// `at_least_once`, while the brokers do not acknowledge: every input is paused and the
+    /// group consumer still polled ([`Core::hold_inputs`]); the partitions that returned a
+    /// record meanwhile. `None`: not held.
+    held: Option<std::collections::BTreeSet<i32>>,
     /// The locations and items tables (`master`).
     master: master::MasterTables,
     /// Whether the master data was last reported loading (readiness); `None`: not yet.
@@ -354,14 +358,6 @@ impl Service {
             std::thread::sleep(MASTER_WAIT_STEP);
             return Ok(());
         }
-        if self.core.waiting_for_acks() {
-            // Nothing read until the brokers acknowledge again: what is in flight is all
-            // that is at risk, and memory stays bounded.
-            self.core.producer.poll(ACK_WAIT_STEP);
-            return self
-                .core
-                .commit_acknowledged(&self.consumer, CommitMode::Async);
-        }
         let inputs: Vec<String> = self
             .core
             .cfg
@@ -371,6 +367,23 @@ impl Service {
             .into_iter()
             .map(str::to_owned)
             .collect();
+        if self.core.waiting_for_acks() {
+            // Nothing read until the brokers acknowledge again: what is in flight is all
+            // that is at risk, and memory stays bounded. The consumer is still polled, its
+            // inputs paused, so that an outage longer than `max.poll.interval.ms` does not
+            // drop the member from the group.
+            self.core.producer.poll(ACK_WAIT_STEP);
+            self.core.hold_inputs(&self.consumer)?;
+            let events = self.consumer.context().take_events();
+            if !events.is_empty() {
+                self.core.release_inputs(&self.consumer, &inputs);
+                return self.core.rebalance(&self.consumer, events, &inputs);
+            }
+            return self
+                .core
+                .commit_acknowledged(&self.consumer, CommitMode::Async);
+        }
+        self.core.release_inputs(&self.consumer, &inputs);
         let (msgs, consumed_at) = poll_batch(
             &self.consumer,
             &self.core.producer,

@@ -402,7 +402,7 @@ impl Core {
 /// true once a rebalance is waiting (the restore is abandoned). A record returned anyway is
 /// dropped and its partition added to `strays` (its position is moved back afterwards); a
 /// consumer error is counted, and a fatal one is kept in `fatal` and ends the restore.
-fn keep_member_alive(
+pub(super) fn keep_member_alive(
     consumer: &GroupConsumer,
     metrics: &crate::telemetry::Metrics,
     strays: &mut BTreeSet<i32>,

@@ -105,6 +105,7 @@ impl Service {
                 commits: Default::default(),
                 acks_waiting_since: None,
                 acks_stalled: false,
+                held: None,
                 master,
                 master_loading: None,
             },

@@ -405,12 +405,23 @@ fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'st
     // The proxy cannot refuse records the way a broker that lost leadership does (which
     // makes a client ask for metadata again): the producer asks every second instead of
     // every 5 minutes, and learns of the outage from that.
+    // at_least_once waits for acknowledgements through the outage without reading: a poll
+    // interval shorter than the outage shows that the member stays in the group meanwhile
+    // (before, it left the group when the acknowledgements resumed, and its partitions were
+    // revoked and restored). exactly_once keeps the default: its abort waits up to 30 s.
+    let max_poll = if eos { "300000" } else { "20000" };
     let env = bounded_env(
         delivery,
-        &[(
-            "STOCKWATCH__KAFKA__PRODUCER__TOPIC__METADATA__REFRESH__INTERVAL__MS",
-            "1000",
-        )],
+        &[
+            (
+                "STOCKWATCH__KAFKA__PRODUCER__TOPIC__METADATA__REFRESH__INTERVAL__MS",
+                "1000",
+            ),
+            (
+                "STOCKWATCH__KAFKA__CONSUMER__MAX__POLL__INTERVAL__MS",
+                max_poll,
+            ),
+        ],
     );
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let start = |n: usize| {
@@ -517,6 +528,10 @@ fn alerts_topic_leaderless(prefix: &str, group: &str, seed: &str, delivery: &'st
     assert!(
         exits.is_empty(),
         "the instance ended (s from the outage's start, status, last error line): {exits:?}\n{log}"
+    );
+    assert!(
+        !log.contains("partition revoked") && !log.contains("maximum poll interval"),
+        "the instance left the group during the outage:\n{log}"
     );
     assert!(
         max_rss <= rss_at_down + bound,
