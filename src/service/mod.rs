@@ -771,13 +771,19 @@ impl Core {
     }
 
     /// `exactly_once`: aborts the open transaction (a rebalance; an abortable error). An abort
-    /// that cannot complete (not fenced) replaces the producer: the new one's init aborts the
-    /// transaction at the coordinator, as a restart would, without leaving the group.
+    /// that cannot complete (not fenced) replaces the producer when its transactional id is
+    /// this process's alone (no `service.instance_id`): the new one's init aborts the
+    /// transaction at the coordinator, as a restart would, without leaving the group. With an
+    /// instance id the process ends instead, as before: a frozen instance's replacement may
+    /// hold the same id (a pod force-deleted on an unreachable node), and a renewal would fence
+    /// it (seen in `failover::a_frozen_instance_with_an_instance_id…`).
     fn abort_open_transaction(&mut self, error: Option<&ProduceError>) -> Result<(), ServiceError> {
         if self.in_transaction {
+            let renewable = self.cfg.service.instance_id().is_none();
             match self.producer.abort_transaction(FLUSH_DEADLINE) {
                 Ok(()) => {}
                 Err(e @ ProduceError::Fatal { .. }) => return Err(e.into()),
+                Err(e) if !renewable => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(
                         error = %e,
