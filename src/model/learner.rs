@@ -333,6 +333,9 @@ struct Layout {
     bins: [usize; NF],
     cross_off: [usize; CROSSES.len()],
     len: usize,
+    /// The features with bins, in order (the first `n_binned`).
+    binned: [usize; NF],
+    n_binned: usize,
 }
 
 impl Layout {
@@ -342,12 +345,18 @@ impl Layout {
             bins: [0; NF],
             cross_off: [0; CROSSES.len()],
             len: NF,
+            binned: [0; NF],
+            n_binned: 0,
         };
         for i in 0..NF {
             let e = bin_edges(i);
             l.bins[i] = if e.is_empty() { 0 } else { e.len() + 1 };
             l.bin_off[i] = l.len;
             l.len += l.bins[i];
+            if l.bins[i] > 0 {
+                l.binned[l.n_binned] = i;
+                l.n_binned += 1;
+            }
         }
         for (c, &(a, b)) in CROSSES.iter().enumerate() {
             l.cross_off[c] = l.len;
@@ -455,21 +464,60 @@ impl BinnedLogistic {
     /// cell, in four independent sums so the additions overlap instead of forming one chain.
     fn margin(&self, x: &Features, bin: &[usize; NF]) -> f64 {
         let (l, w) = (&self.layout, &self.w[..]);
-        let mut acc = [0.0f64; 4];
-        for (k, (&wi, &v)) in w[..NF].iter().zip(x).enumerate() {
-            acc[k % 4] += wi * f64::from(v);
+        // Three runs of terms, each summed round-robin into four accumulators (the k-th term
+        // of a run into accumulator k mod 4), then the accumulators pairwise. The terms are
+        // gathered first so that the accumulators stay in registers: indexing them with
+        // `k % 4` kept them in memory, a store-to-load chain per term.
+        let mut terms = [0.0f64; NF];
+        for ((t, &wi), &v) in terms.iter_mut().zip(&w[..NF]).zip(x) {
+            *t = wi * f64::from(v);
         }
-        let mut k = 0;
-        for i in 0..NF {
-            if l.bins[i] > 0 {
-                acc[k % 4] += w[l.bin_off[i] + bin[i]];
-                k += 1;
-            }
+        let mut acc = Acc4::default();
+        acc.add(&terms);
+        let binned = &l.binned[..l.n_binned];
+        for (t, &i) in terms.iter_mut().zip(binned) {
+            *t = w[l.bin_off[i] + bin[i]];
         }
-        for (c, &(a, b)) in CROSSES.iter().enumerate() {
-            acc[c % 4] += w[l.cross_off[c] + bin[a] * l.bins[b] + bin[b]];
+        acc.add(&terms[..binned.len()]);
+        let mut cross = [0.0f64; CROSSES.len()];
+        for (t, (c, &(a, b))) in cross.iter_mut().zip(CROSSES.iter().enumerate()) {
+            *t = w[l.cross_off[c] + bin[a] * l.bins[b] + bin[b]];
         }
-        (acc[0] + acc[1]) + (acc[2] + acc[3])
+        acc.add(&cross);
+        acc.sum()
+    }
+}
+
+/// Four running sums, in registers: [`Acc4::add`] adds the k-th value of a slice to sum
+/// k mod 4, [`Acc4::sum`] adds them pairwise.
+#[derive(Default, Clone, Copy)]
+struct Acc4(f64, f64, f64, f64);
+
+impl Acc4 {
+    #[inline(always)]
+    fn add(&mut self, t: &[f64]) {
+        let mut chunks = t.chunks_exact(4);
+        for c in &mut chunks {
+            self.0 += c[0];
+            self.1 += c[1];
+            self.2 += c[2];
+            self.3 += c[3];
+        }
+        let r = chunks.remainder();
+        if let Some(&v) = r.first() {
+            self.0 += v;
+        }
+        if let Some(&v) = r.get(1) {
+            self.1 += v;
+        }
+        if let Some(&v) = r.get(2) {
+            self.2 += v;
+        }
+    }
+
+    #[inline(always)]
+    fn sum(self) -> f64 {
+        (self.0 + self.1) + (self.2 + self.3)
     }
 }
 
