@@ -89,6 +89,7 @@ pub fn same_own_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
                 zero_day_fraction,
                 complete_days,
                 today,
+                past,
             },
         inbound_in_horizon,
         next_eta_ms,
@@ -112,6 +113,7 @@ pub fn same_own_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
         && f(dispersion, d.dispersion)
         && f(zero_day_fraction, d.zero_day_fraction)
         && complete_days == d.complete_days
+        && f(past, d.past)
         && f(today, d.today)
         && f(inbound_in_horizon, b.inbound_in_horizon)
         && next_eta_ms == b.next_eta_ms
@@ -167,11 +169,14 @@ impl Shadows {
 
     /// The slot of `row`'s shadow, made from `init` (the applied row; it fills the schedule)
     /// if it has none; `None` when there is none and the bound is reached. The caller applies
-    /// the arriving event to it (counted as waiting).
+    /// the arriving event to it (counted as waiting). `rows_capacity`: the key rows'
+    /// allocation, which the per-row slot array grows to (so its slack is theirs, not a
+    /// doubling of its own: 4 bytes per key, not up to 8).
     pub fn arrive(
         &mut self,
         row: u32,
         time_ms: i64,
+        rows_capacity: usize,
         init: impl FnOnce(&mut VecSchedule) -> KeyRow,
     ) -> Option<u32> {
         let slot = match self.slot(row) {
@@ -206,8 +211,10 @@ impl Shadows {
                     scored_ms: NO_TIME,
                 };
                 if row as usize >= self.slot_of.len() {
-                    // Amortised: grows with the keys, not per event.
-                    self.slot_of.resize(row as usize + 1, NO_SHADOW);
+                    // Amortised: grows with the rows' allocation (doubling), not per event.
+                    let len = rows_capacity.max(row as usize + 1);
+                    self.slot_of.reserve_exact(len - self.slot_of.len());
+                    self.slot_of.resize(len, NO_SHADOW);
                 }
                 self.slot_of[row as usize] = slot;
                 self.held += 1;

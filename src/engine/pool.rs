@@ -23,7 +23,7 @@
 use hashbrown::HashMap;
 
 use crate::master::MasterData;
-use crate::model::features::{PoolInputs, PoolSums, CATEGORY_LEVEL};
+use crate::model::features::{DemandStats, PoolInputs, PoolSums, CATEGORY_LEVEL};
 use crate::state::columns::{flag, KeyRow, Rows, DAYS, NO_HOUR};
 use crate::state::keys::KeyDict;
 
@@ -66,15 +66,7 @@ pub struct Pools {
 /// demand once it has a complete day, as of its last event.
 #[inline]
 pub fn contribution(row: &KeyRow, window: u32) -> PoolSums {
-    let mut s = PoolSums::default();
-    if row.flags & flag::HAS_OBS != 0 {
-        let hours24 = row.oos_hours & 0x00ff_ffff;
-        s.keys = 1;
-        s.oos_hours = hours24.count_ones();
-        s.oos_window = (hours24 >> (24 - window)).count_ones();
-        s.oos_now = u32::from(row.flags & flag::IN_STOCKOUT != 0);
-        s.oos_days = (row.oos_days & 0xfe).count_ones();
-    }
+    let mut s = availability(row, window);
     if row.ring_hour != NO_HOUR {
         let day = i64::from(row.ring_hour).div_euclid(24);
         let complete = (day - i64::from(row.first_hour).div_euclid(24)).clamp(0, DAYS as i64 - 1);
@@ -90,6 +82,33 @@ pub fn contribution(row: &KeyRow, window: u32) -> PoolSums {
             }
             s.usual = fixed(past / complete as f64);
         }
+    }
+    s
+}
+
+/// [`contribution`] of a row whose demand statistics are `d`, the row's own
+/// [`KeyRow::demand`] (same days, same sums, same bits): the daily ring is not walked again.
+#[inline]
+pub fn contribution_with(row: &KeyRow, window: u32, d: &DemandStats) -> PoolSums {
+    let mut s = availability(row, window);
+    if row.ring_hour != NO_HOUR && d.complete_days > 0 {
+        s.today = fixed(d.today);
+        s.usual = fixed(d.past / f64::from(d.complete_days));
+    }
+    s
+}
+
+/// The availability part of [`contribution`].
+#[inline]
+fn availability(row: &KeyRow, window: u32) -> PoolSums {
+    let mut s = PoolSums::default();
+    if row.flags & flag::HAS_OBS != 0 {
+        let hours24 = row.oos_hours & 0x00ff_ffff;
+        s.keys = 1;
+        s.oos_hours = hours24.count_ones();
+        s.oos_window = (hours24 >> (24 - window)).count_ones();
+        s.oos_now = u32::from(row.flags & flag::IN_STOCKOUT != 0);
+        s.oos_days = (row.oos_days & 0xfe).count_ones();
     }
     s
 }
@@ -159,6 +178,12 @@ impl Pools {
     #[inline]
     pub fn contribution(&self, row: &KeyRow) -> PoolSums {
         contribution(row, self.window)
+    }
+
+    /// The key's part of its pools from its demand statistics (see [`contribution_with`]).
+    #[inline]
+    pub fn contribution_with(&self, row: &KeyRow, d: &DemandStats) -> PoolSums {
+        contribution_with(row, self.window, d)
     }
 
     /// The group ids of a key; a location, SKU or category seen for the first time gets the

@@ -629,11 +629,12 @@ impl Shard {
         let before = self.pools.contribution(c);
         let mut sched = KeySchedule::new(&mut self.state.inbound, e.row, c.inbound_head);
         let applied = c.apply(e, &mut sched);
+        let mut inputs = c.inputs(&sched, e.time_ms, h);
         // The key's part of its pools moves with its row (see `super::pool`).
-        let own = self.pools.contribution(c);
+        let own = self.pools.contribution_with(c, &inputs.demand);
+        debug_assert_eq!(own, self.pools.contribution(c));
         self.pools.update(groups, &before, &own);
         // Score.
-        let mut inputs = c.inputs(&sched, e.time_ms, h);
         inputs.pools = self.pools.others(groups, &own);
         if self.master.has_locations() {
             inputs.utc_offset_ms =
@@ -821,10 +822,12 @@ impl Shard {
             (c.in_stockout(), c.risk_open(), c.last_alert_ms);
         let inbound = &self.state.inbound;
         let h = self.horizon_ms();
-        let slot = self.shadows.arrive(e.row, e.time_ms, |sched| {
-            inbound.schedule_into(c.inbound_head, sched);
-            *c
-        });
+        let slot = self
+            .shadows
+            .arrive(e.row, e.time_ms, self.state.rows.capacity(), |sched| {
+                inbound.schedule_into(c.inbound_head, sched);
+                *c
+            });
         let spec_in_stockout = match slot {
             Some(slot) => {
                 let s = self.shadows.get_mut(slot);

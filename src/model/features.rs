@@ -125,6 +125,9 @@ pub struct DemandStats {
     pub complete_days: u32,
     /// Demand so far today.
     pub today: f64,
+    /// Demand of the complete days before today, summed (oldest last: the sum the rate is
+    /// made of; the key's usual daily demand in its pools is this over `complete_days`).
+    pub past: f64,
 }
 
 /// Sums over a group of keys (a pool: the keys of one location, of one SKU, or of the whole
@@ -570,6 +573,7 @@ mod tests {
                 zero_day_fraction: 0.2,
                 complete_days: 9,
                 today: 3.0,
+                past: 20.0,
             },
             inbound_in_horizon: 4.0,
             next_eta_ms: Some(1_700_000_000_000 + 20 * HOUR_MS),

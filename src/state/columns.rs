@@ -133,6 +133,11 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// Rows the allocation holds without growing (per-key arrays beside the rows grow to it).
+    pub fn capacity(&self) -> usize {
+        self.rows.capacity()
+    }
+
     /// Number of key rows.
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -341,6 +346,7 @@ impl KeyRow {
             },
             complete_days: complete as u32,
             today,
+            past: sum,
         }
     }
 }
