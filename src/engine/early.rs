@@ -27,12 +27,11 @@
 use hashbrown::HashMap;
 
 use crate::alert::AlertKind;
-use crate::model::features::{DemandStats, Derived, Features, KeyInputs};
 use crate::state::columns::{KeyRow, NO_TIME};
 use crate::state::inbound::VecSchedule;
 
-/// Most shadows a shard holds (~640 bytes each with the stored scoring, plus up to 544 bytes
-/// of shipments: ~75 MiB at the bound).
+/// Most shadows a shard holds (264 bytes each, plus up to 544 bytes of shipments: ~51 MiB at
+/// the bound).
 pub const MAX_SHADOWS: usize = 65_536;
 
 /// A key's applied row with its waiting events applied in arrival order.
@@ -44,98 +43,14 @@ pub struct Shadow {
     pub sched: VecSchedule,
     /// Latest event time applied to it, ms.
     pub latest_ms: i64,
-    /// Its last scoring, if its features were computed.
-    pub scored: Option<Scored>,
 }
 
-/// One feature computation: its inputs and what [`crate::model::features::compute`] made of
-/// them. The apply of an event whose inputs are bit for bit the same but for the pools takes
-/// the features from here instead of computing them again, and rewrites only the pooled ones
-/// if the pools moved in between ([`crate::model::features::set_pooled`]; both are pure, so
-/// the result is identical).
-#[derive(Debug, Clone, Copy)]
-pub struct Scored {
-    /// The inputs.
-    pub inputs: KeyInputs,
-    /// The features computed from them.
-    pub x: Features,
-    /// The derived quantities computed from them.
-    pub derived: Derived,
-}
-
-/// Whether two inputs are the same bit for bit but for their pools (`==` would equate `0.0`
-/// and `-0.0`, and never NaN with itself). Every field is named, so a new input cannot be
-/// forgotten here.
-pub fn same_own_inputs(a: &KeyInputs, b: &KeyInputs) -> bool {
-    fn f(a: f64, b: f64) -> bool {
-        a.to_bits() == b.to_bits()
-    }
-    fn of(a: Option<f64>, b: Option<f64>) -> bool {
-        match (a, b) {
-            (Some(a), Some(b)) => f(a, b),
-            (None, None) => true,
-            _ => false,
-        }
-    }
-    let KeyInputs {
-        now_ms,
-        horizon_ms,
-        on_hand,
-        demand:
-            DemandStats {
-                rate_per_hour,
-                recent_per_hour,
-                dispersion,
-                zero_day_fraction,
-                complete_days,
-                today,
-                past,
-            },
-        inbound_in_horizon,
-        next_eta_ms,
-        hours_since_receipt,
-        oos_hours,
-        oos_days,
-        last_obs_oos,
-        in_stockout,
-        hours_since_stockout,
-        demand_last_3h,
-        count_gap,
-        utc_offset_ms,
-        pools: _,
-    } = *a;
-    let d = &b.demand;
-    now_ms == b.now_ms
-        && horizon_ms == b.horizon_ms
-        && of(on_hand, b.on_hand)
-        && f(rate_per_hour, d.rate_per_hour)
-        && f(recent_per_hour, d.recent_per_hour)
-        && f(dispersion, d.dispersion)
-        && f(zero_day_fraction, d.zero_day_fraction)
-        && complete_days == d.complete_days
-        && f(past, d.past)
-        && f(today, d.today)
-        && f(inbound_in_horizon, b.inbound_in_horizon)
-        && next_eta_ms == b.next_eta_ms
-        && of(hours_since_receipt, b.hours_since_receipt)
-        && oos_hours == b.oos_hours
-        && oos_days == b.oos_days
-        && last_obs_oos == b.last_obs_oos
-        && in_stockout == b.in_stockout
-        && of(hours_since_stockout, b.hours_since_stockout)
-        && f(demand_last_3h, b.demand_last_3h)
-        && of(count_gap, b.count_gap)
-        && utc_offset_ms == b.utc_offset_ms
-}
-
-/// A shadow's entry beside the slab: its events not yet applied by the watermark and the time
-/// of its stored scoring (kept here, not in the slab, so that the apply loop touches the slab,
-/// which is too large for the cache, only when the scoring may be reused).
+/// A shadow's entry beside the slab: its events not yet applied by the watermark (kept here,
+/// not in the slab, so that the apply loop never touches the slab, which is too large for the
+/// cache).
 #[derive(Debug, Clone, Copy)]
 struct SlotMeta {
     pending: u32,
-    /// `Scored::inputs.now_ms` of the shadow's scoring ([`NO_TIME`]: none).
-    scored_ms: i64,
 }
 
 /// [`Shadows::slot_of`]'s marker of a key without a shadow.
@@ -193,23 +108,15 @@ impl Shadows {
                             row: KeyRow::default(),
                             sched: VecSchedule::with_capacity(),
                             latest_ms: i64::MIN,
-                            scored: None,
                         });
-                        self.meta.push(SlotMeta {
-                            pending: 0,
-                            scored_ms: NO_TIME,
-                        });
+                        self.meta.push(SlotMeta { pending: 0 });
                         (self.slab.len() - 1) as u32
                     }
                 };
                 let s = &mut self.slab[slot as usize];
                 s.row = init(&mut s.sched);
                 s.latest_ms = i64::MIN;
-                s.scored = None;
-                self.meta[slot as usize] = SlotMeta {
-                    pending: 1,
-                    scored_ms: NO_TIME,
-                };
+                self.meta[slot as usize] = SlotMeta { pending: 1 };
                 if row as usize >= self.slot_of.len() {
                     // Amortised: grows with the rows' allocation (doubling), not per event.
                     let len = rows_capacity.max(row as usize + 1);
@@ -231,23 +138,13 @@ impl Shadows {
         &mut self.slab[slot as usize]
     }
 
-    /// Stores `scored`, the scoring of the shadow in `slot` (for [`Shadows::scored`]).
-    pub fn store(&mut self, slot: u32, scored: Scored) {
-        self.meta[slot as usize].scored_ms = scored.inputs.now_ms;
-        self.slab[slot as usize].scored = Some(scored);
-    }
-
     /// Hints the CPU to load `row`'s shadow, if it has one, a few events before its use (the
-    /// slab is too large for the cache): all of it, or with `scored_at` only if it holds a
-    /// scoring at that time. No effect on contents.
+    /// slab is too large for the cache). No effect on contents.
     #[inline]
-    pub fn prefetch(&self, row: u32, scored_at: Option<i64>) {
+    pub fn prefetch(&self, row: u32) {
         let Some(slot) = self.slot(row) else {
             return;
         };
-        if scored_at.is_some_and(|t| t != self.meta[slot as usize].scored_ms) {
-            return;
-        }
         if let Some(s) = self.slab.get(slot as usize) {
             let p = (s as *const Shadow).cast::<u8>();
             for off in (0..std::mem::size_of::<Shadow>()).step_by(64) {
@@ -256,7 +153,7 @@ impl Shadows {
         }
     }
 
-    /// Hints the CPU to load `row`'s slot number (the first of the three dependent loads
+    /// Hints the CPU to load `row`'s slot number (the first of the dependent loads
     /// [`Shadows::prefetch_entry`] and [`Shadows::prefetch`] make: with a million keys the
     /// slot array is itself too large for the cache). No effect on contents.
     #[inline]
@@ -266,27 +163,14 @@ impl Shadows {
         }
     }
 
-    /// Hints the CPU to load the entry of `row`'s shadow, if it has one: what
-    /// [`Shadows::prefetch`] with a time reads, a few events before that. No effect on
+    /// Hints the CPU to load the entry of `row`'s shadow, if it has one (its count of waiting
+    /// events, which [`Shadows::applied`] reads and [`Shadows::arrive`] writes). No effect on
     /// contents.
     #[inline]
     pub fn prefetch_entry(&self, row: u32) {
         if let Some(m) = self.slot(row).and_then(|slot| self.meta.get(slot as usize)) {
             crate::state::mem::prefetch_ref(m);
         }
-    }
-
-    /// `row`'s shadow's last scoring, if its inputs are bit for bit `inputs` but for the pools
-    /// (see [`Scored`]).
-    pub fn scored(&self, row: u32, inputs: &KeyInputs) -> Option<&Scored> {
-        let slot = self.slot(row)? as usize;
-        if self.meta[slot].scored_ms != inputs.now_ms {
-            return None;
-        }
-        self.slab[slot]
-            .scored
-            .as_ref()
-            .filter(|s| same_own_inputs(&s.inputs, inputs))
     }
 
     /// An event of `row` was applied by the watermark: the shadow goes with the last of its

@@ -25,7 +25,7 @@ use crate::state::keys::KeyDict;
 use crate::state::order::{id_hash, PendingEvent, Refused};
 use crate::state::{ShardCounters, ShardState};
 
-use super::early::{EarlyBook, Scored, Shadows};
+use super::early::{EarlyBook, Shadows};
 use super::pool::Pools;
 
 mod alerts;
@@ -502,7 +502,7 @@ impl Shard {
                     self.shadows.prefetch_entry(next.row);
                 }
                 if let Some(next) = queue.get(n + AHEAD / 2) {
-                    self.shadows.prefetch(next.row, None);
+                    self.shadows.prefetch(next.row);
                 }
                 self.speculate(ev);
             }
@@ -516,7 +516,7 @@ impl Shard {
         /// Events between a prefetch and its use: enough to cover a memory access.
         const AHEAD: usize = 6;
         while let Some(e) = self.state.order.pop_ready(flush) {
-            // A shadow is three dependent loads (slot, its entry, the shadow), a stage apart.
+            // A shadow's entry is two dependent loads (slot, entry), a stage apart.
             if let Some(next) = self.state.order.peek_ahead(AHEAD + AHEAD / 2) {
                 self.shadows.prefetch_slot(next.row);
             }
@@ -528,11 +528,6 @@ impl Shard {
                 }
                 self.state.keys.prefetch_row(next.row);
                 self.shadows.prefetch_entry(next.row);
-            }
-            if !self.shadows.is_empty() {
-                if let Some(next) = self.state.order.peek_ahead(AHEAD / 2) {
-                    self.shadows.prefetch(next.row, Some(next.time_ms));
-                }
             }
             self.apply(&e, processing_ms, alerts);
             self.shadows.applied(e.row);
@@ -659,19 +654,7 @@ impl Shard {
         let stockout = applied.stockout;
         self.state.counters.shipments_dropped = self.state.inbound.dropped;
 
-        // The early view of this very state computed these features already when nothing
-        // else of the key arrived in between (same inputs, bit for bit: same features); other
-        // keys may have moved its pools since, the pooled features are then written anew.
-        let derived = match self.shadows.scored(e.row, &inputs) {
-            Some(s) => {
-                self.x = s.x;
-                if s.inputs.pools != inputs.pools {
-                    features::set_pooled(&inputs, &mut self.x);
-                }
-                s.derived
-            }
-            None => features::compute(&inputs, &mut self.x),
-        };
+        let derived = features::compute(&inputs, &mut self.x);
         let (risk, margin) = self.state.model.score_margin(&self.x);
         let (challenger_risk, challenger_margin) = match &self.state.challenger {
             Some(ch) => {
@@ -886,15 +869,6 @@ impl Shard {
         }
         let derived = features::compute(&inputs, &mut self.spec_x);
         let lost = alerts::lost_units(&inputs);
-        if let Some(slot) = slot {
-            // Kept for the apply of this event (see `Shard::apply`).
-            let scored = Scored {
-                inputs,
-                x: self.spec_x,
-                derived,
-            };
-            self.shadows.store(slot, scored);
-        }
         let risk = self.state.model.score(&self.spec_x);
         if kind == AlertKind::StockoutRisk
             && self

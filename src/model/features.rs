@@ -364,11 +364,9 @@ pub fn compute(k: &KeyInputs, x: &mut Features) -> Derived {
     out
 }
 
-/// Writes the pooled features of `x` (those from `k.pools`; [`compute`] writes them too): a
-/// function of `k.pools`, `k.now_ms` and `k.horizon_ms` only, so features computed from
-/// inputs that differ in their pools alone become the ones [`compute`] gives for the new
-/// inputs once this rewrites them.
-pub fn set_pooled(k: &KeyInputs, x: &mut Features) {
+/// Writes the pooled features of `x` (those from `k.pools`; part of [`compute`]): a function
+/// of `k.pools`, `k.now_ms` and `k.horizon_ms` only.
+fn set_pooled(k: &KeyInputs, x: &mut Features) {
     let w = window_hours(k.horizon_ms);
     let hod = k.now_ms.div_euclid(HOUR_MS).rem_euclid(24);
     let frac_today = (hod + 1) as f64 / 24.0;
@@ -557,9 +555,9 @@ mod tests {
         assert_eq!(x, [0.0; 5]);
     }
 
-    /// `set_pooled` on features computed from other pools gives, bit for bit, the features
-    /// computed from the new pools (the apply's reuse of the early view's features relies on
-    /// it).
+    /// `set_pooled` writes every feature the pools move and nothing else: on features
+    /// computed from other pools it gives, bit for bit, the features computed from the new
+    /// pools.
     #[test]
     fn rewriting_the_pooled_features_equals_computing_them() {
         let k = KeyInputs {
