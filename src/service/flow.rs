@@ -138,8 +138,15 @@ impl Core {
         };
         let mut seek = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
-        for (p, slot) in &self.slots {
+        for (p, slot) in &mut self.slots {
             for (t, topic) in inputs.iter().enumerate().take(MAX_INPUTS) {
+                // Silence while held is not idleness: without this, the first batch after a
+                // long hold found every input silent for longer than `kafka.input_idle_ms`
+                // and caught up to the high watermark of its last fetch (before the hold),
+                // called it idle, and let the watermark pass the records written meanwhile,
+                // which then arrived late (seen: 53 alerts missing, 24 extra, after a
+                // two-minute hold).
+                slot.last_seen[t] = Instant::now();
                 if strays.contains(p) {
                     // Infallible for a fresh list.
                     let _ = seek.add_partition_offset(topic, *p, Offset::Offset(slot.next[t]));
