@@ -140,12 +140,10 @@ impl Core {
         let mut resume = TopicPartitionList::new();
         for (p, slot) in &mut self.slots {
             for (t, topic) in inputs.iter().enumerate().take(MAX_INPUTS) {
-                // Silence while held is not idleness: without this, the first batch after a
-                // long hold found every input silent for longer than `kafka.input_idle_ms`
-                // and caught up to the high watermark of its last fetch (before the hold),
-                // called it idle, and let the watermark pass the records written meanwhile,
-                // which then arrived late (seen: 53 alerts missing, 24 extra, after a
-                // two-minute hold).
+                // Silence while held is not idleness (as after flow control): the high
+                // watermark `mark_idle` compares with is that of the last fetch, before the
+                // hold, so a held input would look caught up and idle, and the watermark
+                // would pass the records written meanwhile.
                 slot.last_seen[t] = Instant::now();
                 if strays.contains(p) {
                     // Infallible for a fresh list.
